@@ -1,0 +1,2 @@
+//! A Kubernetes API server test bed (dev only).
+#![forbid(unsafe_code)]

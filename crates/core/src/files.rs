@@ -1,0 +1,1 @@
+//! Finding image references in files and editing them byte-minimally (issue 3).

@@ -1,0 +1,23 @@
+//! freshet's pure core.
+//!
+//! Owns the vocabulary every other crate speaks: image references and their Docker
+//! normalisation ([`reference`]), content digests ([`digest`]), platforms
+//! ([`platform`]), manifest media types and the parsing of manifest bodies
+//! ([`manifest`]), tag ordering and update policies ([`policy`]), and the finding and
+//! byte-minimal editing of image references in files ([`files`]).
+//!
+//! Nothing here performs I/O: no tokio, no network, no Kubernetes, no git. Decisions
+//! are values computed from facts that the imperative shells gather. Cargo enforces
+//! this: the crate does not depend on any of them.
+#![forbid(unsafe_code)]
+
+pub mod digest;
+pub mod files;
+pub mod manifest;
+pub mod platform;
+pub mod policy;
+pub mod reference;
+
+pub use digest::Digest;
+pub use platform::Platform;
+pub use reference::Reference;

@@ -1,0 +1,1 @@
+//! Tag parsing, ordering and update policies (issue 3).

@@ -1,0 +1,4 @@
+//! The `freshet` binary.
+#![forbid(unsafe_code)]
+
+fn main() {}

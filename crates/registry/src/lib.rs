@@ -1,0 +1,2 @@
+//! freshet's OCI registry client.
+#![forbid(unsafe_code)]

@@ -1,0 +1,8 @@
+//! Test support shared by freshet's tests, benchmarks and demo (dev only).
+//!
+//! Owns the launcher for the real CNCF distribution registry (`registry`), the
+//! token server it trusts (`registry::token`), the image pusher and fixture images
+//! (`registry::push`, `registry::fixtures`), and a misbehaving registry for the
+//! faults the real one cannot produce (`faults`). Nothing in freshet's shipped
+//! binary depends on this crate.
+#![forbid(unsafe_code)]
