@@ -1,4 +1,10 @@
-//! The `freshet` binary.
+//! The `freshet` binary: parse, run, map the outcome to an exit code.
 #![forbid(unsafe_code)]
 
-fn main() {}
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    // freshet's TLS is rustls with the ring provider only.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    freshet::cli::main()
+}

@@ -1,2 +1,22 @@
 //! freshet's file-mode shell: scanning, atomic writes, git commit and push.
+//!
+//! Owns the imperative half of `freshet plan` / `freshet apply`: walking the given paths
+//! ([`walk`]), reading files, asking a [`FactSource`] for exactly the registry facts each
+//! tracked reference needs, and handing everything to the pure planner in
+//! `freshet_core::files` ([`plan()`]); writing the planned edits atomically
+//! ([`apply()`], [`write_atomic`]); and committing and pushing them with the system `git`
+//! ([`Git`]).
+//!
+//! Must not decide anything: which references change and how is `freshet-core`'s job.
+//! Must not put credentials in argv, URLs or logs: git gets them from the environment.
 #![forbid(unsafe_code)]
+
+pub mod facts;
+pub mod git;
+pub mod plan;
+pub mod write;
+
+pub use facts::{FactError, FactSource};
+pub use git::{Git, GitError, PushOutcome, render_message};
+pub use plan::{ApplyReport, FilePlan, PlanOptions, PlanReport, apply, plan, walk};
+pub use write::{WriteError, write_atomic};

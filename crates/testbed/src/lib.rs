@@ -6,3 +6,6 @@
 //! faults the real one cannot produce (`faults`). Nothing in freshet's shipped
 //! binary depends on this crate.
 #![forbid(unsafe_code)]
+
+pub mod registry;
+// pub mod faults;

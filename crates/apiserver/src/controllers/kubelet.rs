@@ -1,0 +1,473 @@
+//! The simulated scheduler and kubelet: binds pods to nodes that match their
+//! `nodeSelector` and required node affinity, "pulls" images by resolving
+//! them for the node's platform (honouring `imagePullPolicy` with a per-node
+//! image cache), and reports container states: running, `ErrImagePull`, or
+//! `CrashLoopBackOff` for images on the crash list. Job pods run to
+//! completion.
+//!
+//! Owns pod status. It must not create or delete pods.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::{Controllers, NodeSpec, def, pod_terminal};
+use crate::images::ImagePullError;
+use crate::selector::LabelSelector;
+use crate::store::{UpdateMode, ns_name};
+use crate::util::{get_path, i64_at, now_rfc3339, str_at};
+
+/// How often a crash-looping container restarts.
+const CRASH_PERIOD: Duration = Duration::from_millis(500);
+
+/// The Node object for a node spec.
+pub fn node_object(n: &NodeSpec, index: usize) -> Value {
+    let now = now_rfc3339();
+    let mut annotations = json!({});
+    if let Some(v) = &n.variant {
+        annotations["testbed.freshet.dev/platform-variant"] = json!(v);
+    }
+    json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": n.name,
+            "labels": {
+                "kubernetes.io/arch": n.arch,
+                "kubernetes.io/os": n.os,
+                "kubernetes.io/hostname": n.name,
+                "beta.kubernetes.io/arch": n.arch,
+                "beta.kubernetes.io/os": n.os,
+            },
+            "annotations": annotations,
+        },
+        "spec": {"podCIDR": format!("10.244.{index}.0/24")},
+        "status": {
+            "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+            "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                "message": "kubelet is posting ready status", "lastHeartbeatTime": now, "lastTransitionTime": now}],
+            "addresses": [{"type": "InternalIP", "address": format!("172.18.0.{}", index + 2)},
+                {"type": "Hostname", "address": n.name}],
+            "nodeInfo": {
+                "architecture": n.arch,
+                "operatingSystem": n.os,
+                "kubeletVersion": format!("v1.{}.0", crate::discovery::KUBE_MINOR),
+                "containerRuntimeVersion": "containerd://1.7.0",
+                "kernelVersion": "6.1.0", "osImage": "freshet test bed",
+                "machineID": "", "systemUUID": "", "bootID": "", "kubeProxyVersion": "",
+            },
+        },
+    })
+}
+
+/// Normalizes an image reference as containerd reports it: `(repository, tag or digest part)`.
+/// `nginx:1.25` → `("docker.io/library/nginx", ":1.25")`.
+pub fn normalize(image: &str) -> (String, String) {
+    let (name, suffix) = match image.split_once('@') {
+        Some((n, d)) => (n.to_string(), format!("@{d}")),
+        None => {
+            let last_slash = image.rfind('/').map_or(0, |i| i + 1);
+            match image[last_slash..].rfind(':') {
+                Some(i) => (image[..last_slash + i].to_string(), image[last_slash + i..].to_string()),
+                None => (image.to_string(), ":latest".to_string()),
+            }
+        }
+    };
+    let first = name.split('/').next().unwrap_or("");
+    let has_registry = name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    let repo = if has_registry {
+        name
+    } else if name.contains('/') {
+        format!("docker.io/{name}")
+    } else {
+        format!("docker.io/library/{name}")
+    };
+    (repo, suffix)
+}
+
+fn node_labels(n: &NodeSpec) -> Value {
+    node_object(n, 0)["metadata"]["labels"].clone()
+}
+
+/// Whether a pod (its `nodeSelector` and required node affinity) fits a node.
+pub fn fits_node(pod: &Value, n: &NodeSpec) -> bool {
+    let labels = node_labels(n);
+    if let Some(sel) = get_path(pod, "spec.nodeSelector").and_then(Value::as_object)
+        && sel
+            .iter()
+            .any(|(k, v)| labels.get(k).and_then(Value::as_str) != v.as_str())
+    {
+        return false;
+    }
+    let terms = get_path(
+        pod,
+        "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms",
+    )
+    .and_then(Value::as_array);
+    match terms {
+        Some(terms) if !terms.is_empty() => terms.iter().any(|t| {
+            let exprs = t.get("matchExpressions").cloned().unwrap_or(json!([]));
+            LabelSelector::from_object(&json!({"matchExpressions": exprs})).matches_labels(Some(&labels))
+        }),
+        _ => true,
+    }
+}
+
+fn pod_conditions(ready: bool, now: &str) -> Value {
+    let r = if ready { "True" } else { "False" };
+    let mut conds = vec![
+        json!({"type": "PodReadyToStartContainers", "status": "True", "lastTransitionTime": now}),
+        json!({"type": "Initialized", "status": "True", "lastTransitionTime": now}),
+        json!({"type": "Ready", "status": r, "lastTransitionTime": now}),
+        json!({"type": "ContainersReady", "status": r, "lastTransitionTime": now}),
+        json!({"type": "PodScheduled", "status": "True", "lastTransitionTime": now}),
+    ];
+    if !ready {
+        for i in [2, 3] {
+            conds[i]["reason"] = json!("ContainersNotReady");
+        }
+    }
+    json!(conds)
+}
+
+/// One kubelet pass over every pod.
+pub async fn run(c: &mut Controllers) {
+    let pods = c.store.list("pods", None).0;
+    let mut load: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for p in &pods {
+        *load.entry(str_at(p, "spec.nodeName").to_string()).or_default() += 1;
+    }
+    for pod in pods {
+        if pod_terminal(&pod) {
+            continue;
+        }
+        let pod = match schedule(c, pod, &mut load) {
+            Some(p) => p,
+            None => continue,
+        };
+        let node_name = str_at(&pod, "spec.nodeName").to_string();
+        let Some(node) = c.nodes.iter().find(|n| n.name == node_name).cloned() else {
+            continue;
+        };
+        if get_path(&pod, "status.startTime").is_none() || str_at(&pod, "status.phase") == "Pending" {
+            start(c, &pod, &node).await;
+        } else {
+            keep_running(c, &pod);
+        }
+    }
+}
+
+fn schedule(c: &mut Controllers, pod: Value, load: &mut std::collections::HashMap<String, usize>) -> Option<Value> {
+    if !str_at(&pod, "spec.nodeName").is_empty() {
+        return Some(pod);
+    }
+    let (ns, name) = ns_name(&pod);
+    let pod_def = def("", "pods");
+    let mut candidates: Vec<&NodeSpec> = c.nodes.iter().filter(|n| fits_node(&pod, n)).collect();
+    candidates.sort_by_key(|n| (load.get(&n.name).copied().unwrap_or(0), n.name.clone()));
+    match candidates.first() {
+        Some(n) => {
+            *load.entry(n.name.clone()).or_default() += 1;
+            let node = n.name.clone();
+            let bound = c.store.modify(pod_def, &ns, &name, UpdateMode::Internal, |o| {
+                o["spec"]["nodeName"] = json!(node);
+                o["status"]["conditions"] = json!([{"type": "PodScheduled", "status": "True", "lastTransitionTime": now_rfc3339()}]);
+            });
+            if let Some(p) = &bound {
+                c.event(p, "Normal", "Scheduled", &format!("Successfully assigned {ns}/{name} to {}", n.name), "default-scheduler");
+            }
+            bound
+        }
+        None => {
+            let message = format!(
+                "0/{} nodes are available: {} node(s) didn't match Pod's node affinity/selector.",
+                c.nodes.len(),
+                c.nodes.len()
+            );
+            let already = pod
+                .pointer("/status/conditions/0/reason")
+                .and_then(Value::as_str)
+                == Some("Unschedulable");
+            if !already {
+                let updated = c.store.modify(pod_def, &ns, &name, UpdateMode::Status, |o| {
+                    o["status"]["conditions"] = json!([{"type": "PodScheduled", "status": "False",
+                        "reason": "Unschedulable", "message": message, "lastTransitionTime": now_rfc3339()}]);
+                });
+                if let Some(p) = updated {
+                    c.event(&p, "Warning", "FailedScheduling", &message, "default-scheduler");
+                }
+            }
+            None
+        }
+    }
+}
+
+fn crashes(c: &Controllers, image: &str, digest: &str) -> bool {
+    let (repo, suffix) = normalize(image);
+    c.crash_images.iter().any(|e| {
+        e == image || *e == format!("{repo}{suffix}") || e == digest || *e == format!("{repo}@{digest}")
+    })
+}
+
+async fn pull(c: &mut Controllers, node: &NodeSpec, image: &str, policy: &str) -> Result<String, ImagePullError> {
+    let key = (node.name.clone(), image.to_string());
+    let cached = c.image_cache.get(&key).cloned();
+    match (policy, cached) {
+        ("IfNotPresent", Some(d)) | ("Never", Some(d)) => return Ok(d),
+        ("Never", None) => {
+            return Err(ImagePullError::Other {
+                image: image.into(),
+                reason: "image is not present with pull policy of Never (ErrImageNeverPull)".into(),
+            });
+        }
+        _ => {}
+    }
+    let digest = c
+        .resolver
+        .resolve(image, &node.os, &node.arch, node.variant.as_deref())
+        .await?;
+    c.image_cache.insert(key, digest.clone());
+    Ok(digest)
+}
+
+struct Pulled {
+    name: String,
+    image: String,
+    digest: String,
+    crash: bool,
+}
+
+async fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
+    let (ns, name) = ns_name(pod);
+    let uid = str_at(pod, "metadata.uid").to_string();
+    if let Some((when, _)) = c.pull_backoff.get(&uid)
+        && Instant::now() < *when
+    {
+        return;
+    }
+    let containers: Vec<Value> = ["initContainers", "containers"]
+        .iter()
+        .flat_map(|k| get_path(pod, &format!("spec.{k}")).and_then(Value::as_array).cloned().unwrap_or_default())
+        .collect();
+    let init_count = get_path(pod, "spec.initContainers").and_then(Value::as_array).map_or(0, Vec::len);
+    let mut pulled = Vec::new();
+    for ct in &containers {
+        let image = str_at(ct, "image").to_string();
+        let policy = match str_at(ct, "imagePullPolicy") {
+            "" => crate::admission::default_pull_policy(&image),
+            p => p,
+        }
+        .to_string();
+        match pull(c, node, &image, &policy).await {
+            Ok(digest) => {
+                let crash = crashes(c, &image, &digest);
+                pulled.push(Pulled { name: str_at(ct, "name").to_string(), image, digest, crash });
+            }
+            Err(e) => {
+                let backoff = c.pull_backoff.get(&uid).map_or(Duration::from_millis(500), |(_, b)| (*b * 2).min(Duration::from_secs(10)));
+                c.pull_backoff.insert(uid.clone(), (Instant::now() + backoff, backoff));
+                report_pull_failure(c, pod, ct, &e);
+                return;
+            }
+        }
+    }
+    c.pull_backoff.remove(&uid);
+    let now = now_rfc3339();
+    let job_like = str_at(pod, "spec.restartPolicy") != "Always";
+    let any_crash = pulled[init_count..].iter().any(|p| p.crash);
+    let status_of = |p: &Pulled, init: bool| -> Value {
+        let (repo, suffix) = normalize(&p.image);
+        let mut s = json!({
+            "name": p.name,
+            "image": format!("{repo}{suffix}"),
+            "imageID": format!("{repo}@{}", p.digest),
+            "containerID": format!("containerd://{}", crate::util::random_hex(32)),
+            "restartCount": 0,
+        });
+        if init {
+            s["state"] = json!({"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}});
+            s["ready"] = json!(true);
+            s["started"] = json!(false);
+        } else if p.crash {
+            s["state"] = json!({"waiting": {"reason": "CrashLoopBackOff",
+                "message": format!("back-off 10s restarting failed container={} pod={}", p.name, name)}});
+            s["lastState"] = json!({"terminated": {"exitCode": 1, "reason": "Error", "startedAt": now, "finishedAt": now}});
+            s["ready"] = json!(false);
+            s["started"] = json!(false);
+            s["restartCount"] = json!(1);
+        } else {
+            s["state"] = json!({"running": {"startedAt": now}});
+            s["ready"] = json!(true);
+            s["started"] = json!(true);
+        }
+        s
+    };
+    let init_statuses: Vec<Value> = pulled[..init_count].iter().map(|p| status_of(p, true)).collect();
+    let statuses: Vec<Value> = pulled[init_count..].iter().map(|p| status_of(p, false)).collect();
+    let ip = c.next_ip;
+    c.next_ip += 1;
+    let node_index = c.nodes.iter().position(|n| n.name == node.name).unwrap_or(0);
+    let ready = !any_crash;
+    let updated = c.store.modify(def("", "pods"), &ns, &name, UpdateMode::Status, |o| {
+        let mut st = json!({
+            "phase": if job_like && any_crash { "Failed" } else { "Running" },
+            "conditions": pod_conditions(ready, &now),
+            "hostIP": format!("172.18.0.{}", node_index + 2),
+            "hostIPs": [{"ip": format!("172.18.0.{}", node_index + 2)}],
+            "podIP": format!("10.244.{node_index}.{ip}"),
+            "podIPs": [{"ip": format!("10.244.{node_index}.{ip}")}],
+            "startTime": now,
+            "qosClass": "BestEffort",
+            "containerStatuses": statuses,
+        });
+        if !init_statuses.is_empty() {
+            st["initContainerStatuses"] = json!(init_statuses);
+        }
+        o["status"] = st;
+    });
+    if let Some(p) = updated {
+        for pl in &pulled {
+            c.event(&p, "Normal", "Pulled", &format!("Successfully pulled image \"{}\"", pl.image), "kubelet");
+            c.event(&p, "Normal", "Created", &format!("Created container: {}", pl.name), "kubelet");
+            c.event(&p, "Normal", "Started", &format!("Started container {}", pl.name), "kubelet");
+            if pl.crash {
+                c.event(&p, "Warning", "BackOff", &format!("Back-off restarting failed container {} in pod {name}", pl.name), "kubelet");
+            }
+        }
+        c.crash_clock.insert(uid, Instant::now());
+    }
+    update_node_images(c, node);
+}
+
+fn report_pull_failure(c: &Controllers, pod: &Value, ct: &Value, e: &ImagePullError) {
+    let (ns, name) = ns_name(pod);
+    let image = str_at(ct, "image").to_string();
+    let cname = str_at(ct, "name").to_string();
+    let message = e.to_string();
+    let already = pod
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| cs.iter().any(|s| s.pointer("/state/waiting/message").and_then(Value::as_str) == Some(message.as_str())));
+    if already {
+        return;
+    }
+    let statuses: Vec<Value> = get_path(pod, "spec.containers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|ct2| {
+            let (repo, suffix) = normalize(str_at(ct2, "image"));
+            let waiting = if str_at(ct2, "name") == cname {
+                json!({"reason": "ErrImagePull", "message": message})
+            } else {
+                json!({"reason": "PodInitializing"})
+            };
+            json!({"name": str_at(ct2, "name"), "image": format!("{repo}{suffix}"), "imageID": "",
+                "ready": false, "started": false, "restartCount": 0, "state": {"waiting": waiting}})
+        })
+        .collect();
+    let now = now_rfc3339();
+    let updated = c.store.modify(def("", "pods"), &ns, &name, UpdateMode::Status, |o| {
+        o["status"]["phase"] = json!("Pending");
+        o["status"]["conditions"] = pod_conditions(false, &now);
+        o["status"]["containerStatuses"] = json!(statuses);
+    });
+    if let Some(p) = updated {
+        c.event(&p, "Normal", "Pulling", &format!("Pulling image \"{image}\""), "kubelet");
+        c.event(&p, "Warning", "Failed", &format!("Failed to pull image \"{image}\": {message}"), "kubelet");
+        c.event(&p, "Warning", "Failed", "Error: ErrImagePull", "kubelet");
+    }
+}
+
+fn keep_running(c: &mut Controllers, pod: &Value) {
+    let (ns, name) = ns_name(pod);
+    let uid = str_at(pod, "metadata.uid").to_string();
+    let job_like = str_at(pod, "spec.restartPolicy") != "Always";
+    if job_like && str_at(pod, "status.phase") == "Running" {
+        let now = now_rfc3339();
+        c.store.modify(def("", "pods"), &ns, &name, UpdateMode::Status, |o| {
+            o["status"]["phase"] = json!("Succeeded");
+            o["status"]["conditions"] = pod_conditions(false, &now);
+            if let Some(cs) = o.pointer_mut("/status/containerStatuses").and_then(Value::as_array_mut) {
+                for s in cs {
+                    s["ready"] = json!(false);
+                    s["started"] = json!(false);
+                    s["state"] = json!({"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}});
+                }
+            }
+        });
+        return;
+    }
+    let crashing = pod
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| cs.iter().any(|s| s.pointer("/state/waiting/reason").and_then(Value::as_str) == Some("CrashLoopBackOff")));
+    if !crashing {
+        return;
+    }
+    let due = c.crash_clock.get(&uid).is_none_or(|t| t.elapsed() >= CRASH_PERIOD);
+    if !due {
+        return;
+    }
+    c.crash_clock.insert(uid, Instant::now());
+    c.store.modify(def("", "pods"), &ns, &name, UpdateMode::Status, |o| {
+        if let Some(cs) = o.pointer_mut("/status/containerStatuses").and_then(Value::as_array_mut) {
+            for s in cs {
+                if s.pointer("/state/waiting/reason").and_then(Value::as_str) == Some("CrashLoopBackOff") {
+                    let n = i64_at(s, "restartCount", 0) + 1;
+                    s["restartCount"] = json!(n);
+                }
+            }
+        }
+    });
+}
+
+fn update_node_images(c: &Controllers, node: &NodeSpec) {
+    let mut images: Vec<Value> = c
+        .image_cache
+        .iter()
+        .filter(|((n, _), _)| *n == node.name)
+        .map(|((_, image), digest)| {
+            let (repo, suffix) = normalize(image);
+            json!({"names": [format!("{repo}@{digest}"), format!("{repo}{suffix}")], "sizeBytes": 1_000_000})
+        })
+        .collect();
+    images.sort_by_key(|v| v.to_string());
+    c.store.modify(def("", "nodes"), "", &node.name, UpdateMode::Internal, |o| {
+        o["status"]["images"] = json!(images);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_table() {
+        for (image, repo, suffix) in [
+            ("nginx", "docker.io/library/nginx", ":latest"),
+            ("nginx:1.25", "docker.io/library/nginx", ":1.25"),
+            ("bitnami/redis:7", "docker.io/bitnami/redis", ":7"),
+            ("localhost:5000/app:v1", "localhost:5000/app", ":v1"),
+            ("localhost:5000/app", "localhost:5000/app", ":latest"),
+            ("ghcr.io/o/app@sha256:ab", "ghcr.io/o/app", "@sha256:ab"),
+        ] {
+            assert_eq!(normalize(image), (repo.to_string(), suffix.to_string()), "{image}");
+        }
+    }
+
+    #[test]
+    fn node_selector_and_affinity_pick_nodes() {
+        let amd = NodeSpec::linux("a", "amd64");
+        let arm = NodeSpec::linux("b", "arm64");
+        let sel = json!({"spec": {"nodeSelector": {"kubernetes.io/arch": "arm64"}}});
+        assert!(!fits_node(&sel, &amd));
+        assert!(fits_node(&sel, &arm));
+        let aff = json!({"spec": {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]}]}}}}});
+        assert!(fits_node(&aff, &amd));
+        assert!(!fits_node(&aff, &arm));
+    }
+}

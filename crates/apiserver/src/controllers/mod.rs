@@ -1,0 +1,288 @@
+//! Simulated controllers and kubelet: a level-triggered loop that, every tick,
+//! reconciles Deployments, ReplicaSets, StatefulSets, DaemonSets, Jobs and
+//! Pods against the store.
+//!
+//! Owns the controller state kept in memory (per-node image caches, rollout
+//! progress clocks, pull backoff). It writes only through the store, never
+//! through HTTP, and must not bypass the store's versioning.
+
+pub mod deployment;
+pub mod kubelet;
+pub mod replicaset;
+pub mod workloads;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::images::ImageResolver;
+use crate::resources::ResourceDef;
+use crate::store::Store;
+use crate::util::{now_rfc3339, random_hex, str_at};
+
+/// A controller could not do its work (logged, never fatal: the next tick retries).
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// A write to the store failed.
+    #[error("writing {what} failed")]
+    Write {
+        /// What was written.
+        what: String,
+        /// The API error.
+        #[source]
+        source: crate::status::ApiError,
+    },
+}
+
+/// One simulated node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSpec {
+    /// Node name (`node-1`).
+    pub name: String,
+    /// `kubernetes.io/os` (`linux`).
+    pub os: String,
+    /// `kubernetes.io/arch` (`amd64`, `arm64`).
+    pub arch: String,
+    /// Platform variant (`v8`), passed to the image resolver.
+    pub variant: Option<String>,
+}
+
+impl NodeSpec {
+    /// A Linux node of the given architecture.
+    pub fn linux(name: &str, arch: &str) -> Self {
+        Self {
+            name: name.into(),
+            os: "linux".into(),
+            arch: arch.into(),
+            variant: None,
+        }
+    }
+}
+
+/// Looks up a resource definition by group and plural (panics only on a typo in this crate).
+pub(crate) fn def(group: &str, plural: &str) -> &'static ResourceDef {
+    crate::resources::RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.plural == plural)
+        .expect("resource is in the table")
+}
+
+/// The controller manager and kubelet state.
+pub struct Controllers {
+    pub(crate) store: Arc<Store>,
+    pub(crate) nodes: Vec<NodeSpec>,
+    pub(crate) resolver: Arc<dyn ImageResolver>,
+    pub(crate) crash_images: Vec<String>,
+    /// (node, image as written) -> digest.
+    pub(crate) image_cache: HashMap<(String, String), String>,
+    /// Deployment uid -> (progress signature, when it last changed).
+    pub(crate) progress: HashMap<String, (String, Instant)>,
+    /// Pod uid -> when to retry a failed pull, and the current backoff.
+    pub(crate) pull_backoff: HashMap<String, (Instant, Duration)>,
+    /// Pod uid -> when the crashing container last restarted.
+    pub(crate) crash_clock: HashMap<String, Instant>,
+    pub(crate) next_ip: u32,
+}
+
+impl std::fmt::Debug for Controllers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controllers")
+            .field("nodes", &self.nodes)
+            .field("crash_images", &self.crash_images)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Controllers {
+    /// New controllers over `store`.
+    pub fn new(
+        store: Arc<Store>,
+        nodes: Vec<NodeSpec>,
+        resolver: Arc<dyn ImageResolver>,
+        crash_images: Vec<String>,
+    ) -> Self {
+        Self {
+            store,
+            nodes,
+            resolver,
+            crash_images,
+            image_cache: HashMap::new(),
+            progress: HashMap::new(),
+            pull_backoff: HashMap::new(),
+            crash_clock: HashMap::new(),
+            next_ip: 10,
+        }
+    }
+
+    /// One pass of every controller.
+    pub async fn tick(&mut self) {
+        self.ensure_default_service_accounts();
+        workloads::reconcile_cronjobs(self);
+        deployment::reconcile_all(self);
+        replicaset::reconcile_all(self);
+        workloads::reconcile_statefulsets(self);
+        workloads::reconcile_daemonsets(self);
+        workloads::reconcile_jobs(self);
+        kubelet::run(self).await;
+    }
+
+    /// Runs until `shutdown` flips, one pass per `tick`.
+    pub async fn run(mut self, tick: Duration, mut shutdown: watch::Receiver<bool>) {
+        let mut interval = tokio::time::interval(tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = interval.tick() => self.tick().await,
+            }
+        }
+    }
+
+    fn ensure_default_service_accounts(&mut self) {
+        let sa = def("", "serviceaccounts");
+        for ns in self.store.list("namespaces", None).0 {
+            let name = str_at(&ns, "metadata.name");
+            if self.store.get(sa.storage, name, "default").is_none() {
+                let _ = self
+                    .store
+                    .create(sa, name, json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}));
+            }
+        }
+    }
+
+    /// Records a core/v1 Event about `obj`.
+    pub(crate) fn event(&self, obj: &Value, kind: &str, reason: &str, message: &str, component: &str) {
+        let ns = match str_at(obj, "metadata.namespace") {
+            "" => "default",
+            ns => ns,
+        };
+        let now = now_rfc3339();
+        let name = format!("{}.{}", str_at(obj, "metadata.name"), random_hex(8));
+        let ev = json!({
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": ns},
+            "involvedObject": {
+                "apiVersion": obj["apiVersion"],
+                "kind": obj["kind"],
+                "name": obj["metadata"]["name"],
+                "namespace": obj["metadata"]["namespace"],
+                "uid": obj["metadata"]["uid"],
+                "resourceVersion": obj["metadata"]["resourceVersion"],
+            },
+            "reason": reason,
+            "message": message,
+            "type": kind,
+            "source": {"component": component},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "reportingComponent": component,
+            "reportingInstance": "",
+            "eventTime": null,
+        });
+        if let Err(e) = self.store.create(def("", "events"), ns, ev) {
+            tracing::debug!(error = %e, "recording an event failed");
+        }
+    }
+}
+
+/// Whether `owner_uid` is the controller of `obj`.
+pub(crate) fn owned_by(obj: &Value, owner_uid: &str) -> bool {
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .is_some_and(|refs| refs.iter().any(|r| str_at(r, "uid") == owner_uid))
+}
+
+/// An owner reference to `owner` with `controller: true`.
+pub(crate) fn controller_ref(owner: &Value) -> Value {
+    json!({
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": true,
+        "blockOwnerDeletion": true,
+    })
+}
+
+/// Whether a pod's Ready condition is True.
+pub(crate) fn pod_ready(pod: &Value) -> bool {
+    pod.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| str_at(c, "type") == "Ready" && str_at(c, "status") == "True")
+        })
+}
+
+/// Whether a pod has finished (Succeeded or Failed).
+pub(crate) fn pod_terminal(pod: &Value) -> bool {
+    matches!(str_at(pod, "status.phase"), "Succeeded" | "Failed")
+}
+
+/// Resolves an int-or-percent (`25%`, `1`) against `total`.
+pub(crate) fn int_or_percent(v: Option<&Value>, total: i64, round_up: bool, default: i64) -> i64 {
+    match v {
+        Some(Value::Number(n)) => n.as_i64().unwrap_or(default),
+        Some(Value::String(s)) => match s.strip_suffix('%').and_then(|p| p.parse::<i64>().ok()) {
+            Some(p) if round_up => (p * total + 99) / 100,
+            Some(p) => p * total / 100,
+            None => s.parse().unwrap_or(default),
+        },
+        _ => default,
+    }
+}
+
+/// Sets a condition in `status.conditions`, keeping timestamps when nothing changed.
+/// Returns whether the condition changed.
+pub(crate) fn set_condition(
+    status: &mut Value,
+    ctype: &str,
+    cstatus: &str,
+    reason: &str,
+    message: &str,
+    touch: bool,
+) -> bool {
+    let now = now_rfc3339();
+    if !status.is_object() {
+        *status = json!({});
+    }
+    let conds = status
+        .as_object_mut()
+        .expect("object")
+        .entry("conditions")
+        .or_insert(json!([]));
+    if !conds.is_array() {
+        *conds = json!([]);
+    }
+    let list = conds.as_array_mut().expect("array");
+    if let Some(c) = list.iter_mut().find(|c| str_at(c, "type") == ctype) {
+        let same = str_at(c, "status") == cstatus && str_at(c, "reason") == reason && str_at(c, "message") == message;
+        if same && !touch {
+            return false;
+        }
+        if str_at(c, "status") != cstatus {
+            c["lastTransitionTime"] = json!(now);
+        }
+        c["status"] = json!(cstatus);
+        c["reason"] = json!(reason);
+        c["message"] = json!(message);
+        if c.get("lastUpdateTime").is_some() {
+            c["lastUpdateTime"] = json!(now);
+        }
+        return !same;
+    }
+    list.push(json!({
+        "type": ctype,
+        "status": cstatus,
+        "lastUpdateTime": now,
+        "lastTransitionTime": now,
+        "reason": reason,
+        "message": message,
+    }));
+    true
+}

@@ -1,0 +1,194 @@
+//! Image resolution for the simulated kubelet: the [`ImageResolver`] trait the
+//! test bed calls when a pod starts, and two simple implementations for
+//! tests (a fixed map, and a deterministic fake).
+//!
+//! Owns the contract between the kubelet and a registry. It must not cache
+//! (the kubelet keeps the per-node image cache) nor know about pods.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use async_trait::async_trait;
+
+/// Why an image could not be pulled. The kubelet reports it as `ErrImagePull`
+/// with this error's text as the message.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ImagePullError {
+    /// The repository or tag does not exist.
+    #[error("failed to resolve reference \"{image}\": not found")]
+    NotFound {
+        /// The image reference.
+        image: String,
+    },
+    /// The image exists but has no manifest for the node's platform.
+    #[error("no match for platform in manifest: image \"{image}\" has no {platform} variant")]
+    PlatformMissing {
+        /// The image reference.
+        image: String,
+        /// `os/arch[/variant]`.
+        platform: String,
+    },
+    /// The registry refused the pull.
+    #[error("failed to authorize pulling \"{image}\": {reason}")]
+    Unauthorized {
+        /// The image reference.
+        image: String,
+        /// What the registry said.
+        reason: String,
+    },
+    /// Any other failure (network, malformed manifest).
+    #[error("failed to pull \"{image}\": {reason}")]
+    Other {
+        /// The image reference.
+        image: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Resolves an image reference to the digest a node of a given platform would run.
+///
+/// Contract, as a container runtime behaves:
+/// - `image` is the pod's `image` string exactly as written (`localhost:5000/app:1.2`,
+///   `app@sha256:…`, `nginx`); a missing tag means `latest`, a missing registry
+///   means Docker Hub.
+/// - Return the digest (`sha256:…`) of the **platform-specific** image manifest
+///   for `os`/`arch`/`variant` (from the image index if the tag names one; the
+///   manifest's own digest if the tag names a single-platform manifest whose
+///   config matches the platform).
+/// - If the reference pins a digest, return the platform manifest's digest
+///   when the pinned digest is an index, or the pinned digest itself.
+/// - Return [`ImagePullError::PlatformMissing`] when no manifest matches the
+///   platform, and [`ImagePullError::NotFound`] when the tag does not exist.
+/// - Do not cache: the kubelet decides when to pull (`imagePullPolicy` and its
+///   per-node cache).
+#[async_trait]
+pub trait ImageResolver: Send + Sync {
+    /// Resolves `image` for the platform `os/arch[/variant]`.
+    async fn resolve(
+        &self,
+        image: &str,
+        os: &str,
+        arch: &str,
+        variant: Option<&str>,
+    ) -> Result<String, ImagePullError>;
+}
+
+fn platform(os: &str, arch: &str, variant: Option<&str>) -> String {
+    match variant {
+        Some(v) => format!("{os}/{arch}/{v}"),
+        None => format!("{os}/{arch}"),
+    }
+}
+
+/// A resolver over a fixed, changeable table: image → platform → digest.
+#[derive(Debug, Default)]
+pub struct MapResolver {
+    table: std::sync::Mutex<HashMap<String, HashMap<String, String>>>,
+}
+
+impl MapResolver {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the digest `image` resolves to on `platform` (`linux/amd64`).
+    pub fn set(&self, image: &str, platform: &str, digest: &str) {
+        self.table
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(image.to_string())
+            .or_default()
+            .insert(platform.to_string(), digest.to_string());
+    }
+}
+
+#[async_trait]
+impl ImageResolver for MapResolver {
+    async fn resolve(&self, image: &str, os: &str, arch: &str, variant: Option<&str>) -> Result<String, ImagePullError> {
+        let table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let platforms = table.get(image).ok_or_else(|| ImagePullError::NotFound { image: image.into() })?;
+        let wanted = platform(os, arch, variant);
+        platforms
+            .get(&wanted)
+            .or_else(|| platforms.get(&platform(os, arch, None)))
+            .cloned()
+            .ok_or(ImagePullError::PlatformMissing {
+                image: image.into(),
+                platform: wanted,
+            })
+    }
+}
+
+/// A resolver that needs no registry: every image exists for every platform,
+/// and its digest is a hash of the reference, the platform and a generation
+/// counter that [`FakeResolver::bump`] advances (a "push" of a new image).
+#[derive(Default)]
+pub struct FakeResolver {
+    generations: std::sync::Mutex<HashMap<String, u64>>,
+}
+
+impl fmt::Debug for FakeResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FakeResolver").finish_non_exhaustive()
+    }
+}
+
+impl FakeResolver {
+    /// Makes `image` resolve to new digests from now on.
+    pub fn bump(&self, image: &str) {
+        *self
+            .generations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(image.to_string())
+            .or_default() += 1;
+    }
+}
+
+#[async_trait]
+impl ImageResolver for FakeResolver {
+    async fn resolve(&self, image: &str, os: &str, arch: &str, variant: Option<&str>) -> Result<String, ImagePullError> {
+        if let Some((_, d)) = image.split_once('@') {
+            return Ok(d.to_string());
+        }
+        let g = self
+            .generations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(image)
+            .copied()
+            .unwrap_or(0);
+        let text = format!("{image}|{}|{g}", platform(os, arch, variant));
+        let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        Ok(format!("sha256:{hex}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn map_resolver_reports_missing_platform() {
+        let r = MapResolver::new();
+        r.set("app:1", "linux/amd64", "sha256:aa");
+        assert_eq!(r.resolve("app:1", "linux", "amd64", None).await.unwrap(), "sha256:aa");
+        assert!(matches!(
+            r.resolve("app:1", "linux", "arm64", None).await,
+            Err(ImagePullError::PlatformMissing { .. })
+        ));
+        assert!(matches!(r.resolve("app:2", "linux", "amd64", None).await, Err(ImagePullError::NotFound { .. })));
+    }
+
+    #[tokio::test]
+    async fn fake_resolver_changes_digest_on_bump() {
+        let r = FakeResolver::default();
+        let a = r.resolve("app:1", "linux", "amd64", None).await.unwrap();
+        assert_ne!(a, r.resolve("app:1", "linux", "arm64", None).await.unwrap());
+        r.bump("app:1");
+        assert_ne!(a, r.resolve("app:1", "linux", "amd64", None).await.unwrap());
+    }
+}

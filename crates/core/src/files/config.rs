@@ -1,0 +1,315 @@
+//! `freshet.yaml`: repository-level tracking rules.
+//!
+//! Owns the schema, strict parsing (unknown keys are errors that name the key path and
+//! the fix) and rule matching by path glob and image pattern. The first matching rule
+//! wins; an inline marker beats every rule.
+//!
+//! ```yaml
+//! defaultPolicy: semver:minor     # what `plan --all` uses (default: semver:minor)
+//! defaultPin: tag                 # optional; otherwise the reference's own form is kept
+//! rules:
+//!   - paths: ["deploy/**"]        # globs relative to the repository root (default: all)
+//!     images: ["ghcr.io/acme/*"]  # globs over the image name (default: all)
+//!     policy: semver:patch
+//!     pin: tag+digest             # optional
+//!     order: numerical            # optional, regex policies only
+//!     prerelease: false           # optional
+//! ```
+//!
+//! Must not read the file itself; the shell passes its text.
+
+use globset::{Glob, GlobBuilder, GlobMatcher};
+use serde::Deserialize;
+
+use super::PinForm;
+use crate::Reference;
+use crate::policy::{Order, Policy};
+
+/// The policy `plan --all` applies when `freshet.yaml` names none.
+pub const DEFAULT_POLICY: &str = "semver:minor";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawConfig {
+    #[serde(default)]
+    version: Option<u32>,
+    #[serde(default)]
+    default_policy: Option<String>,
+    #[serde(default)]
+    default_pin: Option<String>,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawRule {
+    #[serde(default)]
+    paths: Vec<String>,
+    #[serde(default)]
+    images: Vec<String>,
+    policy: String,
+    #[serde(default)]
+    pin: Option<String>,
+    #[serde(default)]
+    order: Option<String>,
+    #[serde(default)]
+    prerelease: bool,
+}
+
+/// Why `freshet.yaml` was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The YAML does not parse or does not fit the schema (unknown key, wrong type).
+    #[error(
+        "freshet.yaml:{line}:{column}: {message} (keys: defaultPolicy, defaultPin, rules[].paths, rules[].images, rules[].policy, rules[].pin, rules[].order, rules[].prerelease)"
+    )]
+    Syntax {
+        /// 1-based line (0 when unknown).
+        line: usize,
+        /// 1-based column (0 when unknown).
+        column: usize,
+        /// The parser's message.
+        message: String,
+    },
+    /// A value is well-formed YAML but invalid.
+    #[error("freshet.yaml: {key}: {message}; fix: {fix}")]
+    Invalid {
+        /// The key path, e.g. `rules[2].policy`.
+        key: String,
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        fix: String,
+    },
+}
+
+/// One validated rule.
+#[derive(Debug, Clone)]
+pub struct CompiledRule {
+    /// Index in `rules:`.
+    pub index: usize,
+    paths: Vec<GlobMatcher>,
+    images: Vec<GlobMatcher>,
+    /// The policy.
+    pub policy: Policy,
+    /// The pin form, if the rule sets one.
+    pub pin: Option<PinForm>,
+}
+
+/// A validated `freshet.yaml`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The policy for `plan --all`.
+    pub default_policy: Policy,
+    /// The pin form when neither marker nor rule sets one (`None`: keep the reference's form).
+    pub default_pin: Option<PinForm>,
+    /// The rules, in order.
+    pub rules: Vec<CompiledRule>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            default_policy: DEFAULT_POLICY.parse().expect("the default policy parses"),
+            default_pin: None,
+            rules: Vec::new(),
+        }
+    }
+}
+
+fn glob(key: &str, pattern: &str) -> Result<GlobMatcher, ConfigError> {
+    GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+        .map(|g: Glob| g.compile_matcher())
+        .map_err(|e| ConfigError::Invalid {
+            key: key.to_owned(),
+            message: format!("{pattern:?} is not a valid glob: {e}"),
+            fix: "use * for one path segment and ** for any number, e.g. deploy/**/*.yaml".into(),
+        })
+}
+
+fn pin(key: &str, value: &str) -> Result<PinForm, ConfigError> {
+    value.parse().map_err(|_| ConfigError::Invalid {
+        key: key.to_owned(),
+        message: format!("unknown pin form {value:?}"),
+        fix: "use tag, tag+digest or digest".into(),
+    })
+}
+
+impl Config {
+    /// Parses and validates `freshet.yaml`.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map_or((0, 0), |l| (l.line() as usize, l.column() as usize));
+            ConfigError::Syntax {
+                line,
+                column,
+                message: e.to_string().lines().next().unwrap_or("").to_owned(),
+            }
+        })?;
+        if let Some(v) = raw.version
+            && v != 1
+        {
+            return Err(ConfigError::Invalid {
+                key: "version".into(),
+                message: format!("unsupported version {v}"),
+                fix: "write version: 1 or leave it out".into(),
+            });
+        }
+        let default_policy = match raw.default_policy {
+            Some(p) => p.parse().map_err(|e| ConfigError::Invalid {
+                key: "defaultPolicy".into(),
+                message: format!("{e}"),
+                fix: "write e.g. defaultPolicy: semver:minor".into(),
+            })?,
+            None => Config::default().default_policy,
+        };
+        let default_pin = raw
+            .default_pin
+            .as_deref()
+            .map(|p| pin("defaultPin", p))
+            .transpose()?;
+        let mut rules = Vec::new();
+        for (index, rule) in raw.rules.into_iter().enumerate() {
+            let key = |k: &str| format!("rules[{index}].{k}");
+            let mut policy: Policy = rule.policy.parse().map_err(|e| ConfigError::Invalid {
+                key: key("policy"),
+                message: format!("{e}"),
+                fix: "write e.g. policy: semver:minor".into(),
+            })?;
+            policy = policy.with_prerelease(rule.prerelease);
+            if let Some(order) = &rule.order {
+                let order: Order = order.parse().map_err(|e| ConfigError::Invalid {
+                    key: key("order"),
+                    message: format!("{e}"),
+                    fix: "use alphabetical, numerical or semver".into(),
+                })?;
+                policy = policy.with_order(order).map_err(|_| ConfigError::Invalid {
+                    key: key("order"),
+                    message: "order only applies to regex policies".into(),
+                    fix: "remove order, or use a regex: policy".into(),
+                })?;
+            }
+            let paths = rule
+                .paths
+                .iter()
+                .enumerate()
+                .map(|(i, p)| glob(&key(&format!("paths[{i}]")), p))
+                .collect::<Result<_, _>>()?;
+            let images = rule
+                .images
+                .iter()
+                .enumerate()
+                .map(|(i, p)| glob(&key(&format!("images[{i}]")), p))
+                .collect::<Result<_, _>>()?;
+            let pin = rule
+                .pin
+                .as_deref()
+                .map(|p| pin(&key("pin"), p))
+                .transpose()?;
+            rules.push(CompiledRule {
+                index,
+                paths,
+                images,
+                policy,
+                pin,
+            });
+        }
+        Ok(Config {
+            default_policy,
+            default_pin,
+            rules,
+        })
+    }
+
+    /// The first rule covering a file (path relative to the repository root, `/`
+    /// separated) and an image as written.
+    pub fn rule_for(&self, path: &str, image: &str) -> Option<&CompiledRule> {
+        let (written, _, _) = super::split_written(image);
+        let parsed = Reference::parse(image).ok();
+        let mut names = vec![written.to_owned()];
+        if let Some(r) = &parsed {
+            names.push(r.name());
+            let familiar = r.without_digest().familiar();
+            names.push(super::split_written(&familiar).0.to_owned());
+        }
+        self.rules.iter().find(|rule| {
+            (rule.paths.is_empty() || rule.paths.iter().any(|g| g.is_match(path)))
+                && (rule.images.is_empty()
+                    || rule
+                        .images
+                        .iter()
+                        .any(|g| names.iter().any(|n| g.is_match(n))))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_match_by_path_and_image() {
+        let config = Config::parse(
+            "defaultPolicy: semver:patch\nrules:\n  - paths: [\"deploy/**\"]\n    images: [\"ghcr.io/acme/*\"]\n    policy: semver:major\n    pin: tag+digest\n  - images: [\"nginx\"]\n    policy: digest\n",
+        )
+        .unwrap();
+        assert_eq!(config.default_policy.to_string(), "semver:patch");
+        let r = config
+            .rule_for("deploy/a/app.yaml", "ghcr.io/acme/api:1.0")
+            .unwrap();
+        assert_eq!((r.index, r.pin), (0, Some(PinForm::TagDigest)));
+        assert!(
+            config
+                .rule_for("other/app.yaml", "ghcr.io/acme/api:1.0")
+                .is_none()
+        );
+        assert!(
+            config
+                .rule_for("deploy/app.yaml", "ghcr.io/acme/x/y:1")
+                .is_none()
+        );
+        // the image pattern matches the familiar and the canonical name
+        assert_eq!(
+            config
+                .rule_for("x.yaml", "docker.io/library/nginx:1")
+                .unwrap()
+                .index,
+            1
+        );
+        assert_eq!(config.rule_for("x.yaml", "nginx:1").unwrap().index, 1);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key_and_the_fix() {
+        let err = Config::parse("rules:\n  - policy: minor\n    imagez: [x]\n").unwrap_err();
+        match err {
+            ConfigError::Syntax { line, message, .. } => {
+                assert_eq!(line, 3, "{message}");
+                assert!(message.contains("imagez"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let err =
+            Config::parse("rules:\n  - policy: minor\n  - policy: semver:nope\n").unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Invalid { key, .. } if key == "rules[1].policy"),
+            "{err}"
+        );
+        let err = Config::parse("rules:\n  - policy: minor\n    pin: sha\n").unwrap_err();
+        assert!(
+            err.to_string().contains("rules[0].pin") && err.to_string().contains("tag+digest"),
+            "{err}"
+        );
+        let err = Config::parse("rules:\n  - policy: minor\n    order: numerical\n").unwrap_err();
+        assert!(err.to_string().contains("rules[0].order"), "{err}");
+        assert!(Config::parse("").unwrap().rules.is_empty());
+    }
+}

@@ -1,0 +1,563 @@
+//! Finding image references in files and editing them byte-minimally (issue 3).
+//!
+//! Owns format detection ([`detect`]), the scanners for Kubernetes manifests, Helm values,
+//! docker-compose files and kustomizations (YAML), Dockerfiles and Terraform/HCL
+//! ([`scan`]), inline `# freshet:` markers ([`Marker`]), `freshet.yaml` rules
+//! ([`Config`]), the pure planner that turns found references plus registry facts into
+//! [`Update`]s ([`plan`]), and text edits ([`Edit`], [`apply_edits`]) that change only the
+//! characters of a reference and are checked by scanning the result again.
+//!
+//! Must not read or write files, walk directories, or talk to registries or git: the
+//! `freshet-gitops` shell does that and hands text in.
+
+mod config;
+mod dockerfile;
+mod hcl;
+mod marker;
+mod plan;
+mod yaml;
+
+use std::ops::Range;
+
+pub use config::{CompiledRule, Config, ConfigError};
+pub use marker::{Marker, MarkerError, PinForm};
+pub use plan::{PlanError, Step, Tracked, TrackedBy, Update, track};
+
+use crate::Digest;
+
+/// The file formats freshet reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileFormat {
+    /// Kubernetes manifests, Helm values, docker-compose files: any YAML.
+    Yaml,
+    /// A kustomize `kustomization.yaml` (its `images:` list).
+    Kustomization,
+    /// A Dockerfile or Containerfile (`FROM` lines).
+    Dockerfile,
+    /// Terraform or other HCL (`image = "…"` and image variable defaults).
+    Hcl,
+}
+
+/// Picks the format from the file name, or `None` for files freshet does not read
+/// (including `freshet.yaml` itself).
+pub fn detect(path: &str) -> Option<FileFormat> {
+    let name = path
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or(path)
+        .to_ascii_lowercase();
+    match name.as_str() {
+        "freshet.yaml" | "freshet.yml" => None,
+        "kustomization.yaml" | "kustomization.yml" | "kustomization" => {
+            Some(FileFormat::Kustomization)
+        }
+        "dockerfile" | "containerfile" => Some(FileFormat::Dockerfile),
+        n if n.starts_with("dockerfile.")
+            || n.ends_with(".dockerfile")
+            || n.ends_with(".containerfile") =>
+        {
+            Some(FileFormat::Dockerfile)
+        }
+        n if n.ends_with(".yaml") || n.ends_with(".yml") => Some(FileFormat::Yaml),
+        n if n.ends_with(".tf") || n.ends_with(".hcl") || n.ends_with(".tfvars") => {
+            Some(FileFormat::Hcl)
+        }
+        _ => None,
+    }
+}
+
+/// Where a reference was found, which decides how it is edited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RefKind {
+    /// A YAML `image: repo:tag` value (Kubernetes, Helm, compose).
+    Image,
+    /// Helm values with `repository` and `tag` (and maybe `registry`, `digest`) in one mapping.
+    HelmSplit,
+    /// A kustomization `images:` entry (`name`, `newName`, `newTag`, `digest`).
+    Kustomize,
+    /// A Dockerfile `FROM` image.
+    DockerfileFrom,
+    /// An HCL string attribute or variable default.
+    HclString,
+}
+
+/// The byte ranges that hold a reference's text (quotes excluded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Spans {
+    /// The whole reference is one string.
+    Whole(Range<usize>),
+    /// Helm split values.
+    Split {
+        /// `registry:` value, if present.
+        registry: Option<Range<usize>>,
+        /// `repository:` value.
+        repository: Range<usize>,
+        /// `tag:` value.
+        tag: Range<usize>,
+        /// `digest:` value, if present.
+        digest: Option<Range<usize>>,
+    },
+    /// A kustomization `images:` entry.
+    Kustomize {
+        /// `name:` value.
+        name: Range<usize>,
+        /// `newName:` value, if present.
+        new_name: Option<Range<usize>>,
+        /// `newTag:` value, if present.
+        new_tag: Option<Range<usize>>,
+        /// `digest:` value, if present.
+        digest: Option<Range<usize>>,
+        /// Column of the entry's keys, for inserting a missing `newTag:` or `digest:`.
+        indent: usize,
+        /// Byte offset where a new key line may be inserted (start of the line after the
+        /// entry's last key).
+        insert_at: usize,
+    },
+}
+
+/// One image reference found in a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// How it is written.
+    pub kind: RefKind,
+    /// 1-based line of the reference (of the tag for split forms).
+    pub line: usize,
+    /// The reference as one string, as written (`nginx:1.27`, `ghcr.io/o/a:1@sha256:…`).
+    pub image: String,
+    /// Where its parts are.
+    pub spans: Spans,
+    /// The inline `freshet:` marker, if there is one (or why it does not parse).
+    pub marker: Option<Result<Marker, MarkerError>>,
+    /// Bytes an edit of this reference may touch; used to check edits.
+    pub region: Range<usize>,
+}
+
+/// Why a file could not be scanned. The file is left untouched.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScanError {
+    /// The YAML does not parse.
+    #[error("{path}:{line}:{column}: YAML does not parse: {message}")]
+    Yaml {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The parser's message.
+        message: String,
+    },
+    /// The HCL does not parse.
+    #[error("{path}:{line}:{column}: HCL does not parse: {message}")]
+    Hcl {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The parser's message.
+        message: String,
+    },
+    /// A Dockerfile `FROM` line is malformed.
+    #[error("{path}:{line}: Dockerfile FROM: {message}")]
+    Dockerfile {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The file name matches no format.
+    #[error("{path}: not a format freshet reads (YAML, kustomization, Dockerfile, HCL)")]
+    UnknownFormat {
+        /// The file.
+        path: String,
+    },
+}
+
+impl ScanError {
+    /// The file the error is about.
+    pub fn path(&self) -> &str {
+        match self {
+            ScanError::Yaml { path, .. }
+            | ScanError::Hcl { path, .. }
+            | ScanError::Dockerfile { path, .. }
+            | ScanError::UnknownFormat { path } => path,
+        }
+    }
+    /// The 1-based line the error is on (0 when it is about the whole file).
+    pub fn line(&self) -> usize {
+        match self {
+            ScanError::Yaml { line, .. }
+            | ScanError::Hcl { line, .. }
+            | ScanError::Dockerfile { line, .. } => *line,
+            ScanError::UnknownFormat { .. } => 0,
+        }
+    }
+}
+
+/// Finds every image reference in a file's text. The format comes from [`detect`].
+pub fn scan(path: &str, text: &str) -> Result<Vec<Found>, ScanError> {
+    match detect(path) {
+        Some(FileFormat::Yaml) => yaml::scan(path, text, false),
+        Some(FileFormat::Kustomization) => yaml::scan(path, text, true),
+        Some(FileFormat::Dockerfile) => dockerfile::scan(path, text),
+        Some(FileFormat::Hcl) => hcl::scan(path, text),
+        None => Err(ScanError::UnknownFormat {
+            path: path.to_owned(),
+        }),
+    }
+}
+
+/// Replace the bytes in `span` with `new`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Edit {
+    /// Byte range in the original text (empty for an insertion).
+    pub span: Range<usize>,
+    /// The replacement text.
+    pub new: String,
+}
+
+/// Why edits could not be made. The file is left untouched.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EditError {
+    /// An edit reaches past the end of the text or splits a character.
+    #[error("edit {start}..{end} is outside the text or splits a character")]
+    OutOfBounds {
+        /// Start byte.
+        start: usize,
+        /// End byte.
+        end: usize,
+    },
+    /// Two edits overlap.
+    #[error("edits {first:?} and {second:?} overlap")]
+    Overlap {
+        /// The first edit's span.
+        first: Range<usize>,
+        /// The second edit's span.
+        second: Range<usize>,
+    },
+    /// The edited text no longer parses.
+    #[error("the edited text does not parse: {0}")]
+    Rescan(#[source] ScanError),
+    /// The edited text holds a different set of references than intended.
+    #[error("line {line}: the edit changed more than the intended reference: {message}")]
+    Unintended {
+        /// 1-based line in the edited text.
+        line: usize,
+        /// What changed.
+        message: String,
+    },
+    /// The pin form needs a digest and none was given.
+    #[error("pin form {pin} needs a digest for {image}, but none was resolved")]
+    MissingDigest {
+        /// The pin form.
+        pin: PinForm,
+        /// The reference.
+        image: String,
+    },
+}
+
+/// Applies non-overlapping edits, then scans the result again and checks that every
+/// reference the edits did not target is unchanged and the file still parses.
+pub fn apply_edits(path: &str, text: &str, edits: &[Edit]) -> Result<String, EditError> {
+    let mut sorted: Vec<&Edit> = edits.iter().collect();
+    sorted.sort_by_key(|e| (e.span.start, e.span.end));
+    for e in &sorted {
+        if e.span.start > e.span.end
+            || e.span.end > text.len()
+            || !text.is_char_boundary(e.span.start)
+            || !text.is_char_boundary(e.span.end)
+        {
+            return Err(EditError::OutOfBounds {
+                start: e.span.start,
+                end: e.span.end,
+            });
+        }
+    }
+    for pair in sorted.windows(2) {
+        if pair[1].span.start < pair[0].span.end
+            || (pair[1].span.start == pair[0].span.start
+                && pair[0].span.is_empty()
+                && pair[1].span.is_empty())
+        {
+            return Err(EditError::Overlap {
+                first: pair[0].span.clone(),
+                second: pair[1].span.clone(),
+            });
+        }
+    }
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut at = 0;
+    for e in &sorted {
+        out.push_str(&text[at..e.span.start]);
+        out.push_str(&e.new);
+        at = e.span.end;
+    }
+    out.push_str(&text[at..]);
+
+    let before = scan(path, text).map_err(EditError::Rescan)?;
+    let after = scan(path, &out).map_err(EditError::Rescan)?;
+    if before.len() != after.len() {
+        return Err(EditError::Unintended {
+            line: 1,
+            message: format!("{} references before, {} after", before.len(), after.len()),
+        });
+    }
+    for (old, new) in before.iter().zip(&after) {
+        let touched = sorted
+            .iter()
+            .any(|e| e.span.start >= old.region.start && e.span.end <= old.region.end);
+        if !touched && old.image != new.image {
+            return Err(EditError::Unintended {
+                line: new.line,
+                message: format!("{} became {}", old.image, new.image),
+            });
+        }
+        if touched && crate::Reference::parse(&new.image).is_err() {
+            return Err(EditError::Unintended {
+                line: new.line,
+                message: format!("{} is not a valid reference", new.image),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Splits a written reference into name, tag and digest, without normalising anything.
+pub fn split_written(image: &str) -> (&str, Option<&str>, Option<&str>) {
+    let (rest, digest) = match image.split_once('@') {
+        Some((r, d)) => (r, Some(d)),
+        None => (image, None),
+    };
+    let slash = rest.rfind('/').map_or(0, |i| i + 1);
+    match rest[slash..].rfind(':') {
+        Some(i) => (&rest[..slash + i], Some(&rest[slash + i + 1..]), digest),
+        None => (rest, None, digest),
+    }
+}
+
+/// What a reference should become.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The new tag.
+    pub tag: String,
+    /// The digest behind it, when the pin form needs one.
+    pub digest: Option<Digest>,
+}
+
+/// Renders a whole reference in the pin form, keeping the name exactly as written.
+pub fn render(written: &str, target: &Target, pin: PinForm) -> Result<String, EditError> {
+    let (name, _, _) = split_written(written);
+    let digest = || {
+        target.digest.as_ref().ok_or(EditError::MissingDigest {
+            pin,
+            image: written.to_owned(),
+        })
+    };
+    Ok(match pin {
+        PinForm::Tag => format!("{name}:{}", target.tag),
+        PinForm::TagDigest => format!("{name}:{}@{}", target.tag, digest()?),
+        PinForm::Digest => format!("{name}@{}", digest()?),
+    })
+}
+
+/// The edits that turn `found` into `target` in the pin form.
+pub fn edits_for(
+    text: &str,
+    found: &Found,
+    target: &Target,
+    pin: PinForm,
+) -> Result<Vec<Edit>, EditError> {
+    let missing = || EditError::MissingDigest {
+        pin,
+        image: found.image.clone(),
+    };
+    let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    let mut edits = Vec::new();
+    let mut set = |span: &Range<usize>, new: String| {
+        if text[span.clone()] != new {
+            edits.push(Edit {
+                span: span.clone(),
+                new,
+            });
+        }
+    };
+    match &found.spans {
+        Spans::Whole(span) => set(span, render(&found.image, target, pin)?),
+        Spans::Split { tag, digest, .. } => match (pin, digest) {
+            (PinForm::Tag, Some(d)) => {
+                set(tag, target.tag.clone());
+                set(d, String::new());
+            }
+            (PinForm::Tag, None) => set(tag, target.tag.clone()),
+            (PinForm::TagDigest | PinForm::Digest, Some(d)) => {
+                set(tag, target.tag.clone());
+                set(d, target.digest.as_ref().ok_or_else(missing)?.to_string());
+            }
+            (PinForm::TagDigest | PinForm::Digest, None) => {
+                // Charts that join `repository:tag` accept `tag@digest` in the tag value.
+                let d = target.digest.as_ref().ok_or_else(missing)?;
+                set(tag, format!("{}@{d}", target.tag));
+            }
+        },
+        Spans::Kustomize {
+            new_tag,
+            digest,
+            indent,
+            insert_at,
+            ..
+        } => {
+            let pad = " ".repeat(*indent);
+            let mut lines: Vec<String> = Vec::new();
+            let want_tag = pin != PinForm::Digest;
+            let want_digest = pin != PinForm::Tag;
+            match new_tag {
+                Some(span) if want_tag => set(span, target.tag.clone()),
+                Some(_) => {}
+                None if want_tag => lines.push(format!("{pad}newTag: {}", target.tag)),
+                None => {}
+            }
+            match digest {
+                Some(span) if want_digest => set(
+                    span,
+                    target.digest.as_ref().ok_or_else(missing)?.to_string(),
+                ),
+                Some(span) => set(span, String::new()),
+                None if want_digest => {
+                    let d = target.digest.as_ref().ok_or_else(missing)?;
+                    lines.push(format!("{pad}digest: {d}"));
+                }
+                None => {}
+            }
+            if !lines.is_empty() {
+                // At the end of a file without a final newline, start a line instead of
+                // ending one, so the file still ends the way it did.
+                let new = if *insert_at == text.len() && !text.is_empty() && !text.ends_with('\n') {
+                    format!("{eol}{}", lines.join(eol))
+                } else {
+                    lines.iter().map(|l| format!("{l}{eol}")).collect()
+                };
+                edits.push(Edit {
+                    span: *insert_at..*insert_at,
+                    new,
+                });
+            }
+        }
+    }
+    Ok(edits)
+}
+
+/// 1-based line number of a byte offset.
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// Byte offset of the start of the line holding `offset`.
+pub(crate) fn line_start(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1)
+}
+
+/// Byte offset of the start of the next line (or the end of the text).
+pub(crate) fn next_line_start(text: &str, offset: usize) -> usize {
+    text[offset.min(text.len())..]
+        .find('\n')
+        .map_or(text.len(), |i| offset + i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_written_keeps_the_name_as_written() {
+        let cases = [
+            ("nginx", ("nginx", None, None)),
+            ("nginx:1.27", ("nginx", Some("1.27"), None)),
+            ("127.0.0.1:5000/app", ("127.0.0.1:5000/app", None, None)),
+            (
+                "127.0.0.1:5000/app:v1",
+                ("127.0.0.1:5000/app", Some("v1"), None),
+            ),
+            (
+                "ghcr.io/o/a:1@sha256:ab",
+                ("ghcr.io/o/a", Some("1"), Some("sha256:ab")),
+            ),
+            (
+                "ghcr.io/o/a@sha256:ab",
+                ("ghcr.io/o/a", None, Some("sha256:ab")),
+            ),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(split_written(input), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn detects_formats_by_name() {
+        let cases = [
+            ("deploy/app.yaml", Some(FileFormat::Yaml)),
+            ("values.yml", Some(FileFormat::Yaml)),
+            ("k/kustomization.yaml", Some(FileFormat::Kustomization)),
+            ("Dockerfile", Some(FileFormat::Dockerfile)),
+            ("build/Dockerfile.prod", Some(FileFormat::Dockerfile)),
+            ("api.Containerfile", Some(FileFormat::Dockerfile)),
+            ("main.tf", Some(FileFormat::Hcl)),
+            ("freshet.yaml", None),
+            ("README.md", None),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(detect(path), expected, "{path}");
+        }
+    }
+
+    #[test]
+    fn overlapping_and_out_of_bounds_edits_are_rejected() {
+        let text = "image: nginx:1.0\n";
+        let overlap = [
+            Edit {
+                span: 7..12,
+                new: "a".into(),
+            },
+            Edit {
+                span: 10..16,
+                new: "b".into(),
+            },
+        ];
+        assert!(matches!(
+            apply_edits("a.yaml", text, &overlap),
+            Err(EditError::Overlap { .. })
+        ));
+        let oob = [Edit {
+            span: 7..99,
+            new: "a".into(),
+        }];
+        assert!(matches!(
+            apply_edits("a.yaml", text, &oob),
+            Err(EditError::OutOfBounds { .. })
+        ));
+    }
+
+    #[test]
+    fn an_edit_that_breaks_the_file_is_rejected() {
+        let text = "image: nginx:1.0\n";
+        let bad = [Edit {
+            span: 7..16,
+            new: "\"nginx".into(),
+        }];
+        assert!(matches!(
+            apply_edits("a.yaml", text, &bad),
+            Err(EditError::Rescan(_))
+        ));
+    }
+}

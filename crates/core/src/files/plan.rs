@@ -1,0 +1,255 @@
+//! The pure planner: found references + markers + `freshet.yaml` + registry facts →
+//! [`Update`]s with their [`Edit`]s.
+//!
+//! Owns which references are tracked and with which policy and pin form ([`track`]:
+//! a marker beats a rule, a rule beats `--all`), and the step-by-step decision for one
+//! tracked reference ([`Tracked::step`]): it may first ask for the digest of the tag it
+//! chose ([`Step::NeedDigest`]), so the shell fetches only what is needed.
+//!
+//! Must not fetch anything or touch files.
+
+use super::{Config, Edit, Found, PinForm, Target, edits_for, render};
+use crate::Reference;
+use crate::policy::{Current, Decision, Facts, Needs, Policy, PolicyKind, Version, decide};
+
+/// Why a reference is tracked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case", tag = "by")]
+pub enum TrackedBy {
+    /// An inline marker on the given line.
+    Marker {
+        /// 1-based line of the marker.
+        line: usize,
+    },
+    /// The `freshet.yaml` rule with this index.
+    Rule {
+        /// Index in `rules:`.
+        index: usize,
+    },
+    /// `--all` with the default policy.
+    All,
+}
+
+/// A reference freshet will plan for.
+#[derive(Debug, Clone)]
+pub struct Tracked {
+    /// The file, as the shell names it.
+    pub file: String,
+    /// Where and how it is written.
+    pub found: Found,
+    /// The reference, parsed and normalised.
+    pub reference: Reference,
+    /// The policy that applies.
+    pub policy: Policy,
+    /// How to write it after an update.
+    pub pin: PinForm,
+    /// Why it is tracked.
+    pub by: TrackedBy,
+}
+
+/// A pending change to one reference in a file. Serialises as
+/// `{file, line, current, new, policy, reason}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Update {
+    /// The file.
+    pub file: String,
+    /// 1-based line of the reference.
+    pub line: usize,
+    /// The reference as written now.
+    pub current: String,
+    /// The reference as it will be written.
+    pub new: String,
+    /// The policy that chose it.
+    pub policy: String,
+    /// Why.
+    pub reason: String,
+    /// The text edits that make the change.
+    #[serde(skip)]
+    pub edits: Vec<Edit>,
+}
+
+/// A problem with one reference or file. Serialises as `{file, line, message}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PlanError {
+    /// The file.
+    pub file: String,
+    /// 1-based line (0 for the whole file).
+    pub line: usize,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// The next thing the planner needs, or its answer, for one tracked reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Fetch the digest of this tag into [`Facts::digests`] and call again.
+    NeedDigest(String),
+    /// Nothing to do; the warning says why when something is wrong.
+    Keep {
+        /// Why nothing changes.
+        warning: Option<String>,
+    },
+    /// Change the reference.
+    Update(Update),
+    /// The reference cannot be edited.
+    Error(PlanError),
+}
+
+/// Decides which found references are tracked, with which policy and pin form.
+pub fn track(
+    file: &str,
+    found: Vec<Found>,
+    config: &Config,
+    all: bool,
+) -> (Vec<Tracked>, Vec<PlanError>) {
+    let mut tracked = Vec::new();
+    let mut errors = Vec::new();
+    for f in found {
+        let error = |message: String| PlanError {
+            file: file.to_owned(),
+            line: f.line,
+            message,
+        };
+        let reference = match Reference::parse(&f.image) {
+            Ok(r) => r,
+            Err(e) => {
+                if f.marker.is_some() {
+                    errors.push(error(e.to_string()));
+                }
+                continue;
+            }
+        };
+        let natural_pin = match (reference.tag(), reference.digest()) {
+            (Some(_), Some(_)) => PinForm::TagDigest,
+            (None, Some(_)) => PinForm::Digest,
+            _ => PinForm::Tag,
+        };
+        let (policy, pin, by) = match &f.marker {
+            Some(Err(e)) => {
+                errors.push(error(e.to_string()));
+                continue;
+            }
+            Some(Ok(m)) => {
+                let rule_pin = config.rule_for(file, &f.image).and_then(|r| r.pin);
+                (
+                    m.policy.clone(),
+                    m.pin.or(rule_pin),
+                    TrackedBy::Marker { line: m.line },
+                )
+            }
+            None => match config.rule_for(file, &f.image) {
+                Some(rule) => (
+                    rule.policy.clone(),
+                    rule.pin,
+                    TrackedBy::Rule { index: rule.index },
+                ),
+                None if all => {
+                    // `--all` skips what the default policy cannot order, instead of warning.
+                    let orderable = match config.default_policy.kind() {
+                        PolicyKind::Semver(_) => reference.tag().and_then(Version::parse).is_some(),
+                        _ => true,
+                    };
+                    if !orderable {
+                        continue;
+                    }
+                    (config.default_policy.clone(), None, TrackedBy::All)
+                }
+                None => continue,
+            },
+        };
+        if policy.is_never() {
+            continue;
+        }
+        tracked.push(Tracked {
+            file: file.to_owned(),
+            pin: pin.or(config.default_pin).unwrap_or(natural_pin),
+            found: f,
+            reference,
+            policy,
+            by,
+        });
+    }
+    (tracked, errors)
+}
+
+impl Tracked {
+    /// What to fetch before the first [`Tracked::step`].
+    pub fn needs(&self) -> Needs {
+        self.policy.needs(Current::from(&self.reference).tag)
+    }
+
+    /// One planning step. `text` is the file's text the reference was found in.
+    pub fn step(&self, text: &str, facts: &Facts) -> Step {
+        let current = Current::from(&self.reference);
+        let digest_of = |tag: &str| facts.digests.get(tag);
+        let (tag, digest, reason) = match decide(current, &self.policy, facts) {
+            Decision::Keep { warning: Some(w) } => return Step::Keep { warning: Some(w) },
+            Decision::Keep { warning: None } => {
+                let Some(tag) = current.tag else {
+                    return Step::Keep { warning: None };
+                };
+                match (self.pin, current.digest) {
+                    (PinForm::Tag, Some(_)) if self.reference.tag().is_some() => (
+                        tag.to_owned(),
+                        None,
+                        format!("pin={}: drop the digest", self.pin),
+                    ),
+                    (PinForm::TagDigest | PinForm::Digest, None) => (
+                        tag.to_owned(),
+                        None,
+                        format!("pin={}: pin {tag} to its digest", self.pin),
+                    ),
+                    _ => return Step::Keep { warning: None },
+                }
+            }
+            Decision::Update { to, digest, reason } => (to, digest, reason),
+        };
+        let digest = if self.pin.has_digest() {
+            match digest {
+                Some(d) => Some(d),
+                None => match digest_of(&tag) {
+                    None => return Step::NeedDigest(tag),
+                    Some(Err(e)) => {
+                        return Step::Keep {
+                            warning: Some(format!(
+                                "resolving {tag} failed ({e}); keeping {}",
+                                self.found.image
+                            )),
+                        };
+                    }
+                    Some(Ok(d)) => Some(d.clone()),
+                },
+            }
+        } else {
+            None
+        };
+        let target = Target { tag, digest };
+        let error = |e: super::EditError| {
+            Step::Error(PlanError {
+                file: self.file.clone(),
+                line: self.found.line,
+                message: e.to_string(),
+            })
+        };
+        let edits = match edits_for(text, &self.found, &target, self.pin) {
+            Ok(e) => e,
+            Err(e) => return error(e),
+        };
+        if edits.is_empty() {
+            return Step::Keep { warning: None };
+        }
+        let new = match render(&self.found.image, &target, self.pin) {
+            Ok(n) => n,
+            Err(e) => return error(e),
+        };
+        Step::Update(Update {
+            file: self.file.clone(),
+            line: self.found.line,
+            current: self.found.image.clone(),
+            new,
+            policy: self.policy.to_string(),
+            reason,
+            edits,
+        })
+    }
+}

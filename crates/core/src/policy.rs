@@ -1,1 +1,0 @@
-//! Tag parsing, ordering and update policies (issue 3).

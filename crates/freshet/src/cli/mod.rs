@@ -1,0 +1,146 @@
+//! The command line: argument definitions, logging set-up, dispatch, and exit codes.
+//!
+//! Exit codes (documented in the README):
+//! - `0`: success (everything resolved, refreshed, current, or skipped below threshold);
+//! - `1`: a failure (a reference did not resolve, an I/O error);
+//! - `2`: a usage or configuration error (bad flags, unreadable config);
+//! - `3`: a failure streak reached its threshold (`run --once`).
+//!
+//! A broken pipe on stdout (`freshet tags x | head`) counts as success.
+
+mod output;
+mod registry_args;
+mod resolve;
+mod tags;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use registry_args::RegistryArgs;
+
+/// Exit code for success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code when something failed.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code for usage and configuration errors.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code when a failure streak reached its threshold.
+pub const EXIT_THRESHOLD: u8 = 3;
+
+/// Keep workloads and GitOps files on the newest image their policy allows.
+#[derive(Debug, Parser)]
+#[command(name = "freshet", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax), e.g. `debug` or `freshet_registry=trace`.
+    #[arg(long, global = true, env = "FRESHET_LOG", default_value = "warn")]
+    log: String,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Resolve image references to digests (and platforms) against their registries.
+    Resolve(resolve::ResolveArgs),
+    /// List every tag of an image's repository, across all pages.
+    Tags(tags::TagsArgs),
+}
+
+/// An error with the exit code it maps to. Commands return it; `main` prints it.
+#[derive(Debug)]
+pub struct Failure {
+    /// The exit code.
+    pub code: u8,
+    /// What went wrong, for stderr.
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    /// A usage or configuration error (exit 2).
+    pub fn usage(error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            code: EXIT_USAGE,
+            error: error.into(),
+        }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Self {
+        Self {
+            code: EXIT_FAILURE,
+            error,
+        }
+    }
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, &cli.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("freshet: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Resolve(args) => resolve::run(args).await,
+            Command::Tags(args) => tags::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(f) if is_broken_pipe(&f.error) => ExitCode::from(EXIT_OK),
+        Err(f) => {
+            eprintln!("freshet: error: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn init_logging(format: LogFormat, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Text => builder.with_target(false).init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,378 @@
+//! A thin wrapper over the system `git`.
+//!
+//! Owns running `git` through `tokio::process` in one working tree: committing exactly the
+//! files freshet wrote with a templated message ([`Git::commit`], [`render_message`]),
+//! and pushing with fetch, rebase and retry when the remote moved ([`Git::push`]). On any
+//! failure it puts the index (and an interrupted rebase) back and says what state the
+//! tree, index and remote are in.
+//!
+//! Must not put credentials on the command line or in URLs: git reads them from the
+//! environment (`GIT_ASKPASS`, a credential helper, `GIT_CONFIG_*`), and
+//! `GIT_TERMINAL_PROMPT=0` stops it from ever waiting on a prompt. Error messages are
+//! scrubbed of `user:password@` in URLs before they are returned.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use freshet_core::files::Update;
+use tokio::io::AsyncWriteExt as _;
+
+/// The commit message template `apply --commit` uses when none is given.
+pub const DEFAULT_MESSAGE: &str = "freshet: update {count} image reference(s)\n\n{updates}\n";
+
+/// How many times `push` tries before giving up on a remote that keeps moving.
+pub const DEFAULT_PUSH_ATTEMPTS: u32 = 4;
+
+/// Why a git step failed, and what state it left.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    /// `git` could not be started.
+    #[error("cannot run git: {0}")]
+    Spawn(#[source] std::io::Error),
+    /// A git command exited non-zero.
+    #[error("git {command} failed ({status}): {output}")]
+    Failed {
+        /// The subcommand and its arguments (never credentials).
+        command: String,
+        /// The exit status.
+        status: String,
+        /// git's stderr and stdout, with URL credentials scrubbed.
+        output: String,
+    },
+    /// The commit failed; the files are written but not committed, and the index is as
+    /// it was before.
+    #[error(
+        "commit failed; the files are written but not committed, and the index was restored: {0}"
+    )]
+    Commit(#[source] Box<GitError>),
+    /// Rebasing onto the remote conflicted; the rebase was aborted, so the local branch
+    /// still holds the commit, unpushed, and the remote is unchanged.
+    #[error(
+        "rebase onto {remote}/{branch} conflicted; rebase aborted, local commit {commit} kept but not pushed, remote unchanged: {source}"
+    )]
+    RebaseConflict {
+        /// The remote.
+        remote: String,
+        /// The branch.
+        branch: String,
+        /// The local commit.
+        commit: String,
+        /// The rebase failure.
+        #[source]
+        source: Box<GitError>,
+    },
+    /// The push was rejected every time; the local commit is kept, rebased on the last
+    /// fetched remote state, and the remote is unchanged.
+    #[error(
+        "push to {remote} {branch} was rejected {attempts} times; local commit kept, remote unchanged"
+    )]
+    GaveUp {
+        /// The remote.
+        remote: String,
+        /// The branch.
+        branch: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+}
+
+impl GitError {
+    /// Whether trying again later may succeed (a rejected or failed push, as opposed to a
+    /// conflict or a broken repository).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            GitError::GaveUp { .. } => true,
+            GitError::Failed { command, .. } => {
+                command.starts_with("push") || command.starts_with("fetch")
+            }
+            _ => false,
+        }
+    }
+}
+
+/// How a push went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushOutcome {
+    /// Push attempts made (1 when the remote had not moved).
+    pub attempts: u32,
+    /// The commit that was pushed.
+    pub commit: String,
+}
+
+/// Removes `user:password@` from URLs in git's output.
+fn scrub(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        out.push_str(&rest[..i + 3]);
+        rest = &rest[i + 3..];
+        let end = rest
+            .find(|c: char| c.is_whitespace() || c == '/' || c == '\'' || c == '"')
+            .unwrap_or(rest.len());
+        if let Some(at) = rest[..end].rfind('@') {
+            out.push_str("***@");
+            rest = &rest[at + 1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Renders a commit message: `{count}` is the number of updates, `{updates}` one line
+/// per update (`- file:line old -> new`), `{files}` the changed files, comma-separated.
+pub fn render_message(template: &str, updates: &[Update]) -> String {
+    let lines: Vec<String> = updates
+        .iter()
+        .map(|u| format!("- {}:{} {} -> {}", u.file, u.line, u.current, u.new))
+        .collect();
+    let mut files: Vec<&str> = updates.iter().map(|u| u.file.as_str()).collect();
+    files.dedup();
+    template
+        .replace("{count}", &updates.len().to_string())
+        .replace("{updates}", &lines.join("\n"))
+        .replace("{files}", &files.join(", "))
+}
+
+/// A git working tree.
+#[derive(Debug, Clone)]
+pub struct Git {
+    dir: PathBuf,
+    remote: String,
+    env: Vec<(OsString, OsString)>,
+    push_attempts: u32,
+}
+
+impl Git {
+    /// A working tree at `dir`, pushing to `origin`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Git {
+            dir: dir.into(),
+            remote: "origin".into(),
+            env: Vec::new(),
+            push_attempts: DEFAULT_PUSH_ATTEMPTS,
+        }
+    }
+
+    /// Uses another remote name.
+    pub fn remote(mut self, remote: impl Into<String>) -> Self {
+        self.remote = remote.into();
+        self
+    }
+
+    /// Sets an environment variable for every git command (e.g. `GIT_ASKPASS`). This is
+    /// the only way credentials reach git.
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// How many push attempts to make before giving up.
+    pub fn push_attempts(mut self, attempts: u32) -> Self {
+        self.push_attempts = attempts.max(1);
+        self
+    }
+
+    /// The working tree.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    async fn run(&self, args: &[&str], input: Option<&str>) -> Result<String, GitError> {
+        let mut command = tokio::process::Command::new("git");
+        command
+            .arg("-C")
+            .arg(&self.dir)
+            .args(args)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().map_err(GitError::Spawn)?;
+        if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+            stdin
+                .write_all(text.as_bytes())
+                .await
+                .map_err(GitError::Spawn)?;
+            drop(stdin);
+        }
+        let output = child.wait_with_output().await.map_err(GitError::Spawn)?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        if output.status.success() {
+            tracing::debug!(command = %args.join(" "), "git ok");
+            return Ok(stdout);
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        Err(GitError::Failed {
+            command: scrub(&args.join(" ")),
+            status: output.status.to_string(),
+            output: scrub(
+                format!(
+                    "{}{}",
+                    stderr.trim(),
+                    if stdout.trim().is_empty() {
+                        String::new()
+                    } else {
+                        format!("\n{}", stdout.trim())
+                    }
+                )
+                .trim(),
+            ),
+        })
+    }
+
+    /// The commit `HEAD` points to.
+    pub async fn head(&self) -> Result<String, GitError> {
+        Ok(self
+            .run(&["rev-parse", "HEAD"], None)
+            .await?
+            .trim()
+            .to_owned())
+    }
+
+    /// The checked-out branch.
+    pub async fn current_branch(&self) -> Result<String, GitError> {
+        Ok(self
+            .run(&["symbolic-ref", "--short", "HEAD"], None)
+            .await?
+            .trim()
+            .to_owned())
+    }
+
+    /// Switches to `branch`, creating it from `HEAD` if it does not exist. Uncommitted
+    /// changes are carried along (git refuses if they would be overwritten).
+    pub async fn switch_branch(&self, branch: &str) -> Result<(), GitError> {
+        let exists = self
+            .run(
+                &[
+                    "rev-parse",
+                    "--verify",
+                    "--quiet",
+                    &format!("refs/heads/{branch}"),
+                ],
+                None,
+            )
+            .await
+            .is_ok();
+        if exists {
+            self.run(&["switch", "--quiet", branch], None).await?;
+        } else {
+            self.run(&["switch", "--quiet", "-c", branch], None).await?;
+        }
+        Ok(())
+    }
+
+    /// Commits exactly `files` (paths in the working tree) with `message`, leaving any
+    /// other staged change alone. Returns the new commit.
+    pub async fn commit(&self, files: &[PathBuf], message: &str) -> Result<String, GitError> {
+        let paths: Vec<String> = files
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        let mut args: Vec<&str> = vec!["commit", "--quiet", "--file=-", "--only", "--"];
+        args.extend(paths.iter().map(String::as_str));
+        if let Err(e) = self.run(&args, Some(message)).await {
+            // `--only` stages into a temporary index; make sure our paths are not left staged.
+            let mut reset: Vec<&str> = vec!["reset", "--quiet", "--"];
+            reset.extend(paths.iter().map(String::as_str));
+            let _ = self.run(&reset, None).await;
+            return Err(GitError::Commit(Box::new(e)));
+        }
+        self.head().await
+    }
+
+    /// Pushes `HEAD` to `branch` on the remote. When the remote moved, fetches it,
+    /// rebases onto it and tries again, up to the configured number of attempts.
+    pub async fn push(&self, branch: &str) -> Result<PushOutcome, GitError> {
+        let refspec = format!("HEAD:refs/heads/{branch}");
+        for attempt in 1..=self.push_attempts {
+            match self
+                .run(&["push", "--porcelain", &self.remote, &refspec], None)
+                .await
+            {
+                Ok(_) => {
+                    return Ok(PushOutcome {
+                        attempts: attempt,
+                        commit: self.head().await?,
+                    });
+                }
+                Err(GitError::Failed { output, .. }) if is_rejection(&output) => {
+                    tracing::info!(attempt, branch, "push rejected; fetching and rebasing");
+                    if attempt == self.push_attempts {
+                        break;
+                    }
+                    self.run(&["fetch", "--quiet", &self.remote, branch], None)
+                        .await?;
+                    let commit = self.head().await?;
+                    if let Err(e) = self.run(&["rebase", "--quiet", "FETCH_HEAD"], None).await {
+                        let _ = self.run(&["rebase", "--abort"], None).await;
+                        return Err(GitError::RebaseConflict {
+                            remote: self.remote.clone(),
+                            branch: branch.to_owned(),
+                            commit,
+                            source: Box::new(e),
+                        });
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(GitError::GaveUp {
+            remote: self.remote.clone(),
+            branch: branch.to_owned(),
+            attempts: self.push_attempts,
+        })
+    }
+}
+
+/// Whether git's output says the remote moved under us.
+fn is_rejection(output: &str) -> bool {
+    [
+        "[rejected]",
+        "non-fast-forward",
+        "fetch first",
+        "cannot lock ref",
+        "failed to update ref",
+    ]
+    .iter()
+    .any(|needle| output.contains(needle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrub_removes_url_credentials() {
+        assert_eq!(
+            scrub("fatal: unable to access 'https://user:tok3n@example.com/o/r.git/': 403"),
+            "fatal: unable to access 'https://***@example.com/o/r.git/': 403"
+        );
+        assert_eq!(scrub("https://example.com/x"), "https://example.com/x");
+        assert_eq!(scrub("no url"), "no url");
+    }
+
+    #[test]
+    fn messages_list_old_and_new_refs() {
+        let u = Update {
+            file: "deploy/app.yaml".into(),
+            line: 7,
+            current: "nginx:1.25.3".into(),
+            new: "nginx:1.25.5".into(),
+            policy: "semver:patch".into(),
+            reason: "r".into(),
+            edits: vec![],
+        };
+        assert_eq!(
+            render_message(DEFAULT_MESSAGE, &[u.clone(), u]),
+            "freshet: update 2 image reference(s)\n\n- deploy/app.yaml:7 nginx:1.25.3 -> nginx:1.25.5\n- deploy/app.yaml:7 nginx:1.25.3 -> nginx:1.25.5\n"
+        );
+        assert_eq!(render_message("bump {files}", &[]), "bump ");
+    }
+}

@@ -1,0 +1,469 @@
+//! The registry client's error taxonomy.
+//!
+//! Owns [`RegistryError`]: one variant per way talking to a registry fails, each with
+//! a stable [`ErrorClass`] (for JSON output and metrics), an [`is_transient`] answer
+//! (retry, or count towards a failure streak without alarm), and a message that names
+//! the host and says what to do. Messages never contain credentials or tokens.
+//!
+//! [`is_transient`]: RegistryError::is_transient
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A stable, machine-readable class for a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// The reference itself is malformed.
+    InvalidReference,
+    /// The host name does not resolve.
+    Dns,
+    /// No TCP connection (refused, reset, unreachable).
+    Connect,
+    /// TLS handshake or certificate failure.
+    Tls,
+    /// The registry did not answer in time.
+    Timeout,
+    /// Credentials missing or rejected.
+    Unauthorized,
+    /// Authenticated, but not allowed.
+    Forbidden,
+    /// Repository, tag or manifest does not exist.
+    NotFound,
+    /// `429 Too Many Requests`.
+    RateLimited,
+    /// A `5xx` answer.
+    ServerError,
+    /// The answer does not follow the distribution API (bad JSON, digest mismatch,
+    /// truncated body).
+    MalformedResponse,
+    /// A manifest larger than the cap.
+    TooLarge,
+    /// A token realm or `Link` on a host freshet will not send credentials to.
+    ForeignRealm,
+    /// A credential helper or config file failed.
+    Credentials,
+}
+
+impl ErrorClass {
+    /// The label used in JSON output and metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::InvalidReference => "invalid_reference",
+            Self::Dns => "dns",
+            Self::Connect => "connect",
+            Self::Tls => "tls",
+            Self::Timeout => "timeout",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::RateLimited => "rate_limited",
+            Self::ServerError => "server_error",
+            Self::MalformedResponse => "malformed_response",
+            Self::TooLarge => "too_large",
+            Self::ForeignRealm => "foreign_realm",
+            Self::Credentials => "credentials",
+        }
+    }
+}
+
+impl fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// A transport error kept as the source of a variant (shared, so results can be cloned
+/// to every caller that asked for the same reference).
+pub type Source = Arc<dyn std::error::Error + Send + Sync>;
+
+/// Everything that can go wrong talking to a registry.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RegistryError {
+    /// The reference does not parse.
+    #[error(transparent)]
+    InvalidReference(#[from] freshet_core::reference::ReferenceError),
+    /// DNS lookup failed.
+    #[error(
+        "{host}: DNS lookup failed: check the registry name, and the DNS and egress/proxy allowlists for {host}"
+    )]
+    Dns {
+        host: String,
+        #[source]
+        source: Source,
+    },
+    /// The TCP connection failed.
+    #[error(
+        "{host}: connection failed ({detail}): check egress/proxy allowlists for {host} and its token endpoint, and that the registry is up"
+    )]
+    Connect {
+        host: String,
+        detail: String,
+        #[source]
+        source: Source,
+    },
+    /// TLS failed.
+    #[error(
+        "{host}: TLS handshake failed ({detail}): check the registry's certificate and this machine's trust store, or list a plain-http registry with --insecure-registry {host}"
+    )]
+    Tls {
+        host: String,
+        detail: String,
+        #[source]
+        source: Source,
+    },
+    /// No answer in time.
+    #[error(
+        "{host}: no answer within {after:?}: the registry or a proxy in between is slow or dropping traffic; check egress for {host}"
+    )]
+    Timeout { host: String, after: Duration },
+    /// Credentials are missing or were rejected.
+    #[error("{host}: unauthorized for {repository}{detail}: {hint}")]
+    Unauthorized {
+        host: String,
+        repository: String,
+        detail: String,
+        hint: String,
+    },
+    /// Authenticated but not allowed.
+    #[error(
+        "{host}: access to {repository} denied{detail}: the credentials for {host} lack pull permission on {repository} (or stale credentials in the docker config shadow anonymous access)"
+    )]
+    Forbidden {
+        host: String,
+        repository: String,
+        detail: String,
+    },
+    /// The manifest or repository does not exist.
+    #[error(
+        "{host}: {what} not found: check the repository and tag spelling, and that the tag was pushed"
+    )]
+    NotFound { host: String, what: String },
+    /// The image exists but not for the wanted platform.
+    #[error(
+        "{host}: {what} has no image for {platform} (it offers: {available}); pick an image built for {platform}, or schedule onto nodes of an offered platform"
+    )]
+    NoMatchingPlatform {
+        host: String,
+        what: String,
+        platform: String,
+        available: String,
+    },
+    /// Rate limited.
+    #[error("{host}: rate limited (429 Too Many Requests{retry}): {hint}")]
+    RateLimited {
+        host: String,
+        retry: String,
+        hint: String,
+    },
+    /// A 5xx answer.
+    #[error(
+        "{host}: server error {status}{detail}: the registry is failing; retry later or check its status page"
+    )]
+    Server {
+        host: String,
+        status: u16,
+        detail: String,
+    },
+    /// The answer is not what the distribution API says.
+    #[error("{host}: malformed response: {detail}")]
+    Malformed { host: String, detail: String },
+    /// The body ended early or the connection dropped while reading it.
+    #[error("{host}: response body was cut off ({detail}); the connection or a proxy dropped it")]
+    Truncated { host: String, detail: String },
+    /// The manifest exceeds the cap.
+    #[error(
+        "{host}: manifest for {what} is larger than {limit} bytes: refusing to read it (a manifest this large is not an image manifest)"
+    )]
+    TooLarge {
+        host: String,
+        what: String,
+        limit: usize,
+    },
+    /// A token realm or Link on a host freshet will not send credentials to.
+    #[error("{host}: {detail}")]
+    ForeignRealm { host: String, detail: String },
+    /// The credential source failed.
+    #[error("{host}: could not read credentials: {detail}")]
+    Credentials { host: String, detail: String },
+}
+
+impl RegistryError {
+    /// The stable class of this error.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::InvalidReference(_) => ErrorClass::InvalidReference,
+            Self::Dns { .. } => ErrorClass::Dns,
+            Self::Connect { .. } => ErrorClass::Connect,
+            Self::Tls { .. } => ErrorClass::Tls,
+            Self::Timeout { .. } => ErrorClass::Timeout,
+            Self::Unauthorized { .. } => ErrorClass::Unauthorized,
+            Self::Forbidden { .. } => ErrorClass::Forbidden,
+            Self::NotFound { .. } | Self::NoMatchingPlatform { .. } => ErrorClass::NotFound,
+            Self::RateLimited { .. } => ErrorClass::RateLimited,
+            Self::Server { .. } => ErrorClass::ServerError,
+            Self::Malformed { .. } | Self::Truncated { .. } => ErrorClass::MalformedResponse,
+            Self::TooLarge { .. } => ErrorClass::TooLarge,
+            Self::ForeignRealm { .. } => ErrorClass::ForeignRealm,
+            Self::Credentials { .. } => ErrorClass::Credentials,
+        }
+    }
+
+    /// Whether trying again later may succeed without anyone changing anything.
+    ///
+    /// Network trouble, timeouts, rate limits, 5xx and cut-off bodies are transient;
+    /// bad references, auth failures, missing tags and protocol violations are not.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Dns { .. }
+                | Self::Connect { .. }
+                | Self::Timeout { .. }
+                | Self::RateLimited { .. }
+                | Self::Server { .. }
+                | Self::Truncated { .. }
+        )
+    }
+
+    /// The registry host the error is about, when there is one.
+    pub fn host(&self) -> Option<&str> {
+        match self {
+            Self::InvalidReference(_) => None,
+            Self::Dns { host, .. }
+            | Self::Connect { host, .. }
+            | Self::Tls { host, .. }
+            | Self::Timeout { host, .. }
+            | Self::Unauthorized { host, .. }
+            | Self::Forbidden { host, .. }
+            | Self::NotFound { host, .. }
+            | Self::NoMatchingPlatform { host, .. }
+            | Self::RateLimited { host, .. }
+            | Self::Server { host, .. }
+            | Self::Malformed { host, .. }
+            | Self::Truncated { host, .. }
+            | Self::TooLarge { host, .. }
+            | Self::ForeignRealm { host, .. }
+            | Self::Credentials { host, .. } => Some(host),
+        }
+    }
+
+    /// Classifies a transport error from reqwest by walking its source chain.
+    pub(crate) fn from_transport(host: &str, err: reqwest::Error, timeout: Duration) -> Self {
+        let host = host.to_owned();
+        if err.is_timeout() {
+            return Self::Timeout {
+                host,
+                after: timeout,
+            };
+        }
+        let chain = source_chain(&err);
+        let lower = chain.to_ascii_lowercase();
+        let source: Source = Arc::new(err);
+        if lower.contains("dns error") || lower.contains("failed to lookup address") {
+            return Self::Dns { host, source };
+        }
+        let tls = lower.contains("certificate")
+            || lower.contains("tls")
+            || lower.contains("handshake")
+            || lower.contains("invalidcontenttype")
+            || lower.contains("corrupt message");
+        if tls {
+            return Self::Tls {
+                host,
+                detail: last_cause(&chain),
+                source,
+            };
+        }
+        let body = lower.contains("body")
+            || lower.contains("incomplete")
+            || lower.contains("unexpected eof");
+        if body && !lower.contains("connect") {
+            return Self::Truncated {
+                host,
+                detail: last_cause(&chain),
+            };
+        }
+        let detail = if lower.contains("connection refused") {
+            "connection refused".to_owned()
+        } else if lower.contains("reset") {
+            "connection reset".to_owned()
+        } else if lower.contains("unreachable") {
+            "network unreachable".to_owned()
+        } else {
+            last_cause(&chain)
+        };
+        Self::Connect {
+            host,
+            detail,
+            source,
+        }
+    }
+}
+
+fn source_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        cur = e.source();
+    }
+    out
+}
+
+fn last_cause(chain: &str) -> String {
+    chain.rsplit(": ").next().unwrap_or(chain).to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_and_transience_table() {
+        let h = || "ghcr.io".to_owned();
+        let src: Source = Arc::new(std::io::Error::other("x"));
+        let cases: Vec<(RegistryError, &str, bool)> = vec![
+            (
+                RegistryError::Dns {
+                    host: h(),
+                    source: src.clone(),
+                },
+                "dns",
+                true,
+            ),
+            (
+                RegistryError::Connect {
+                    host: h(),
+                    detail: "connection refused".into(),
+                    source: src.clone(),
+                },
+                "connect",
+                true,
+            ),
+            (
+                RegistryError::Tls {
+                    host: h(),
+                    detail: "bad cert".into(),
+                    source: src,
+                },
+                "tls",
+                false,
+            ),
+            (
+                RegistryError::Timeout {
+                    host: h(),
+                    after: Duration::from_secs(1),
+                },
+                "timeout",
+                true,
+            ),
+            (
+                RegistryError::Unauthorized {
+                    host: h(),
+                    repository: "o/a".into(),
+                    detail: String::new(),
+                    hint: "log in".into(),
+                },
+                "unauthorized",
+                false,
+            ),
+            (
+                RegistryError::Forbidden {
+                    host: h(),
+                    repository: "o/a".into(),
+                    detail: String::new(),
+                },
+                "forbidden",
+                false,
+            ),
+            (
+                RegistryError::NotFound {
+                    host: h(),
+                    what: "o/a:1".into(),
+                },
+                "not_found",
+                false,
+            ),
+            (
+                RegistryError::RateLimited {
+                    host: h(),
+                    retry: String::new(),
+                    hint: "wait".into(),
+                },
+                "rate_limited",
+                true,
+            ),
+            (
+                RegistryError::Server {
+                    host: h(),
+                    status: 503,
+                    detail: String::new(),
+                },
+                "server_error",
+                true,
+            ),
+            (
+                RegistryError::Malformed {
+                    host: h(),
+                    detail: "x".into(),
+                },
+                "malformed_response",
+                false,
+            ),
+            (
+                RegistryError::Truncated {
+                    host: h(),
+                    detail: "x".into(),
+                },
+                "malformed_response",
+                true,
+            ),
+            (
+                RegistryError::TooLarge {
+                    host: h(),
+                    what: "o/a:1".into(),
+                    limit: 4,
+                },
+                "too_large",
+                false,
+            ),
+            (
+                RegistryError::ForeignRealm {
+                    host: h(),
+                    detail: "x".into(),
+                },
+                "foreign_realm",
+                false,
+            ),
+            (
+                RegistryError::Credentials {
+                    host: h(),
+                    detail: "x".into(),
+                },
+                "credentials",
+                false,
+            ),
+        ];
+        for (err, class, transient) in cases {
+            assert_eq!(err.class().label(), class, "{err}");
+            assert_eq!(err.is_transient(), transient, "{err}");
+            assert_eq!(err.host(), Some("ghcr.io"));
+            assert!(err.to_string().starts_with("ghcr.io: "), "{err}");
+        }
+    }
+
+    #[test]
+    fn connect_message_names_host_and_egress() {
+        let err = RegistryError::Connect {
+            host: "ghcr.io".into(),
+            detail: "connection refused".into(),
+            source: Arc::new(std::io::Error::other("x")),
+        };
+        assert_eq!(
+            err.to_string(),
+            "ghcr.io: connection failed (connection refused): check egress/proxy allowlists for ghcr.io and its token endpoint, and that the registry is up"
+        );
+    }
+}
