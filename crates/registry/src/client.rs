@@ -125,9 +125,13 @@ pub(crate) enum Kind {
     TagPage,
 }
 
+/// The shared answer of one memoised computation (errors are memoised too: a run
+/// asks a failing reference once, like a succeeding one).
+type MemoCell<V> = Arc<OnceCell<Result<V, RegistryError>>>;
+
 /// A memo of one async computation per key, for the lifetime of a client.
 pub(crate) struct Memo<K, V> {
-    cells: Mutex<HashMap<K, Arc<OnceCell<Result<V, RegistryError>>>>>,
+    cells: Mutex<HashMap<K, MemoCell<V>>>,
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> Memo<K, V> {
@@ -210,15 +214,16 @@ impl Host {
             remaining,
             window_secs,
         };
-        if let Some(limit) = limit {
-            if remaining * 10 < limit && !self.warned_low.swap(true, Ordering::Relaxed) {
-                tracing::warn!(
-                    registry = self.host(),
-                    remaining,
-                    limit,
-                    "registry rate limit nearly used up: {remaining} of {limit} requests left in this window; authenticate (docker login) or add a pull-through cache"
-                );
-            }
+        if let Some(limit) = limit
+            && remaining * 10 < limit
+            && !self.warned_low.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                registry = self.host(),
+                remaining,
+                limit,
+                "registry rate limit nearly used up: {remaining} of {limit} requests left in this window; authenticate (docker login) or add a pull-through cache"
+            );
         }
         *self.rate_limit.lock().expect("rate limit lock") = Some(state);
     }
@@ -415,10 +420,9 @@ impl Client {
                         .headers()
                         .get(WWW_AUTHENTICATE)
                         .and_then(|v| v.to_str().ok())
+                        && let Ok(ch) = auth::parse_challenge(ch)
                     {
-                        if let Ok(ch) = auth::parse_challenge(ch) {
-                            *host.learned.lock().expect("learned lock") = Some(ch);
-                        }
+                        *host.learned.lock().expect("learned lock") = Some(ch);
                     }
                     host.tokens
                         .lock()
@@ -650,10 +654,10 @@ impl Client {
             .or_default()
             .clone();
         let mut slot = slot.lock().await;
-        if let Some((token, until)) = slot.as_ref() {
-            if Instant::now() < *until {
-                return Ok(token.clone());
-            }
+        if let Some((token, until)) = slot.as_ref()
+            && Instant::now() < *until
+        {
+            return Ok(token.clone());
         }
         let token = self
             .fetch_token(host, realm, service, &scope, repository)

@@ -299,15 +299,15 @@ impl Client {
         let media_type = content_type(&resp);
         let body = read_capped(registry, resp, manifest::MAX_MANIFEST_BYTES, &what).await?;
         let digest = sha256_digest(&body);
-        if let Some(header) = header {
-            if header != digest.as_str() {
-                return Err(RegistryError::Malformed {
-                    host: registry.clone(),
-                    detail: format!(
-                        "{what}: Docker-Content-Digest {header} does not match the sha256 of the body ({digest}); a proxy may have altered or cut the manifest"
-                    ),
-                });
-            }
+        if let Some(header) = header
+            && header != digest.as_str()
+        {
+            return Err(RegistryError::Malformed {
+                host: registry.clone(),
+                detail: format!(
+                    "{what}: Docker-Content-Digest {header} does not match the sha256 of the body ({digest}); a proxy may have altered or cut the manifest"
+                ),
+            });
         }
         check_requested_digest(registry, target, &digest)?;
         let media_type = if is_index(&media_type) || is_image(&media_type) {
@@ -417,13 +417,13 @@ fn content_type(resp: &reqwest::Response) -> String {
 }
 
 fn check_requested_digest(registry: &str, target: &str, got: &Digest) -> Result<(), RegistryError> {
-    if let Ok(want) = Digest::parse(target) {
-        if &want != got {
-            return Err(RegistryError::Malformed {
-                host: registry.to_owned(),
-                detail: format!("asked for {want} but the registry answered with {got}"),
-            });
-        }
+    if let Ok(want) = Digest::parse(target)
+        && &want != got
+    {
+        return Err(RegistryError::Malformed {
+            host: registry.to_owned(),
+            detail: format!("asked for {want} but the registry answered with {got}"),
+        });
     }
     Ok(())
 }

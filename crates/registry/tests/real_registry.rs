@@ -221,18 +221,10 @@ async fn each_unique_reference_is_asked_once_however_many_inputs_name_it() {
     let (registry, api) = open_with(async |p| fixtures::seed_api(p).await.expect("seed api")).await;
     let tags = ["1.0.0", "1.0.1", "1.1.0", "2.0.0", "stable"];
     let mut inputs = Vec::new();
-    for round in 0..20 {
+    for _ in 0..20 {
         for tag in tags {
-            // Different spellings of one reference count as one.
-            let spelled = if round % 2 == 0 {
-                format!("{}/team/api:{tag}", registry.host())
-            } else {
-                format!(
-                    "{}/team/api:{tag}",
-                    registry.host().replace("127.0.0.1", "127.0.0.1")
-                )
-            };
-            inputs.push((Reference::parse(&spelled).unwrap(), Want::default()));
+            let r = format!("{}/team/api:{tag}", registry.host());
+            inputs.push((Reference::parse(&r).unwrap(), Want::default()));
         }
     }
     registry.clear_access_log();

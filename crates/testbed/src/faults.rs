@@ -163,6 +163,7 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
 type Handler = dyn Fn(&SeenRequest) -> Reply + Send + Sync;
 
 /// A running fault server. Stops when dropped.
+#[derive(Debug)]
 pub struct FaultServer {
     addr: SocketAddr,
     seen: Arc<Mutex<Vec<SeenRequest>>>,

@@ -16,6 +16,9 @@ use serde_json::{Value, json};
 use super::output::{OutputFormat, print_json, print_text, table};
 use super::{EXIT_FAILURE, EXIT_OK, Failure, RegistryArgs};
 
+/// One input as given, with its parsed reference and answer.
+type Outcome = (String, Result<(Reference, Resolved), RegistryError>);
+
 /// Arguments of `freshet resolve`.
 #[derive(Debug, Args)]
 pub struct ResolveArgs {
@@ -73,7 +76,7 @@ pub async fn run(args: ResolveArgs) -> Result<u8, Failure> {
     }
     .into_iter();
 
-    let results: Vec<(String, Result<(Reference, Resolved), RegistryError>)> = references
+    let results: Vec<Outcome> = references
         .iter()
         .zip(parsed)
         .map(|(input, p)| {
@@ -104,26 +107,23 @@ pub async fn run(args: ResolveArgs) -> Result<u8, Failure> {
     Ok(if failed { EXIT_FAILURE } else { EXIT_OK })
 }
 
+/// Resolves like `Client::resolve_all` (same dedup, same order), ticking a progress
+/// bar per answer.
 async fn resolve_with_progress(
     client: &freshet_registry::Client,
     valid: &[(Reference, Want)],
     bar: &indicatif::ProgressBar,
 ) -> Vec<Result<Resolved, RegistryError>> {
-    use futures_lite_stream::*;
-    let futures = valid.iter().map(|(r, w)| async move {
-        let res = client.resolve(r, w).await;
-        bar.inc(1);
-        res
-    });
-    join_ordered(futures).await
-}
-
-/// A tiny ordered join with bounded concurrency, so progress can tick per answer.
-mod futures_lite_stream {
-    pub async fn join_ordered<F: Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
-        use futures::stream::{self, StreamExt};
-        stream::iter(futures).buffered(256).collect().await
-    }
+    use futures::stream::{self, StreamExt};
+    stream::iter(valid)
+        .map(|(r, w)| async move {
+            let res = client.resolve(r, w).await;
+            bar.inc(1);
+            res
+        })
+        .buffered(256)
+        .collect()
+        .await
 }
 
 fn json_item(
@@ -165,10 +165,7 @@ fn json_item(
     item
 }
 
-fn text_table(
-    results: &[(String, Result<(Reference, Resolved), RegistryError>)],
-    platform: Option<&Platform>,
-) -> String {
+fn text_table(results: &[Outcome], platform: Option<&Platform>) -> String {
     let mut header = vec!["REFERENCE", "DIGEST", "PLATFORMS"];
     let platform_header = platform.map(|p| format!("{p} DIGEST"));
     if let Some(h) = &platform_header {
