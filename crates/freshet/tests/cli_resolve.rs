@@ -199,6 +199,31 @@ async fn an_unreachable_registry_says_what_to_check() {
 }
 
 #[tokio::test]
+async fn a_registry_name_that_does_not_resolve_is_a_dns_error() {
+    // `.invalid` never resolves (RFC 6761), on any network.
+    let out = freshet(
+        &[
+            "resolve",
+            "-o",
+            "json",
+            "--max-attempts",
+            "1",
+            "registry.example.invalid/a:1",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let items = stdout_json(&out);
+    assert_eq!(items[0]["error"]["class"], "dns");
+    let message = items[0]["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("registry.example.invalid: "),
+        "{message}"
+    );
+}
+
+#[tokio::test]
 async fn tags_lists_every_tag_as_json_and_text() {
     // The 2,600-tag repository is covered by the registry crate's tests; here the
     // output contract matters.

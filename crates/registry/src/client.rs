@@ -156,6 +156,15 @@ impl<K: Eq + Hash + Clone, V: Clone> Memo<K, V> {
 
 type TokenSlot = Arc<tokio::sync::Mutex<Option<(Secret, Instant)>>>;
 
+/// Books the next request slot: the later of `now` and the booked `next`; the slot
+/// after it is one `pace` later. With no pace every request goes at once, but a 429
+/// pause (which moves `next` forward) still holds everyone back.
+fn take_slot(next: &mut Instant, now: Instant, pace: Duration) -> Instant {
+    let slot = (*next).max(now);
+    *next = slot + pace;
+    slot
+}
+
 /// Per-registry state.
 pub(crate) struct Host {
     pub(crate) endpoint: Endpoint,
@@ -182,13 +191,11 @@ impl Host {
             .acquire_owned()
             .await
             .expect("semaphore never closed");
-        let slot = {
-            let mut next = self.next_slot.lock().await;
-            let now = Instant::now();
-            let slot = (*next).max(now);
-            *next = slot + self.pace.unwrap_or_default();
-            slot
-        };
+        let slot = take_slot(
+            &mut *self.next_slot.lock().await,
+            Instant::now(),
+            self.pace.unwrap_or_default(),
+        );
         tokio::time::sleep_until(slot).await;
         permit
     }
@@ -920,5 +927,30 @@ mod tests {
         h.insert("ratelimit-remaining", "76;w=21600".parse().unwrap());
         assert_eq!(header_number(&h, "ratelimit-limit"), Some(100));
         assert_eq!(header_number(&h, "ratelimit-remaining"), Some(76));
+    }
+
+    #[test]
+    fn pacing_spaces_slots_and_a_429_pause_holds_everyone_back() {
+        let t0 = Instant::now();
+        let pace = Duration::from_millis(100);
+        let mut next = t0;
+        // A burst at t0 is spread one pace apart.
+        let slots: Vec<Duration> = (0..4)
+            .map(|_| take_slot(&mut next, t0, pace) - t0)
+            .collect();
+        assert_eq!(slots, [0, 100, 200, 300].map(Duration::from_millis));
+        // A request long after the booked slots goes at once.
+        let later = t0 + Duration::from_secs(10);
+        assert_eq!(take_slot(&mut next, later, pace), later);
+        // Unpaced: everyone at once, unless a 429 pushed `next` into the future.
+        let mut next = t0 + Duration::from_secs(30);
+        assert_eq!(
+            take_slot(&mut next, t0, Duration::ZERO),
+            t0 + Duration::from_secs(30)
+        );
+        assert_eq!(
+            take_slot(&mut next, t0, Duration::ZERO),
+            t0 + Duration::from_secs(30)
+        );
     }
 }

@@ -474,6 +474,26 @@ async fn tag_list_links_to_another_host_are_refused() {
 }
 
 #[tokio::test]
+async fn requests_to_one_registry_stay_under_the_concurrency_cap() {
+    let server = registry(|req| manifest_ok(req).delayed(Duration::from_millis(20))).await;
+    let client = client_with(ClientOptions {
+        max_concurrency_per_registry: 3,
+        ..fast_options()
+    });
+    let inputs: Vec<(Reference, Want)> = (0..30)
+        .map(|i| (reference(&server, &format!("a/b:{i}")), Want::default()))
+        .collect();
+    let results = client.resolve_all(&inputs).await;
+    assert!(results.iter().all(Result::is_ok));
+    assert_eq!(server.count("HEAD", "/v2/a/b/manifests/"), 30);
+    assert!(
+        server.max_in_flight() <= 3,
+        "in flight at once: {}",
+        server.max_in_flight()
+    );
+}
+
+#[tokio::test]
 async fn docker_hub_rate_limit_headers_are_tracked() {
     let server = registry(|req| {
         manifest_ok(req)

@@ -14,6 +14,7 @@
 //! and a free port, and stops when the [`FaultServer`] drops.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -166,8 +167,16 @@ type Handler = dyn Fn(&SeenRequest) -> Reply + Send + Sync;
 #[derive(Debug)]
 pub struct FaultServer {
     addr: SocketAddr,
-    seen: Arc<Mutex<Vec<SeenRequest>>>,
+    state: Arc<State>,
     task: JoinHandle<()>,
+}
+
+/// What connections share: the request log and the in-flight gauge.
+#[derive(Debug, Default)]
+struct State {
+    seen: Mutex<Vec<SeenRequest>>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
 }
 
 impl FaultServer {
@@ -196,15 +205,15 @@ impl FaultServer {
                 addr: asked,
                 source,
             })?;
-        let seen = Arc::new(Mutex::new(Vec::new()));
+        let state = Arc::new(State::default());
         let handler: Arc<Handler> = Arc::new(handler);
-        let log = seen.clone();
+        let shared = state.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve_connection(stream, handler.clone(), log.clone()));
+                tokio::spawn(serve_connection(stream, handler.clone(), shared.clone()));
             }
         });
-        Ok(FaultServer { addr, seen, task })
+        Ok(FaultServer { addr, state, task })
     }
 
     /// `host:port`, as a registry name in a reference.
@@ -219,7 +228,12 @@ impl FaultServer {
 
     /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<SeenRequest> {
-        self.seen.lock().expect("fault server log").clone()
+        self.state.seen.lock().expect("fault server log").clone()
+    }
+
+    /// The most requests that were being answered at the same moment.
+    pub fn max_in_flight(&self) -> usize {
+        self.state.max_in_flight.load(Ordering::SeqCst)
     }
 
     /// How many requests had this method and a path starting with `prefix`.
@@ -237,48 +251,59 @@ impl Drop for FaultServer {
     }
 }
 
-async fn serve_connection(
-    mut stream: TcpStream,
-    handler: Arc<Handler>,
-    seen: Arc<Mutex<Vec<SeenRequest>>>,
-) {
+async fn serve_connection(mut stream: TcpStream, handler: Arc<Handler>, state: Arc<State>) {
     let mut buf = Vec::new();
     loop {
         let Some(request) = read_request(&mut stream, &mut buf).await else {
             return;
         };
-        seen.lock().expect("fault server log").push(request.clone());
-        let reply = handler(&request);
-        if let Some(delay) = reply.delay {
-            tokio::time::sleep(delay).await;
-        }
-        let close = reply.cut_after.is_some();
-        let length = reply.declared_length.unwrap_or(reply.body.len());
-        let mut head = format!("HTTP/1.1 {} {}\r\n", reply.status, reason(reply.status));
-        for (k, v) in &reply.headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str(&format!("Content-Length: {length}\r\n"));
-        if close {
-            head.push_str("Connection: close\r\n");
-        }
-        head.push_str("\r\n");
-        let mut out = head.into_bytes();
-        if request.method != "HEAD" {
-            let sent = reply
-                .cut_after
-                .unwrap_or(reply.body.len())
-                .min(reply.body.len());
-            out.extend_from_slice(&reply.body[..sent]);
-        }
-        if stream.write_all(&out).await.is_err() || stream.flush().await.is_err() {
-            return;
-        }
-        if close {
-            let _ = stream.shutdown().await;
+        state
+            .seen
+            .lock()
+            .expect("fault server log")
+            .push(request.clone());
+        let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        state.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        let answered = answer(&mut stream, &request, handler(&request)).await;
+        state.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if !answered {
             return;
         }
     }
+}
+
+/// Writes one reply; false when the connection is closed afterwards.
+async fn answer(stream: &mut TcpStream, request: &SeenRequest, reply: Reply) -> bool {
+    if let Some(delay) = reply.delay {
+        tokio::time::sleep(delay).await;
+    }
+    let close = reply.cut_after.is_some();
+    let length = reply.declared_length.unwrap_or(reply.body.len());
+    let mut head = format!("HTTP/1.1 {} {}\r\n", reply.status, reason(reply.status));
+    for (k, v) in &reply.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {length}\r\n"));
+    if close {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    if request.method != "HEAD" {
+        let sent = reply
+            .cut_after
+            .unwrap_or(reply.body.len())
+            .min(reply.body.len());
+        out.extend_from_slice(&reply.body[..sent]);
+    }
+    if stream.write_all(&out).await.is_err() || stream.flush().await.is_err() {
+        return false;
+    }
+    if close {
+        let _ = stream.shutdown().await;
+        return false;
+    }
+    true
 }
 
 /// Reads one request head (bodies are skipped by `Content-Length`).
