@@ -351,3 +351,30 @@ async fn a_broken_docker_config_is_a_usage_error_naming_the_file() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("config.json"), "{stderr}");
 }
+
+#[tokio::test]
+async fn docker_hub_style_rate_limits_are_reported_on_stderr() {
+    use freshet_testbed::faults::{FaultServer, Reply};
+    let manifest = br#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}"#;
+    let server = FaultServer::start(move |req| {
+        if req.path() == "/v2/" {
+            return Reply::status(200);
+        }
+        Reply::manifest(
+            manifest,
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )
+        .header("ratelimit-limit", "100;w=21600")
+        .header("ratelimit-remaining", "42;w=21600")
+    })
+    .await
+    .unwrap();
+    let r = format!("{}/library/nginx:1", server.host());
+    let out = freshet(&["resolve", &r], &[]).await;
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("42 pulls left of 100 per 21600 s window"),
+        "{stderr}"
+    );
+}

@@ -90,8 +90,17 @@ pub async fn run(args: ResolveArgs) -> Result<u8, Failure> {
             (input.clone(), r)
         })
         .collect();
-    for (rl_host, rl) in client.rate_limits() {
-        tracing::info!(registry = rl_host, remaining = rl.remaining, limit = ?rl.limit, "registry rate limit");
+    // Docker Hub style limits are worth knowing before they bite: say what is left.
+    for (host, rl) in client.rate_limits() {
+        let of = rl.limit.map(|l| format!(" of {l}")).unwrap_or_default();
+        let window = rl
+            .window_secs
+            .map(|w| format!(" per {w} s window"))
+            .unwrap_or_default();
+        eprintln!(
+            "note: {host}: {} pulls left{of}{window} (HEAD requests do not count)",
+            rl.remaining
+        );
     }
     let failed = results.iter().any(|(_, r)| r.is_err());
     match output {
