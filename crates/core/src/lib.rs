@@ -17,6 +17,7 @@ pub mod manifest;
 pub mod platform;
 pub mod policy;
 pub mod reference;
+pub mod refresh;
 
 pub use digest::Digest;
 pub use platform::Platform;

@@ -1,0 +1,487 @@
+//! Enrollment: which workloads and images freshet tracks, read from annotations.
+//!
+//! Owns the annotation vocabulary (`freshet.io/*`, and Keel's `keel.sh/*` with
+//! Keel's meaning) and turns a workload's annotations into an [`Enrollment`] value,
+//! or a precise error naming the annotation and the fix. Must not read the cluster:
+//! the shell passes the annotations.
+//!
+//! | annotation | meaning |
+//! |---|---|
+//! | `freshet.io/policy` | the policy (see [`crate::policy`]); `never` opts out |
+//! | `freshet.io/action` | `restart` (default for digest policies), `pin`, `set-image` (default for version policies) |
+//! | `freshet.io/containers` | `api,worker`: only these containers (and init containers) |
+//! | `freshet.io/set-env` | `api/VAR=image:tag`, several separated by `,` or newlines |
+//! | `freshet.io/set-env-value` | `digest` (default) or `reference` (`repo@sha256:…`) |
+//! | `freshet.io/failure-threshold` | failures in a row before freshet fails loudly (≥ 1, default 3) |
+//! | `freshet.io/if-pull-policy-not-always` | `skip` (default) or `pin`: what a restart does when pods would not pull |
+//! | `keel.sh/policy` | Keel's `patch`, `minor`, `major`, `all`, `force`, `glob:`, `regexp:` |
+//! | `keel.sh/matchTag` | with `force`: only the same tag (a digest watch) |
+//! | `keel.sh/matchPreRelease` | `false` lets a pre-release move to a release |
+//! | `keel.sh/trigger`, `keel.sh/pollSchedule` | accepted; freshet always polls on its own schedule |
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::Reference;
+use crate::policy::{Policy, PolicyKind};
+
+/// `freshet.io/policy`.
+pub const POLICY: &str = "freshet.io/policy";
+/// `freshet.io/action`.
+pub const ACTION: &str = "freshet.io/action";
+/// `freshet.io/containers`.
+pub const CONTAINERS: &str = "freshet.io/containers";
+/// `freshet.io/set-env`.
+pub const SET_ENV: &str = "freshet.io/set-env";
+/// `freshet.io/set-env-value`.
+pub const SET_ENV_VALUE: &str = "freshet.io/set-env-value";
+/// `freshet.io/failure-threshold`.
+pub const THRESHOLD: &str = "freshet.io/failure-threshold";
+/// `freshet.io/if-pull-policy-not-always`.
+pub const IF_NOT_ALWAYS: &str = "freshet.io/if-pull-policy-not-always";
+/// `keel.sh/policy`.
+pub const KEEL_POLICY: &str = "keel.sh/policy";
+/// `keel.sh/matchTag`.
+pub const KEEL_MATCH_TAG: &str = "keel.sh/matchTag";
+/// `keel.sh/matchPreRelease`.
+pub const KEEL_MATCH_PRERELEASE: &str = "keel.sh/matchPreRelease";
+/// `keel.sh/pollSchedule`.
+pub const KEEL_POLL_SCHEDULE: &str = "keel.sh/pollSchedule";
+
+/// The failure threshold when nothing sets one.
+pub const DEFAULT_THRESHOLD: u32 = 3;
+
+/// Why a workload's annotations were rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnrollError {
+    /// A policy annotation does not parse.
+    #[error("annotation {key}={value:?}: {reason}")]
+    Policy {
+        /// The annotation key.
+        key: &'static str,
+        /// Its value.
+        value: String,
+        /// The policy engine's message (says which policies exist).
+        reason: String,
+    },
+    /// An annotation has a value outside its set.
+    #[error("annotation {key}={value:?}: {fix}")]
+    Value {
+        /// The annotation key.
+        key: &'static str,
+        /// Its value.
+        value: String,
+        /// What is accepted.
+        fix: &'static str,
+    },
+    /// A `freshet.io/set-env` entry is malformed.
+    #[error(
+        "annotation {SET_ENV} entry {entry:?}: {reason}; write CONTAINER/VAR=IMAGE:TAG, e.g. api/WORKER_IMAGE=ghcr.io/acme/worker:1.4"
+    )]
+    SetEnv {
+        /// The entry.
+        entry: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// What a refresh does to a tracked container image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionKind {
+    /// Keep the image string; set `kubectl.kubernetes.io/restartedAt` so pods pull again.
+    Restart,
+    /// Rewrite the image to `repo:tag@sha256:…`.
+    Pin,
+    /// Move the tag as a version policy decides.
+    SetImage,
+}
+
+/// What a restart does when the container's pull policy is not `Always`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IfNotAlways {
+    /// Warn and leave the workload alone.
+    #[default]
+    Skip,
+    /// Warn and pin the digest instead, which works with any pull policy.
+    Pin,
+}
+
+/// The form of a `set-env` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EnvValue {
+    /// `sha256:…`.
+    #[default]
+    Digest,
+    /// `registry/repo@sha256:…`.
+    Reference,
+}
+
+/// One `freshet.io/set-env` entry: container `container`'s env var `var` follows the
+/// digest of `image`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetEnv {
+    /// The container name.
+    pub container: String,
+    /// The env var name.
+    pub var: String,
+    /// The tracked image (always a digest watch of its tag).
+    pub image: Reference,
+    /// The value form.
+    pub value: EnvValue,
+}
+
+/// Where an enrollment came from, for logs and `plan` output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `freshet.io/*` annotations.
+    Annotations,
+    /// `keel.sh/*` annotations.
+    Keel,
+    /// A rule of the config file (its index).
+    Rule(usize),
+}
+
+/// How one workload is tracked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrollment {
+    /// The policy for container images (`None`: only `set-env` entries are tracked).
+    pub policy: Option<Policy>,
+    /// What a refresh does to container images.
+    pub action: ActionKind,
+    /// Only these containers (`None`: all).
+    pub containers: Option<BTreeSet<String>>,
+    /// The env vars that follow other images.
+    pub set_env: Vec<SetEnv>,
+    /// Failures in a row before freshet fails loudly.
+    pub threshold: u32,
+    /// What a restart does when pods would not pull.
+    pub if_not_always: IfNotAlways,
+    /// Where this came from.
+    pub source: Source,
+}
+
+impl Enrollment {
+    /// Whether the enrollment covers container `name`.
+    pub fn covers(&self, name: &str) -> bool {
+        self.containers.as_ref().is_none_or(|c| c.contains(name))
+    }
+}
+
+/// The default action for a policy: digest watches restart, version policies move tags.
+pub fn default_action(policy: &Policy) -> ActionKind {
+    match policy.kind() {
+        PolicyKind::Semver(_) | PolicyKind::Regex(_) => ActionKind::SetImage,
+        _ => ActionKind::Restart,
+    }
+}
+
+/// Reads a workload's annotations. `Ok(None)`: not enrolled (no freshet or Keel
+/// annotation, or `freshet.io/policy: never`).
+pub fn from_annotations(
+    annotations: &BTreeMap<String, String>,
+) -> Result<Option<Enrollment>, EnrollError> {
+    let get = |k: &str| {
+        annotations
+            .get(k)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    };
+    let (policy, source) = match (get(POLICY), get(KEEL_POLICY)) {
+        (Some(p), _) => (Some(parse_policy(POLICY, p)?), Source::Annotations),
+        (None, Some(k)) => (
+            Some(keel_policy(
+                k,
+                get(KEEL_MATCH_TAG),
+                get(KEEL_MATCH_PRERELEASE),
+            )?),
+            Source::Keel,
+        ),
+        (None, None) => (None, Source::Annotations),
+    };
+    if policy.as_ref().is_some_and(Policy::is_never) {
+        return Ok(None);
+    }
+    let set_env = match get(SET_ENV) {
+        Some(v) => parse_set_env(v, parse_env_value(get(SET_ENV_VALUE))?)?,
+        None => Vec::new(),
+    };
+    if policy.is_none() && set_env.is_empty() {
+        return Ok(None);
+    }
+    let action = match get(ACTION) {
+        Some(v) => parse_action(v)?,
+        None => policy.as_ref().map_or(ActionKind::Restart, default_action),
+    };
+    let containers = get(CONTAINERS).map(|v| {
+        v.split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect()
+    });
+    let threshold = match get(THRESHOLD) {
+        Some(v) => parse_threshold(THRESHOLD, v)?,
+        None => DEFAULT_THRESHOLD,
+    };
+    let if_not_always = match get(IF_NOT_ALWAYS) {
+        None | Some("skip") => IfNotAlways::Skip,
+        Some("pin") => IfNotAlways::Pin,
+        Some(other) => {
+            return Err(EnrollError::Value {
+                key: IF_NOT_ALWAYS,
+                value: other.into(),
+                fix: "use skip or pin",
+            });
+        }
+    };
+    Ok(Some(Enrollment {
+        policy,
+        action,
+        containers,
+        set_env,
+        threshold,
+        if_not_always,
+        source,
+    }))
+}
+
+fn parse_policy(key: &'static str, value: &str) -> Result<Policy, EnrollError> {
+    Policy::parse(value).map_err(|e| EnrollError::Policy {
+        key,
+        value: value.into(),
+        reason: e.to_string(),
+    })
+}
+
+/// Keel's policy with Keel's modifiers. `force` with `matchTag` is a digest watch
+/// (`force` on a non-version tag already is one); `matchPreRelease: false` lets a
+/// pre-release move to a release (Keel's default, `true`, keeps pre-release labels).
+fn keel_policy(
+    value: &str,
+    match_tag: Option<&str>,
+    match_pre: Option<&str>,
+) -> Result<Policy, EnrollError> {
+    let bool_of = |key: &'static str, v: Option<&str>, default: bool| match v {
+        None => Ok(default),
+        Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+        Some(v) => Err(EnrollError::Value {
+            key,
+            value: v.into(),
+            fix: "use true or false",
+        }),
+    };
+    let match_tag = bool_of(KEEL_MATCH_TAG, match_tag, false)?;
+    let match_pre = bool_of(KEEL_MATCH_PRERELEASE, match_pre, true)?;
+    if value.eq_ignore_ascii_case("force") && match_tag {
+        return parse_policy(KEEL_POLICY, "digest");
+    }
+    let policy = parse_policy(KEEL_POLICY, value)?;
+    Ok(if match_pre {
+        policy
+    } else {
+        policy.with_prerelease(true)
+    })
+}
+
+fn parse_action(value: &str) -> Result<ActionKind, EnrollError> {
+    match value {
+        "restart" => Ok(ActionKind::Restart),
+        "pin" => Ok(ActionKind::Pin),
+        "set-image" => Ok(ActionKind::SetImage),
+        other => Err(EnrollError::Value {
+            key: ACTION,
+            value: other.into(),
+            fix: "use restart, pin or set-image",
+        }),
+    }
+}
+
+fn parse_env_value(value: Option<&str>) -> Result<EnvValue, EnrollError> {
+    match value {
+        None | Some("digest") => Ok(EnvValue::Digest),
+        Some("reference") => Ok(EnvValue::Reference),
+        Some(other) => Err(EnrollError::Value {
+            key: SET_ENV_VALUE,
+            value: other.into(),
+            fix: "use digest or reference",
+        }),
+    }
+}
+
+/// Parses a failure threshold: an integer of at least 1.
+pub fn parse_threshold(key: &'static str, value: &str) -> Result<u32, EnrollError> {
+    match value.trim().parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(EnrollError::Value {
+            key,
+            value: value.into(),
+            fix: "use an integer of at least 1 (default 3)",
+        }),
+    }
+}
+
+/// Parses `api/VAR=image:tag` entries separated by commas or newlines.
+pub fn parse_set_env(value: &str, form: EnvValue) -> Result<Vec<SetEnv>, EnrollError> {
+    let mut out: Vec<SetEnv> = Vec::new();
+    for entry in value
+        .split([',', '\n'])
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        let bad = |reason: &str| EnrollError::SetEnv {
+            entry: entry.into(),
+            reason: reason.into(),
+        };
+        let (target, image) = entry.split_once('=').ok_or_else(|| bad("no '='"))?;
+        let (container, var) = target
+            .trim()
+            .split_once('/')
+            .ok_or_else(|| bad("no CONTAINER/ before the variable"))?;
+        if container.is_empty() || var.is_empty() {
+            return Err(bad("empty container or variable name"));
+        }
+        if !var
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+            || var.as_bytes()[0].is_ascii_digit()
+        {
+            return Err(bad(
+                "the variable name must be a C identifier (letters, digits, _; not starting with a digit)",
+            ));
+        }
+        let image = Reference::parse(image.trim()).map_err(|e| bad(&e.to_string()))?;
+        if out.iter().any(|s| s.container == container && s.var == var) {
+            return Err(bad("this container and variable appear twice"));
+        }
+        out.push(SetEnv {
+            container: container.into(),
+            var: var.into(),
+            image,
+            value: form,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ann(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn not_enrolled_without_annotations_or_with_never() {
+        assert_eq!(from_annotations(&ann(&[])).unwrap(), None);
+        assert_eq!(from_annotations(&ann(&[("app", "x")])).unwrap(), None);
+        assert_eq!(
+            from_annotations(&ann(&[(POLICY, "never"), (KEEL_POLICY, "all")])).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn freshet_annotations_table() {
+        let e = from_annotations(&ann(&[(POLICY, "digest"), (CONTAINERS, "api, worker")]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.action, ActionKind::Restart);
+        assert!(e.covers("api") && e.covers("worker") && !e.covers("sidecar"));
+        assert_eq!(e.threshold, DEFAULT_THRESHOLD);
+        assert_eq!(e.source, Source::Annotations);
+
+        let e = from_annotations(&ann(&[(POLICY, "semver:minor")]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.action, ActionKind::SetImage);
+        let e = from_annotations(&ann(&[
+            (POLICY, "digest"),
+            (ACTION, "pin"),
+            (THRESHOLD, "5"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!((e.action, e.threshold), (ActionKind::Pin, 5));
+    }
+
+    #[test]
+    fn bad_annotations_name_the_key_and_the_fix() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[(POLICY, "newest")], "freshet.io/policy=\"newest\""),
+            (&[(POLICY, "digest"), (THRESHOLD, "0")], "at least 1"),
+            (&[(POLICY, "digest"), (THRESHOLD, "three")], "at least 1"),
+            (
+                &[(POLICY, "digest"), (ACTION, "bounce")],
+                "restart, pin or set-image",
+            ),
+            (
+                &[(KEEL_POLICY, "force"), (KEEL_MATCH_TAG, "yes")],
+                "true or false",
+            ),
+            (&[(SET_ENV, "API_DIGEST=ghcr.io/a/b:1")], "CONTAINER/"),
+            (&[(SET_ENV, "api/X=Bad:Ref:x")], "api/X=Bad:Ref:x"),
+        ];
+        for (pairs, want) in cases {
+            let err = from_annotations(&ann(pairs)).unwrap_err().to_string();
+            assert!(err.contains(want), "{pairs:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn set_env_entries_alone_enroll_the_workload() {
+        let e = from_annotations(&ann(&[(
+            SET_ENV,
+            "api/INGESTOR_IMAGE_DIGEST=ghcr.io/tracebloc/ingestor:0.3,\n api/OTHER=nginx:1.27",
+        )]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(e.policy, None);
+        assert_eq!(e.set_env.len(), 2);
+        assert_eq!(e.set_env[0].container, "api");
+        assert_eq!(e.set_env[0].var, "INGESTOR_IMAGE_DIGEST");
+        assert_eq!(
+            e.set_env[0].image.canonical(),
+            "ghcr.io/tracebloc/ingestor:0.3"
+        );
+        assert_eq!(
+            e.set_env[1].image.canonical(),
+            "docker.io/library/nginx:1.27"
+        );
+        let dup = from_annotations(&ann(&[(SET_ENV, "api/X=a:1,api/X=b:1")])).unwrap_err();
+        assert!(dup.to_string().contains("twice"), "{dup}");
+    }
+
+    #[test]
+    fn keel_annotations_keep_keel_meaning() {
+        let keel = |pairs: &[(&str, &str)]| from_annotations(&ann(pairs)).unwrap().unwrap();
+        // force + matchTag: a digest watch of the same tag.
+        let e = keel(&[(KEEL_POLICY, "force"), (KEEL_MATCH_TAG, "true")]);
+        assert!(matches!(
+            e.policy.as_ref().unwrap().kind(),
+            PolicyKind::Digest
+        ));
+        assert_eq!(
+            (e.action, e.source.clone()),
+            (ActionKind::Restart, Source::Keel)
+        );
+        // minor: a version policy that moves the tag.
+        let e = keel(&[
+            (KEEL_POLICY, "minor"),
+            ("keel.sh/trigger", "poll"),
+            (KEEL_POLL_SCHEDULE, "@every 5m"),
+        ]);
+        assert_eq!(e.action, ActionKind::SetImage);
+        assert!(!e.policy.as_ref().unwrap().allows_prerelease());
+        // matchPreRelease: false lets pre-releases move on.
+        let e = keel(&[(KEEL_POLICY, "minor"), (KEEL_MATCH_PRERELEASE, "false")]);
+        assert!(e.policy.as_ref().unwrap().allows_prerelease());
+        // freshet's own annotation wins over Keel's.
+        let e = keel(&[(POLICY, "digest"), (KEEL_POLICY, "major")]);
+        assert_eq!(e.source, Source::Annotations);
+    }
+}

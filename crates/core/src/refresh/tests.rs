@@ -1,0 +1,340 @@
+//! Table and scenario tests of the refresh plan, including idempotence: applying a
+//! plan and planning again with the same facts writes nothing.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::enroll::{self, POLICY, SET_ENV, THRESHOLD};
+use super::plan::{FAILURES, LAST_ERROR, REFRESHED, RESTARTED_AT};
+use super::*;
+use crate::Digest;
+use crate::policy::Facts;
+
+const NOW: &str = "2026-11-23T10:00:00Z";
+
+fn d(n: u8) -> Digest {
+    Digest::parse(&format!("sha256:{}", format!("{n:02x}").repeat(32))).unwrap()
+}
+
+fn container(name: &str, image: &str) -> Container {
+    Container {
+        name: name.into(),
+        image: image.into(),
+        init: false,
+        pull_policy: Some("Always".into()),
+        env: BTreeMap::new(),
+    }
+}
+
+fn workload(
+    kind: WorkloadKind,
+    annotations: &[(&str, &str)],
+    containers: Vec<Container>,
+) -> Workload {
+    Workload {
+        kind,
+        namespace: "team".into(),
+        name: "api".into(),
+        resource_version: "41".into(),
+        annotations: annotations
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect(),
+        containers,
+    }
+}
+
+fn digest_facts(pairs: &[(&str, &str, Digest)]) -> plan::ImageFacts {
+    let mut out = plan::ImageFacts::new();
+    for (image, tag, digest) in pairs {
+        out.entry((*image).into())
+            .or_default()
+            .digests
+            .insert((*tag).into(), Ok(digest.clone()));
+    }
+    out
+}
+
+fn failed(image: &str, tag: &str, message: &str) -> plan::ImageFacts {
+    let mut f = Facts::default();
+    f.digests.insert(tag.into(), Err(message.into()));
+    [(image.to_owned(), f)].into()
+}
+
+/// What the API server does with the plan's patch (as far as the plan cares).
+fn apply(w: &Workload, p: &WorkloadPlan) -> Workload {
+    let mut w = w.clone();
+    for (k, v) in &p.annotations {
+        match v {
+            Some(v) => w.annotations.insert(k.clone(), v.clone()),
+            None => w.annotations.remove(k),
+        };
+    }
+    for change in &p.changes {
+        match change {
+            Change::SetImage { container, to, .. } => {
+                w.containers
+                    .iter_mut()
+                    .find(|c| &c.name == container)
+                    .unwrap()
+                    .image = to.clone();
+            }
+            Change::SetEnv {
+                container, var, to, ..
+            } => {
+                let c = w
+                    .containers
+                    .iter_mut()
+                    .find(|c| &c.name == container)
+                    .unwrap();
+                c.env.insert(var.clone(), Some(to.clone()));
+            }
+            Change::Restart { .. } => {}
+        }
+    }
+    w.resource_version = format!("{}0", w.resource_version);
+    w
+}
+
+fn run(w: &Workload, facts: &plan::ImageFacts) -> (WorkloadPlan, Workload) {
+    let e = enroll::from_annotations(&w.annotations)
+        .unwrap()
+        .expect("enrolled");
+    let p = plan(w, &e, facts, NOW);
+    let after = apply(w, &p);
+    // Idempotence: the same facts on the patched workload plan nothing new.
+    let again = plan(&after, &e, facts, NOW);
+    assert!(
+        again.changes.is_empty()
+            && again
+                .annotations
+                .iter()
+                .all(|(k, _)| k == FAILURES || k == LAST_ERROR),
+        "second plan not empty: {again:?}"
+    );
+    (p, after)
+}
+
+#[test]
+fn digest_watch_records_a_baseline_then_restarts_when_the_tag_moves() {
+    let w = workload(
+        WorkloadKind::Deployment,
+        &[(POLICY, "digest")],
+        vec![container("api", "ghcr.io/acme/api:stable")],
+    );
+    let img = "ghcr.io/acme/api:stable";
+
+    let (first, w) = run(&w, &digest_facts(&[(img, "stable", d(1))]));
+    assert!(first.changes.is_empty());
+    assert_eq!(first.baselines, [img]);
+    assert!(w.annotations[REFRESHED].contains(d(1).as_str()));
+
+    let (second, _) = run(&w, &digest_facts(&[(img, "stable", d(1))]));
+    assert!(second.is_empty(), "nothing moved: zero writes");
+
+    let (third, w3) = run(&w, &digest_facts(&[(img, "stable", d(2))]));
+    assert_eq!(
+        third.changes,
+        [Change::Restart {
+            image: img.into(),
+            containers: vec!["api".into()],
+            from: d(1),
+            to: d(2)
+        }]
+    );
+    assert!(w3.annotations[REFRESHED].contains(d(2).as_str()));
+    let patch = third.patch(&w, NOW).unwrap();
+    assert_eq!(
+        patch["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT],
+        NOW
+    );
+    assert_eq!(
+        patch["metadata"]["resourceVersion"],
+        w.resource_version.as_str()
+    );
+    assert!(
+        patch["spec"]["template"].get("spec").is_none(),
+        "the image string stays: {patch}"
+    );
+}
+
+#[test]
+fn set_env_writes_the_digest_and_adds_no_restart() {
+    let w = workload(
+        WorkloadKind::Deployment,
+        &[(
+            SET_ENV,
+            "api/INGESTOR_IMAGE_DIGEST=ghcr.io/tracebloc/ingestor:0.3",
+        )],
+        vec![
+            container("api", "ghcr.io/acme/api:1.0"),
+            container("sidecar", "nginx:1"),
+        ],
+    );
+    let facts = digest_facts(&[("ghcr.io/tracebloc/ingestor:0.3", "0.3", d(7))]);
+    let (p, after) = run(&w, &facts);
+    assert_eq!(p.changes.len(), 1);
+    let patch = p.patch(&w, NOW).unwrap();
+    let containers = &patch["spec"]["template"]["spec"]["containers"];
+    assert_eq!(
+        containers,
+        &serde_json::json!([{"name": "api", "env": [{"name": "INGESTOR_IMAGE_DIGEST", "value": d(7).as_str()}]}])
+    );
+    assert!(
+        patch["spec"]["template"].get("metadata").is_none(),
+        "no restart annotation: {patch}"
+    );
+    assert_eq!(
+        after.containers[0].env["INGESTOR_IMAGE_DIGEST"].as_deref(),
+        Some(d(7).as_str())
+    );
+}
+
+#[test]
+fn failure_streak_warns_below_the_threshold_escalates_at_it_and_clears_on_success() {
+    let img = "ghcr.io/acme/api:stable";
+    let mut w = workload(
+        WorkloadKind::Deployment,
+        &[(POLICY, "digest"), (THRESHOLD, "3")],
+        vec![container("api", img)],
+    );
+    let down = failed(img, "stable", "ghcr.io: connection refused: check egress");
+    for round in 1..=3u32 {
+        let e = enroll::from_annotations(&w.annotations).unwrap().unwrap();
+        let p = plan(&w, &e, &down, NOW);
+        assert!(p.changes.is_empty());
+        let failures: BTreeMap<String, u32> =
+            serde_json::from_str(p.annotations[FAILURES].as_ref().unwrap()).unwrap();
+        assert_eq!(failures[img], round);
+        if round < 3 {
+            assert_eq!(p.transient.len(), 1);
+            assert!(p.escalations.is_empty());
+            assert!(!p.annotations.contains_key(LAST_ERROR));
+        } else {
+            assert_eq!(p.escalations.len(), 1);
+            let error = p.annotations[LAST_ERROR].as_ref().unwrap();
+            assert!(
+                error.contains("3 failures in a row") && error.contains("egress"),
+                "{error}"
+            );
+        }
+        w = apply(&w, &p);
+    }
+    let e = enroll::from_annotations(&w.annotations).unwrap().unwrap();
+    let ok = plan(&w, &e, &digest_facts(&[(img, "stable", d(1))]), NOW);
+    assert_eq!(
+        ok.annotations[FAILURES], None,
+        "one success clears the streak"
+    );
+    assert_eq!(ok.annotations[LAST_ERROR], None, "and the error");
+}
+
+#[test]
+fn restart_never_silently_keeps_an_old_digest_when_pods_would_not_pull() {
+    let img = "ghcr.io/acme/api:1.4";
+    let mut c = container("api", img);
+    c.pull_policy = None; // a versioned tag defaults to IfNotPresent
+    let refreshed = serde_json::json!({img: {"digest": d(1).as_str(), "at": NOW}}).to_string();
+    let w = workload(
+        WorkloadKind::Deployment,
+        &[(POLICY, "digest"), (REFRESHED, &refreshed)],
+        vec![c],
+    );
+    let e = enroll::from_annotations(&w.annotations).unwrap().unwrap();
+    let p = plan(&w, &e, &digest_facts(&[(img, "1.4", d(2))]), NOW);
+    assert!(p.changes.is_empty());
+    assert!(
+        p.warnings[0].contains("IfNotPresent") && p.warnings[0].contains("skips"),
+        "{:?}",
+        p.warnings
+    );
+    assert!(
+        p.is_empty(),
+        "skipped: the audit trail still says d(1), so the next run warns again"
+    );
+
+    // With `pin`, the digest is pinned instead.
+    let mut w = w;
+    w.annotations
+        .insert(enroll::IF_NOT_ALWAYS.into(), "pin".into());
+    let e = enroll::from_annotations(&w.annotations).unwrap().unwrap();
+    let p = plan(&w, &e, &digest_facts(&[(img, "1.4", d(2))]), NOW);
+    assert!(
+        matches!(&p.changes[..], [Change::SetImage { to, .. }] if *to == format!("{img}@{}", d(2)))
+    );
+}
+
+#[test]
+fn pin_and_set_image_rewrite_only_the_tracked_containers() {
+    let w = workload(
+        WorkloadKind::StatefulSet,
+        &[
+            (POLICY, "digest"),
+            (enroll::ACTION, "pin"),
+            (enroll::CONTAINERS, "api"),
+        ],
+        vec![
+            container("api", "nginx:1.27"),
+            container("worker", "nginx:1.27"),
+        ],
+    );
+    let (p, after) = run(
+        &w,
+        &digest_facts(&[("docker.io/library/nginx:1.27", "1.27", d(3))]),
+    );
+    assert_eq!(p.changes.len(), 1);
+    assert_eq!(
+        after.containers[0].image,
+        format!("nginx:1.27@{}", d(3)),
+        "familiar stays familiar"
+    );
+    assert_eq!(after.containers[1].image, "nginx:1.27");
+
+    let w = workload(
+        WorkloadKind::Deployment,
+        &[(POLICY, "semver:minor")],
+        vec![container("api", "ghcr.io/acme/api:1.4.0")],
+    );
+    let facts: plan::ImageFacts = [(
+        "ghcr.io/acme/api:1.4.0".to_owned(),
+        Facts::with_tags(["1.4.0", "1.5.2", "2.0.0", "1.6.0-rc.1"]),
+    )]
+    .into();
+    let (p, after) = run(&w, &facts);
+    assert!(
+        matches!(&p.changes[..], [Change::SetImage { reason, .. }] if reason.contains("1.5.2")),
+        "{p:?}"
+    );
+    assert_eq!(after.containers[0].image, "ghcr.io/acme/api:1.5.2");
+}
+
+#[test]
+fn cronjob_patches_land_in_the_job_template() {
+    let w = workload(
+        WorkloadKind::CronJob,
+        &[(POLICY, "digest"), (enroll::ACTION, "pin")],
+        vec![container("job", "busybox:1")],
+    );
+    let e = enroll::from_annotations(&w.annotations).unwrap().unwrap();
+    let p = plan(
+        &w,
+        &e,
+        &digest_facts(&[("docker.io/library/busybox:1", "1", d(4))]),
+        NOW,
+    );
+    let patch = p.patch(&w, NOW).unwrap();
+    let image = &patch["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"];
+    assert_eq!(image, &Value::from(format!("busybox:1@{}", d(4))));
+}
+
+#[test]
+fn untracked_and_opted_out_workloads_plan_nothing() {
+    assert!(
+        enroll::from_annotations(&BTreeMap::new())
+            .unwrap()
+            .is_none()
+    );
+    let never: BTreeMap<String, String> = [(POLICY.to_owned(), "never".to_owned())].into();
+    assert!(enroll::from_annotations(&never).unwrap().is_none());
+}
