@@ -146,7 +146,10 @@ async fn route(
     let user = user.ok_or(ApiError::Unauthorized)?;
     let (group, version, rest): (&str, &str, &[&str]) = match segs.as_slice() {
         ["api"] => {
-            return Ok(json_response(StatusCode::OK, &discovery::core_versions(&st.server_address)));
+            return Ok(json_response(
+                StatusCode::OK,
+                &discovery::core_versions(&st.server_address),
+            ));
         }
         ["apis"] => return Ok(json_response(StatusCode::OK, &discovery::group_list())),
         ["apis", g] => {
@@ -167,14 +170,22 @@ async fn route(
             .map_err(|_| ApiError::UnknownPath);
     }
     let (namespace, r): (&str, &[&str]) = match rest {
-        ["namespaces", ns, plural, more @ ..] if ResourceDef::find(group, version, plural).is_some() => {
+        ["namespaces", ns, plural, more @ ..]
+            if ResourceDef::find(group, version, plural).is_some() =>
+        {
             let mut v = vec![*plural];
             v.extend_from_slice(more);
-            return dispatch(st, &user, method, uri, headers, body, group, version, ns, &v).await;
+            return dispatch(
+                st, &user, method, uri, headers, body, group, version, ns, &v,
+            )
+            .await;
         }
         other => ("", other),
     };
-    dispatch(st, &user, method, uri, headers, body, group, version, namespace, r).await
+    dispatch(
+        st, &user, method, uri, headers, body, group, version, namespace, r,
+    )
+    .await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -339,7 +350,12 @@ impl ListFilter {
     }
 }
 
-fn list(st: &AppState, t: &Target, q: &HashMap<String, String>, wants_table: bool) -> Result<Response, ApiError> {
+fn list(
+    st: &AppState,
+    t: &Target,
+    q: &HashMap<String, String>,
+    wants_table: bool,
+) -> Result<Response, ApiError> {
     let filter = ListFilter::from_query(q)?;
     let ns = (!t.namespace.is_empty()).then_some(t.namespace.as_str());
     let (items, rv) = st.store.list(t.def.storage, ns);
@@ -422,7 +438,9 @@ fn write_scale(st: &AppState, t: &Target, scale: &Value) -> Result<Response, Api
     }
     let mut new = cur;
     new["spec"]["replicas"] = replicas;
-    let updated = st.store.update(t.def, &t.namespace, &t.name, new, UpdateMode::Main)?;
+    let updated = st
+        .store
+        .update(t.def, &t.namespace, &t.name, new, UpdateMode::Main)?;
     ok(&scale_of(t.def, &updated))
 }
 
@@ -444,11 +462,18 @@ fn update(st: &AppState, t: &Target, body: &Bytes) -> Result<Response, ApiError>
     ok(&t.def.to_view(&updated))
 }
 
-fn apply_patch(def: &ResourceDef, kind: PatchKind, view: &Value, patch: &Value) -> Result<Value, ApiError> {
+fn apply_patch(
+    def: &ResourceDef,
+    kind: PatchKind,
+    view: &Value,
+    patch: &Value,
+) -> Result<Value, ApiError> {
     let out = match kind {
         PatchKind::Merge => patch::merge(view, patch),
         PatchKind::Json => patch::json_patch(view, patch).map_err(|e| match e {
-            PatchError::JsonPatch(inner) => ApiError::invalid(def, str_at(view, "metadata.name"), inner.to_string()),
+            PatchError::JsonPatch(inner) => {
+                ApiError::invalid(def, str_at(view, "metadata.name"), inner.to_string())
+            }
             other => ApiError::from(other),
         })?,
         PatchKind::Strategic => patch::strategic(view, patch)?,
@@ -488,9 +513,11 @@ fn patch_object(
                 "PATCH, application/apply-patch+yaml requires fieldManager to be set".into(),
             ));
         }
-        if st.store.get(t.def.storage, &t.namespace, &t.name).is_none() && t.subresource.is_empty() {
+        if st.store.get(t.def.storage, &t.namespace, &t.name).is_none() && t.subresource.is_empty()
+        {
             let mut obj = incoming(t, patch_doc)?;
-            crate::util::ensure_obj(&mut obj, "metadata").insert("uid".into(), json!(random_uuid()));
+            crate::util::ensure_obj(&mut obj, "metadata")
+                .insert("uid".into(), json!(random_uuid()));
             crate::util::ensure_obj(&mut obj, "metadata").insert("name".into(), json!(t.name));
             admit(t.def, &mut obj, true)?;
             let created = st.store.create(t.def, &t.namespace, obj)?;
@@ -513,12 +540,16 @@ fn patch_object(
         crate::util::ensure_obj(&mut obj, "metadata")
             .insert("uid".into(), cur["metadata"]["uid"].clone());
         if !pinned {
-            crate::util::ensure_obj(&mut obj, "metadata").insert("resourceVersion".into(), json!(read_rv));
+            crate::util::ensure_obj(&mut obj, "metadata")
+                .insert("resourceVersion".into(), json!(read_rv));
         }
         if t.subresource.is_empty() {
             admit(t.def, &mut obj, false)?;
         }
-        match st.store.update(t.def, &t.namespace, &t.name, obj, mode_for(t)) {
+        match st
+            .store
+            .update(t.def, &t.namespace, &t.name, obj, mode_for(t))
+        {
             Ok(updated) => return ok(&t.def.to_view(&updated)),
             Err(ApiError::Conflict { .. }) if !pinned => continue,
             Err(e) => return Err(e),
@@ -528,9 +559,11 @@ fn patch_object(
 }
 
 fn propagation(q: &HashMap<String, String>, body: &Bytes) -> Propagation {
-    let from_body = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| v.get("propagationPolicy").and_then(Value::as_str).map(str::to_string));
+    let from_body = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
+        v.get("propagationPolicy")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
     let policy = q.get("propagationPolicy").cloned().or(from_body);
     let orphan_flag = serde_json::from_slice::<Value>(body)
         .ok()
@@ -542,12 +575,19 @@ fn propagation(q: &HashMap<String, String>, body: &Bytes) -> Propagation {
     }
 }
 
-fn delete(st: &AppState, t: &Target, q: &HashMap<String, String>, body: &Bytes) -> Result<Response, ApiError> {
+fn delete(
+    st: &AppState,
+    t: &Target,
+    q: &HashMap<String, String>,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
     if !t.subresource.is_empty() {
         return Err(ApiError::MethodNotAllowed);
     }
     if let Ok(opts) = serde_json::from_slice::<Value>(body)
-        && let Some(want) = opts.pointer("/preconditions/resourceVersion").and_then(Value::as_str)
+        && let Some(want) = opts
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
     {
         let cur = current(st, t)?;
         if str_at(&cur, "metadata.resourceVersion") != want {
@@ -560,7 +600,11 @@ fn delete(st: &AppState, t: &Target, q: &HashMap<String, String>, body: &Bytes) 
     ok(&t.def.to_view(&deleted))
 }
 
-fn delete_collection(st: &AppState, t: &Target, q: &HashMap<String, String>) -> Result<Response, ApiError> {
+fn delete_collection(
+    st: &AppState,
+    t: &Target,
+    q: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
     let filter = ListFilter::from_query(q)?;
     let ns = (!t.namespace.is_empty()).then_some(t.namespace.as_str());
     let (items, _) = st.store.list(t.def.storage, ns);
@@ -665,7 +709,10 @@ fn watch_collection(
                 .map_err(|_| ApiError::BadRequest(format!("invalid resource version: {v}")))?,
         ),
     };
-    let bookmarks = matches!(q.get("allowWatchBookmarks").map(String::as_str), Some("true" | "1"));
+    let bookmarks = matches!(
+        q.get("allowWatchBookmarks").map(String::as_str),
+        Some("true" | "1")
+    );
     let timeout = q
         .get("timeoutSeconds")
         .and_then(|s| s.parse::<u64>().ok())
@@ -686,7 +733,19 @@ fn watch_collection(
             let mut shutdown = st.shutdown.clone();
             let interval = st.bookmark_interval;
             tokio::spawn(async move {
-                run_watch(filter, replay, start_rv, changes, tx, bookmarks, send_initial, timeout, interval, &mut shutdown).await;
+                run_watch(
+                    filter,
+                    replay,
+                    start_rv,
+                    changes,
+                    tx,
+                    bookmarks,
+                    send_initial,
+                    timeout,
+                    interval,
+                    &mut shutdown,
+                )
+                .await;
             });
         }
     }

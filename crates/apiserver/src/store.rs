@@ -95,7 +95,10 @@ pub struct Store {
 }
 
 fn meta(obj: &Value) -> (&str, &str) {
-    (str_at(obj, "metadata.namespace"), str_at(obj, "metadata.name"))
+    (
+        str_at(obj, "metadata.namespace"),
+        str_at(obj, "metadata.name"),
+    )
 }
 
 fn rv_of(obj: &Value) -> Option<u64> {
@@ -192,10 +195,11 @@ impl Store {
                 }
                 loop {
                     let candidate = format!("{prefix}{}", random_suffix(5));
-                    if !inner
-                        .objects
-                        .contains_key(&(def.storage, ns.to_string(), candidate.clone()))
-                    {
+                    if !inner.objects.contains_key(&(
+                        def.storage,
+                        ns.to_string(),
+                        candidate.clone(),
+                    )) {
                         break candidate;
                     }
                 }
@@ -228,7 +232,10 @@ impl Store {
         } else {
             m.remove("namespace");
         }
-        if m.get("uid").and_then(Value::as_str).is_none_or(str::is_empty) {
+        if m.get("uid")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
             m.insert("uid".into(), json!(random_uuid()));
         }
         m.insert("creationTimestamp".into(), json!(now_rfc3339()));
@@ -318,7 +325,14 @@ impl Store {
         {
             let om = old["metadata"].clone();
             let m = crate::util::ensure_obj(&mut new, "metadata");
-            for k in ["name", "namespace", "uid", "creationTimestamp", "generation", "resourceVersion"] {
+            for k in [
+                "name",
+                "namespace",
+                "uid",
+                "creationTimestamp",
+                "generation",
+                "resourceVersion",
+            ] {
                 match om.get(k) {
                     Some(v) => {
                         m.insert(k.into(), v.clone());
@@ -373,7 +387,8 @@ impl Store {
         if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
             m.remove("resourceVersion");
         }
-        self.update_locked(&mut inner, def, ns, name, obj, mode).ok()
+        self.update_locked(&mut inner, def, ns, name, obj, mode)
+            .ok()
     }
 
     /// Deletes an object and, unless orphaning, every object it owns (transitively).
@@ -447,7 +462,8 @@ impl Store {
                             refs.retain(|r| str_at(r, "uid") != uid);
                         }
                         let def = ResourceDef::by_storage(dep.0);
-                        let _ = self.update_locked(inner, def, &dep.1, &dep.2, v, UpdateMode::Internal);
+                        let _ =
+                            self.update_locked(inner, def, &dep.1, &dep.2, v, UpdateMode::Internal);
                     }
                 }
             }
@@ -533,8 +549,12 @@ mod tests {
 
     fn store_with_ns() -> Store {
         let s = Store::new(100);
-        s.create(def("namespaces"), "", json!({"metadata": {"name": "default"}}))
-            .unwrap();
+        s.create(
+            def("namespaces"),
+            "",
+            json!({"metadata": {"name": "default"}}),
+        )
+        .unwrap();
         s
     }
 
@@ -543,7 +563,11 @@ mod tests {
         let s = store_with_ns();
         let d = def("deployments");
         let created = s
-            .create(d, "default", json!({"metadata": {"name": "a"}, "spec": {"replicas": 1}}))
+            .create(
+                d,
+                "default",
+                json!({"metadata": {"name": "a"}, "spec": {"replicas": 1}}),
+            )
             .unwrap();
         let mut v = created.clone();
         v["spec"]["replicas"] = json!(2);
@@ -551,7 +575,9 @@ mod tests {
         assert_eq!(updated["metadata"]["generation"], 2);
         let mut stale = created;
         stale["spec"]["replicas"] = json!(3);
-        let err = s.update(d, "default", "a", stale, UpdateMode::Main).unwrap_err();
+        let err = s
+            .update(d, "default", "a", stale, UpdateMode::Main)
+            .unwrap_err();
         assert_eq!(err.code(), 409);
     }
 
@@ -559,8 +585,12 @@ mod tests {
     fn generation_bumps_on_spec_changes_only() {
         let s = store_with_ns();
         let d = def("deployments");
-        s.create(d, "default", json!({"metadata": {"name": "a"}, "spec": {"replicas": 1}}))
-            .unwrap();
+        s.create(
+            d,
+            "default",
+            json!({"metadata": {"name": "a"}, "spec": {"replicas": 1}}),
+        )
+        .unwrap();
         let v = s
             .modify(d, "default", "a", UpdateMode::Main, |o| {
                 o["metadata"]["labels"] = json!({"x": "y"})
@@ -581,8 +611,12 @@ mod tests {
         let s = store_with_ns();
         let rv = s.current_rv();
         s.compact();
-        s.create(def("configmaps"), "default", json!({"metadata": {"name": "c"}}))
-            .unwrap();
+        s.create(
+            def("configmaps"),
+            "default",
+            json!({"metadata": {"name": "c"}}),
+        )
+        .unwrap();
         assert!(s.watch("configmaps", Some(rv - 1)).is_err());
         let (replay, _, _) = s.watch("configmaps", Some(rv)).unwrap();
         assert_eq!(replay.len(), 1);
@@ -592,13 +626,18 @@ mod tests {
     fn delete_cascades_to_owned_objects() {
         let s = store_with_ns();
         let d = s
-            .create(def("deployments"), "default", json!({"metadata": {"name": "a"}}))
+            .create(
+                def("deployments"),
+                "default",
+                json!({"metadata": {"name": "a"}}),
+            )
             .unwrap();
         let uid = d["metadata"]["uid"].clone();
         s.create(def("replicasets"), "default",
             json!({"metadata": {"name": "a-1", "ownerReferences": [{"uid": uid, "kind": "Deployment", "name": "a"}]}}))
             .unwrap();
-        s.delete(def("deployments"), "default", "a", Propagation::Cascade).unwrap();
+        s.delete(def("deployments"), "default", "a", Propagation::Cascade)
+            .unwrap();
         assert!(s.get("replicasets.apps", "default", "a-1").is_none());
     }
 }

@@ -85,17 +85,33 @@ fn columns_and_cells(def: &ResourceDef, o: &Value) -> (Vec<Value>, Vec<Value>) {
     let age_cell = json!(age(o, "metadata.creationTimestamp"));
     match (def.group, def.kind) {
         ("apps", "Deployment") => (
-            vec![col("Name", "string"), col("Ready", "string"), col("Up-to-date", "string"), col("Available", "string"), col("Age", "string")],
+            vec![
+                col("Name", "string"),
+                col("Ready", "string"),
+                col("Up-to-date", "string"),
+                col("Available", "string"),
+                col("Age", "string"),
+            ],
             vec![
                 name,
-                json!(format!("{}/{}", i64_at(o, "status.readyReplicas", 0), i64_at(o, "spec.replicas", 1))),
+                json!(format!(
+                    "{}/{}",
+                    i64_at(o, "status.readyReplicas", 0),
+                    i64_at(o, "spec.replicas", 1)
+                )),
                 json!(i64_at(o, "status.updatedReplicas", 0)),
                 json!(i64_at(o, "status.availableReplicas", 0)),
                 age_cell,
             ],
         ),
         ("apps", "ReplicaSet") => (
-            vec![col("Name", "string"), col("Desired", "integer"), col("Current", "integer"), col("Ready", "integer"), col("Age", "string")],
+            vec![
+                col("Name", "string"),
+                col("Desired", "integer"),
+                col("Current", "integer"),
+                col("Ready", "integer"),
+                col("Age", "string"),
+            ],
             vec![
                 name,
                 json!(i64_at(o, "spec.replicas", 1)),
@@ -106,29 +122,71 @@ fn columns_and_cells(def: &ResourceDef, o: &Value) -> (Vec<Value>, Vec<Value>) {
         ),
         ("", "Pod") => {
             let statuses = get_path(o, "status.containerStatuses").and_then(Value::as_array);
-            let total = get_path(o, "spec.containers").and_then(Value::as_array).map_or(0, Vec::len);
-            let ready = statuses.map_or(0, |s| s.iter().filter(|c| c["ready"] == json!(true)).count());
-            let restarts: i64 = statuses.map_or(0, |s| s.iter().map(|c| i64_at(c, "restartCount", 0)).sum());
+            let total = get_path(o, "spec.containers")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            let ready = statuses.map_or(0, |s| {
+                s.iter().filter(|c| c["ready"] == json!(true)).count()
+            });
+            let restarts: i64 =
+                statuses.map_or(0, |s| s.iter().map(|c| i64_at(c, "restartCount", 0)).sum());
             (
-                vec![col("Name", "string"), col("Ready", "string"), col("Status", "string"), col("Restarts", "string"), col("Age", "string")],
-                vec![name, json!(format!("{ready}/{total}")), json!(pod_status(o)), json!(restarts.to_string()), age_cell],
+                vec![
+                    col("Name", "string"),
+                    col("Ready", "string"),
+                    col("Status", "string"),
+                    col("Restarts", "string"),
+                    col("Age", "string"),
+                ],
+                vec![
+                    name,
+                    json!(format!("{ready}/{total}")),
+                    json!(pod_status(o)),
+                    json!(restarts.to_string()),
+                    age_cell,
+                ],
             )
         }
         ("", "Event") => (
-            vec![col("Last Seen", "string"), col("Type", "string"), col("Reason", "string"), col("Object", "string"), col("Message", "string")],
+            vec![
+                col("Last Seen", "string"),
+                col("Type", "string"),
+                col("Reason", "string"),
+                col("Object", "string"),
+                col("Message", "string"),
+            ],
             vec![
                 json!(age(o, "lastTimestamp")),
                 json!(str_at(o, "type")),
                 json!(str_at(o, "reason")),
-                json!(format!("{}/{}", str_at(o, "involvedObject.kind").to_lowercase(), str_at(o, "involvedObject.name"))),
+                json!(format!(
+                    "{}/{}",
+                    str_at(o, "involvedObject.kind").to_lowercase(),
+                    str_at(o, "involvedObject.name")
+                )),
                 json!(str_at(o, "message")),
             ],
         ),
         ("", "Node") => (
-            vec![col("Name", "string"), col("Status", "string"), col("Roles", "string"), col("Age", "string"), col("Version", "string")],
-            vec![name, json!("Ready"), json!("<none>"), age_cell, json!(format!("v1.{}.0", crate::discovery::KUBE_MINOR))],
+            vec![
+                col("Name", "string"),
+                col("Status", "string"),
+                col("Roles", "string"),
+                col("Age", "string"),
+                col("Version", "string"),
+            ],
+            vec![
+                name,
+                json!("Ready"),
+                json!("<none>"),
+                age_cell,
+                json!(format!("v1.{}.0", crate::discovery::KUBE_MINOR)),
+            ],
         ),
-        _ => (vec![col("Name", "string"), col("Age", "string")], vec![name, age_cell]),
+        _ => (
+            vec![col("Name", "string"), col("Age", "string")],
+            vec![name, age_cell],
+        ),
     }
 }
 
@@ -161,14 +219,23 @@ mod tests {
 
     #[test]
     fn parses_what_util_formats() {
-        for secs in [0u64, 951_782_400, 1_795_432_925] {
-            assert_eq!(parse_rfc3339(&crate::util::format_rfc3339(secs)).unwrap(), secs);
+        for secs in [0u64, 951_782_400, 1_795_425_725] {
+            assert_eq!(
+                parse_rfc3339(&crate::util::format_rfc3339(secs)).unwrap(),
+                secs
+            );
         }
     }
 
     #[test]
     fn human_age_table() {
-        for (s, want) in [(5, "5s"), (119, "119s"), (180, "3m"), (7200, "2h"), (200_000, "2d")] {
+        for (s, want) in [
+            (5, "5s"),
+            (119, "119s"),
+            (180, "3m"),
+            (7200, "2h"),
+            (200_000, "2d"),
+        ] {
             assert_eq!(human_age(s), want);
         }
     }

@@ -76,8 +76,8 @@ pub struct Controllers {
     pub(crate) nodes: Vec<NodeSpec>,
     pub(crate) resolver: Arc<dyn ImageResolver>,
     pub(crate) crash_images: Vec<String>,
-    /// (node, image as written) -> digest.
-    pub(crate) image_cache: HashMap<(String, String), String>,
+    /// (node, image as written) -> what was pulled.
+    pub(crate) image_cache: HashMap<(String, String), crate::images::PulledImage>,
     /// Deployment uid -> (progress signature, when it last changed).
     pub(crate) progress: HashMap<String, (String, Instant)>,
     /// Pod uid -> when to retry a failed pull, and the current backoff.
@@ -154,7 +154,14 @@ impl Controllers {
     }
 
     /// Records a core/v1 Event about `obj`.
-    pub(crate) fn event(&self, obj: &Value, kind: &str, reason: &str, message: &str, component: &str) {
+    pub(crate) fn event(
+        &self,
+        obj: &Value,
+        kind: &str,
+        reason: &str,
+        message: &str,
+        component: &str,
+    ) {
         let ns = match str_at(obj, "metadata.namespace") {
             "" => "default",
             ns => ns,
@@ -261,7 +268,9 @@ pub(crate) fn set_condition(
     }
     let list = conds.as_array_mut().expect("array");
     if let Some(c) = list.iter_mut().find(|c| str_at(c, "type") == ctype) {
-        let same = str_at(c, "status") == cstatus && str_at(c, "reason") == reason && str_at(c, "message") == message;
+        let same = str_at(c, "status") == cstatus
+            && str_at(c, "reason") == reason
+            && str_at(c, "message") == message;
         if same && !touch {
             return false;
         }
