@@ -145,6 +145,12 @@ async fn route(
     }
     let user = user.ok_or(ApiError::Unauthorized)?;
     let (group, version, rest): (&str, &str, &[&str]) = match segs.as_slice() {
+        ["openapi", "v3"] => return Ok(json_response(StatusCode::OK, &crate::openapi::index())),
+        ["openapi", "v3", gv @ ..] => {
+            return crate::openapi::group_version(&gv.join("/"))
+                .map(|v| json_response(StatusCode::OK, &v))
+                .map_err(|_| ApiError::UnknownPath);
+        }
         ["api"] => {
             return Ok(json_response(
                 StatusCode::OK,

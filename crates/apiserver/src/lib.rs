@@ -14,6 +14,7 @@ pub mod controllers;
 pub mod discovery;
 pub mod images;
 pub mod kubeconfig;
+pub mod openapi;
 pub mod patch;
 pub mod resources;
 pub mod selector;
