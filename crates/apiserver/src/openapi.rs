@@ -37,7 +37,10 @@ pub fn index() -> Value {
     let paths: serde_json::Map<String, Value> = gvs
         .into_iter()
         .map(|gv| {
-            let url = format!("/openapi/v3/{gv}?hash={}", crate::util::short_hash(&json!(gv)));
+            let url = format!(
+                "/openapi/v3/{gv}?hash={}",
+                crate::util::short_hash(&json!(gv))
+            );
             (gv, json!({"serverRelativeURL": url}))
         })
         .collect();
@@ -105,6 +108,12 @@ mod tests {
         let doc = group_version("apis/apps/v1").unwrap();
         let op = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
         assert_eq!(op["x-kubernetes-group-version-kind"]["kind"], "Deployment");
-        assert!(op["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation"));
+        assert!(
+            op["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "fieldValidation")
+        );
     }
 }

@@ -28,7 +28,9 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match Cli::parse().command {
-        Command::Serve(args) => freshet_apiserver::serve(args).await.map_err(anyhow::Error::from),
+        Command::Serve(args) => freshet_apiserver::serve(args)
+            .await
+            .map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

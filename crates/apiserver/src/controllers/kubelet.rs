@@ -9,6 +9,8 @@
 
 use std::time::{Duration, Instant};
 
+use futures::FutureExt as _;
+
 use serde_json::{Value, json};
 
 use super::{Controllers, NodeSpec, def, pod_terminal};
@@ -137,8 +139,11 @@ fn pod_conditions(ready: bool, now: &str) -> Value {
 }
 
 /// One kubelet pass over every pod.
-pub async fn run(c: &mut Controllers) {
+pub fn run(c: &mut Controllers) {
     let pods = c.store.list("pods", None).0;
+    let live: std::collections::HashSet<&str> =
+        pods.iter().map(|p| str_at(p, "metadata.uid")).collect();
+    c.pulls.retain(|(uid, _), _| live.contains(uid.as_str()));
     let mut load: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for p in &pods {
         *load
@@ -159,7 +164,7 @@ pub async fn run(c: &mut Controllers) {
         };
         if get_path(&pod, "status.startTime").is_none() || str_at(&pod, "status.phase") == "Pending"
         {
-            start(c, &pod, &node).await;
+            start(c, &pod, &node);
         } else {
             keep_running(c, &pod);
         }
@@ -240,30 +245,82 @@ fn crashes(c: &Controllers, image: &str, pulled: &PulledImage) -> bool {
     })
 }
 
-async fn pull(
+/// Where the pull of one image for one pod stands.
+pub(crate) enum Pull {
+    /// The resolver is working on it.
+    Running(tokio::task::JoinHandle<Result<PulledImage, ImagePullError>>),
+    /// Finished; kept until the pod has all its images.
+    Done(Result<PulledImage, ImagePullError>),
+}
+
+/// Pulls `image` for pod `uid` on `node`, honouring `policy` and the node's
+/// image cache. Pulls run in their own tasks so a slow registry never stalls
+/// the controllers: `None` means "still pulling, look again next tick".
+fn pull(
     c: &mut Controllers,
+    uid: &str,
     node: &NodeSpec,
     image: &str,
     policy: &str,
-) -> Result<PulledImage, ImagePullError> {
-    let key = (node.name.clone(), image.to_string());
-    let cached = c.image_cache.get(&key).cloned();
+) -> Option<Result<PulledImage, ImagePullError>> {
+    let cache_key = (node.name.clone(), image.to_string());
+    let cached = c.image_cache.get(&cache_key).cloned();
     match (policy, cached) {
-        ("IfNotPresent", Some(d)) | ("Never", Some(d)) => return Ok(d),
+        ("IfNotPresent", Some(d)) | ("Never", Some(d)) => return Some(Ok(d)),
         ("Never", None) => {
-            return Err(ImagePullError::Other {
+            return Some(Err(ImagePullError::Other {
                 image: image.into(),
                 reason: "image is not present with pull policy of Never (ErrImageNeverPull)".into(),
-            });
+            }));
         }
         _ => {}
     }
-    let digest = c
-        .resolver
-        .resolve(image, &node.os, &node.arch, node.variant.as_deref())
-        .await?;
-    c.image_cache.insert(key, digest.clone());
-    Ok(digest)
+    let key = (uid.to_string(), image.to_string());
+    match c.pulls.remove(&key) {
+        Some(Pull::Done(result)) => {
+            c.pulls.insert(key, Pull::Done(result.clone()));
+            Some(result)
+        }
+        Some(Pull::Running(mut handle)) => {
+            if !handle.is_finished() {
+                c.pulls.insert(key, Pull::Running(handle));
+                return None;
+            }
+            let result = match (&mut handle).now_or_never() {
+                Some(Ok(r)) => r,
+                Some(Err(e)) => Err(ImagePullError::Other {
+                    image: image.into(),
+                    reason: e.to_string(),
+                }),
+                None => return None,
+            };
+            if let Ok(p) = &result {
+                c.image_cache.insert(cache_key, p.clone());
+            }
+            c.pulls.insert(key, Pull::Done(result.clone()));
+            Some(result)
+        }
+        None => {
+            let resolver = c.resolver.clone();
+            let (image, os, arch, variant) = (
+                image.to_string(),
+                node.os.clone(),
+                node.arch.clone(),
+                node.variant.clone(),
+            );
+            let handle = tokio::spawn(async move {
+                resolver
+                    .resolve(&image, &os, &arch, variant.as_deref())
+                    .await
+            });
+            c.pulls.insert(key, Pull::Running(handle));
+            None
+        }
+    }
+}
+
+fn forget_pulls(c: &mut Controllers, uid: &str) {
+    c.pulls.retain(|(u, _), _| u != uid);
 }
 
 struct Pulled {
@@ -273,7 +330,7 @@ struct Pulled {
     crash: bool,
 }
 
-async fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
+fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
     let (ns, name) = ns_name(pod);
     let uid = str_at(pod, "metadata.uid").to_string();
     if let Some((when, _)) = c.pull_backoff.get(&uid)
@@ -294,6 +351,7 @@ async fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
         .and_then(Value::as_array)
         .map_or(0, Vec::len);
     let mut pulled = Vec::new();
+    let mut waiting = false;
     for ct in &containers {
         let image = str_at(ct, "image").to_string();
         let policy = match str_at(ct, "imagePullPolicy") {
@@ -301,8 +359,9 @@ async fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
             p => p,
         }
         .to_string();
-        match pull(c, node, &image, &policy).await {
-            Ok(p) => {
+        match pull(c, &uid, node, &image, &policy) {
+            None => waiting = true,
+            Some(Ok(p)) => {
                 let crash = crashes(c, &image, &p);
                 pulled.push(Pulled {
                     name: str_at(ct, "name").to_string(),
@@ -311,7 +370,8 @@ async fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
                     crash,
                 });
             }
-            Err(e) => {
+            Some(Err(e)) => {
+                forget_pulls(c, &uid);
                 let backoff = c
                     .pull_backoff
                     .get(&uid)
@@ -325,6 +385,10 @@ async fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
             }
         }
     }
+    if waiting {
+        return;
+    }
+    forget_pulls(c, &uid);
     c.pull_backoff.remove(&uid);
     let now = now_rfc3339();
     let job_like = str_at(pod, "spec.restartPolicy") != "Always";

@@ -78,6 +78,8 @@ pub struct Controllers {
     pub(crate) crash_images: Vec<String>,
     /// (node, image as written) -> what was pulled.
     pub(crate) image_cache: HashMap<(String, String), crate::images::PulledImage>,
+    /// (pod uid, image as written) -> a pull in flight or its result.
+    pub(crate) pulls: HashMap<(String, String), kubelet::Pull>,
     /// Deployment uid -> (progress signature, when it last changed).
     pub(crate) progress: HashMap<String, (String, Instant)>,
     /// Pod uid -> when to retry a failed pull, and the current backoff.
@@ -110,6 +112,7 @@ impl Controllers {
             resolver,
             crash_images,
             image_cache: HashMap::new(),
+            pulls: HashMap::new(),
             progress: HashMap::new(),
             pull_backoff: HashMap::new(),
             crash_clock: HashMap::new(),
@@ -126,7 +129,7 @@ impl Controllers {
         workloads::reconcile_statefulsets(self);
         workloads::reconcile_daemonsets(self);
         workloads::reconcile_jobs(self);
-        kubelet::run(self).await;
+        kubelet::run(self);
     }
 
     /// Runs until `shutdown` flips, one pass per `tick`.
