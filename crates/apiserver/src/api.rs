@@ -263,6 +263,18 @@ async fn dispatch(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let wants_table = accept.contains("as=Table");
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if matches!(verb, "create" | "update")
+        && !content_type.is_empty()
+        && !content_type.contains("json")
+    {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (the test bed does not decode {content_type})"
+        )));
+    }
     match verb {
         "watch" => watch_collection(st, &t, &q, wants_table),
         "list" => list(st, &t, &q, wants_table),
@@ -410,7 +422,22 @@ fn incoming(t: &Target, view: Value) -> Result<Value, ApiError> {
             t.def.api_version()
         )));
     }
-    Ok(t.def.to_storage(&view))
+    let mut obj = t.def.to_storage(&view);
+    strip_nulls(&mut obj);
+    Ok(obj)
+}
+
+/// Drops `null` members, as decoding into typed objects does (kubectl sends
+/// `"creationTimestamp": null` in every template).
+fn strip_nulls(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(strip_nulls);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
 }
 
 fn create(st: &AppState, t: &Target, body: &Bytes) -> Result<Response, ApiError> {

@@ -137,13 +137,15 @@ fn reconcile(c: &mut Controllers, d: &Value) {
         });
         match c.store.create(rs_def, &ns, rs) {
             Ok(created) => {
-                c.event(
-                    d,
-                    "Normal",
-                    "ScalingReplicaSet",
-                    &format!("Scaled up replica set {rs_name} from 0 to {initial}"),
-                    "deployment-controller",
-                );
+                if initial > 0 {
+                    c.event(
+                        d,
+                        "Normal",
+                        "ScalingReplicaSet",
+                        &format!("Scaled up replica set {rs_name} from 0 to {initial}"),
+                        "deployment-controller",
+                    );
+                }
                 rss.push(created.clone());
                 new_rs = Some(created);
                 created_new = true;

@@ -52,3 +52,49 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The kubectl every machine of this kind has.
+pub const KUBECTL: &str = "/usr/bin/kubectl";
+
+/// Runs kubectl with `kubeconfig`; returns (success, stdout, stderr).
+pub async fn kubectl_output(
+    kubeconfig: &std::path::Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (bool, String, String) {
+    use tokio::io::AsyncWriteExt as _;
+    let mut cmd = tokio::process::Command::new(KUBECTL);
+    cmd.arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().expect("kubectl runs");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).await.expect("write stdin");
+    }
+    drop(input);
+    let out = child.wait_with_output().await.expect("kubectl finishes");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs kubectl and asserts it succeeds; returns stdout.
+pub async fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> String {
+    let (ok, out, err) = kubectl_output(kubeconfig, args, None).await;
+    assert!(ok, "kubectl {args:?} failed: {err}");
+    out
+}
+
+/// Runs kubectl and asserts it fails; returns stderr.
+pub async fn kubectl_fails(kubeconfig: &std::path::Path, args: &[&str]) -> String {
+    let (ok, out, err) = kubectl_output(kubeconfig, args, None).await;
+    assert!(!ok, "kubectl {args:?} succeeded: {out}");
+    err
+}
