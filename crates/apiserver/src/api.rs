@@ -267,14 +267,24 @@ async fn dispatch(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if matches!(verb, "create" | "update")
+    let body = if matches!(verb, "create" | "update") && content_type.contains("protobuf") {
+        let obj = crate::protobuf::decode(&body).map_err(|e| match e {
+            crate::protobuf::ProtobufError::UnsupportedKind(_) => {
+                ApiError::UnsupportedMediaType(e.to_string())
+            }
+            other => ApiError::BadRequest(other.to_string()),
+        })?;
+        Bytes::from(serde_json::to_vec(&obj).unwrap_or_default())
+    } else if matches!(verb, "create" | "update")
         && !content_type.is_empty()
         && !content_type.contains("json")
     {
         return Err(ApiError::UnsupportedMediaType(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (the test bed does not decode {content_type})"
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/vnd.kubernetes.protobuf (not {content_type})"
         )));
-    }
+    } else {
+        body
+    };
     match verb {
         "watch" => watch_collection(st, &t, &q, wants_table),
         "list" => list(st, &t, &q, wants_table),

@@ -407,3 +407,164 @@ async fn plain_http_needs_no_credentials() {
         "namespace/apps"
     );
 }
+
+#[tokio::test]
+async fn create_cronjob_then_job_from_it_runs_to_completion() {
+    let (cluster, _) = fake_cluster().await;
+    let kc = cluster.kubeconfig_path();
+    let out = kubectl(
+        kc,
+        &[
+            "create",
+            "cronjob",
+            "nightly",
+            "--image=registry.test/team/api:1.0.0",
+            "--schedule=0 3 * * *",
+            "--",
+            "echo",
+            "hi",
+        ],
+    )
+    .await;
+    assert_eq!(out.trim(), "cronjob.batch/nightly created");
+    let cj = get_json(kc, "cronjob/nightly").await;
+    assert_eq!(cj["spec"]["schedule"], "0 3 * * *");
+    assert_eq!(
+        cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"],
+        serde_json::json!(["echo", "hi"])
+    );
+    let out = kubectl(kc, &["create", "job", "manual-1", "--from=cronjob/nightly"]).await;
+    assert_eq!(out.trim(), "job.batch/manual-1 created");
+    let job = get_json(kc, "job/manual-1").await;
+    assert_eq!(
+        job["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"],
+        "manual"
+    );
+    assert_eq!(job["metadata"]["ownerReferences"][0]["kind"], "CronJob");
+    assert_eq!(job["metadata"]["ownerReferences"][0]["name"], "nightly");
+    let waited = kubectl(
+        kc,
+        &[
+            "wait",
+            "--for=condition=complete",
+            "job/manual-1",
+            "--timeout=60s",
+        ],
+    )
+    .await;
+    assert_eq!(waited.trim(), "job.batch/manual-1 condition met");
+}
+
+#[tokio::test]
+async fn typed_create_commands_send_protobuf_that_the_server_decodes() {
+    let (cluster, _) = fake_cluster().await;
+    let kc = cluster.kubeconfig_path();
+    for args in [
+        vec!["create", "namespace", "apps"],
+        vec![
+            "create",
+            "configmap",
+            "cfg",
+            "-n",
+            "apps",
+            "--from-literal=k=v",
+        ],
+        vec![
+            "create",
+            "secret",
+            "generic",
+            "s",
+            "-n",
+            "apps",
+            "--from-literal=k=v",
+        ],
+        vec!["create", "serviceaccount", "freshet", "-n", "apps"],
+        vec![
+            "create",
+            "deployment",
+            "api",
+            "-n",
+            "apps",
+            "--image=registry.test/team/api:1.0.0",
+            "--replicas=2",
+            "--port=8080",
+        ],
+        vec![
+            "create",
+            "role",
+            "r",
+            "-n",
+            "apps",
+            "--verb=get,patch",
+            "--resource=deployments.apps",
+        ],
+        vec![
+            "create",
+            "rolebinding",
+            "rb",
+            "-n",
+            "apps",
+            "--role=r",
+            "--serviceaccount=apps:freshet",
+        ],
+    ] {
+        kubectl(kc, &args).await;
+    }
+    assert_eq!(
+        kubectl(
+            kc,
+            &["get", "cm", "cfg", "-n", "apps", "-o", "jsonpath={.data.k}"]
+        )
+        .await,
+        "v"
+    );
+    assert_eq!(
+        kubectl(
+            kc,
+            &[
+                "get",
+                "secret",
+                "s",
+                "-n",
+                "apps",
+                "-o",
+                "jsonpath={.data.k}"
+            ]
+        )
+        .await,
+        "dg=="
+    );
+    let d: Value = serde_json::from_str(
+        &kubectl(kc, &["get", "deploy", "api", "-n", "apps", "-o", "json"]).await,
+    )
+    .unwrap();
+    assert_eq!(d["spec"]["replicas"], 2);
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"],
+        8080
+    );
+    let rb: Value = serde_json::from_str(
+        &kubectl(
+            kc,
+            &["get", "rolebinding", "rb", "-n", "apps", "-o", "json"],
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(
+        rb["subjects"][0],
+        serde_json::json!({"kind": "ServiceAccount", "name": "freshet", "namespace": "apps"})
+    );
+    kubectl(
+        kc,
+        &[
+            "rollout",
+            "status",
+            "deployment/api",
+            "-n",
+            "apps",
+            "--timeout=60s",
+        ],
+    )
+    .await;
+}
