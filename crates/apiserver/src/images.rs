@@ -203,9 +203,11 @@ impl ImageResolver for FakeResolver {
 }
 
 /// The resolver the test bed uses by default: the real registry, through
-/// freshet's registry client, anonymously.
+/// freshet's registry client, anonymously. Each pull uses a fresh client,
+/// because a client memoises every manifest it has asked for and a node must
+/// see a moved tag.
 pub struct RegistryResolver {
-    client: freshet_registry::Client,
+    _private: (),
 }
 
 impl fmt::Debug for RegistryResolver {
@@ -218,15 +220,18 @@ impl RegistryResolver {
     /// An anonymous client with default options (loopback registries may use
     /// plain http). Needs a rustls crypto provider installed.
     pub fn anonymous() -> Result<Self, ImagePullError> {
-        let client = freshet_registry::Client::new(
+        Self::client("").map(|_| Self { _private: () })
+    }
+
+    fn client(image: &str) -> Result<freshet_registry::Client, ImagePullError> {
+        freshet_registry::Client::new(
             freshet_registry::CredentialStore::anonymous(),
             freshet_registry::ClientOptions::default(),
         )
         .map_err(|e| ImagePullError::Other {
-            image: String::new(),
+            image: image.into(),
             reason: e.to_string(),
-        })?;
-        Ok(Self { client })
+        })
     }
 }
 
@@ -250,7 +255,7 @@ impl ImageResolver for RegistryResolver {
             platforms: false,
             platform: Some(platform.clone()),
         };
-        match self.client.resolve(&reference, &want).await {
+        match Self::client(image)?.resolve(&reference, &want).await {
             Ok(r) => {
                 let digest = r.digest.as_str().to_string();
                 let platform_digest = r
