@@ -291,7 +291,8 @@ mod tests {
 
     #[test]
     fn strategic_merge_table() {
-        let cases: Vec<(&str, Value, Box<dyn Fn(&Value)>)> = vec![
+        type Check = Box<dyn Fn(&Value)>;
+        let cases: Vec<(&str, Value, Check)> = vec![
             (
                 "kubectl set image keeps the other container",
                 json!({"spec": {"template": {"spec": {"$setElementOrder/containers": [{"name": "api"}, {"name": "sidecar"}],

@@ -66,7 +66,7 @@ pub enum ServerError {
         what: String,
         /// The API error.
         #[source]
-        source: crate::status::ApiError,
+        source: Box<crate::status::ApiError>,
     },
 }
 
@@ -229,14 +229,14 @@ fn bootstrap(store: &Store, nodes: &[NodeSpec]) -> Result<(), ServerError> {
         crate::admission::admit(ns_def, &mut obj, true).map_err(|source| {
             ServerError::Bootstrap {
                 what: format!("namespace {ns}"),
-                source,
+                source: Box::new(source),
             }
         })?;
         store
             .create(ns_def, "", obj)
             .map_err(|source| ServerError::Bootstrap {
                 what: format!("namespace {ns}"),
-                source,
+                source: Box::new(source),
             })?;
     }
     let node_def = ResourceDef::find("", "v1", "nodes").expect("nodes are served");
@@ -245,7 +245,7 @@ fn bootstrap(store: &Store, nodes: &[NodeSpec]) -> Result<(), ServerError> {
             .create(node_def, "", kubelet::node_object(n, i))
             .map_err(|source| ServerError::Bootstrap {
                 what: format!("node {}", n.name),
-                source,
+                source: Box::new(source),
             })?;
     }
     Ok(())
