@@ -392,22 +392,52 @@ fn list(
         .map(|o| t.def.to_view(o))
         .filter(|v| filter.matches(v))
         .collect();
-    // Kubernetes drops apiVersion/kind from list items in JSON? No: it keeps them
-    // for typed lists only in some clients; kube-rs and kubectl accept both.
+    // `continue` names the last item already sent (`rv|namespace/name`).
+    if let Some(token) = q.get("continue").filter(|c| !c.is_empty()) {
+        use base64::Engine as _;
+        let bad = || ApiError::BadRequest(format!("invalid continue token: {token}"));
+        let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(bad)?;
+        let (_, after) = decoded.split_once('|').ok_or_else(bad)?;
+        let after = after.split_once('/').ok_or_else(bad)?;
+        views.retain(|v| (str_at(v, "metadata.namespace"), str_at(v, "metadata.name")) > after);
+    }
+    let mut next = None;
     if let Some(limit) = q.get("limit").and_then(|l| l.parse::<usize>().ok())
         && limit > 0
+        && views.len() > limit
     {
+        use base64::Engine as _;
         views.truncate(limit);
+        let last = views.last().map(object_key).unwrap_or_default();
+        next =
+            Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{rv}|{last}")));
     }
     if wants_table {
         return ok(&table::table(t.def, &views, Some(rv)));
     }
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    if let Some(token) = next {
+        meta["continue"] = json!(token);
+    }
     ok(&json!({
         "kind": format!("{}List", t.def.kind),
         "apiVersion": t.def.api_version(),
-        "metadata": {"resourceVersion": rv.to_string()},
+        "metadata": meta,
         "items": views,
     }))
+}
+
+/// `namespace/name`, the order the store lists objects in.
+fn object_key(v: &Value) -> String {
+    format!(
+        "{}/{}",
+        str_at(v, "metadata.namespace"),
+        str_at(v, "metadata.name")
+    )
 }
 
 fn parse_body(body: &Bytes) -> Result<Value, ApiError> {

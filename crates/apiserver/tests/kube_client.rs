@@ -400,3 +400,43 @@ async fn pods_list_across_namespaces_with_field_selectors() {
     .await;
     assert!(running.spec.unwrap().node_name.is_some());
 }
+
+#[tokio::test]
+async fn lists_page_with_limit_and_continue() {
+    let (cluster, _) = fake_cluster().await;
+    let client = admin(&cluster).await;
+    let nss: Api<Namespace> = Api::all(client.clone());
+    for ns in ["a", "a-b"] {
+        nss.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    for (ns, name) in [("a", "x"), ("a", "y"), ("a-b", "x"), ("default", "z")] {
+        Api::<ConfigMap>::namespaced(client.clone(), ns)
+            .create(&PostParams::default(), &config_map(name, &[]))
+            .await
+            .unwrap();
+    }
+    let all: Api<ConfigMap> = Api::all(client);
+    let mut seen = Vec::new();
+    let mut lp = ListParams::default().limit(3);
+    loop {
+        let page = all.list(&lp).await.unwrap();
+        assert!(page.items.len() <= 3);
+        seen.extend(page.items.iter().map(|c| {
+            format!(
+                "{}/{}",
+                c.metadata.namespace.clone().unwrap(),
+                c.metadata.name.clone().unwrap()
+            )
+        }));
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => lp = lp.continue_token(&token),
+            _ => break,
+        }
+    }
+    assert_eq!(seen, ["a/x", "a/y", "a-b/x", "default/z"]);
+}
