@@ -122,7 +122,12 @@ fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Option<User>, ApiE
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match auth {
-        Some(token) => Ok(Some(st.auth.authenticate(token.trim())?)),
+        Some(token) => match st.auth.authenticate(token.trim()) {
+            Ok(user) => Ok(Some(user)),
+            Err(e) => crate::auth::token_secret_user(&st.store, token.trim())
+                .map(Some)
+                .ok_or_else(|| ApiError::from(e)),
+        },
         None if st.anonymous_admin => Ok(Some(User::admin())),
         None => Ok(None),
     }
@@ -221,6 +226,7 @@ async fn dispatch(
         "" => {}
         "status" if def.status => {}
         "scale" if def.scale => {}
+        "token" if def.kind == "ServiceAccount" => {}
         _ => return Err(ApiError::UnknownPath),
     }
     let q = query_map(uri);
@@ -236,6 +242,7 @@ async fn dispatch(
         (Method::GET, true) => "list",
         (Method::GET, false) => "get",
         (Method::POST, true) => "create",
+        (Method::POST, false) if sub == "token" => "create",
         (Method::PUT, false) => "update",
         (Method::PATCH, false) => "patch",
         (Method::DELETE, false) => "delete",
@@ -267,7 +274,8 @@ async fn dispatch(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let body = if matches!(verb, "create" | "update") && content_type.contains("protobuf") {
+    let decodes_body = matches!(verb, "create" | "update") && sub != "token";
+    let body = if decodes_body && content_type.contains("protobuf") {
         let obj = crate::protobuf::decode(&body).map_err(|e| match e {
             crate::protobuf::ProtobufError::UnsupportedKind(_) => {
                 ApiError::UnsupportedMediaType(e.to_string())
@@ -275,16 +283,16 @@ async fn dispatch(
             other => ApiError::BadRequest(other.to_string()),
         })?;
         Bytes::from(serde_json::to_vec(&obj).unwrap_or_default())
-    } else if matches!(verb, "create" | "update")
-        && !content_type.is_empty()
-        && !content_type.contains("json")
-    {
+    } else if decodes_body && !content_type.is_empty() && !content_type.contains("json") {
         return Err(ApiError::UnsupportedMediaType(format!(
             "the body of the request was in an unknown format - accepted media types include: application/json, application/vnd.kubernetes.protobuf (not {content_type})"
         )));
     } else {
         body
     };
+    if sub == "token" {
+        return create_token(st, &t);
+    }
     match verb {
         "watch" => watch_collection(st, &t, &q, wants_table),
         "list" => list(st, &t, &q, wants_table),
@@ -301,6 +309,28 @@ async fn dispatch(
         "delete" => delete(st, &t, &q, &body),
         _ => delete_collection(st, &t, &q),
     }
+}
+
+/// `POST serviceaccounts/{name}/token` (what `kubectl create token` sends):
+/// mints a bearer token for the ServiceAccount, valid until the server stops.
+fn create_token(st: &AppState, t: &Target) -> Result<Response, ApiError> {
+    current(st, t)?;
+    let token = crate::auth::Token::new(crate::util::random_hex(24));
+    st.auth
+        .add(token.clone(), User::service_account(&t.namespace, &t.name));
+    let expires = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        + 3600;
+    let body = json!({
+        "kind": "TokenRequest",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"name": t.name, "namespace": t.namespace},
+        "spec": {"audiences": ["https://kubernetes.default.svc.cluster.local"], "expirationSeconds": 3600},
+        "status": {"token": token.expose(), "expirationTimestamp": crate::util::format_rfc3339(expires)},
+    });
+    Ok(json_response(StatusCode::CREATED, &body))
 }
 
 fn not_found(t: &Target) -> ApiError {

@@ -116,6 +116,28 @@ impl Authenticator {
     }
 }
 
+/// The ServiceAccount user whose token Secret (type
+/// `kubernetes.io/service-account-token`, annotated with
+/// `kubernetes.io/service-account.name`) holds `token`, if the account exists.
+pub fn token_secret_user(store: &Store, token: &str) -> Option<User> {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(token.as_bytes());
+    store.list("secrets", None).0.iter().find_map(|s| {
+        if str_at(s, "type") != "kubernetes.io/service-account-token"
+            || s.pointer("/data/token").and_then(Value::as_str) != Some(encoded.as_str())
+        {
+            return None;
+        }
+        let ns = str_at(s, "metadata.namespace");
+        let sa = s
+            .pointer("/metadata/annotations/kubernetes.io~1service-account.name")
+            .and_then(Value::as_str)?;
+        store
+            .get("serviceaccounts", ns, sa)
+            .map(|_| User::service_account(ns, sa))
+    })
+}
+
 /// What a request wants to do, in RBAC terms.
 #[derive(Debug, Clone)]
 pub struct Attributes<'a> {

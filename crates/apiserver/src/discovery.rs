@@ -135,6 +135,11 @@ pub fn resource_list(group: &str, version: &str) -> Result<Value, DiscoveryError
                 "namespaced": r.namespaced, "kind": r.kind, "verbs": ["get", "patch", "update"]}),
             );
         }
+        if r.kind == "ServiceAccount" {
+            resources.push(json!({"name": "serviceaccounts/token", "singularName": "",
+                "namespaced": true, "group": "authentication.k8s.io", "version": "v1",
+                "kind": "TokenRequest", "verbs": ["create"]}));
+        }
         if r.scale {
             resources.push(json!({"name": format!("{}/scale", r.plural), "singularName": "",
                 "namespaced": r.namespaced, "group": "autoscaling", "version": "v1", "kind": "Scale",

@@ -230,3 +230,54 @@ async fn kubectl_prints_kubernetes_forbidden_errors() {
     .await;
     assert!(ok, "{err}");
 }
+
+#[tokio::test]
+async fn kubectl_create_token_and_token_secrets_authenticate_as_the_service_account() {
+    let (cluster, _) = fake_cluster().await;
+    let admin_client = admin(&cluster).await;
+    setup(&admin_client).await;
+    let kc = cluster.kubeconfig_path();
+    let (ok, token, err) =
+        kubectl_output(kc, &["create", "token", "freshet", "-n", "apps"], None).await;
+    assert!(ok, "{err}");
+    let mut config = cluster.admin_kubeconfig();
+    config["users"][0]["user"] = json!({"token": token.trim()});
+    let sa = client_from(config.clone()).await;
+    Api::<Deployment>::namespaced(sa.clone(), "apps")
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    forbidden(
+        Api::<Secret>::namespaced(sa, "apps")
+            .list(&ListParams::default())
+            .await
+            .unwrap_err(),
+    );
+    let (ok, _, err) = kubectl_output(kc, &["create", "token", "nobody", "-n", "apps"], None).await;
+    assert!(!ok);
+    assert!(
+        err.contains(r#"serviceaccounts "nobody" not found"#),
+        "{err}"
+    );
+
+    // A long-lived token Secret gets its token from the token controller.
+    create(&admin_client, Some("apps"), json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+        "metadata": {"name": "freshet-token", "annotations": {"kubernetes.io/service-account.name": "freshet"}}
+    }))
+    .await;
+    let secrets: Api<Secret> = Api::namespaced(admin_client, "apps");
+    let token = common::wait_for("the token controller", || async {
+        let s = secrets.get("freshet-token").await.ok()?;
+        s.data?
+            .get("token")
+            .map(|t| String::from_utf8(t.0.clone()).unwrap())
+    })
+    .await;
+    config["users"][0]["user"] = json!({"token": token});
+    let sa = client_from(config).await;
+    Api::<Deployment>::namespaced(sa, "apps")
+        .get("web")
+        .await
+        .unwrap();
+}

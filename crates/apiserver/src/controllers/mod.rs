@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 use crate::images::ImageResolver;
 use crate::resources::ResourceDef;
-use crate::store::Store;
+use crate::store::{Store, UpdateMode};
 use crate::util::{now_rfc3339, random_hex, str_at};
 
 /// A controller could not do its work (logged, never fatal: the next tick retries).
@@ -123,6 +123,7 @@ impl Controllers {
     /// One pass of every controller.
     pub async fn tick(&mut self) {
         self.ensure_default_service_accounts();
+        self.fill_token_secrets();
         workloads::reconcile_cronjobs(self);
         deployment::reconcile_all(self);
         replicaset::reconcile_all(self);
@@ -153,6 +154,28 @@ impl Controllers {
                     .store
                     .create(sa, name, json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}));
             }
+        }
+    }
+
+    /// The token controller: fills `data.token` and `data.namespace` of
+    /// ServiceAccount token Secrets.
+    fn fill_token_secrets(&mut self) {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+        for s in self.store.list("secrets", None).0 {
+            if str_at(&s, "type") != "kubernetes.io/service-account-token"
+                || s.pointer("/data/token").is_some()
+            {
+                continue;
+            }
+            let (ns, name) = crate::store::ns_name(&s);
+            let token = random_hex(24);
+            self.store
+                .modify(def("", "secrets"), &ns, &name, UpdateMode::Internal, |o| {
+                    let data = crate::util::ensure_obj(o, "data");
+                    data.insert("token".into(), json!(b64(&token)));
+                    data.insert("namespace".into(), json!(b64(&ns)));
+                });
         }
     }
 
