@@ -440,3 +440,88 @@ async fn lists_page_with_limit_and_continue() {
     }
     assert_eq!(seen, ["a/x", "a/y", "a-b/x", "default/z"]);
 }
+
+#[tokio::test]
+async fn leases_take_server_side_apply_and_optimistic_updates() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let (cluster, _) = fake_cluster().await;
+    let leases: Api<Lease> = Api::namespaced(admin(&cluster).await, "default");
+    let pp = PatchParams::apply("freshet").force();
+    let apply = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "freshet-leader"},
+        "spec": {"holderIdentity": "a", "leaseDurationSeconds": 15}});
+    let created = leases
+        .patch("freshet-leader", &pp, &Patch::Apply(&apply))
+        .await
+        .unwrap();
+    assert_eq!(
+        created.spec.as_ref().unwrap().holder_identity.as_deref(),
+        Some("a")
+    );
+    let mut taken = created.clone();
+    taken.spec.as_mut().unwrap().holder_identity = Some("b".into());
+    leases
+        .replace("freshet-leader", &PostParams::default(), &taken)
+        .await
+        .unwrap();
+    // The loser's write carries the old resourceVersion: 409.
+    let mut stale = created;
+    stale.spec.as_mut().unwrap().holder_identity = Some("c".into());
+    let e = api_error(
+        leases
+            .replace("freshet-leader", &PostParams::default(), &stale)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code, 409);
+    assert_eq!(
+        leases
+            .get("freshet-leader")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .holder_identity
+            .as_deref(),
+        Some("b")
+    );
+}
+
+#[tokio::test]
+async fn kube_runtime_recorder_events_show_in_both_event_apis() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let (cluster, _) = fake_cluster().await;
+    let client = admin(&cluster).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let cm = cms
+        .create(&PostParams::default(), &config_map("a", &[]))
+        .await
+        .unwrap();
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "freshet".into(),
+            instance: None,
+        },
+    );
+    let event = Event {
+        type_: EventType::Normal,
+        reason: "ImageUpdated".into(),
+        note: Some("api: 1.0.0 -> 1.0.1".into()),
+        action: "Update".into(),
+        secondary: None,
+    };
+    let reference = kube::Resource::object_ref(&cm, &());
+    recorder.publish(&event, &reference).await.unwrap();
+    recorder.publish(&event, &reference).await.unwrap();
+    let core: Api<CoreEvent> = Api::namespaced(client, "default");
+    let events = core.list(&ListParams::default()).await.unwrap().items;
+    let ours: Vec<&CoreEvent> = events
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("ImageUpdated"))
+        .collect();
+    assert!(!ours.is_empty());
+    assert_eq!(ours[0].involved_object.name.as_deref(), Some("a"));
+    assert_eq!(ours[0].message.as_deref(), Some("api: 1.0.0 -> 1.0.1"));
+}
