@@ -88,6 +88,8 @@ struct Target {
     namespace: String,
     name: String,
     subresource: String,
+    /// `dryRun=All`: check everything, store nothing.
+    dry_run: bool,
 }
 
 fn query_map(uri: &http::Uri) -> HashMap<String, String> {
@@ -235,6 +237,7 @@ async fn dispatch(
         namespace: namespace.to_string(),
         name: name.to_string(),
         subresource: sub.to_string(),
+        dry_run: q.get("dryRun").is_some_and(|v| !v.is_empty()),
     };
     let watching = matches!(q.get("watch").map(String::as_str), Some("true" | "1"));
     let verb = match (method.clone(), name.is_empty()) {
@@ -520,7 +523,7 @@ fn create(st: &AppState, t: &Target, body: &Bytes) -> Result<Response, ApiError>
         m.remove("resourceVersion");
     }
     admit(t.def, &mut obj, true)?;
-    let created = st.store.create(t.def, &t.namespace, obj)?;
+    let created = st.store.create_opt(t.def, &t.namespace, obj, t.dry_run)?;
     Ok(json_response(StatusCode::CREATED, &t.def.to_view(&created)))
 }
 
@@ -541,9 +544,14 @@ fn write_scale(st: &AppState, t: &Target, scale: &Value) -> Result<Response, Api
     }
     let mut new = cur;
     new["spec"]["replicas"] = replicas;
-    let updated = st
-        .store
-        .update(t.def, &t.namespace, &t.name, new, UpdateMode::Main)?;
+    let updated = st.store.update_opt(
+        t.def,
+        &t.namespace,
+        &t.name,
+        new,
+        UpdateMode::Main,
+        t.dry_run,
+    )?;
     ok(&scale_of(t.def, &updated))
 }
 
@@ -561,7 +569,7 @@ fn update(st: &AppState, t: &Target, body: &Bytes) -> Result<Response, ApiError>
     }
     let updated = st
         .store
-        .update(t.def, &t.namespace, &t.name, obj, mode_for(t))?;
+        .update_opt(t.def, &t.namespace, &t.name, obj, mode_for(t), t.dry_run)?;
     ok(&t.def.to_view(&updated))
 }
 
@@ -623,7 +631,7 @@ fn patch_object(
                 .insert("uid".into(), json!(random_uuid()));
             crate::util::ensure_obj(&mut obj, "metadata").insert("name".into(), json!(t.name));
             admit(t.def, &mut obj, true)?;
-            let created = st.store.create(t.def, &t.namespace, obj)?;
+            let created = st.store.create_opt(t.def, &t.namespace, obj, t.dry_run)?;
             return Ok(json_response(StatusCode::CREATED, &t.def.to_view(&created)));
         }
     }
@@ -651,7 +659,7 @@ fn patch_object(
         }
         match st
             .store
-            .update(t.def, &t.namespace, &t.name, obj, mode_for(t))
+            .update_opt(t.def, &t.namespace, &t.name, obj, mode_for(t), t.dry_run)
         {
             Ok(updated) => return ok(&t.def.to_view(&updated)),
             Err(ApiError::Conflict { .. }) if !pinned => continue,
@@ -678,6 +686,18 @@ fn propagation(q: &HashMap<String, String>, body: &Bytes) -> Propagation {
     }
 }
 
+/// `DeleteOptions.dryRun` in a DELETE body (where kubectl puts it).
+fn body_dry_run(body: &Bytes) -> bool {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.get("dryRun")
+                .and_then(Value::as_array)
+                .map(|a| !a.is_empty())
+        })
+        .unwrap_or(false)
+}
+
 fn delete(
     st: &AppState,
     t: &Target,
@@ -697,9 +717,13 @@ fn delete(
             return Err(ApiError::conflict(t.def, &t.name));
         }
     }
-    let deleted = st
-        .store
-        .delete(t.def, &t.namespace, &t.name, propagation(q, body))?;
+    let deleted = st.store.delete_opt(
+        t.def,
+        &t.namespace,
+        &t.name,
+        propagation(q, body),
+        t.dry_run || body_dry_run(body),
+    )?;
     ok(&t.def.to_view(&deleted))
 }
 
@@ -716,7 +740,10 @@ fn delete_collection(
         let v = t.def.to_view(&o);
         if filter.matches(&v) {
             let (n, name) = crate::store::ns_name(&o);
-            if let Ok(d) = st.store.delete(t.def, &n, &name, Propagation::Cascade) {
+            if let Ok(d) = st
+                .store
+                .delete_opt(t.def, &n, &name, Propagation::Cascade, t.dry_run)
+            {
                 deleted.push(t.def.to_view(&d));
             }
         }

@@ -180,7 +180,18 @@ impl Store {
     }
 
     /// Creates an object; fills uid, creation time, version and generation.
-    pub fn create(&self, def: &ResourceDef, ns: &str, mut obj: Value) -> Result<Value, ApiError> {
+    pub fn create(&self, def: &ResourceDef, ns: &str, obj: Value) -> Result<Value, ApiError> {
+        self.create_opt(def, ns, obj, false)
+    }
+
+    /// [`Self::create`]; with `dry_run`, every check runs but nothing is stored.
+    pub fn create_opt(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        mut obj: Value,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
         let mut inner = self.lock();
         let name = {
             let name = str_at(&obj, "metadata.name").to_string();
@@ -223,8 +234,7 @@ impl Store {
                 name: ns.into(),
             });
         }
-        inner.rv += 1;
-        let rv = inner.rv;
+        let rv = inner.rv + 1;
         let m = crate::util::ensure_obj(&mut obj, "metadata");
         m.insert("name".into(), json!(name));
         if def.namespaced {
@@ -239,7 +249,6 @@ impl Store {
             m.insert("uid".into(), json!(random_uuid()));
         }
         m.insert("creationTimestamp".into(), json!(now_rfc3339()));
-        m.insert("resourceVersion".into(), json!(rv.to_string()));
         m.remove("deletionTimestamp");
         m.remove("managedFields");
         if def.generation {
@@ -247,6 +256,12 @@ impl Store {
         } else {
             m.remove("generation");
         }
+        if dry_run {
+            m.remove("resourceVersion");
+            return Ok(obj);
+        }
+        m.insert("resourceVersion".into(), json!(rv.to_string()));
+        inner.rv = rv;
         inner.objects.insert(key, obj.clone());
         self.record(
             &mut inner,
@@ -272,10 +287,24 @@ impl Store {
         new: Value,
         mode: UpdateMode,
     ) -> Result<Value, ApiError> {
-        let mut inner = self.lock();
-        self.update_locked(&mut inner, def, ns, name, new, mode)
+        self.update_opt(def, ns, name, new, mode, false)
     }
 
+    /// [`Self::update`]; with `dry_run`, every check runs but nothing is stored.
+    pub fn update_opt(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        new: Value,
+        mode: UpdateMode,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        let mut inner = self.lock();
+        self.update_locked(&mut inner, def, ns, name, new, mode, dry_run)
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn update_locked(
         &self,
         inner: &mut Inner,
@@ -284,6 +313,7 @@ impl Store {
         name: &str,
         mut new: Value,
         mode: UpdateMode,
+        dry_run: bool,
     ) -> Result<Value, ApiError> {
         let key = (def.storage, ns.to_string(), name.to_string());
         let old = inner
@@ -351,6 +381,9 @@ impl Store {
             let g = crate::util::i64_at(&old, "metadata.generation", 1) + 1;
             new["metadata"]["generation"] = json!(g);
         }
+        if dry_run {
+            return Ok(new);
+        }
         inner.rv += 1;
         let rv = inner.rv;
         new["metadata"]["resourceVersion"] = json!(rv.to_string());
@@ -387,7 +420,7 @@ impl Store {
         if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
             m.remove("resourceVersion");
         }
-        self.update_locked(&mut inner, def, ns, name, obj, mode)
+        self.update_locked(&mut inner, def, ns, name, obj, mode, false)
             .ok()
     }
 
@@ -399,10 +432,25 @@ impl Store {
         name: &str,
         propagation: Propagation,
     ) -> Result<Value, ApiError> {
+        self.delete_opt(def, ns, name, propagation, false)
+    }
+
+    /// [`Self::delete`]; with `dry_run`, nothing is deleted.
+    pub fn delete_opt(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        propagation: Propagation,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
         let mut inner = self.lock();
         let key = (def.storage, ns.to_string(), name.to_string());
-        if !inner.objects.contains_key(&key) {
+        let Some(current) = inner.objects.get(&key) else {
             return Err(ApiError::not_found(def, name));
+        };
+        if dry_run {
+            return Ok(current.clone());
         }
         let deleted = self.delete_locked(&mut inner, key, propagation);
         Ok(deleted)
@@ -462,8 +510,15 @@ impl Store {
                             refs.retain(|r| str_at(r, "uid") != uid);
                         }
                         let def = ResourceDef::by_storage(dep.0);
-                        let _ =
-                            self.update_locked(inner, def, &dep.1, &dep.2, v, UpdateMode::Internal);
+                        let _ = self.update_locked(
+                            inner,
+                            def,
+                            &dep.1,
+                            &dep.2,
+                            v,
+                            UpdateMode::Internal,
+                            false,
+                        );
                     }
                 }
             }

@@ -568,3 +568,42 @@ async fn typed_create_commands_send_protobuf_that_the_server_decodes() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn server_side_dry_run_and_server_side_apply() {
+    let (cluster, _) = fake_cluster().await;
+    let kc = cluster.kubeconfig_path();
+    let out = kubectl(
+        kc,
+        &[
+            "create",
+            "deployment",
+            "dry",
+            "--image=registry.test/a:1",
+            "--dry-run=server",
+            "-o",
+            "name",
+        ],
+    )
+    .await;
+    assert_eq!(out.trim(), "deployment.apps/dry");
+    let err = kubectl_fails(kc, &["get", "deployment", "dry"]).await;
+    assert!(err.contains("NotFound"), "{err}");
+    let (ok, out, err) =
+        kubectl_output(kc, &["apply", "--server-side", "-f", "-"], Some(DEPLOYMENT)).await;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "deployment.apps/web serverside-applied");
+    kubectl(
+        kc,
+        &[
+            "scale",
+            "deployment/web",
+            "--replicas=5",
+            "--dry-run=server",
+        ],
+    )
+    .await;
+    kubectl(kc, &["delete", "deployment/web", "--dry-run=server"]).await;
+    let d = get_json(kc, "deployment/web").await;
+    assert_eq!(d["spec"]["replicas"], 2);
+}
