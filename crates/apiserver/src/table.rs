@@ -167,6 +167,172 @@ fn columns_and_cells(def: &ResourceDef, o: &Value) -> (Vec<Value>, Vec<Value>) {
                 json!(str_at(o, "message")),
             ],
         ),
+        ("", "Namespace") => (
+            vec![
+                col("Name", "string"),
+                col("Status", "string"),
+                col("Age", "string"),
+            ],
+            vec![name, json!(str_at(o, "status.phase")), age_cell],
+        ),
+        ("", "ConfigMap") => (
+            vec![
+                col("Name", "string"),
+                col("Data", "string"),
+                col("Age", "string"),
+            ],
+            vec![
+                name,
+                json!(count(o, "data") + count(o, "binaryData")),
+                age_cell,
+            ],
+        ),
+        ("", "Secret") => (
+            vec![
+                col("Name", "string"),
+                col("Type", "string"),
+                col("Data", "string"),
+                col("Age", "string"),
+            ],
+            vec![
+                name,
+                json!(str_at(o, "type")),
+                json!(count(o, "data")),
+                age_cell,
+            ],
+        ),
+        ("", "ServiceAccount") => (
+            vec![
+                col("Name", "string"),
+                col("Secrets", "string"),
+                col("Age", "string"),
+            ],
+            vec![name, json!(count(o, "secrets")), age_cell],
+        ),
+        ("apps", "StatefulSet") => (
+            vec![
+                col("Name", "string"),
+                col("Ready", "string"),
+                col("Age", "string"),
+            ],
+            vec![
+                name,
+                json!(format!(
+                    "{}/{}",
+                    i64_at(o, "status.readyReplicas", 0),
+                    i64_at(o, "spec.replicas", 1)
+                )),
+                age_cell,
+            ],
+        ),
+        ("apps", "DaemonSet") => {
+            let selector = get_path(o, "spec.template.spec.nodeSelector")
+                .and_then(Value::as_object)
+                .filter(|m| !m.is_empty())
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_else(|| "<none>".into());
+            (
+                vec![
+                    col("Name", "string"),
+                    col("Desired", "integer"),
+                    col("Current", "integer"),
+                    col("Ready", "integer"),
+                    col("Up-to-date", "integer"),
+                    col("Available", "integer"),
+                    col("Node Selector", "string"),
+                    col("Age", "string"),
+                ],
+                vec![
+                    name,
+                    json!(i64_at(o, "status.desiredNumberScheduled", 0)),
+                    json!(i64_at(o, "status.currentNumberScheduled", 0)),
+                    json!(i64_at(o, "status.numberReady", 0)),
+                    json!(i64_at(o, "status.updatedNumberScheduled", 0)),
+                    json!(i64_at(o, "status.numberAvailable", 0)),
+                    json!(selector),
+                    age_cell,
+                ],
+            )
+        }
+        ("batch", "Job") => {
+            let conditions = get_path(o, "status.conditions").and_then(Value::as_array);
+            let has = |t: &str| {
+                conditions.is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| str_at(c, "type") == t && str_at(c, "status") == "True")
+                })
+            };
+            let status = if has("Complete") {
+                "Complete"
+            } else if has("Failed") {
+                "Failed"
+            } else {
+                "Running"
+            };
+            (
+                vec![
+                    col("Name", "string"),
+                    col("Status", "string"),
+                    col("Completions", "string"),
+                    col("Duration", "string"),
+                    col("Age", "string"),
+                ],
+                vec![
+                    name,
+                    json!(status),
+                    json!(format!(
+                        "{}/{}",
+                        i64_at(o, "status.succeeded", 0),
+                        i64_at(o, "spec.completions", 1)
+                    )),
+                    json!(duration(o)),
+                    age_cell,
+                ],
+            )
+        }
+        ("batch", "CronJob") => (
+            vec![
+                col("Name", "string"),
+                col("Schedule", "string"),
+                col("Timezone", "string"),
+                col("Suspend", "boolean"),
+                col("Active", "integer"),
+                col("Last Schedule", "string"),
+                col("Age", "string"),
+            ],
+            vec![
+                name,
+                json!(str_at(o, "spec.schedule")),
+                json!(match str_at(o, "spec.timeZone") {
+                    "" => "<none>",
+                    tz => tz,
+                }),
+                json!(
+                    get_path(o, "spec.suspend")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false)
+                ),
+                json!(count(o, "status.active")),
+                json!(match get_path(o, "status.lastScheduleTime") {
+                    Some(_) => age(o, "status.lastScheduleTime"),
+                    None => "<none>".into(),
+                }),
+                age_cell,
+            ],
+        ),
+        ("coordination.k8s.io", "Lease") => (
+            vec![
+                col("Name", "string"),
+                col("Holder", "string"),
+                col("Age", "string"),
+            ],
+            vec![name, json!(str_at(o, "spec.holderIdentity")), age_cell],
+        ),
         ("", "Node") => (
             vec![
                 col("Name", "string"),
@@ -187,6 +353,31 @@ fn columns_and_cells(def: &ResourceDef, o: &Value) -> (Vec<Value>, Vec<Value>) {
             vec![col("Name", "string"), col("Age", "string")],
             vec![name, age_cell],
         ),
+    }
+}
+
+/// The number of entries in the map or list at `path`.
+fn count(o: &Value, path: &str) -> usize {
+    match get_path(o, path) {
+        Some(Value::Object(m)) => m.len(),
+        Some(Value::Array(a)) => a.len(),
+        _ => 0,
+    }
+}
+
+/// A Job's run time (`5s`), as kubectl prints it.
+fn duration(o: &Value) -> String {
+    let start = parse_rfc3339(str_at(o, "status.startTime"));
+    let end = match get_path(o, "status.completionTime") {
+        Some(_) => parse_rfc3339(str_at(o, "status.completionTime")),
+        None => Ok(SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)),
+    };
+    match (start, end) {
+        (Ok(s), Ok(e)) => human_age(e.saturating_sub(s)),
+        _ => String::new(),
     }
 }
 
