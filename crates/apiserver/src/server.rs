@@ -453,7 +453,11 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
     /// Write the admin kubeconfig here.
-    #[arg(long, value_name = "FILE")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "freshet-testbed.kubeconfig"
+    )]
     pub write_kubeconfig: PathBuf,
     /// Serve plain http instead of TLS (every request acts as the admin).
     #[arg(long)]
@@ -489,6 +493,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServerError> {
         cluster.url(),
         cluster.kubeconfig_path().display()
     );
+    println!(
+        "try: KUBECONFIG={} kubectl get nodes",
+        cluster.kubeconfig_path().display()
+    );
     wait_for_termination().await?;
     drop(cluster);
     Ok(())
@@ -513,6 +521,48 @@ async fn wait_for_termination() -> Result<(), ServerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serve_args_parse_with_defaults() {
+        use clap::Parser as _;
+        #[derive(Debug, clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let cli = Cli::parse_from([
+            "x",
+            "--listen",
+            "127.0.0.1:6443",
+            "--crash-image",
+            "a:1",
+            "--crash-image",
+            "b:2",
+        ]);
+        assert_eq!(cli.serve.listen, SocketAddr::from(([127, 0, 0, 1], 6443)));
+        assert_eq!(cli.serve.nodes, ["amd64", "amd64", "arm64"]);
+        assert_eq!(cli.serve.crash_images, ["a:1", "b:2"]);
+        assert!(!cli.serve.plain_http);
+        assert_eq!(
+            cli.serve.write_kubeconfig,
+            PathBuf::from("freshet-testbed.kubeconfig")
+        );
+        let cli = Cli::parse_from(["x", "--plain-http", "--nodes", "arm64,linux/arm64/v8"]);
+        assert!(cli.serve.plain_http);
+        assert_eq!(cli.serve.nodes, ["arm64", "linux/arm64/v8"]);
+    }
+
+    #[tokio::test]
+    async fn refuses_non_loopback_addresses() {
+        let options = ClusterOptions {
+            listen: SocketAddr::from(([0, 0, 0, 0], 0)),
+            ..ClusterOptions::default()
+        };
+        assert!(matches!(
+            TestCluster::start(options).await,
+            Err(ServerError::NotLoopback(_))
+        ));
+    }
 
     #[test]
     fn node_specs_parse() {
