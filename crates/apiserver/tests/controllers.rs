@@ -309,6 +309,28 @@ async fn statefulset_pods_are_ordinal_and_roll_by_controller_revision() {
             second.update_revision.clone().unwrap()
         );
     }
+    // kubectl rolls a StatefulSet back from its ControllerRevisions.
+    let (ok, _, err) = kubectl_output(
+        cluster.kubeconfig_path(),
+        &["rollout", "undo", "statefulset/db"],
+        None,
+    )
+    .await;
+    assert!(ok, "{err}");
+    wait_for("the rollback", || async {
+        let v = serde_json::to_value(sets.get("db").await.ok()?).ok()?;
+        (v["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.test/db:1")
+            .then_some(())
+    })
+    .await;
+    let (ok, out, err) = kubectl_output(
+        cluster.kubeconfig_path(),
+        &["rollout", "status", "statefulset/db", "--timeout=60s"],
+        None,
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(out.contains("complete"), "{out}");
 }
 
 #[tokio::test]

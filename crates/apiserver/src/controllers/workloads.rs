@@ -158,6 +158,11 @@ fn current_revision(c: &Controllers, owner: &Value, hash: &str) -> String {
                 });
         }
         None => {
+            // What kubectl's `rollout undo` applies as a strategic merge patch.
+            let mut template_data = owner["spec"]["template"].clone();
+            if let Some(t) = template_data.as_object_mut() {
+                t.insert("$patch".into(), json!("replace"));
+            }
             let mut labels = owner
                 .pointer("/spec/template/metadata/labels")
                 .cloned()
@@ -167,7 +172,7 @@ fn current_revision(c: &Controllers, owner: &Value, hash: &str) -> String {
                 "apiVersion": "apps/v1",
                 "kind": "ControllerRevision",
                 "metadata": {"name": rev_name, "labels": labels, "ownerReferences": [controller_ref(owner)]},
-                "data": {"spec": {"template": owner["spec"]["template"], "$patch": "replace"}},
+                "data": {"spec": {"template": template_data}},
                 "revision": max + 1,
             });
             let _ = c.store.create(cr_def, &ns, cr);
