@@ -478,6 +478,53 @@ mod tests {
         assert_eq!(decode(&body).unwrap()["spec"], json!({"replicas": 0}));
     }
 
+    fn captured(name: &str) -> Value {
+        let path = format!(
+            "{}/tests/fixtures/protobuf/{name}.b64",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).expect("fixture exists");
+        let body = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .expect("fixture is base64");
+        decode(&body).expect("kubectl's body decodes")
+    }
+
+    /// Bodies captured from kubectl v1.32.4 (see the fixtures' README).
+    #[test]
+    fn decodes_what_kubectl_sends() {
+        assert_eq!(
+            captured("create-cronjob"),
+            json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "cjone"},
+                "spec": {"schedule": "*/5 * * * *", "jobTemplate": {"metadata": {"name": "cjone"},
+                    "spec": {"template": {"spec": {
+                        "containers": [{"name": "cjone", "image": "imgtwo:2", "command": ["echo", "hi"]}],
+                        "restartPolicy": "OnFailure"}}}}}})
+        );
+        assert_eq!(
+            captured("create-deployment"),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "depone", "labels": {"app": "depone"}},
+                "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "depone"}},
+                    "template": {"metadata": {"labels": {"app": "depone"}}, "spec": {"containers": [
+                        {"name": "imgone", "image": "imgone:1", "ports": [{"containerPort": 8080}]}]}}}})
+        );
+        assert_eq!(
+            captured("create-rolebinding")["subjects"],
+            json!([
+                {"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "bob"},
+                {"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "g1"},
+                {"kind": "ServiceAccount", "name": "saone", "namespace": "default"}
+            ])
+        );
+        let secret = captured("create-secret-docker-registry");
+        assert_eq!(secret["type"], "kubernetes.io/dockerconfigjson");
+        let config = base64::engine::general_purpose::STANDARD
+            .decode(secret["data"][".dockerconfigjson"].as_str().unwrap())
+            .unwrap();
+        assert!(String::from_utf8(config).unwrap().contains("\"r.io\""));
+    }
+
     #[test]
     fn rejects_unknown_kinds_and_bad_envelopes() {
         assert!(matches!(decode(b"{}"), Err(ProtobufError::NoEnvelope)));
