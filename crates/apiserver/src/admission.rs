@@ -26,11 +26,15 @@ pub fn default_pull_policy(image: &str) -> &'static str {
 }
 
 fn default_pod_spec(spec: &mut Value, restart: &str) {
-    let Some(m) = spec.as_object_mut() else { return };
+    let Some(m) = spec.as_object_mut() else {
+        return;
+    };
     m.entry("restartPolicy").or_insert(json!(restart));
     m.entry("dnsPolicy").or_insert(json!("ClusterFirst"));
-    m.entry("schedulerName").or_insert(json!("default-scheduler"));
-    m.entry("terminationGracePeriodSeconds").or_insert(json!(30));
+    m.entry("schedulerName")
+        .or_insert(json!("default-scheduler"));
+    m.entry("terminationGracePeriodSeconds")
+        .or_insert(json!(30));
     m.entry("securityContext").or_insert(json!({}));
     for list in ["containers", "initContainers"] {
         if let Some(cs) = m.get_mut(list).and_then(Value::as_array_mut) {
@@ -41,7 +45,8 @@ fn default_pod_spec(spec: &mut Value, restart: &str) {
                         .or_insert(json!(default_pull_policy(&image)));
                     cm.entry("terminationMessagePath")
                         .or_insert(json!("/dev/termination-log"));
-                    cm.entry("terminationMessagePolicy").or_insert(json!("File"));
+                    cm.entry("terminationMessagePolicy")
+                        .or_insert(json!("File"));
                     cm.entry("resources").or_insert(json!({}));
                 }
             }
@@ -55,18 +60,35 @@ fn default_template(obj: &mut Value, path: &str, restart: &str) {
     }
 }
 
-fn validate_template(def: &ResourceDef, obj: &Value, prefix: &str, name: &str) -> Result<(), ApiError> {
+fn validate_template(
+    def: &ResourceDef,
+    obj: &Value,
+    prefix: &str,
+    name: &str,
+) -> Result<(), ApiError> {
     let spec_path = format!("{prefix}.spec");
     let containers = get_path(obj, &format!("{spec_path}.containers")).and_then(Value::as_array);
     let Some(containers) = containers.filter(|c| !c.is_empty()) else {
-        return Err(ApiError::invalid(def, name, format!("{spec_path}.containers: Required value")));
+        return Err(ApiError::invalid(
+            def,
+            name,
+            format!("{spec_path}.containers: Required value"),
+        ));
     };
     for (i, c) in containers.iter().enumerate() {
         if str_at(c, "name").is_empty() {
-            return Err(ApiError::invalid(def, name, format!("{spec_path}.containers[{i}].name: Required value")));
+            return Err(ApiError::invalid(
+                def,
+                name,
+                format!("{spec_path}.containers[{i}].name: Required value"),
+            ));
         }
         if str_at(c, "image").is_empty() {
-            return Err(ApiError::invalid(def, name, format!("{spec_path}.containers[{i}].image: Required value")));
+            return Err(ApiError::invalid(
+                def,
+                name,
+                format!("{spec_path}.containers[{i}].image: Required value"),
+            ));
         }
     }
     Ok(())
@@ -74,11 +96,19 @@ fn validate_template(def: &ResourceDef, obj: &Value, prefix: &str, name: &str) -
 
 fn validate_selector(def: &ResourceDef, obj: &Value, name: &str) -> Result<(), ApiError> {
     let Some(sel) = get_path(obj, "spec.selector").filter(|s| s.is_object()) else {
-        return Err(ApiError::invalid(def, name, "spec.selector: Required value"));
+        return Err(ApiError::invalid(
+            def,
+            name,
+            "spec.selector: Required value",
+        ));
     };
     let sel = LabelSelector::from_object(sel);
     if sel.is_empty() {
-        return Err(ApiError::invalid(def, name, "spec.selector: Invalid value: \"null\": empty selector is invalid for deployment"));
+        return Err(ApiError::invalid(
+            def,
+            name,
+            "spec.selector: Invalid value: \"null\": empty selector is invalid for deployment",
+        ));
     }
     if !sel.matches_labels(get_path(obj, "spec.template.metadata.labels")) {
         return Err(ApiError::invalid(
@@ -98,15 +128,16 @@ pub fn admit(def: &ResourceDef, obj: &mut Value, creating: bool) -> Result<(), A
         ("", "Namespace") => {
             ensure_obj(obj, "metadata.labels")
                 .insert("kubernetes.io/metadata.name".into(), json!(name));
-            ensure_obj(obj, "spec").entry("finalizers").or_insert(json!(["kubernetes"]));
+            ensure_obj(obj, "spec")
+                .entry("finalizers")
+                .or_insert(json!(["kubernetes"]));
             if creating {
                 obj["status"] = json!({"phase": "Active"});
             }
         }
         ("", "Pod") => {
-            validate_template(def, obj, "", &name).map_err(|_| {
-                ApiError::invalid(def, &name, "spec.containers: Required value")
-            })?;
+            validate_template(def, obj, "", &name)
+                .map_err(|_| ApiError::invalid(def, &name, "spec.containers: Required value"))?;
             default_template(obj, "/spec", "Always");
             if creating {
                 obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
@@ -136,7 +167,9 @@ pub fn admit(def: &ResourceDef, obj: &mut Value, creating: bool) -> Result<(), A
         }
         ("apps", "ReplicaSet") => {
             validate_selector(def, obj, &name)?;
-            ensure_obj(obj, "spec").entry("replicas").or_insert(json!(1));
+            ensure_obj(obj, "spec")
+                .entry("replicas")
+                .or_insert(json!(1));
             default_template(obj, "/spec/template/spec", "Always");
         }
         ("apps", "StatefulSet") => {
@@ -145,7 +178,8 @@ pub fn admit(def: &ResourceDef, obj: &mut Value, creating: bool) -> Result<(), A
             let spec = ensure_obj(obj, "spec");
             spec.entry("replicas").or_insert(json!(1));
             spec.entry("revisionHistoryLimit").or_insert(json!(10));
-            spec.entry("podManagementPolicy").or_insert(json!("OrderedReady"));
+            spec.entry("podManagementPolicy")
+                .or_insert(json!("OrderedReady"));
             spec.entry("updateStrategy")
                 .or_insert(json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
             default_template(obj, "/spec/template/spec", "Always");
@@ -163,7 +197,8 @@ pub fn admit(def: &ResourceDef, obj: &mut Value, creating: bool) -> Result<(), A
         ("batch", "Job") => {
             validate_template(def, obj, "spec.template", &name)?;
             let uid = str_at(obj, "metadata.uid").to_string();
-            let manual = get_path(obj, "spec.manualSelector").and_then(Value::as_bool) == Some(true);
+            let manual =
+                get_path(obj, "spec.manualSelector").and_then(Value::as_bool) == Some(true);
             let spec = ensure_obj(obj, "spec");
             spec.entry("parallelism").or_insert(json!(1));
             spec.entry("completions").or_insert(json!(1));
@@ -185,7 +220,11 @@ pub fn admit(def: &ResourceDef, obj: &mut Value, creating: bool) -> Result<(), A
         }
         ("batch", "CronJob") => {
             if str_at(obj, "spec.schedule").is_empty() {
-                return Err(ApiError::invalid(def, &name, "spec.schedule: Required value"));
+                return Err(ApiError::invalid(
+                    def,
+                    &name,
+                    "spec.schedule: Required value",
+                ));
             }
             validate_template(def, obj, "spec.jobTemplate.spec.template", &name)?;
             let spec = ensure_obj(obj, "spec");
@@ -224,6 +263,9 @@ mod tests {
         let mut obj = json!({"metadata": {"name": "x"}, "spec": {"template": {"spec": {"containers": [{"name": "a", "image": "a"}]}}}});
         let err = admit(def, &mut obj, true).unwrap_err();
         assert_eq!(err.code(), 422);
-        assert_eq!(err.to_status()["message"], "Deployment.apps \"x\" is invalid: spec.selector: Required value");
+        assert_eq!(
+            err.to_status()["message"],
+            "Deployment.apps \"x\" is invalid: spec.selector: Required value"
+        );
     }
 }

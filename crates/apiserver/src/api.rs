@@ -88,6 +88,8 @@ struct Target {
     namespace: String,
     name: String,
     subresource: String,
+    /// `dryRun=All`: check everything, store nothing.
+    dry_run: bool,
 }
 
 fn query_map(uri: &http::Uri) -> HashMap<String, String> {
@@ -122,7 +124,12 @@ fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Option<User>, ApiE
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match auth {
-        Some(token) => Ok(Some(st.auth.authenticate(token.trim())?)),
+        Some(token) => match st.auth.authenticate(token.trim()) {
+            Ok(user) => Ok(Some(user)),
+            Err(e) => crate::auth::token_secret_user(&st.store, token.trim())
+                .map(Some)
+                .ok_or_else(|| ApiError::from(e)),
+        },
         None if st.anonymous_admin => Ok(Some(User::admin())),
         None => Ok(None),
     }
@@ -145,8 +152,17 @@ async fn route(
     }
     let user = user.ok_or(ApiError::Unauthorized)?;
     let (group, version, rest): (&str, &str, &[&str]) = match segs.as_slice() {
+        ["openapi", "v3"] => return Ok(json_response(StatusCode::OK, &crate::openapi::index())),
+        ["openapi", "v3", gv @ ..] => {
+            return crate::openapi::group_version(&gv.join("/"))
+                .map(|v| json_response(StatusCode::OK, &v))
+                .map_err(|_| ApiError::UnknownPath);
+        }
         ["api"] => {
-            return Ok(json_response(StatusCode::OK, &discovery::core_versions(&st.server_address)));
+            return Ok(json_response(
+                StatusCode::OK,
+                &discovery::core_versions(&st.server_address),
+            ));
         }
         ["apis"] => return Ok(json_response(StatusCode::OK, &discovery::group_list())),
         ["apis", g] => {
@@ -167,14 +183,22 @@ async fn route(
             .map_err(|_| ApiError::UnknownPath);
     }
     let (namespace, r): (&str, &[&str]) = match rest {
-        ["namespaces", ns, plural, more @ ..] if ResourceDef::find(group, version, plural).is_some() => {
+        ["namespaces", ns, plural, more @ ..]
+            if ResourceDef::find(group, version, plural).is_some() =>
+        {
             let mut v = vec![*plural];
             v.extend_from_slice(more);
-            return dispatch(st, &user, method, uri, headers, body, group, version, ns, &v).await;
+            return dispatch(
+                st, &user, method, uri, headers, body, group, version, ns, &v,
+            )
+            .await;
         }
         other => ("", other),
     };
-    dispatch(st, &user, method, uri, headers, body, group, version, namespace, r).await
+    dispatch(
+        st, &user, method, uri, headers, body, group, version, namespace, r,
+    )
+    .await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -204,6 +228,7 @@ async fn dispatch(
         "" => {}
         "status" if def.status => {}
         "scale" if def.scale => {}
+        "token" if def.kind == "ServiceAccount" => {}
         _ => return Err(ApiError::UnknownPath),
     }
     let q = query_map(uri);
@@ -212,6 +237,7 @@ async fn dispatch(
         namespace: namespace.to_string(),
         name: name.to_string(),
         subresource: sub.to_string(),
+        dry_run: q.get("dryRun").is_some_and(|v| !v.is_empty()),
     };
     let watching = matches!(q.get("watch").map(String::as_str), Some("true" | "1"));
     let verb = match (method.clone(), name.is_empty()) {
@@ -219,6 +245,7 @@ async fn dispatch(
         (Method::GET, true) => "list",
         (Method::GET, false) => "get",
         (Method::POST, true) => "create",
+        (Method::POST, false) if sub == "token" => "create",
         (Method::PUT, false) => "update",
         (Method::PATCH, false) => "patch",
         (Method::DELETE, false) => "delete",
@@ -246,6 +273,29 @@ async fn dispatch(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let wants_table = accept.contains("as=Table");
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let decodes_body = matches!(verb, "create" | "update") && sub != "token";
+    let body = if decodes_body && content_type.contains("protobuf") {
+        let obj = crate::protobuf::decode(&body).map_err(|e| match e {
+            crate::protobuf::ProtobufError::UnsupportedKind(_) => {
+                ApiError::UnsupportedMediaType(e.to_string())
+            }
+            other => ApiError::BadRequest(other.to_string()),
+        })?;
+        Bytes::from(serde_json::to_vec(&obj).unwrap_or_default())
+    } else if decodes_body && !content_type.is_empty() && !content_type.contains("json") {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/vnd.kubernetes.protobuf (not {content_type})"
+        )));
+    } else {
+        body
+    };
+    if sub == "token" {
+        return create_token(st, &t);
+    }
     match verb {
         "watch" => watch_collection(st, &t, &q, wants_table),
         "list" => list(st, &t, &q, wants_table),
@@ -262,6 +312,28 @@ async fn dispatch(
         "delete" => delete(st, &t, &q, &body),
         _ => delete_collection(st, &t, &q),
     }
+}
+
+/// `POST serviceaccounts/{name}/token` (what `kubectl create token` sends):
+/// mints a bearer token for the ServiceAccount, valid until the server stops.
+fn create_token(st: &AppState, t: &Target) -> Result<Response, ApiError> {
+    current(st, t)?;
+    let token = crate::auth::Token::new(crate::util::random_hex(24));
+    st.auth
+        .add(token.clone(), User::service_account(&t.namespace, &t.name));
+    let expires = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        + 3600;
+    let body = json!({
+        "kind": "TokenRequest",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"name": t.name, "namespace": t.namespace},
+        "spec": {"audiences": ["https://kubernetes.default.svc.cluster.local"], "expirationSeconds": 3600},
+        "status": {"token": token.expose(), "expirationTimestamp": crate::util::format_rfc3339(expires)},
+    });
+    Ok(json_response(StatusCode::CREATED, &body))
 }
 
 fn not_found(t: &Target) -> ApiError {
@@ -339,7 +411,12 @@ impl ListFilter {
     }
 }
 
-fn list(st: &AppState, t: &Target, q: &HashMap<String, String>, wants_table: bool) -> Result<Response, ApiError> {
+fn list(
+    st: &AppState,
+    t: &Target,
+    q: &HashMap<String, String>,
+    wants_table: bool,
+) -> Result<Response, ApiError> {
     let filter = ListFilter::from_query(q)?;
     let ns = (!t.namespace.is_empty()).then_some(t.namespace.as_str());
     let (items, rv) = st.store.list(t.def.storage, ns);
@@ -348,22 +425,52 @@ fn list(st: &AppState, t: &Target, q: &HashMap<String, String>, wants_table: boo
         .map(|o| t.def.to_view(o))
         .filter(|v| filter.matches(v))
         .collect();
-    // Kubernetes drops apiVersion/kind from list items in JSON? No: it keeps them
-    // for typed lists only in some clients; kube-rs and kubectl accept both.
+    // `continue` names the last item already sent (`rv|namespace/name`).
+    if let Some(token) = q.get("continue").filter(|c| !c.is_empty()) {
+        use base64::Engine as _;
+        let bad = || ApiError::BadRequest(format!("invalid continue token: {token}"));
+        let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(bad)?;
+        let (_, after) = decoded.split_once('|').ok_or_else(bad)?;
+        let after = after.split_once('/').ok_or_else(bad)?;
+        views.retain(|v| (str_at(v, "metadata.namespace"), str_at(v, "metadata.name")) > after);
+    }
+    let mut next = None;
     if let Some(limit) = q.get("limit").and_then(|l| l.parse::<usize>().ok())
         && limit > 0
+        && views.len() > limit
     {
+        use base64::Engine as _;
         views.truncate(limit);
+        let last = views.last().map(object_key).unwrap_or_default();
+        next =
+            Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{rv}|{last}")));
     }
     if wants_table {
         return ok(&table::table(t.def, &views, Some(rv)));
     }
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    if let Some(token) = next {
+        meta["continue"] = json!(token);
+    }
     ok(&json!({
         "kind": format!("{}List", t.def.kind),
         "apiVersion": t.def.api_version(),
-        "metadata": {"resourceVersion": rv.to_string()},
+        "metadata": meta,
         "items": views,
     }))
+}
+
+/// `namespace/name`, the order the store lists objects in.
+fn object_key(v: &Value) -> String {
+    format!(
+        "{}/{}",
+        str_at(v, "metadata.namespace"),
+        str_at(v, "metadata.name")
+    )
 }
 
 fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
@@ -388,7 +495,22 @@ fn incoming(t: &Target, view: Value) -> Result<Value, ApiError> {
             t.def.api_version()
         )));
     }
-    Ok(t.def.to_storage(&view))
+    let mut obj = t.def.to_storage(&view);
+    strip_nulls(&mut obj);
+    Ok(obj)
+}
+
+/// Drops `null` members, as decoding into typed objects does (kubectl sends
+/// `"creationTimestamp": null` in every template).
+fn strip_nulls(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(strip_nulls);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
 }
 
 fn create(st: &AppState, t: &Target, body: &Bytes) -> Result<Response, ApiError> {
@@ -401,7 +523,7 @@ fn create(st: &AppState, t: &Target, body: &Bytes) -> Result<Response, ApiError>
         m.remove("resourceVersion");
     }
     admit(t.def, &mut obj, true)?;
-    let created = st.store.create(t.def, &t.namespace, obj)?;
+    let created = st.store.create_opt(t.def, &t.namespace, obj, t.dry_run)?;
     Ok(json_response(StatusCode::CREATED, &t.def.to_view(&created)))
 }
 
@@ -422,7 +544,14 @@ fn write_scale(st: &AppState, t: &Target, scale: &Value) -> Result<Response, Api
     }
     let mut new = cur;
     new["spec"]["replicas"] = replicas;
-    let updated = st.store.update(t.def, &t.namespace, &t.name, new, UpdateMode::Main)?;
+    let updated = st.store.update_opt(
+        t.def,
+        &t.namespace,
+        &t.name,
+        new,
+        UpdateMode::Main,
+        t.dry_run,
+    )?;
     ok(&scale_of(t.def, &updated))
 }
 
@@ -440,15 +569,22 @@ fn update(st: &AppState, t: &Target, body: &Bytes) -> Result<Response, ApiError>
     }
     let updated = st
         .store
-        .update(t.def, &t.namespace, &t.name, obj, mode_for(t))?;
+        .update_opt(t.def, &t.namespace, &t.name, obj, mode_for(t), t.dry_run)?;
     ok(&t.def.to_view(&updated))
 }
 
-fn apply_patch(def: &ResourceDef, kind: PatchKind, view: &Value, patch: &Value) -> Result<Value, ApiError> {
+fn apply_patch(
+    def: &ResourceDef,
+    kind: PatchKind,
+    view: &Value,
+    patch: &Value,
+) -> Result<Value, ApiError> {
     let out = match kind {
         PatchKind::Merge => patch::merge(view, patch),
         PatchKind::Json => patch::json_patch(view, patch).map_err(|e| match e {
-            PatchError::JsonPatch(inner) => ApiError::invalid(def, str_at(view, "metadata.name"), inner.to_string()),
+            PatchError::JsonPatch(inner) => {
+                ApiError::invalid(def, str_at(view, "metadata.name"), inner.to_string())
+            }
             other => ApiError::from(other),
         })?,
         PatchKind::Strategic => patch::strategic(view, patch)?,
@@ -488,12 +624,14 @@ fn patch_object(
                 "PATCH, application/apply-patch+yaml requires fieldManager to be set".into(),
             ));
         }
-        if st.store.get(t.def.storage, &t.namespace, &t.name).is_none() && t.subresource.is_empty() {
+        if st.store.get(t.def.storage, &t.namespace, &t.name).is_none() && t.subresource.is_empty()
+        {
             let mut obj = incoming(t, patch_doc)?;
-            crate::util::ensure_obj(&mut obj, "metadata").insert("uid".into(), json!(random_uuid()));
+            crate::util::ensure_obj(&mut obj, "metadata")
+                .insert("uid".into(), json!(random_uuid()));
             crate::util::ensure_obj(&mut obj, "metadata").insert("name".into(), json!(t.name));
             admit(t.def, &mut obj, true)?;
-            let created = st.store.create(t.def, &t.namespace, obj)?;
+            let created = st.store.create_opt(t.def, &t.namespace, obj, t.dry_run)?;
             return Ok(json_response(StatusCode::CREATED, &t.def.to_view(&created)));
         }
     }
@@ -513,12 +651,16 @@ fn patch_object(
         crate::util::ensure_obj(&mut obj, "metadata")
             .insert("uid".into(), cur["metadata"]["uid"].clone());
         if !pinned {
-            crate::util::ensure_obj(&mut obj, "metadata").insert("resourceVersion".into(), json!(read_rv));
+            crate::util::ensure_obj(&mut obj, "metadata")
+                .insert("resourceVersion".into(), json!(read_rv));
         }
         if t.subresource.is_empty() {
             admit(t.def, &mut obj, false)?;
         }
-        match st.store.update(t.def, &t.namespace, &t.name, obj, mode_for(t)) {
+        match st
+            .store
+            .update_opt(t.def, &t.namespace, &t.name, obj, mode_for(t), t.dry_run)
+        {
             Ok(updated) => return ok(&t.def.to_view(&updated)),
             Err(ApiError::Conflict { .. }) if !pinned => continue,
             Err(e) => return Err(e),
@@ -528,9 +670,11 @@ fn patch_object(
 }
 
 fn propagation(q: &HashMap<String, String>, body: &Bytes) -> Propagation {
-    let from_body = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| v.get("propagationPolicy").and_then(Value::as_str).map(str::to_string));
+    let from_body = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
+        v.get("propagationPolicy")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
     let policy = q.get("propagationPolicy").cloned().or(from_body);
     let orphan_flag = serde_json::from_slice::<Value>(body)
         .ok()
@@ -542,25 +686,52 @@ fn propagation(q: &HashMap<String, String>, body: &Bytes) -> Propagation {
     }
 }
 
-fn delete(st: &AppState, t: &Target, q: &HashMap<String, String>, body: &Bytes) -> Result<Response, ApiError> {
+/// `DeleteOptions.dryRun` in a DELETE body (where kubectl puts it).
+fn body_dry_run(body: &Bytes) -> bool {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.get("dryRun")
+                .and_then(Value::as_array)
+                .map(|a| !a.is_empty())
+        })
+        .unwrap_or(false)
+}
+
+fn delete(
+    st: &AppState,
+    t: &Target,
+    q: &HashMap<String, String>,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
     if !t.subresource.is_empty() {
         return Err(ApiError::MethodNotAllowed);
     }
     if let Ok(opts) = serde_json::from_slice::<Value>(body)
-        && let Some(want) = opts.pointer("/preconditions/resourceVersion").and_then(Value::as_str)
+        && let Some(want) = opts
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
     {
         let cur = current(st, t)?;
         if str_at(&cur, "metadata.resourceVersion") != want {
             return Err(ApiError::conflict(t.def, &t.name));
         }
     }
-    let deleted = st
-        .store
-        .delete(t.def, &t.namespace, &t.name, propagation(q, body))?;
+    let deleted = st.store.delete_opt(
+        t.def,
+        &t.namespace,
+        &t.name,
+        propagation(q, body),
+        t.dry_run || body_dry_run(body),
+    )?;
     ok(&t.def.to_view(&deleted))
 }
 
-fn delete_collection(st: &AppState, t: &Target, q: &HashMap<String, String>) -> Result<Response, ApiError> {
+fn delete_collection(
+    st: &AppState,
+    t: &Target,
+    q: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
     let filter = ListFilter::from_query(q)?;
     let ns = (!t.namespace.is_empty()).then_some(t.namespace.as_str());
     let (items, _) = st.store.list(t.def.storage, ns);
@@ -569,7 +740,10 @@ fn delete_collection(st: &AppState, t: &Target, q: &HashMap<String, String>) -> 
         let v = t.def.to_view(&o);
         if filter.matches(&v) {
             let (n, name) = crate::store::ns_name(&o);
-            if let Ok(d) = st.store.delete(t.def, &n, &name, Propagation::Cascade) {
+            if let Ok(d) = st
+                .store
+                .delete_opt(t.def, &n, &name, Propagation::Cascade, t.dry_run)
+            {
                 deleted.push(t.def.to_view(&d));
             }
         }
@@ -665,7 +839,10 @@ fn watch_collection(
                 .map_err(|_| ApiError::BadRequest(format!("invalid resource version: {v}")))?,
         ),
     };
-    let bookmarks = matches!(q.get("allowWatchBookmarks").map(String::as_str), Some("true" | "1"));
+    let bookmarks = matches!(
+        q.get("allowWatchBookmarks").map(String::as_str),
+        Some("true" | "1")
+    );
     let timeout = q
         .get("timeoutSeconds")
         .and_then(|s| s.parse::<u64>().ok())
@@ -686,7 +863,19 @@ fn watch_collection(
             let mut shutdown = st.shutdown.clone();
             let interval = st.bookmark_interval;
             tokio::spawn(async move {
-                run_watch(filter, replay, start_rv, changes, tx, bookmarks, send_initial, timeout, interval, &mut shutdown).await;
+                run_watch(
+                    filter,
+                    replay,
+                    start_rv,
+                    changes,
+                    tx,
+                    bookmarks,
+                    send_initial,
+                    timeout,
+                    interval,
+                    &mut shutdown,
+                )
+                .await;
             });
         }
     }

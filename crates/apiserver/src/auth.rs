@@ -116,6 +116,28 @@ impl Authenticator {
     }
 }
 
+/// The ServiceAccount user whose token Secret (type
+/// `kubernetes.io/service-account-token`, annotated with
+/// `kubernetes.io/service-account.name`) holds `token`, if the account exists.
+pub fn token_secret_user(store: &Store, token: &str) -> Option<User> {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(token.as_bytes());
+    store.list("secrets", None).0.iter().find_map(|s| {
+        if str_at(s, "type") != "kubernetes.io/service-account-token"
+            || s.pointer("/data/token").and_then(Value::as_str) != Some(encoded.as_str())
+        {
+            return None;
+        }
+        let ns = str_at(s, "metadata.namespace");
+        let sa = s
+            .pointer("/metadata/annotations/kubernetes.io~1service-account.name")
+            .and_then(Value::as_str)?;
+        store
+            .get("serviceaccounts", ns, sa)
+            .map(|_| User::service_account(ns, sa))
+    })
+}
+
 /// What a request wants to do, in RBAC terms.
 #[derive(Debug, Clone)]
 pub struct Attributes<'a> {
@@ -132,8 +154,10 @@ pub struct Attributes<'a> {
 }
 
 fn contains(list: Option<&Value>, want: &str) -> bool {
-    list.and_then(Value::as_array)
-        .is_some_and(|a| a.iter().any(|v| v.as_str() == Some(want) || v.as_str() == Some("*")))
+    list.and_then(Value::as_array).is_some_and(|a| {
+        a.iter()
+            .any(|v| v.as_str() == Some(want) || v.as_str() == Some("*"))
+    })
 }
 
 fn rule_allows(rule: &Value, a: &Attributes<'_>) -> bool {
@@ -255,15 +279,21 @@ mod tests {
     fn setup() -> Store {
         let s = Store::new(100);
         let ns = ResourceDef::find("", "v1", "namespaces").unwrap();
-        s.create(ns, "", json!({"metadata": {"name": "apps"}})).unwrap();
+        s.create(ns, "", json!({"metadata": {"name": "apps"}}))
+            .unwrap();
         let role = ResourceDef::find("rbac.authorization.k8s.io", "v1", "roles").unwrap();
         s.create(role, "apps", json!({"metadata": {"name": "freshet"}, "rules": [
             {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch", "patch"]}
         ]})).unwrap();
         let rb = ResourceDef::find("rbac.authorization.k8s.io", "v1", "rolebindings").unwrap();
-        s.create(rb, "apps", json!({"metadata": {"name": "freshet"},
+        s.create(
+            rb,
+            "apps",
+            json!({"metadata": {"name": "freshet"},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "freshet"},
-            "subjects": [{"kind": "ServiceAccount", "name": "freshet", "namespace": "apps"}]})).unwrap();
+            "subjects": [{"kind": "ServiceAccount", "name": "freshet", "namespace": "apps"}]}),
+        )
+        .unwrap();
         s
     }
 
@@ -281,15 +311,32 @@ mod tests {
             (&sa, "get", secrets, "apps", false),
             (&other, "get", deploy, "apps", false),
         ] {
-            let a = Attributes { verb, def, subresource: "", namespace: ns, name: "x" };
-            assert_eq!(authorize(&s, user, &a).is_ok(), want, "{} {verb} {ns}", user.name);
+            let a = Attributes {
+                verb,
+                def,
+                subresource: "",
+                namespace: ns,
+                name: "x",
+            };
+            assert_eq!(
+                authorize(&s, user, &a).is_ok(),
+                want,
+                "{} {verb} {ns}",
+                user.name
+            );
         }
     }
 
     #[test]
     fn forbidden_message_matches_kubernetes() {
         let secrets = ResourceDef::find("", "v1", "secrets").unwrap();
-        let a = Attributes { verb: "list", def: secrets, subresource: "", namespace: "apps", name: "" };
+        let a = Attributes {
+            verb: "list",
+            def: secrets,
+            subresource: "",
+            namespace: "apps",
+            name: "",
+        };
         assert_eq!(
             forbidden_message(&User::service_account("apps", "freshet"), &a),
             "secrets is forbidden: User \"system:serviceaccount:apps:freshet\" cannot list resource \"secrets\" in API group \"\" in the namespace \"apps\""
@@ -298,6 +345,9 @@ mod tests {
 
     #[test]
     fn token_debug_is_redacted() {
-        assert_eq!(format!("{:?} {}", Token::new("s3cret"), Token::new("s3cret")), "*** ***");
+        assert_eq!(
+            format!("{:?} {}", Token::new("s3cret"), Token::new("s3cret")),
+            "*** ***"
+        );
     }
 }

@@ -88,7 +88,16 @@ pub fn group(name: &str) -> Result<Value, DiscoveryError> {
     Ok(g)
 }
 
-const VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+const VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 
 /// `/api/v1` or `/apis/{group}/{version}`.
 pub fn resource_list(group: &str, version: &str) -> Result<Value, DiscoveryError> {
@@ -121,8 +130,15 @@ pub fn resource_list(group: &str, version: &str) -> Result<Value, DiscoveryError
         }
         resources.push(main);
         if r.status {
-            resources.push(json!({"name": format!("{}/status", r.plural), "singularName": "",
-                "namespaced": r.namespaced, "kind": r.kind, "verbs": ["get", "patch", "update"]}));
+            resources.push(
+                json!({"name": format!("{}/status", r.plural), "singularName": "",
+                "namespaced": r.namespaced, "kind": r.kind, "verbs": ["get", "patch", "update"]}),
+            );
+        }
+        if r.kind == "ServiceAccount" {
+            resources.push(json!({"name": "serviceaccounts/token", "singularName": "",
+                "namespaced": true, "group": "authentication.k8s.io", "version": "v1",
+                "kind": "TokenRequest", "verbs": ["create"]}));
         }
         if r.scale {
             resources.push(json!({"name": format!("{}/scale", r.plural), "singularName": "",
@@ -160,8 +176,20 @@ mod tests {
     #[test]
     fn group_list_has_every_group() {
         let l = group_list();
-        let names: Vec<&str> = l["groups"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap()).collect();
-        for g in ["apps", "batch", "coordination.k8s.io", "events.k8s.io", "rbac.authorization.k8s.io", "argoproj.io"] {
+        let names: Vec<&str> = l["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["name"].as_str().unwrap())
+            .collect();
+        for g in [
+            "apps",
+            "batch",
+            "coordination.k8s.io",
+            "events.k8s.io",
+            "rbac.authorization.k8s.io",
+            "argoproj.io",
+        ] {
             assert!(names.contains(&g), "{g}");
         }
     }

@@ -1,6 +1,7 @@
 //! Image resolution for the simulated kubelet: the [`ImageResolver`] trait the
-//! test bed calls when a pod starts, and two simple implementations for
-//! tests (a fixed map, and a deterministic fake).
+//! test bed calls when a pod starts, the [`RegistryResolver`] that asks the
+//! real registry through `freshet-registry`, and two simple implementations
+//! for tests (a fixed map, and a deterministic fake).
 //!
 //! Owns the contract between the kubelet and a registry. It must not cache
 //! (the kubelet keeps the per-node image cache) nor know about pods.
@@ -46,6 +47,16 @@ pub enum ImagePullError {
     },
 }
 
+/// What a pull of one image on one node found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PulledImage {
+    /// The digest the tag names (the index digest of a multi-arch image): what
+    /// containerd reports in `imageID`.
+    pub digest: String,
+    /// The digest of the node platform's image manifest.
+    pub platform_digest: String,
+}
+
 /// Resolves an image reference to the digest a node of a given platform would run.
 ///
 /// Contract, as a container runtime behaves:
@@ -71,7 +82,7 @@ pub trait ImageResolver: Send + Sync {
         os: &str,
         arch: &str,
         variant: Option<&str>,
-    ) -> Result<String, ImagePullError>;
+    ) -> Result<PulledImage, ImagePullError>;
 }
 
 fn platform(os: &str, arch: &str, variant: Option<&str>) -> String {
@@ -106,14 +117,25 @@ impl MapResolver {
 
 #[async_trait]
 impl ImageResolver for MapResolver {
-    async fn resolve(&self, image: &str, os: &str, arch: &str, variant: Option<&str>) -> Result<String, ImagePullError> {
+    async fn resolve(
+        &self,
+        image: &str,
+        os: &str,
+        arch: &str,
+        variant: Option<&str>,
+    ) -> Result<PulledImage, ImagePullError> {
         let table = self.table.lock().unwrap_or_else(|e| e.into_inner());
-        let platforms = table.get(image).ok_or_else(|| ImagePullError::NotFound { image: image.into() })?;
+        let platforms = table.get(image).ok_or_else(|| ImagePullError::NotFound {
+            image: image.into(),
+        })?;
         let wanted = platform(os, arch, variant);
         platforms
             .get(&wanted)
             .or_else(|| platforms.get(&platform(os, arch, None)))
-            .cloned()
+            .map(|d| PulledImage {
+                digest: d.clone(),
+                platform_digest: d.clone(),
+            })
             .ok_or(ImagePullError::PlatformMissing {
                 image: image.into(),
                 platform: wanted,
@@ -149,9 +171,18 @@ impl FakeResolver {
 
 #[async_trait]
 impl ImageResolver for FakeResolver {
-    async fn resolve(&self, image: &str, os: &str, arch: &str, variant: Option<&str>) -> Result<String, ImagePullError> {
+    async fn resolve(
+        &self,
+        image: &str,
+        os: &str,
+        arch: &str,
+        variant: Option<&str>,
+    ) -> Result<PulledImage, ImagePullError> {
         if let Some((_, d)) = image.split_once('@') {
-            return Ok(d.to_string());
+            return Ok(PulledImage {
+                digest: d.to_string(),
+                platform_digest: d.to_string(),
+            });
         }
         let g = self
             .generations
@@ -163,7 +194,96 @@ impl ImageResolver for FakeResolver {
         let text = format!("{image}|{}|{g}", platform(os, arch, variant));
         let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
         let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-        Ok(format!("sha256:{hex}"))
+        let d = format!("sha256:{hex}");
+        Ok(PulledImage {
+            digest: d.clone(),
+            platform_digest: d,
+        })
+    }
+}
+
+/// The resolver the test bed uses by default: the real registry, through
+/// freshet's registry client, anonymously. Each pull uses a fresh client,
+/// because a client memoises every manifest it has asked for and a node must
+/// see a moved tag.
+pub struct RegistryResolver {
+    _private: (),
+}
+
+impl fmt::Debug for RegistryResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegistryResolver").finish_non_exhaustive()
+    }
+}
+
+impl RegistryResolver {
+    /// An anonymous client with default options (loopback registries may use
+    /// plain http). Needs a rustls crypto provider installed.
+    pub fn anonymous() -> Result<Self, ImagePullError> {
+        Self::client("").map(|_| Self { _private: () })
+    }
+
+    fn client(image: &str) -> Result<freshet_registry::Client, ImagePullError> {
+        freshet_registry::Client::new(
+            freshet_registry::CredentialStore::anonymous(),
+            freshet_registry::ClientOptions::default(),
+        )
+        .map_err(|e| ImagePullError::Other {
+            image: image.into(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+#[async_trait]
+impl ImageResolver for RegistryResolver {
+    async fn resolve(
+        &self,
+        image: &str,
+        os: &str,
+        arch: &str,
+        variant: Option<&str>,
+    ) -> Result<PulledImage, ImagePullError> {
+        use freshet_registry::RegistryError as E;
+        let reference =
+            freshet_core::Reference::parse(image).map_err(|e| ImagePullError::Other {
+                image: image.into(),
+                reason: e.to_string(),
+            })?;
+        let platform = freshet_core::Platform::new(os, arch, variant);
+        let want = freshet_registry::Want {
+            platforms: false,
+            platform: Some(platform.clone()),
+        };
+        match Self::client(image)?.resolve(&reference, &want).await {
+            Ok(r) => {
+                let digest = r.digest.as_str().to_string();
+                let platform_digest = r
+                    .platform_digest
+                    .map_or_else(|| digest.clone(), |d| d.as_str().to_string());
+                Ok(PulledImage {
+                    digest,
+                    platform_digest,
+                })
+            }
+            Err(E::NoMatchingPlatform { .. }) => Err(ImagePullError::PlatformMissing {
+                image: image.into(),
+                platform: platform.to_string(),
+            }),
+            Err(E::NotFound { .. }) => Err(ImagePullError::NotFound {
+                image: image.into(),
+            }),
+            Err(e @ (E::Unauthorized { .. } | E::Forbidden { .. })) => {
+                Err(ImagePullError::Unauthorized {
+                    image: image.into(),
+                    reason: e.to_string(),
+                })
+            }
+            Err(e) => Err(ImagePullError::Other {
+                image: image.into(),
+                reason: e.to_string(),
+            }),
+        }
     }
 }
 
@@ -175,12 +295,21 @@ mod tests {
     async fn map_resolver_reports_missing_platform() {
         let r = MapResolver::new();
         r.set("app:1", "linux/amd64", "sha256:aa");
-        assert_eq!(r.resolve("app:1", "linux", "amd64", None).await.unwrap(), "sha256:aa");
+        assert_eq!(
+            r.resolve("app:1", "linux", "amd64", None)
+                .await
+                .unwrap()
+                .digest,
+            "sha256:aa"
+        );
         assert!(matches!(
             r.resolve("app:1", "linux", "arm64", None).await,
             Err(ImagePullError::PlatformMissing { .. })
         ));
-        assert!(matches!(r.resolve("app:2", "linux", "amd64", None).await, Err(ImagePullError::NotFound { .. })));
+        assert!(matches!(
+            r.resolve("app:2", "linux", "amd64", None).await,
+            Err(ImagePullError::NotFound { .. })
+        ));
     }
 
     #[tokio::test]

@@ -118,12 +118,19 @@ fn strip_value(v: &Value) -> Value {
     }
 }
 
-fn merge_map(doc: &Map<String, Value>, patch: &Map<String, Value>) -> Result<Map<String, Value>, PatchError> {
+fn merge_map(
+    doc: &Map<String, Value>,
+    patch: &Map<String, Value>,
+) -> Result<Map<String, Value>, PatchError> {
     match patch.get("$patch").and_then(Value::as_str) {
         Some("replace") => return Ok(strip_directives(patch)),
         Some("delete") => return Ok(Map::new()),
         Some("merge") | None => {}
-        Some(other) => return Err(PatchError::Strategic(format!("unknown $patch value {other:?}"))),
+        Some(other) => {
+            return Err(PatchError::Strategic(format!(
+                "unknown $patch value {other:?}"
+            )));
+        }
     }
     let mut out = doc.clone();
     for (key, pv) in patch {
@@ -284,7 +291,8 @@ mod tests {
 
     #[test]
     fn strategic_merge_table() {
-        let cases: Vec<(&str, Value, Box<dyn Fn(&Value)>)> = vec![
+        type Check = Box<dyn Fn(&Value)>;
+        let cases: Vec<(&str, Value, Check)> = vec![
             (
                 "kubectl set image keeps the other container",
                 json!({"spec": {"template": {"spec": {"$setElementOrder/containers": [{"name": "api"}, {"name": "sidecar"}],
@@ -320,14 +328,20 @@ mod tests {
                 "$patch replace on a list replaces it",
                 json!({"spec": {"template": {"spec": {"volumes": [{"name": "v2", "emptyDir": {}}, {"$patch": "replace"}]}}}}),
                 Box::new(|v: &Value| {
-                    assert_eq!(v["spec"]["template"]["spec"]["volumes"], json!([{"name": "v2", "emptyDir": {}}]));
+                    assert_eq!(
+                        v["spec"]["template"]["spec"]["volumes"],
+                        json!([{"name": "v2", "emptyDir": {}}])
+                    );
                 }),
             ),
             (
                 "$patch replace on a map replaces it",
                 json!({"spec": {"template": {"metadata": {"labels": {"x": "y", "$patch": "replace"}}}}}),
                 Box::new(|v: &Value| {
-                    assert_eq!(v["spec"]["template"]["metadata"]["labels"], json!({"x": "y"}));
+                    assert_eq!(
+                        v["spec"]["template"]["metadata"]["labels"],
+                        json!({"x": "y"})
+                    );
                 }),
             ),
             (
@@ -335,7 +349,10 @@ mod tests {
                 json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z"}}}}}),
                 Box::new(|v: &Value| {
                     assert_eq!(v["spec"]["template"]["metadata"]["labels"]["app"], "api");
-                    assert_eq!(v["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"], "2026-01-01T00:00:00Z");
+                    assert_eq!(
+                        v["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"],
+                        "2026-01-01T00:00:00Z"
+                    );
                 }),
             ),
             (
@@ -343,28 +360,41 @@ mod tests {
                 json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "ports": [{"containerPort": 80, "protocol": "TCP"}, {"containerPort": 443}]}]}}}}),
                 Box::new(|v: &Value| {
                     let p = &v["spec"]["template"]["spec"]["containers"][0]["ports"];
-                    assert_eq!(p, &json!([{"containerPort": 80, "name": "http", "protocol": "TCP"}, {"containerPort": 443}]));
+                    assert_eq!(
+                        p,
+                        &json!([{"containerPort": 80, "name": "http", "protocol": "TCP"}, {"containerPort": 443}])
+                    );
                 }),
             ),
             (
                 "imagePullSecrets merge by name",
                 json!({"spec": {"template": {"spec": {"imagePullSecrets": [{"name": "other"}]}}}}),
                 Box::new(|v: &Value| {
-                    assert_eq!(v["spec"]["template"]["spec"]["imagePullSecrets"], json!([{"name": "reg"}, {"name": "other"}]));
+                    assert_eq!(
+                        v["spec"]["template"]["spec"]["imagePullSecrets"],
+                        json!([{"name": "reg"}, {"name": "other"}])
+                    );
                 }),
             ),
             (
                 "null deletes a field",
                 json!({"spec": {"template": {"spec": {"imagePullSecrets": null}}}}),
                 Box::new(|v: &Value| {
-                    assert!(v["spec"]["template"]["spec"].get("imagePullSecrets").is_none());
+                    assert!(
+                        v["spec"]["template"]["spec"]
+                            .get("imagePullSecrets")
+                            .is_none()
+                    );
                 }),
             ),
             (
                 "$setElementOrder reorders containers",
                 json!({"spec": {"template": {"spec": {"$setElementOrder/containers": [{"name": "sidecar"}, {"name": "api"}]}}}}),
                 Box::new(|v: &Value| {
-                    assert_eq!(v["spec"]["template"]["spec"]["containers"][0]["name"], "sidecar");
+                    assert_eq!(
+                        v["spec"]["template"]["spec"]["containers"][0]["name"],
+                        "sidecar"
+                    );
                 }),
             ),
             (
@@ -378,7 +408,8 @@ mod tests {
         for (name, patch, check) in cases {
             let mut doc = deployment();
             if name.contains("retainKeys") {
-                doc["spec"]["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}});
+                doc["spec"]["strategy"] =
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}});
             }
             let out = strategic(&doc, &patch).unwrap_or_else(|e| panic!("{name}: {e}"));
             check(&out);
@@ -397,12 +428,21 @@ mod tests {
         let doc = json!({"metadata": {"resourceVersion": "5"}, "spec": {"x": 1}});
         let ok = json_patch(&doc, &json!([{"op": "test", "path": "/spec/x", "value": 1}, {"op": "replace", "path": "/spec/x", "value": 2}])).unwrap();
         assert_eq!(ok["spec"]["x"], 2);
-        assert!(json_patch(&doc, &json!([{"op": "test", "path": "/spec/x", "value": 9}])).is_err());
+        assert!(
+            json_patch(
+                &doc,
+                &json!([{"op": "test", "path": "/spec/x", "value": 9}])
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn merge_patch_replaces_lists() {
-        let out = merge(&json!({"a": [1, 2], "b": {"c": 1, "d": 2}}), &json!({"a": [3], "b": {"c": null}}));
+        let out = merge(
+            &json!({"a": [1, 2], "b": {"c": 1, "d": 2}}),
+            &json!({"a": [3], "b": {"c": null}}),
+        );
         assert_eq!(out, json!({"a": [3], "b": {"d": 2}}));
     }
 }

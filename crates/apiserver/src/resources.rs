@@ -229,7 +229,15 @@ mod tests {
 
     #[test]
     fn qualified_names_match_kubernetes_messages() {
-        assert_eq!(ResourceDef::find("apps", "v1", "deployments").unwrap().qualified(), "deployments.apps");
-        assert_eq!(ResourceDef::find("", "v1", "pods").unwrap().qualified(), "pods");
+        assert_eq!(
+            ResourceDef::find("apps", "v1", "deployments")
+                .unwrap()
+                .qualified(),
+            "deployments.apps"
+        );
+        assert_eq!(
+            ResourceDef::find("", "v1", "pods").unwrap().qualified(),
+            "pods"
+        );
     }
 }

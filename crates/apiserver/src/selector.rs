@@ -112,11 +112,19 @@ impl LabelSelector {
         }
         if let Some(exprs) = sel.get("matchExpressions").and_then(Value::as_array) {
             for e in exprs {
-                let key = e.get("key").and_then(Value::as_str).unwrap_or("").to_string();
+                let key = e
+                    .get("key")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
                 let values: Vec<String> = e
                     .get("values")
                     .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(str::to_string))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 match e.get("operator").and_then(Value::as_str).unwrap_or("") {
                     "In" => reqs.push(Req::In(key, values)),
@@ -228,7 +236,11 @@ mod tests {
             ("!missing", true),
             ("app in (x),tier", false),
         ] {
-            assert_eq!(LabelSelector::parse(sel).unwrap().matches(&obj), want, "{sel}");
+            assert_eq!(
+                LabelSelector::parse(sel).unwrap().matches(&obj),
+                want,
+                "{sel}"
+            );
         }
     }
 
@@ -242,7 +254,8 @@ mod tests {
 
     #[test]
     fn field_selector_table() {
-        let obj = json!({"metadata": {"name": "x", "namespace": "ns"}, "status": {"phase": "Running"}});
+        let obj =
+            json!({"metadata": {"name": "x", "namespace": "ns"}, "status": {"phase": "Running"}});
         for (sel, want) in [
             ("metadata.name=x", true),
             ("metadata.name==y", false),
@@ -250,7 +263,11 @@ mod tests {
             ("status.phase=Running,metadata.namespace=ns", true),
             ("spec.nodeName=", true),
         ] {
-            assert_eq!(FieldSelector::parse(sel).unwrap().matches(&obj), want, "{sel}");
+            assert_eq!(
+                FieldSelector::parse(sel).unwrap().matches(&obj),
+                want,
+                "{sel}"
+            );
         }
         assert!(FieldSelector::parse("bogus").is_err());
     }

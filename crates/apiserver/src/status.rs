@@ -179,7 +179,12 @@ impl ApiError {
     pub fn to_status(&self) -> Value {
         let message = match self {
             // Kubernetes writes `Deployment.apps "x" is invalid`, but `Pod "x" is invalid`.
-            Self::Invalid { kind, group, name, cause } if group.is_empty() => {
+            Self::Invalid {
+                kind,
+                group,
+                name,
+                cause,
+            } if group.is_empty() => {
                 format!("{kind} \"{name}\" is invalid: {cause}")
             }
             other => other.to_string(),
@@ -194,10 +199,30 @@ impl ApiError {
             "code": self.code(),
         });
         let details = match self {
-            Self::NotFound { group, plural, name, .. }
-            | Self::AlreadyExists { group, plural, name, .. }
-            | Self::Conflict { group, plural, name, .. }
-            | Self::Forbidden { group, plural, name, .. } => {
+            Self::NotFound {
+                group,
+                plural,
+                name,
+                ..
+            }
+            | Self::AlreadyExists {
+                group,
+                plural,
+                name,
+                ..
+            }
+            | Self::Conflict {
+                group,
+                plural,
+                name,
+                ..
+            }
+            | Self::Forbidden {
+                group,
+                plural,
+                name,
+                ..
+            } => {
                 let mut d = json!({"kind": plural});
                 if !name.is_empty() {
                     d["name"] = json!(name);
@@ -207,7 +232,12 @@ impl ApiError {
                 }
                 Some(d)
             }
-            Self::Invalid { kind, group, name, cause } => {
+            Self::Invalid {
+                kind,
+                group,
+                name,
+                cause,
+            } => {
                 let (field, msg) = cause.split_once(": ").unwrap_or(("", cause));
                 let mut d = json!({"name": name, "kind": kind,
                     "causes": [{"reason": "FieldValueInvalid", "message": msg, "field": field}]});
@@ -236,6 +266,9 @@ mod tests {
         assert_eq!(s["message"], "deployments.apps \"api\" not found");
         assert_eq!(s["reason"], "NotFound");
         assert_eq!(s["code"], 404);
-        assert_eq!(s["details"], json!({"name": "api", "group": "apps", "kind": "deployments"}));
+        assert_eq!(
+            s["details"],
+            json!({"name": "api", "group": "apps", "kind": "deployments"})
+        );
     }
 }

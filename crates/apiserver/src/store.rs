@@ -95,7 +95,10 @@ pub struct Store {
 }
 
 fn meta(obj: &Value) -> (&str, &str) {
-    (str_at(obj, "metadata.namespace"), str_at(obj, "metadata.name"))
+    (
+        str_at(obj, "metadata.namespace"),
+        str_at(obj, "metadata.name"),
+    )
 }
 
 fn rv_of(obj: &Value) -> Option<u64> {
@@ -177,7 +180,18 @@ impl Store {
     }
 
     /// Creates an object; fills uid, creation time, version and generation.
-    pub fn create(&self, def: &ResourceDef, ns: &str, mut obj: Value) -> Result<Value, ApiError> {
+    pub fn create(&self, def: &ResourceDef, ns: &str, obj: Value) -> Result<Value, ApiError> {
+        self.create_opt(def, ns, obj, false)
+    }
+
+    /// [`Self::create`]; with `dry_run`, every check runs but nothing is stored.
+    pub fn create_opt(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        mut obj: Value,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
         let mut inner = self.lock();
         let name = {
             let name = str_at(&obj, "metadata.name").to_string();
@@ -192,10 +206,11 @@ impl Store {
                 }
                 loop {
                     let candidate = format!("{prefix}{}", random_suffix(5));
-                    if !inner
-                        .objects
-                        .contains_key(&(def.storage, ns.to_string(), candidate.clone()))
-                    {
+                    if !inner.objects.contains_key(&(
+                        def.storage,
+                        ns.to_string(),
+                        candidate.clone(),
+                    )) {
                         break candidate;
                     }
                 }
@@ -219,8 +234,7 @@ impl Store {
                 name: ns.into(),
             });
         }
-        inner.rv += 1;
-        let rv = inner.rv;
+        let rv = inner.rv + 1;
         let m = crate::util::ensure_obj(&mut obj, "metadata");
         m.insert("name".into(), json!(name));
         if def.namespaced {
@@ -228,11 +242,13 @@ impl Store {
         } else {
             m.remove("namespace");
         }
-        if m.get("uid").and_then(Value::as_str).is_none_or(str::is_empty) {
+        if m.get("uid")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
             m.insert("uid".into(), json!(random_uuid()));
         }
         m.insert("creationTimestamp".into(), json!(now_rfc3339()));
-        m.insert("resourceVersion".into(), json!(rv.to_string()));
         m.remove("deletionTimestamp");
         m.remove("managedFields");
         if def.generation {
@@ -240,6 +256,12 @@ impl Store {
         } else {
             m.remove("generation");
         }
+        if dry_run {
+            m.remove("resourceVersion");
+            return Ok(obj);
+        }
+        m.insert("resourceVersion".into(), json!(rv.to_string()));
+        inner.rv = rv;
         inner.objects.insert(key, obj.clone());
         self.record(
             &mut inner,
@@ -265,10 +287,24 @@ impl Store {
         new: Value,
         mode: UpdateMode,
     ) -> Result<Value, ApiError> {
-        let mut inner = self.lock();
-        self.update_locked(&mut inner, def, ns, name, new, mode)
+        self.update_opt(def, ns, name, new, mode, false)
     }
 
+    /// [`Self::update`]; with `dry_run`, every check runs but nothing is stored.
+    pub fn update_opt(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        new: Value,
+        mode: UpdateMode,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        let mut inner = self.lock();
+        self.update_locked(&mut inner, def, ns, name, new, mode, dry_run)
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn update_locked(
         &self,
         inner: &mut Inner,
@@ -277,6 +313,7 @@ impl Store {
         name: &str,
         mut new: Value,
         mode: UpdateMode,
+        dry_run: bool,
     ) -> Result<Value, ApiError> {
         let key = (def.storage, ns.to_string(), name.to_string());
         let old = inner
@@ -318,7 +355,14 @@ impl Store {
         {
             let om = old["metadata"].clone();
             let m = crate::util::ensure_obj(&mut new, "metadata");
-            for k in ["name", "namespace", "uid", "creationTimestamp", "generation", "resourceVersion"] {
+            for k in [
+                "name",
+                "namespace",
+                "uid",
+                "creationTimestamp",
+                "generation",
+                "resourceVersion",
+            ] {
                 match om.get(k) {
                     Some(v) => {
                         m.insert(k.into(), v.clone());
@@ -336,6 +380,9 @@ impl Store {
         if def.generation && spec_part(&new) != spec_part(&old) {
             let g = crate::util::i64_at(&old, "metadata.generation", 1) + 1;
             new["metadata"]["generation"] = json!(g);
+        }
+        if dry_run {
+            return Ok(new);
         }
         inner.rv += 1;
         let rv = inner.rv;
@@ -373,7 +420,8 @@ impl Store {
         if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
             m.remove("resourceVersion");
         }
-        self.update_locked(&mut inner, def, ns, name, obj, mode).ok()
+        self.update_locked(&mut inner, def, ns, name, obj, mode, false)
+            .ok()
     }
 
     /// Deletes an object and, unless orphaning, every object it owns (transitively).
@@ -384,10 +432,25 @@ impl Store {
         name: &str,
         propagation: Propagation,
     ) -> Result<Value, ApiError> {
+        self.delete_opt(def, ns, name, propagation, false)
+    }
+
+    /// [`Self::delete`]; with `dry_run`, nothing is deleted.
+    pub fn delete_opt(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        propagation: Propagation,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
         let mut inner = self.lock();
         let key = (def.storage, ns.to_string(), name.to_string());
-        if !inner.objects.contains_key(&key) {
+        let Some(current) = inner.objects.get(&key) else {
             return Err(ApiError::not_found(def, name));
+        };
+        if dry_run {
+            return Ok(current.clone());
         }
         let deleted = self.delete_locked(&mut inner, key, propagation);
         Ok(deleted)
@@ -447,7 +510,15 @@ impl Store {
                             refs.retain(|r| str_at(r, "uid") != uid);
                         }
                         let def = ResourceDef::by_storage(dep.0);
-                        let _ = self.update_locked(inner, def, &dep.1, &dep.2, v, UpdateMode::Internal);
+                        let _ = self.update_locked(
+                            inner,
+                            def,
+                            &dep.1,
+                            &dep.2,
+                            v,
+                            UpdateMode::Internal,
+                            false,
+                        );
                     }
                 }
             }
@@ -533,8 +604,12 @@ mod tests {
 
     fn store_with_ns() -> Store {
         let s = Store::new(100);
-        s.create(def("namespaces"), "", json!({"metadata": {"name": "default"}}))
-            .unwrap();
+        s.create(
+            def("namespaces"),
+            "",
+            json!({"metadata": {"name": "default"}}),
+        )
+        .unwrap();
         s
     }
 
@@ -543,7 +618,11 @@ mod tests {
         let s = store_with_ns();
         let d = def("deployments");
         let created = s
-            .create(d, "default", json!({"metadata": {"name": "a"}, "spec": {"replicas": 1}}))
+            .create(
+                d,
+                "default",
+                json!({"metadata": {"name": "a"}, "spec": {"replicas": 1}}),
+            )
             .unwrap();
         let mut v = created.clone();
         v["spec"]["replicas"] = json!(2);
@@ -551,7 +630,9 @@ mod tests {
         assert_eq!(updated["metadata"]["generation"], 2);
         let mut stale = created;
         stale["spec"]["replicas"] = json!(3);
-        let err = s.update(d, "default", "a", stale, UpdateMode::Main).unwrap_err();
+        let err = s
+            .update(d, "default", "a", stale, UpdateMode::Main)
+            .unwrap_err();
         assert_eq!(err.code(), 409);
     }
 
@@ -559,8 +640,12 @@ mod tests {
     fn generation_bumps_on_spec_changes_only() {
         let s = store_with_ns();
         let d = def("deployments");
-        s.create(d, "default", json!({"metadata": {"name": "a"}, "spec": {"replicas": 1}}))
-            .unwrap();
+        s.create(
+            d,
+            "default",
+            json!({"metadata": {"name": "a"}, "spec": {"replicas": 1}}),
+        )
+        .unwrap();
         let v = s
             .modify(d, "default", "a", UpdateMode::Main, |o| {
                 o["metadata"]["labels"] = json!({"x": "y"})
@@ -581,8 +666,12 @@ mod tests {
         let s = store_with_ns();
         let rv = s.current_rv();
         s.compact();
-        s.create(def("configmaps"), "default", json!({"metadata": {"name": "c"}}))
-            .unwrap();
+        s.create(
+            def("configmaps"),
+            "default",
+            json!({"metadata": {"name": "c"}}),
+        )
+        .unwrap();
         assert!(s.watch("configmaps", Some(rv - 1)).is_err());
         let (replay, _, _) = s.watch("configmaps", Some(rv)).unwrap();
         assert_eq!(replay.len(), 1);
@@ -592,13 +681,18 @@ mod tests {
     fn delete_cascades_to_owned_objects() {
         let s = store_with_ns();
         let d = s
-            .create(def("deployments"), "default", json!({"metadata": {"name": "a"}}))
+            .create(
+                def("deployments"),
+                "default",
+                json!({"metadata": {"name": "a"}}),
+            )
             .unwrap();
         let uid = d["metadata"]["uid"].clone();
         s.create(def("replicasets"), "default",
             json!({"metadata": {"name": "a-1", "ownerReferences": [{"uid": uid, "kind": "Deployment", "name": "a"}]}}))
             .unwrap();
-        s.delete(def("deployments"), "default", "a", Propagation::Cascade).unwrap();
+        s.delete(def("deployments"), "default", "a", Propagation::Cascade)
+            .unwrap();
         assert!(s.get("replicasets.apps", "default", "a-1").is_none());
     }
 }

@@ -85,17 +85,33 @@ fn columns_and_cells(def: &ResourceDef, o: &Value) -> (Vec<Value>, Vec<Value>) {
     let age_cell = json!(age(o, "metadata.creationTimestamp"));
     match (def.group, def.kind) {
         ("apps", "Deployment") => (
-            vec![col("Name", "string"), col("Ready", "string"), col("Up-to-date", "string"), col("Available", "string"), col("Age", "string")],
+            vec![
+                col("Name", "string"),
+                col("Ready", "string"),
+                col("Up-to-date", "string"),
+                col("Available", "string"),
+                col("Age", "string"),
+            ],
             vec![
                 name,
-                json!(format!("{}/{}", i64_at(o, "status.readyReplicas", 0), i64_at(o, "spec.replicas", 1))),
+                json!(format!(
+                    "{}/{}",
+                    i64_at(o, "status.readyReplicas", 0),
+                    i64_at(o, "spec.replicas", 1)
+                )),
                 json!(i64_at(o, "status.updatedReplicas", 0)),
                 json!(i64_at(o, "status.availableReplicas", 0)),
                 age_cell,
             ],
         ),
         ("apps", "ReplicaSet") => (
-            vec![col("Name", "string"), col("Desired", "integer"), col("Current", "integer"), col("Ready", "integer"), col("Age", "string")],
+            vec![
+                col("Name", "string"),
+                col("Desired", "integer"),
+                col("Current", "integer"),
+                col("Ready", "integer"),
+                col("Age", "string"),
+            ],
             vec![
                 name,
                 json!(i64_at(o, "spec.replicas", 1)),
@@ -106,29 +122,262 @@ fn columns_and_cells(def: &ResourceDef, o: &Value) -> (Vec<Value>, Vec<Value>) {
         ),
         ("", "Pod") => {
             let statuses = get_path(o, "status.containerStatuses").and_then(Value::as_array);
-            let total = get_path(o, "spec.containers").and_then(Value::as_array).map_or(0, Vec::len);
-            let ready = statuses.map_or(0, |s| s.iter().filter(|c| c["ready"] == json!(true)).count());
-            let restarts: i64 = statuses.map_or(0, |s| s.iter().map(|c| i64_at(c, "restartCount", 0)).sum());
+            let total = get_path(o, "spec.containers")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            let ready = statuses.map_or(0, |s| {
+                s.iter().filter(|c| c["ready"] == json!(true)).count()
+            });
+            let restarts: i64 =
+                statuses.map_or(0, |s| s.iter().map(|c| i64_at(c, "restartCount", 0)).sum());
             (
-                vec![col("Name", "string"), col("Ready", "string"), col("Status", "string"), col("Restarts", "string"), col("Age", "string")],
-                vec![name, json!(format!("{ready}/{total}")), json!(pod_status(o)), json!(restarts.to_string()), age_cell],
+                vec![
+                    col("Name", "string"),
+                    col("Ready", "string"),
+                    col("Status", "string"),
+                    col("Restarts", "string"),
+                    col("Age", "string"),
+                ],
+                vec![
+                    name,
+                    json!(format!("{ready}/{total}")),
+                    json!(pod_status(o)),
+                    json!(restarts.to_string()),
+                    age_cell,
+                ],
             )
         }
         ("", "Event") => (
-            vec![col("Last Seen", "string"), col("Type", "string"), col("Reason", "string"), col("Object", "string"), col("Message", "string")],
+            vec![
+                col("Last Seen", "string"),
+                col("Type", "string"),
+                col("Reason", "string"),
+                col("Object", "string"),
+                col("Message", "string"),
+            ],
             vec![
                 json!(age(o, "lastTimestamp")),
                 json!(str_at(o, "type")),
                 json!(str_at(o, "reason")),
-                json!(format!("{}/{}", str_at(o, "involvedObject.kind").to_lowercase(), str_at(o, "involvedObject.name"))),
+                json!(format!(
+                    "{}/{}",
+                    str_at(o, "involvedObject.kind").to_lowercase(),
+                    str_at(o, "involvedObject.name")
+                )),
                 json!(str_at(o, "message")),
             ],
         ),
-        ("", "Node") => (
-            vec![col("Name", "string"), col("Status", "string"), col("Roles", "string"), col("Age", "string"), col("Version", "string")],
-            vec![name, json!("Ready"), json!("<none>"), age_cell, json!(format!("v1.{}.0", crate::discovery::KUBE_MINOR))],
+        ("", "Namespace") => (
+            vec![
+                col("Name", "string"),
+                col("Status", "string"),
+                col("Age", "string"),
+            ],
+            vec![name, json!(str_at(o, "status.phase")), age_cell],
         ),
-        _ => (vec![col("Name", "string"), col("Age", "string")], vec![name, age_cell]),
+        ("", "ConfigMap") => (
+            vec![
+                col("Name", "string"),
+                col("Data", "string"),
+                col("Age", "string"),
+            ],
+            vec![
+                name,
+                json!(count(o, "data") + count(o, "binaryData")),
+                age_cell,
+            ],
+        ),
+        ("", "Secret") => (
+            vec![
+                col("Name", "string"),
+                col("Type", "string"),
+                col("Data", "string"),
+                col("Age", "string"),
+            ],
+            vec![
+                name,
+                json!(str_at(o, "type")),
+                json!(count(o, "data")),
+                age_cell,
+            ],
+        ),
+        ("", "ServiceAccount") => (
+            vec![
+                col("Name", "string"),
+                col("Secrets", "string"),
+                col("Age", "string"),
+            ],
+            vec![name, json!(count(o, "secrets")), age_cell],
+        ),
+        ("apps", "StatefulSet") => (
+            vec![
+                col("Name", "string"),
+                col("Ready", "string"),
+                col("Age", "string"),
+            ],
+            vec![
+                name,
+                json!(format!(
+                    "{}/{}",
+                    i64_at(o, "status.readyReplicas", 0),
+                    i64_at(o, "spec.replicas", 1)
+                )),
+                age_cell,
+            ],
+        ),
+        ("apps", "DaemonSet") => {
+            let selector = get_path(o, "spec.template.spec.nodeSelector")
+                .and_then(Value::as_object)
+                .filter(|m| !m.is_empty())
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_else(|| "<none>".into());
+            (
+                vec![
+                    col("Name", "string"),
+                    col("Desired", "integer"),
+                    col("Current", "integer"),
+                    col("Ready", "integer"),
+                    col("Up-to-date", "integer"),
+                    col("Available", "integer"),
+                    col("Node Selector", "string"),
+                    col("Age", "string"),
+                ],
+                vec![
+                    name,
+                    json!(i64_at(o, "status.desiredNumberScheduled", 0)),
+                    json!(i64_at(o, "status.currentNumberScheduled", 0)),
+                    json!(i64_at(o, "status.numberReady", 0)),
+                    json!(i64_at(o, "status.updatedNumberScheduled", 0)),
+                    json!(i64_at(o, "status.numberAvailable", 0)),
+                    json!(selector),
+                    age_cell,
+                ],
+            )
+        }
+        ("batch", "Job") => {
+            let conditions = get_path(o, "status.conditions").and_then(Value::as_array);
+            let has = |t: &str| {
+                conditions.is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| str_at(c, "type") == t && str_at(c, "status") == "True")
+                })
+            };
+            let status = if has("Complete") {
+                "Complete"
+            } else if has("Failed") {
+                "Failed"
+            } else {
+                "Running"
+            };
+            (
+                vec![
+                    col("Name", "string"),
+                    col("Status", "string"),
+                    col("Completions", "string"),
+                    col("Duration", "string"),
+                    col("Age", "string"),
+                ],
+                vec![
+                    name,
+                    json!(status),
+                    json!(format!(
+                        "{}/{}",
+                        i64_at(o, "status.succeeded", 0),
+                        i64_at(o, "spec.completions", 1)
+                    )),
+                    json!(duration(o)),
+                    age_cell,
+                ],
+            )
+        }
+        ("batch", "CronJob") => (
+            vec![
+                col("Name", "string"),
+                col("Schedule", "string"),
+                col("Timezone", "string"),
+                col("Suspend", "boolean"),
+                col("Active", "integer"),
+                col("Last Schedule", "string"),
+                col("Age", "string"),
+            ],
+            vec![
+                name,
+                json!(str_at(o, "spec.schedule")),
+                json!(match str_at(o, "spec.timeZone") {
+                    "" => "<none>",
+                    tz => tz,
+                }),
+                json!(
+                    get_path(o, "spec.suspend")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false)
+                ),
+                json!(count(o, "status.active")),
+                json!(match get_path(o, "status.lastScheduleTime") {
+                    Some(_) => age(o, "status.lastScheduleTime"),
+                    None => "<none>".into(),
+                }),
+                age_cell,
+            ],
+        ),
+        ("coordination.k8s.io", "Lease") => (
+            vec![
+                col("Name", "string"),
+                col("Holder", "string"),
+                col("Age", "string"),
+            ],
+            vec![name, json!(str_at(o, "spec.holderIdentity")), age_cell],
+        ),
+        ("", "Node") => (
+            vec![
+                col("Name", "string"),
+                col("Status", "string"),
+                col("Roles", "string"),
+                col("Age", "string"),
+                col("Version", "string"),
+            ],
+            vec![
+                name,
+                json!("Ready"),
+                json!("<none>"),
+                age_cell,
+                json!(format!("v1.{}.0", crate::discovery::KUBE_MINOR)),
+            ],
+        ),
+        _ => (
+            vec![col("Name", "string"), col("Age", "string")],
+            vec![name, age_cell],
+        ),
+    }
+}
+
+/// The number of entries in the map or list at `path`.
+fn count(o: &Value, path: &str) -> usize {
+    match get_path(o, path) {
+        Some(Value::Object(m)) => m.len(),
+        Some(Value::Array(a)) => a.len(),
+        _ => 0,
+    }
+}
+
+/// A Job's run time (`5s`), as kubectl prints it.
+fn duration(o: &Value) -> String {
+    let start = parse_rfc3339(str_at(o, "status.startTime"));
+    let end = match get_path(o, "status.completionTime") {
+        Some(_) => parse_rfc3339(str_at(o, "status.completionTime")),
+        None => Ok(SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)),
+    };
+    match (start, end) {
+        (Ok(s), Ok(e)) => human_age(e.saturating_sub(s)),
+        _ => String::new(),
     }
 }
 
@@ -161,14 +410,23 @@ mod tests {
 
     #[test]
     fn parses_what_util_formats() {
-        for secs in [0u64, 951_782_400, 1_795_432_925] {
-            assert_eq!(parse_rfc3339(&crate::util::format_rfc3339(secs)).unwrap(), secs);
+        for secs in [0u64, 951_782_400, 1_795_425_725] {
+            assert_eq!(
+                parse_rfc3339(&crate::util::format_rfc3339(secs)).unwrap(),
+                secs
+            );
         }
     }
 
     #[test]
     fn human_age_table() {
-        for (s, want) in [(5, "5s"), (119, "119s"), (180, "3m"), (7200, "2h"), (200_000, "2d")] {
+        for (s, want) in [
+            (5, "5s"),
+            (119, "119s"),
+            (180, "3m"),
+            (7200, "2h"),
+            (200_000, "2d"),
+        ] {
             assert_eq!(human_age(s), want);
         }
     }

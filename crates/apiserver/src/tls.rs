@@ -6,7 +6,10 @@
 
 use std::sync::Arc;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// Generating certificates or the TLS configuration failed.
@@ -35,7 +38,8 @@ impl TlsMaterial {
     /// Generates a new CA and a serving certificate for 127.0.0.1, ::1 and localhost.
     pub fn generate() -> Result<Self, TlsError> {
         let ca_key = KeyPair::generate().map_err(TlsError::Generate)?;
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(TlsError::Generate)?;
+        let mut ca_params =
+            CertificateParams::new(Vec::<String>::new()).map_err(TlsError::Generate)?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params
             .distinguished_name
@@ -60,7 +64,9 @@ impl TlsMaterial {
             .push(DnType::CommonName, "freshet-testbed-apiserver");
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let cert = params.signed_by(&key, &issuer).map_err(TlsError::Generate)?;
+        let cert = params
+            .signed_by(&key, &issuer)
+            .map_err(TlsError::Generate)?;
         Ok(Self {
             ca_pem: ca_cert.pem(),
             cert_der: cert.der().clone(),

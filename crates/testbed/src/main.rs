@@ -1,14 +1,16 @@
-//! `freshet-testbed`: freshet's test bed, by hand. `registry` runs the real
-//! distribution registry filled with the example images (the README demo uses it);
-//! `bench-resolve` runs the resolve benchmark against curl and skopeo.
+//! `freshet-testbed`: freshet's test bed, by hand. `serve` runs the Kubernetes API
+//! test bed; `registry` runs the real distribution registry filled with the example
+//! images (the README demo uses both); `bench-resolve` runs the resolve benchmark
+//! against curl and skopeo.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// Run freshet's test bed by hand.
 #[derive(Debug, Parser)]
-#[command(name = "freshet-testbed", version, about)]
+#[command(name = "freshet-testbed", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -16,6 +18,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the Kubernetes API test bed until killed.
+    Serve(freshet_apiserver::ServeArgs),
     /// Run a real registry on 127.0.0.1 with the example images until stopped.
     Registry(freshet_testbed::demo::DemoArgs),
     /// Benchmark `freshet resolve` against a curl HEAD floor and skopeo.
@@ -24,16 +28,22 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
-        Command::Registry(args) => freshet_testbed::demo::run(args).await.map_err(Into::into),
-        Command::BenchResolve(args) => freshet_testbed::bench::run(args).await.map_err(Into::into),
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match Cli::parse().command {
+        Command::Serve(args) => freshet_apiserver::serve(args).await.map_err(anyhow::Error::from),
+        Command::Registry(args) => freshet_testbed::demo::run(args).await.map_err(anyhow::Error::from),
+        Command::BenchResolve(args) => {
+            freshet_testbed::bench::run(args).await.map_err(anyhow::Error::from)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("freshet-testbed: {e}");
+            eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -20,7 +20,10 @@ const REVISION: &str = "deployment.kubernetes.io/revision";
 /// The template without the `pod-template-hash` label, for comparing an RS with its Deployment.
 pub fn template_without_hash(t: &Value) -> Value {
     let mut t = t.clone();
-    if let Some(labels) = t.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
+    if let Some(labels) = t
+        .pointer_mut("/metadata/labels")
+        .and_then(Value::as_object_mut)
+    {
         labels.remove("pod-template-hash");
         if labels.is_empty() {
             t["metadata"].as_object_mut().map(|m| m.remove("labels"));
@@ -51,13 +54,28 @@ fn scale_rs(c: &Controllers, d: &Value, rs: &Value, to: i64) {
     }
     let (ns, name) = ns_name(rs);
     let replicas = i64_at(d, "spec.replicas", 1);
-    c.store.modify(def("apps", "replicasets"), &ns, &name, UpdateMode::Main, |o| {
-        o["spec"]["replicas"] = json!(to);
-        let a = crate::util::ensure_obj(o, "metadata.annotations");
-        a.insert("deployment.kubernetes.io/desired-replicas".into(), json!(replicas.to_string()));
-    });
+    c.store.modify(
+        def("apps", "replicasets"),
+        &ns,
+        &name,
+        UpdateMode::Main,
+        |o| {
+            o["spec"]["replicas"] = json!(to);
+            let a = crate::util::ensure_obj(o, "metadata.annotations");
+            a.insert(
+                "deployment.kubernetes.io/desired-replicas".into(),
+                json!(replicas.to_string()),
+            );
+        },
+    );
     let verb = if to > from { "up" } else { "down" };
-    c.event(d, "Normal", "ScalingReplicaSet", &format!("Scaled {verb} replica set {name} from {from} to {to}"), "deployment-controller");
+    c.event(
+        d,
+        "Normal",
+        "ScalingReplicaSet",
+        &format!("Scaled {verb} replica set {name} from {from} to {to}"),
+        "deployment-controller",
+    );
 }
 
 fn reconcile(c: &mut Controllers, d: &Value) {
@@ -77,7 +95,9 @@ fn reconcile(c: &mut Controllers, d: &Value) {
     let max_rev = rss.iter().map(revision).max().unwrap_or(0);
     let mut new_rs = rss
         .iter()
-        .find(|rs| template_without_hash(&rs["spec"]["template"]) == template_without_hash(&template))
+        .find(|rs| {
+            template_without_hash(&rs["spec"]["template"]) == template_without_hash(&template)
+        })
         .cloned();
     let mut created_new = false;
     if new_rs.is_none() && !paused {
@@ -85,12 +105,21 @@ fn reconcile(c: &mut Controllers, d: &Value) {
         let rs_name = format!("{name}-{hash}");
         let old_active = rss.iter().any(|rs| i64_at(rs, "spec.replicas", 0) > 0);
         let recreate = str_at(d, "spec.strategy.type") == "Recreate";
-        let initial = if old_active || (recreate && !rss.is_empty()) { 0 } else { replicas };
+        let initial = if old_active || (recreate && !rss.is_empty()) {
+            0
+        } else {
+            replicas
+        };
         let mut t = template.clone();
-        crate::util::ensure_obj(&mut t, "metadata.labels").insert("pod-template-hash".into(), json!(hash));
+        crate::util::ensure_obj(&mut t, "metadata.labels")
+            .insert("pod-template-hash".into(), json!(hash));
         let mut selector = d["spec"]["selector"].clone();
-        crate::util::ensure_obj(&mut selector, "matchLabels").insert("pod-template-hash".into(), json!(hash));
-        let mut labels = template.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
+        crate::util::ensure_obj(&mut selector, "matchLabels")
+            .insert("pod-template-hash".into(), json!(hash));
+        let mut labels = template
+            .pointer("/metadata/labels")
+            .cloned()
+            .unwrap_or(json!({}));
         labels["pod-template-hash"] = json!(hash);
         let mut annotations = json!({
             REVISION: (max_rev + 1).to_string(),
@@ -108,7 +137,15 @@ fn reconcile(c: &mut Controllers, d: &Value) {
         });
         match c.store.create(rs_def, &ns, rs) {
             Ok(created) => {
-                c.event(d, "Normal", "ScalingReplicaSet", &format!("Scaled up replica set {rs_name} from 0 to {initial}"), "deployment-controller");
+                if initial > 0 {
+                    c.event(
+                        d,
+                        "Normal",
+                        "ScalingReplicaSet",
+                        &format!("Scaled up replica set {rs_name} from 0 to {initial}"),
+                        "deployment-controller",
+                    );
+                }
                 rss.push(created.clone());
                 new_rs = Some(created);
                 created_new = true;
@@ -125,7 +162,10 @@ fn reconcile(c: &mut Controllers, d: &Value) {
         if let Some(updated) = c.store.modify(rs_def, &rns, &rname, UpdateMode::Main, |o| {
             let a = crate::util::ensure_obj(o, "metadata.annotations");
             a.insert(REVISION.into(), json!((max_rev + 1).to_string()));
-            a.insert("deployment.kubernetes.io/revision-history".into(), json!(old.to_string()));
+            a.insert(
+                "deployment.kubernetes.io/revision-history".into(),
+                json!(old.to_string()),
+            );
         }) {
             new_rs = Some(updated);
         }
@@ -133,15 +173,38 @@ fn reconcile(c: &mut Controllers, d: &Value) {
     // Keep the Deployment's revision annotation in step with its new ReplicaSet.
     if let Some(rs) = &new_rs {
         let rev = revision(rs).to_string();
-        if d.pointer("/metadata/annotations").and_then(|a| a.get(REVISION)).and_then(Value::as_str) != Some(rev.as_str()) {
-            c.store.modify(def("apps", "deployments"), &ns, &name, UpdateMode::Main, |o| {
-                crate::util::ensure_obj(o, "metadata.annotations").insert(REVISION.into(), json!(rev));
-            });
+        if d.pointer("/metadata/annotations")
+            .and_then(|a| a.get(REVISION))
+            .and_then(Value::as_str)
+            != Some(rev.as_str())
+        {
+            c.store.modify(
+                def("apps", "deployments"),
+                &ns,
+                &name,
+                UpdateMode::Main,
+                |o| {
+                    crate::util::ensure_obj(o, "metadata.annotations")
+                        .insert(REVISION.into(), json!(rev));
+                },
+            );
         }
     }
-    let new_uid = new_rs.as_ref().map(|r| str_at(r, "metadata.uid").to_string()).unwrap_or_default();
-    let mut old: Vec<Value> = rss.iter().filter(|r| str_at(r, "metadata.uid") != new_uid).cloned().collect();
-    old.sort_by_key(|r| (revision(r), str_at(r, "metadata.creationTimestamp").to_string()));
+    let new_uid = new_rs
+        .as_ref()
+        .map(|r| str_at(r, "metadata.uid").to_string())
+        .unwrap_or_default();
+    let mut old: Vec<Value> = rss
+        .iter()
+        .filter(|r| str_at(r, "metadata.uid") != new_uid)
+        .cloned()
+        .collect();
+    old.sort_by_key(|r| {
+        (
+            revision(r),
+            str_at(r, "metadata.creationTimestamp").to_string(),
+        )
+    });
     if !paused && let Some(new) = &new_rs {
         rollout(c, d, new, &old, replicas);
     }
@@ -167,9 +230,18 @@ fn rollout(c: &Controllers, d: &Value, new: &Value, old: &[Value], replicas: i64
         }
         return;
     }
-    let max_surge = int_or_percent(d.pointer("/spec/strategy/rollingUpdate/maxSurge"), replicas, true, 1);
-    let mut max_unavailable =
-        int_or_percent(d.pointer("/spec/strategy/rollingUpdate/maxUnavailable"), replicas, false, 0);
+    let max_surge = int_or_percent(
+        d.pointer("/spec/strategy/rollingUpdate/maxSurge"),
+        replicas,
+        true,
+        1,
+    );
+    let mut max_unavailable = int_or_percent(
+        d.pointer("/spec/strategy/rollingUpdate/maxUnavailable"),
+        replicas,
+        false,
+        0,
+    );
     if max_surge == 0 && max_unavailable == 0 {
         max_unavailable = 1;
     }
@@ -195,7 +267,10 @@ fn rollout(c: &Controllers, d: &Value, new: &Value, old: &[Value], replicas: i64
     let new_unavailable = target_new - i64_at(new, "status.availableReplicas", 0);
     let all_pods = old_spec + target_new;
     let mut cleanup = all_pods - min_available - new_unavailable;
-    let mut remaining: Vec<(Value, i64)> = old.iter().map(|r| (r.clone(), i64_at(r, "spec.replicas", 0))).collect();
+    let mut remaining: Vec<(Value, i64)> = old
+        .iter()
+        .map(|r| (r.clone(), i64_at(r, "spec.replicas", 0)))
+        .collect();
     // First remove unhealthy old replicas.
     for (rs, spec) in remaining.iter_mut() {
         if cleanup <= 0 {
@@ -208,7 +283,10 @@ fn rollout(c: &Controllers, d: &Value, new: &Value, old: &[Value], replicas: i64
             cleanup -= down;
         }
     }
-    let available: i64 = old.iter().map(|r| i64_at(r, "status.availableReplicas", 0)).sum::<i64>()
+    let available: i64 = old
+        .iter()
+        .map(|r| i64_at(r, "status.availableReplicas", 0))
+        .sum::<i64>()
         + i64_at(new, "status.availableReplicas", 0);
     let mut budget = available - min_available;
     for (rs, spec) in remaining.iter_mut() {
@@ -234,7 +312,9 @@ fn cleanup_history(c: &Controllers, d: &Value, old: &[Value]) {
     if idle.len() > limit {
         for rs in &idle[..idle.len() - limit] {
             let (ns, name) = ns_name(rs);
-            let _ = c.store.delete(def("apps", "replicasets"), &ns, &name, Propagation::Cascade);
+            let _ = c
+                .store
+                .delete(def("apps", "replicasets"), &ns, &name, Propagation::Cascade);
         }
     }
 }
@@ -255,20 +335,30 @@ fn update_status(c: &mut Controllers, d: &Value, new: Option<&Value>, created_ne
     let total = sum("status.replicas");
     let ready = sum("status.readyReplicas");
     let available = sum("status.availableReplicas");
-    let new_name = new.map(|n| str_at(n, "metadata.name").to_string()).unwrap_or_default();
+    let new_name = new
+        .map(|n| str_at(n, "metadata.name").to_string())
+        .unwrap_or_default();
     let new_now = rss.iter().find(|r| str_at(r, "metadata.name") == new_name);
     let updated = new_now.map_or(0, |n| i64_at(n, "status.replicas", 0));
     let max_unavailable = if str_at(d, "spec.strategy.type") == "Recreate" {
         replicas
     } else {
-        int_or_percent(d.pointer("/spec/strategy/rollingUpdate/maxUnavailable"), replicas, false, 0)
+        int_or_percent(
+            d.pointer("/spec/strategy/rollingUpdate/maxUnavailable"),
+            replicas,
+            false,
+            0,
+        )
     };
     let generation = i64_at(d, "metadata.generation", 1);
     let complete = updated == replicas && total == replicas && available == replicas;
     let signature = format!("{new_name}/{updated}/{ready}/{available}/{total}/{generation}");
     let deadline = i64_at(d, "spec.progressDeadlineSeconds", 600).max(0) as u64;
     let now = Instant::now();
-    let entry = c.progress.entry(uid.clone()).or_insert_with(|| (String::new(), now));
+    let entry = c
+        .progress
+        .entry(uid.clone())
+        .or_insert_with(|| (String::new(), now));
     let progressed = entry.0 != signature;
     if progressed {
         *entry = (signature, now);
@@ -290,38 +380,100 @@ fn update_status(c: &mut Controllers, d: &Value, new: Option<&Value>, created_ne
     if unavailable > 0 {
         status["unavailableReplicas"] = json!(unavailable);
     } else {
-        status.as_object_mut().map(|m| m.remove("unavailableReplicas"));
+        status
+            .as_object_mut()
+            .map(|m| m.remove("unavailableReplicas"));
     }
-    for key in ["updatedReplicas", "readyReplicas", "availableReplicas", "replicas"] {
+    for key in [
+        "updatedReplicas",
+        "readyReplicas",
+        "availableReplicas",
+        "replicas",
+    ] {
         if status[key] == json!(0) {
             status.as_object_mut().map(|m| m.remove(key));
         }
     }
     if available >= replicas - max_unavailable {
-        set_condition(&mut status, "Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.", false);
+        set_condition(
+            &mut status,
+            "Available",
+            "True",
+            "MinimumReplicasAvailable",
+            "Deployment has minimum availability.",
+            false,
+        );
     } else {
-        set_condition(&mut status, "Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.", false);
+        set_condition(
+            &mut status,
+            "Available",
+            "False",
+            "MinimumReplicasUnavailable",
+            "Deployment does not have minimum availability.",
+            false,
+        );
     }
     let rs_msg = |suffix: &str| format!("ReplicaSet \"{new_name}\" {suffix}");
     if d.pointer("/spec/paused").and_then(Value::as_bool) == Some(true) {
-        set_condition(&mut status, "Progressing", "Unknown", "DeploymentPaused", "Deployment is paused", false);
+        set_condition(
+            &mut status,
+            "Progressing",
+            "Unknown",
+            "DeploymentPaused",
+            "Deployment is paused",
+            false,
+        );
     } else if complete && !new_name.is_empty() {
-        set_condition(&mut status, "Progressing", "True", "NewReplicaSetAvailable", &rs_msg("has successfully progressed."), false);
+        set_condition(
+            &mut status,
+            "Progressing",
+            "True",
+            "NewReplicaSetAvailable",
+            &rs_msg("has successfully progressed."),
+            false,
+        );
     } else if created_new {
-        set_condition(&mut status, "Progressing", "True", "NewReplicaSetCreated", &format!("Created new replica set \"{new_name}\""), true);
+        set_condition(
+            &mut status,
+            "Progressing",
+            "True",
+            "NewReplicaSetCreated",
+            &format!("Created new replica set \"{new_name}\""),
+            true,
+        );
     } else if progressed {
-        set_condition(&mut status, "Progressing", "True", "ReplicaSetUpdated", &rs_msg("is progressing."), true);
+        set_condition(
+            &mut status,
+            "Progressing",
+            "True",
+            "ReplicaSetUpdated",
+            &rs_msg("is progressing."),
+            true,
+        );
     } else if previous_reason == "ProgressDeadlineExceeded" || stalled_for >= deadline {
-        set_condition(&mut status, "Progressing", "False", "ProgressDeadlineExceeded", &rs_msg("has timed out progressing."), false);
+        set_condition(
+            &mut status,
+            "Progressing",
+            "False",
+            "ProgressDeadlineExceeded",
+            &rs_msg("has timed out progressing."),
+            false,
+        );
     }
     // Available first, then Progressing, as Kubernetes orders them.
     if let Some(conds) = status.get_mut("conditions").and_then(Value::as_array_mut) {
         conds.sort_by_key(|c| str_at(c, "type") != "Available");
     }
     if d.get("status") != Some(&status) {
-        c.store.modify(def("apps", "deployments"), &ns, &name, UpdateMode::Status, |o| {
-            o["status"] = status;
-        });
+        c.store.modify(
+            def("apps", "deployments"),
+            &ns,
+            &name,
+            UpdateMode::Status,
+            |o| {
+                o["status"] = status;
+            },
+        );
     }
 }
 
@@ -339,7 +491,8 @@ mod tests {
 
     #[test]
     fn template_comparison_ignores_the_hash_label() {
-        let a = json!({"metadata": {"labels": {"app": "x", "pod-template-hash": "abc"}}, "spec": {}});
+        let a =
+            json!({"metadata": {"labels": {"app": "x", "pod-template-hash": "abc"}}, "spec": {}});
         let b = json!({"metadata": {"labels": {"app": "x"}}, "spec": {}});
         assert_eq!(template_without_hash(&a), template_without_hash(&b));
     }

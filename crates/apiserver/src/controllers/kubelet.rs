@@ -9,10 +9,12 @@
 
 use std::time::{Duration, Instant};
 
+use futures::FutureExt as _;
+
 use serde_json::{Value, json};
 
 use super::{Controllers, NodeSpec, def, pod_terminal};
-use crate::images::ImagePullError;
+use crate::images::{ImagePullError, PulledImage};
 use crate::selector::LabelSelector;
 use crate::store::{UpdateMode, ns_name};
 use crate::util::{get_path, i64_at, now_rfc3339, str_at};
@@ -69,13 +71,17 @@ pub fn normalize(image: &str) -> (String, String) {
         None => {
             let last_slash = image.rfind('/').map_or(0, |i| i + 1);
             match image[last_slash..].rfind(':') {
-                Some(i) => (image[..last_slash + i].to_string(), image[last_slash + i..].to_string()),
+                Some(i) => (
+                    image[..last_slash + i].to_string(),
+                    image[last_slash + i..].to_string(),
+                ),
                 None => (image.to_string(), ":latest".to_string()),
             }
         }
     };
     let first = name.split('/').next().unwrap_or("");
-    let has_registry = name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    let has_registry =
+        name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
     let repo = if has_registry {
         name
     } else if name.contains('/') {
@@ -108,7 +114,8 @@ pub fn fits_node(pod: &Value, n: &NodeSpec) -> bool {
     match terms {
         Some(terms) if !terms.is_empty() => terms.iter().any(|t| {
             let exprs = t.get("matchExpressions").cloned().unwrap_or(json!([]));
-            LabelSelector::from_object(&json!({"matchExpressions": exprs})).matches_labels(Some(&labels))
+            LabelSelector::from_object(&json!({"matchExpressions": exprs}))
+                .matches_labels(Some(&labels))
         }),
         _ => true,
     }
@@ -132,11 +139,16 @@ fn pod_conditions(ready: bool, now: &str) -> Value {
 }
 
 /// One kubelet pass over every pod.
-pub async fn run(c: &mut Controllers) {
+pub fn run(c: &mut Controllers) {
     let pods = c.store.list("pods", None).0;
+    let live: std::collections::HashSet<&str> =
+        pods.iter().map(|p| str_at(p, "metadata.uid")).collect();
+    c.pulls.retain(|(uid, _), _| live.contains(uid.as_str()));
     let mut load: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for p in &pods {
-        *load.entry(str_at(p, "spec.nodeName").to_string()).or_default() += 1;
+        *load
+            .entry(str_at(p, "spec.nodeName").to_string())
+            .or_default() += 1;
     }
     for pod in pods {
         if pod_terminal(&pod) {
@@ -150,15 +162,20 @@ pub async fn run(c: &mut Controllers) {
         let Some(node) = c.nodes.iter().find(|n| n.name == node_name).cloned() else {
             continue;
         };
-        if get_path(&pod, "status.startTime").is_none() || str_at(&pod, "status.phase") == "Pending" {
-            start(c, &pod, &node).await;
+        if get_path(&pod, "status.startTime").is_none() || str_at(&pod, "status.phase") == "Pending"
+        {
+            start(c, &pod, &node);
         } else {
             keep_running(c, &pod);
         }
     }
 }
 
-fn schedule(c: &mut Controllers, pod: Value, load: &mut std::collections::HashMap<String, usize>) -> Option<Value> {
+fn schedule(
+    c: &mut Controllers,
+    pod: Value,
+    load: &mut std::collections::HashMap<String, usize>,
+) -> Option<Value> {
     if !str_at(&pod, "spec.nodeName").is_empty() {
         return Some(pod);
     }
@@ -175,7 +192,13 @@ fn schedule(c: &mut Controllers, pod: Value, load: &mut std::collections::HashMa
                 o["status"]["conditions"] = json!([{"type": "PodScheduled", "status": "True", "lastTransitionTime": now_rfc3339()}]);
             });
             if let Some(p) = &bound {
-                c.event(p, "Normal", "Scheduled", &format!("Successfully assigned {ns}/{name} to {}", n.name), "default-scheduler");
+                c.event(
+                    p,
+                    "Normal",
+                    "Scheduled",
+                    &format!("Successfully assigned {ns}/{name} to {}", n.name),
+                    "default-scheduler",
+                );
             }
             bound
         }
@@ -195,7 +218,13 @@ fn schedule(c: &mut Controllers, pod: Value, load: &mut std::collections::HashMa
                         "reason": "Unschedulable", "message": message, "lastTransitionTime": now_rfc3339()}]);
                 });
                 if let Some(p) = updated {
-                    c.event(&p, "Warning", "FailedScheduling", &message, "default-scheduler");
+                    c.event(
+                        &p,
+                        "Warning",
+                        "FailedScheduling",
+                        &message,
+                        "default-scheduler",
+                    );
                 }
             }
             None
@@ -203,32 +232,95 @@ fn schedule(c: &mut Controllers, pod: Value, load: &mut std::collections::HashMa
     }
 }
 
-fn crashes(c: &Controllers, image: &str, digest: &str) -> bool {
+/// Whether an image is on the crash list: by the reference as written, its
+/// normalized form, or either digest (bare or as `repo@digest`).
+fn crashes(c: &Controllers, image: &str, pulled: &PulledImage) -> bool {
     let (repo, suffix) = normalize(image);
     c.crash_images.iter().any(|e| {
-        e == image || *e == format!("{repo}{suffix}") || e == digest || *e == format!("{repo}@{digest}")
+        e == image
+            || *e == format!("{repo}{suffix}")
+            || [&pulled.digest, &pulled.platform_digest]
+                .iter()
+                .any(|d| e == *d || *e == format!("{repo}@{d}"))
     })
 }
 
-async fn pull(c: &mut Controllers, node: &NodeSpec, image: &str, policy: &str) -> Result<String, ImagePullError> {
-    let key = (node.name.clone(), image.to_string());
-    let cached = c.image_cache.get(&key).cloned();
+/// Where the pull of one image for one pod stands.
+pub(crate) enum Pull {
+    /// The resolver is working on it.
+    Running(tokio::task::JoinHandle<Result<PulledImage, ImagePullError>>),
+    /// Finished; kept until the pod has all its images.
+    Done(Result<PulledImage, ImagePullError>),
+}
+
+/// Pulls `image` for pod `uid` on `node`, honouring `policy` and the node's
+/// image cache. Pulls run in their own tasks so a slow registry never stalls
+/// the controllers: `None` means "still pulling, look again next tick".
+fn pull(
+    c: &mut Controllers,
+    uid: &str,
+    node: &NodeSpec,
+    image: &str,
+    policy: &str,
+) -> Option<Result<PulledImage, ImagePullError>> {
+    let cache_key = (node.name.clone(), image.to_string());
+    let cached = c.image_cache.get(&cache_key).cloned();
     match (policy, cached) {
-        ("IfNotPresent", Some(d)) | ("Never", Some(d)) => return Ok(d),
+        ("IfNotPresent", Some(d)) | ("Never", Some(d)) => return Some(Ok(d)),
         ("Never", None) => {
-            return Err(ImagePullError::Other {
+            return Some(Err(ImagePullError::Other {
                 image: image.into(),
                 reason: "image is not present with pull policy of Never (ErrImageNeverPull)".into(),
-            });
+            }));
         }
         _ => {}
     }
-    let digest = c
-        .resolver
-        .resolve(image, &node.os, &node.arch, node.variant.as_deref())
-        .await?;
-    c.image_cache.insert(key, digest.clone());
-    Ok(digest)
+    let key = (uid.to_string(), image.to_string());
+    match c.pulls.remove(&key) {
+        Some(Pull::Done(result)) => {
+            c.pulls.insert(key, Pull::Done(result.clone()));
+            Some(result)
+        }
+        Some(Pull::Running(mut handle)) => {
+            if !handle.is_finished() {
+                c.pulls.insert(key, Pull::Running(handle));
+                return None;
+            }
+            let result = match (&mut handle).now_or_never() {
+                Some(Ok(r)) => r,
+                Some(Err(e)) => Err(ImagePullError::Other {
+                    image: image.into(),
+                    reason: e.to_string(),
+                }),
+                None => return None,
+            };
+            if let Ok(p) = &result {
+                c.image_cache.insert(cache_key, p.clone());
+            }
+            c.pulls.insert(key, Pull::Done(result.clone()));
+            Some(result)
+        }
+        None => {
+            let resolver = c.resolver.clone();
+            let (image, os, arch, variant) = (
+                image.to_string(),
+                node.os.clone(),
+                node.arch.clone(),
+                node.variant.clone(),
+            );
+            let handle = tokio::spawn(async move {
+                resolver
+                    .resolve(&image, &os, &arch, variant.as_deref())
+                    .await
+            });
+            c.pulls.insert(key, Pull::Running(handle));
+            None
+        }
+    }
+}
+
+fn forget_pulls(c: &mut Controllers, uid: &str) {
+    c.pulls.retain(|(u, _), _| u != uid);
 }
 
 struct Pulled {
@@ -238,7 +330,7 @@ struct Pulled {
     crash: bool,
 }
 
-async fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
+fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
     let (ns, name) = ns_name(pod);
     let uid = str_at(pod, "metadata.uid").to_string();
     if let Some((when, _)) = c.pull_backoff.get(&uid)
@@ -248,10 +340,18 @@ async fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
     }
     let containers: Vec<Value> = ["initContainers", "containers"]
         .iter()
-        .flat_map(|k| get_path(pod, &format!("spec.{k}")).and_then(Value::as_array).cloned().unwrap_or_default())
+        .flat_map(|k| {
+            get_path(pod, &format!("spec.{k}"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        })
         .collect();
-    let init_count = get_path(pod, "spec.initContainers").and_then(Value::as_array).map_or(0, Vec::len);
+    let init_count = get_path(pod, "spec.initContainers")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
     let mut pulled = Vec::new();
+    let mut waiting = false;
     for ct in &containers {
         let image = str_at(ct, "image").to_string();
         let policy = match str_at(ct, "imagePullPolicy") {
@@ -259,19 +359,36 @@ async fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
             p => p,
         }
         .to_string();
-        match pull(c, node, &image, &policy).await {
-            Ok(digest) => {
-                let crash = crashes(c, &image, &digest);
-                pulled.push(Pulled { name: str_at(ct, "name").to_string(), image, digest, crash });
+        match pull(c, &uid, node, &image, &policy) {
+            None => waiting = true,
+            Some(Ok(p)) => {
+                let crash = crashes(c, &image, &p);
+                pulled.push(Pulled {
+                    name: str_at(ct, "name").to_string(),
+                    image,
+                    digest: p.digest,
+                    crash,
+                });
             }
-            Err(e) => {
-                let backoff = c.pull_backoff.get(&uid).map_or(Duration::from_millis(500), |(_, b)| (*b * 2).min(Duration::from_secs(10)));
-                c.pull_backoff.insert(uid.clone(), (Instant::now() + backoff, backoff));
+            Some(Err(e)) => {
+                forget_pulls(c, &uid);
+                let backoff = c
+                    .pull_backoff
+                    .get(&uid)
+                    .map_or(Duration::from_millis(500), |(_, b)| {
+                        (*b * 2).min(Duration::from_secs(10))
+                    });
+                c.pull_backoff
+                    .insert(uid.clone(), (Instant::now() + backoff, backoff));
                 report_pull_failure(c, pod, ct, &e);
                 return;
             }
         }
     }
+    if waiting {
+        return;
+    }
+    forget_pulls(c, &uid);
     c.pull_backoff.remove(&uid);
     let now = now_rfc3339();
     let job_like = str_at(pod, "spec.restartPolicy") != "Always";
@@ -303,36 +420,75 @@ async fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
         }
         s
     };
-    let init_statuses: Vec<Value> = pulled[..init_count].iter().map(|p| status_of(p, true)).collect();
-    let statuses: Vec<Value> = pulled[init_count..].iter().map(|p| status_of(p, false)).collect();
+    let init_statuses: Vec<Value> = pulled[..init_count]
+        .iter()
+        .map(|p| status_of(p, true))
+        .collect();
+    let statuses: Vec<Value> = pulled[init_count..]
+        .iter()
+        .map(|p| status_of(p, false))
+        .collect();
     let ip = c.next_ip;
     c.next_ip += 1;
-    let node_index = c.nodes.iter().position(|n| n.name == node.name).unwrap_or(0);
+    let node_index = c
+        .nodes
+        .iter()
+        .position(|n| n.name == node.name)
+        .unwrap_or(0);
     let ready = !any_crash;
-    let updated = c.store.modify(def("", "pods"), &ns, &name, UpdateMode::Status, |o| {
-        let mut st = json!({
-            "phase": if job_like && any_crash { "Failed" } else { "Running" },
-            "conditions": pod_conditions(ready, &now),
-            "hostIP": format!("172.18.0.{}", node_index + 2),
-            "hostIPs": [{"ip": format!("172.18.0.{}", node_index + 2)}],
-            "podIP": format!("10.244.{node_index}.{ip}"),
-            "podIPs": [{"ip": format!("10.244.{node_index}.{ip}")}],
-            "startTime": now,
-            "qosClass": "BestEffort",
-            "containerStatuses": statuses,
+    let updated = c
+        .store
+        .modify(def("", "pods"), &ns, &name, UpdateMode::Status, |o| {
+            let mut st = json!({
+                "phase": if job_like && any_crash { "Failed" } else { "Running" },
+                "conditions": pod_conditions(ready, &now),
+                "hostIP": format!("172.18.0.{}", node_index + 2),
+                "hostIPs": [{"ip": format!("172.18.0.{}", node_index + 2)}],
+                "podIP": format!("10.244.{node_index}.{ip}"),
+                "podIPs": [{"ip": format!("10.244.{node_index}.{ip}")}],
+                "startTime": now,
+                "qosClass": "BestEffort",
+                "containerStatuses": statuses,
+            });
+            if !init_statuses.is_empty() {
+                st["initContainerStatuses"] = json!(init_statuses);
+            }
+            o["status"] = st;
         });
-        if !init_statuses.is_empty() {
-            st["initContainerStatuses"] = json!(init_statuses);
-        }
-        o["status"] = st;
-    });
     if let Some(p) = updated {
         for pl in &pulled {
-            c.event(&p, "Normal", "Pulled", &format!("Successfully pulled image \"{}\"", pl.image), "kubelet");
-            c.event(&p, "Normal", "Created", &format!("Created container: {}", pl.name), "kubelet");
-            c.event(&p, "Normal", "Started", &format!("Started container {}", pl.name), "kubelet");
+            c.event(
+                &p,
+                "Normal",
+                "Pulled",
+                &format!("Successfully pulled image \"{}\"", pl.image),
+                "kubelet",
+            );
+            c.event(
+                &p,
+                "Normal",
+                "Created",
+                &format!("Created container: {}", pl.name),
+                "kubelet",
+            );
+            c.event(
+                &p,
+                "Normal",
+                "Started",
+                &format!("Started container {}", pl.name),
+                "kubelet",
+            );
             if pl.crash {
-                c.event(&p, "Warning", "BackOff", &format!("Back-off restarting failed container {} in pod {name}", pl.name), "kubelet");
+                c.event(
+                    &p,
+                    "Warning",
+                    "BackOff",
+                    &format!(
+                        "Back-off restarting failed container {} in pod {name}",
+                        pl.name
+                    ),
+                    "kubelet",
+                );
             }
         }
         c.crash_clock.insert(uid, Instant::now());
@@ -348,7 +504,12 @@ fn report_pull_failure(c: &Controllers, pod: &Value, ct: &Value, e: &ImagePullEr
     let already = pod
         .pointer("/status/containerStatuses")
         .and_then(Value::as_array)
-        .is_some_and(|cs| cs.iter().any(|s| s.pointer("/state/waiting/message").and_then(Value::as_str) == Some(message.as_str())));
+        .is_some_and(|cs| {
+            cs.iter().any(|s| {
+                s.pointer("/state/waiting/message").and_then(Value::as_str)
+                    == Some(message.as_str())
+            })
+        });
     if already {
         return;
     }
@@ -369,14 +530,28 @@ fn report_pull_failure(c: &Controllers, pod: &Value, ct: &Value, e: &ImagePullEr
         })
         .collect();
     let now = now_rfc3339();
-    let updated = c.store.modify(def("", "pods"), &ns, &name, UpdateMode::Status, |o| {
-        o["status"]["phase"] = json!("Pending");
-        o["status"]["conditions"] = pod_conditions(false, &now);
-        o["status"]["containerStatuses"] = json!(statuses);
-    });
+    let updated = c
+        .store
+        .modify(def("", "pods"), &ns, &name, UpdateMode::Status, |o| {
+            o["status"]["phase"] = json!("Pending");
+            o["status"]["conditions"] = pod_conditions(false, &now);
+            o["status"]["containerStatuses"] = json!(statuses);
+        });
     if let Some(p) = updated {
-        c.event(&p, "Normal", "Pulling", &format!("Pulling image \"{image}\""), "kubelet");
-        c.event(&p, "Warning", "Failed", &format!("Failed to pull image \"{image}\": {message}"), "kubelet");
+        c.event(
+            &p,
+            "Normal",
+            "Pulling",
+            &format!("Pulling image \"{image}\""),
+            "kubelet",
+        );
+        c.event(
+            &p,
+            "Warning",
+            "Failed",
+            &format!("Failed to pull image \"{image}\": {message}"),
+            "kubelet",
+        );
         c.event(&p, "Warning", "Failed", "Error: ErrImagePull", "kubelet");
     }
 }
@@ -403,25 +578,39 @@ fn keep_running(c: &mut Controllers, pod: &Value) {
     let crashing = pod
         .pointer("/status/containerStatuses")
         .and_then(Value::as_array)
-        .is_some_and(|cs| cs.iter().any(|s| s.pointer("/state/waiting/reason").and_then(Value::as_str) == Some("CrashLoopBackOff")));
+        .is_some_and(|cs| {
+            cs.iter().any(|s| {
+                s.pointer("/state/waiting/reason").and_then(Value::as_str)
+                    == Some("CrashLoopBackOff")
+            })
+        });
     if !crashing {
         return;
     }
-    let due = c.crash_clock.get(&uid).is_none_or(|t| t.elapsed() >= CRASH_PERIOD);
+    let due = c
+        .crash_clock
+        .get(&uid)
+        .is_none_or(|t| t.elapsed() >= CRASH_PERIOD);
     if !due {
         return;
     }
     c.crash_clock.insert(uid, Instant::now());
-    c.store.modify(def("", "pods"), &ns, &name, UpdateMode::Status, |o| {
-        if let Some(cs) = o.pointer_mut("/status/containerStatuses").and_then(Value::as_array_mut) {
-            for s in cs {
-                if s.pointer("/state/waiting/reason").and_then(Value::as_str) == Some("CrashLoopBackOff") {
-                    let n = i64_at(s, "restartCount", 0) + 1;
-                    s["restartCount"] = json!(n);
+    c.store
+        .modify(def("", "pods"), &ns, &name, UpdateMode::Status, |o| {
+            if let Some(cs) = o
+                .pointer_mut("/status/containerStatuses")
+                .and_then(Value::as_array_mut)
+            {
+                for s in cs {
+                    if s.pointer("/state/waiting/reason").and_then(Value::as_str)
+                        == Some("CrashLoopBackOff")
+                    {
+                        let n = i64_at(s, "restartCount", 0) + 1;
+                        s["restartCount"] = json!(n);
+                    }
                 }
             }
-        }
-    });
+        });
 }
 
 fn update_node_images(c: &Controllers, node: &NodeSpec) {
@@ -429,15 +618,22 @@ fn update_node_images(c: &Controllers, node: &NodeSpec) {
         .image_cache
         .iter()
         .filter(|((n, _), _)| *n == node.name)
-        .map(|((_, image), digest)| {
+        .map(|((_, image), pulled)| {
             let (repo, suffix) = normalize(image);
+            let digest = &pulled.digest;
             json!({"names": [format!("{repo}@{digest}"), format!("{repo}{suffix}")], "sizeBytes": 1_000_000})
         })
         .collect();
     images.sort_by_key(|v| v.to_string());
-    c.store.modify(def("", "nodes"), "", &node.name, UpdateMode::Internal, |o| {
-        o["status"]["images"] = json!(images);
-    });
+    c.store.modify(
+        def("", "nodes"),
+        "",
+        &node.name,
+        UpdateMode::Internal,
+        |o| {
+            o["status"]["images"] = json!(images);
+        },
+    );
 }
 
 #[cfg(test)]
@@ -454,7 +650,11 @@ mod tests {
             ("localhost:5000/app", "localhost:5000/app", ":latest"),
             ("ghcr.io/o/app@sha256:ab", "ghcr.io/o/app", "@sha256:ab"),
         ] {
-            assert_eq!(normalize(image), (repo.to_string(), suffix.to_string()), "{image}");
+            assert_eq!(
+                normalize(image),
+                (repo.to_string(), suffix.to_string()),
+                "{image}"
+            );
         }
     }
 

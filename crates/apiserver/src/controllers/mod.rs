@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 use crate::images::ImageResolver;
 use crate::resources::ResourceDef;
-use crate::store::Store;
+use crate::store::{Store, UpdateMode};
 use crate::util::{now_rfc3339, random_hex, str_at};
 
 /// A controller could not do its work (logged, never fatal: the next tick retries).
@@ -76,8 +76,10 @@ pub struct Controllers {
     pub(crate) nodes: Vec<NodeSpec>,
     pub(crate) resolver: Arc<dyn ImageResolver>,
     pub(crate) crash_images: Vec<String>,
-    /// (node, image as written) -> digest.
-    pub(crate) image_cache: HashMap<(String, String), String>,
+    /// (node, image as written) -> what was pulled.
+    pub(crate) image_cache: HashMap<(String, String), crate::images::PulledImage>,
+    /// (pod uid, image as written) -> a pull in flight or its result.
+    pub(crate) pulls: HashMap<(String, String), kubelet::Pull>,
     /// Deployment uid -> (progress signature, when it last changed).
     pub(crate) progress: HashMap<String, (String, Instant)>,
     /// Pod uid -> when to retry a failed pull, and the current backoff.
@@ -110,6 +112,7 @@ impl Controllers {
             resolver,
             crash_images,
             image_cache: HashMap::new(),
+            pulls: HashMap::new(),
             progress: HashMap::new(),
             pull_backoff: HashMap::new(),
             crash_clock: HashMap::new(),
@@ -120,13 +123,14 @@ impl Controllers {
     /// One pass of every controller.
     pub async fn tick(&mut self) {
         self.ensure_default_service_accounts();
+        self.fill_token_secrets();
         workloads::reconcile_cronjobs(self);
         deployment::reconcile_all(self);
         replicaset::reconcile_all(self);
         workloads::reconcile_statefulsets(self);
         workloads::reconcile_daemonsets(self);
         workloads::reconcile_jobs(self);
-        kubelet::run(self).await;
+        kubelet::run(self);
     }
 
     /// Runs until `shutdown` flips, one pass per `tick`.
@@ -153,8 +157,37 @@ impl Controllers {
         }
     }
 
+    /// The token controller: fills `data.token` and `data.namespace` of
+    /// ServiceAccount token Secrets.
+    fn fill_token_secrets(&mut self) {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+        for s in self.store.list("secrets", None).0 {
+            if str_at(&s, "type") != "kubernetes.io/service-account-token"
+                || s.pointer("/data/token").is_some()
+            {
+                continue;
+            }
+            let (ns, name) = crate::store::ns_name(&s);
+            let token = random_hex(24);
+            self.store
+                .modify(def("", "secrets"), &ns, &name, UpdateMode::Internal, |o| {
+                    let data = crate::util::ensure_obj(o, "data");
+                    data.insert("token".into(), json!(b64(&token)));
+                    data.insert("namespace".into(), json!(b64(&ns)));
+                });
+        }
+    }
+
     /// Records a core/v1 Event about `obj`.
-    pub(crate) fn event(&self, obj: &Value, kind: &str, reason: &str, message: &str, component: &str) {
+    pub(crate) fn event(
+        &self,
+        obj: &Value,
+        kind: &str,
+        reason: &str,
+        message: &str,
+        component: &str,
+    ) {
         let ns = match str_at(obj, "metadata.namespace") {
             "" => "default",
             ns => ns,
@@ -261,7 +294,9 @@ pub(crate) fn set_condition(
     }
     let list = conds.as_array_mut().expect("array");
     if let Some(c) = list.iter_mut().find(|c| str_at(c, "type") == ctype) {
-        let same = str_at(c, "status") == cstatus && str_at(c, "reason") == reason && str_at(c, "message") == message;
+        let same = str_at(c, "status") == cstatus
+            && str_at(c, "reason") == reason
+            && str_at(c, "message") == message;
         if same && !touch {
             return false;
         }

@@ -18,7 +18,12 @@ pub fn reconcile_all(c: &mut Controllers) {
 }
 
 /// A pod object from a template, owned by `owner`.
-pub fn pod_from_template(owner: &Value, template: &Value, name: &str, extra_labels: &[(&str, String)]) -> Value {
+pub fn pod_from_template(
+    owner: &Value,
+    template: &Value,
+    name: &str,
+    extra_labels: &[(&str, String)],
+) -> Value {
     let mut meta = template.get("metadata").cloned().unwrap_or(json!({}));
     if !meta.is_object() {
         meta = json!({});
@@ -52,7 +57,10 @@ pub fn owned_pods(c: &Controllers, owner: &Value) -> Vec<Value> {
 fn reconcile(c: &mut Controllers, rs: &Value) {
     let (ns, name) = ns_name(rs);
     let want = i64_at(rs, "spec.replicas", 1).max(0) as usize;
-    let mut pods: Vec<Value> = owned_pods(c, rs).into_iter().filter(|p| !pod_terminal(p)).collect();
+    let mut pods: Vec<Value> = owned_pods(c, rs)
+        .into_iter()
+        .filter(|p| !pod_terminal(p))
+        .collect();
     let pod_def = def("", "pods");
     if pods.len() < want {
         for _ in pods.len()..want {
@@ -60,7 +68,13 @@ fn reconcile(c: &mut Controllers, rs: &Value) {
             let pod = pod_from_template(rs, &rs["spec"]["template"], &pod_name, &[]);
             match c.store.create(pod_def, &ns, pod) {
                 Ok(p) => {
-                    c.event(rs, "Normal", "SuccessfulCreate", &format!("Created pod: {pod_name}"), "replicaset-controller");
+                    c.event(
+                        rs,
+                        "Normal",
+                        "SuccessfulCreate",
+                        &format!("Created pod: {pod_name}"),
+                        "replicaset-controller",
+                    );
                     pods.push(p);
                 }
                 Err(e) => tracing::debug!(error = %e, "creating a pod failed"),
@@ -78,8 +92,17 @@ fn reconcile(c: &mut Controllers, rs: &Value) {
         let extra = pods.len() - want;
         for p in pods.drain(..extra) {
             let (pns, pname) = ns_name(&p);
-            if c.store.delete(pod_def, &pns, &pname, Propagation::Cascade).is_ok() {
-                c.event(rs, "Normal", "SuccessfulDelete", &format!("Deleted pod: {pname}"), "replicaset-controller");
+            if c.store
+                .delete(pod_def, &pns, &pname, Propagation::Cascade)
+                .is_ok()
+            {
+                c.event(
+                    rs,
+                    "Normal",
+                    "SuccessfulDelete",
+                    &format!("Deleted pod: {pname}"),
+                    "replicaset-controller",
+                );
             }
         }
     }
@@ -97,8 +120,14 @@ fn reconcile(c: &mut Controllers, rs: &Value) {
         }
     }
     if rs.get("status") != Some(&status) {
-        c.store.modify(def("apps", "replicasets"), &ns, &name, UpdateMode::Status, |o| {
-            o["status"] = status;
-        });
+        c.store.modify(
+            def("apps", "replicasets"),
+            &ns,
+            &name,
+            UpdateMode::Status,
+            |o| {
+                o["status"] = status;
+            },
+        );
     }
 }

@@ -33,7 +33,13 @@ pub fn reconcile_cronjobs(c: &mut Controllers) {
             status["active"] = json!(active);
         }
         if cj.get("status").cloned().unwrap_or(json!({})) != status {
-            c.store.modify(def("batch", "cronjobs"), &ns, &name, UpdateMode::Status, |o| o["status"] = status);
+            c.store.modify(
+                def("batch", "cronjobs"),
+                &ns,
+                &name,
+                UpdateMode::Status,
+                |o| o["status"] = status,
+            );
         }
     }
 }
@@ -42,12 +48,20 @@ pub fn reconcile_cronjobs(c: &mut Controllers) {
 pub fn reconcile_jobs(c: &mut Controllers) {
     for job in c.store.list("jobs.batch", None).0 {
         let (ns, name) = ns_name(&job);
-        if job.pointer("/status/completionTime").is_some() || job.pointer("/spec/suspend") == Some(&json!(true)) {
+        if job.pointer("/status/completionTime").is_some()
+            || job.pointer("/spec/suspend") == Some(&json!(true))
+        {
             continue;
         }
         let pods = owned_pods(c, &job);
-        let succeeded = pods.iter().filter(|p| str_at(p, "status.phase") == "Succeeded").count() as i64;
-        let failed = pods.iter().filter(|p| str_at(p, "status.phase") == "Failed").count() as i64;
+        let succeeded = pods
+            .iter()
+            .filter(|p| str_at(p, "status.phase") == "Succeeded")
+            .count() as i64;
+        let failed = pods
+            .iter()
+            .filter(|p| str_at(p, "status.phase") == "Failed")
+            .count() as i64;
         let active = pods.iter().filter(|p| !pod_terminal(p)).count() as i64;
         let completions = i64_at(&job, "spec.completions", 1);
         let parallelism = i64_at(&job, "spec.parallelism", 1);
@@ -60,7 +74,13 @@ pub fn reconcile_jobs(c: &mut Controllers) {
                 let pod_name = format!("{name}-{}", random_suffix(5));
                 let pod = pod_from_template(&job, &job["spec"]["template"], &pod_name, &[]);
                 if c.store.create(def("", "pods"), &ns, pod).is_ok() {
-                    c.event(&job, "Normal", "SuccessfulCreate", &format!("Created pod: {pod_name}"), "job-controller");
+                    c.event(
+                        &job,
+                        "Normal",
+                        "SuccessfulCreate",
+                        &format!("Created pod: {pod_name}"),
+                        "job-controller",
+                    );
                 }
             }
         }
@@ -82,7 +102,13 @@ pub fn reconcile_jobs(c: &mut Controllers) {
                 {"type": "SuccessCriteriaMet", "status": "True", "lastProbeTime": now, "lastTransitionTime": now, "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods"},
                 {"type": "Complete", "status": "True", "lastProbeTime": now, "lastTransitionTime": now, "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods"}
             ]);
-            c.event(&job, "Normal", "Completed", "Job completed", "job-controller");
+            c.event(
+                &job,
+                "Normal",
+                "Completed",
+                "Job completed",
+                "job-controller",
+            );
         } else if gave_up && status.get("conditions").is_none() {
             status["conditions"] = json!([
                 {"type": "Failed", "status": "True", "lastProbeTime": now, "lastTransitionTime": now, "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}
@@ -94,7 +120,10 @@ pub fn reconcile_jobs(c: &mut Controllers) {
             }
         }
         if job.get("status") != Some(&status) {
-            c.store.modify(def("batch", "jobs"), &ns, &name, UpdateMode::Status, |o| o["status"] = status);
+            c.store
+                .modify(def("batch", "jobs"), &ns, &name, UpdateMode::Status, |o| {
+                    o["status"] = status
+                });
         }
     }
 }
@@ -105,21 +134,45 @@ fn current_revision(c: &Controllers, owner: &Value, hash: &str) -> String {
     let uid = str_at(owner, "metadata.uid");
     let rev_name = format!("{name}-{hash}");
     let cr_def = def("apps", "controllerrevisions");
-    let revisions: Vec<Value> = c.store.list(cr_def.storage, Some(&ns)).0.into_iter().filter(|r| owned_by(r, uid)).collect();
-    let max = revisions.iter().map(|r| i64_at(r, "revision", 0)).max().unwrap_or(0);
-    match revisions.iter().find(|r| str_at(r, "metadata.name") == rev_name) {
+    let revisions: Vec<Value> = c
+        .store
+        .list(cr_def.storage, Some(&ns))
+        .0
+        .into_iter()
+        .filter(|r| owned_by(r, uid))
+        .collect();
+    let max = revisions
+        .iter()
+        .map(|r| i64_at(r, "revision", 0))
+        .max()
+        .unwrap_or(0);
+    match revisions
+        .iter()
+        .find(|r| str_at(r, "metadata.name") == rev_name)
+    {
         Some(r) if i64_at(r, "revision", 0) == max => {}
         Some(_) => {
-            c.store.modify(cr_def, &ns, &rev_name, UpdateMode::Internal, |o| o["revision"] = json!(max + 1));
+            c.store
+                .modify(cr_def, &ns, &rev_name, UpdateMode::Internal, |o| {
+                    o["revision"] = json!(max + 1)
+                });
         }
         None => {
-            let mut labels = owner.pointer("/spec/template/metadata/labels").cloned().unwrap_or(json!({}));
+            // What kubectl's `rollout undo` applies as a strategic merge patch.
+            let mut template_data = owner["spec"]["template"].clone();
+            if let Some(t) = template_data.as_object_mut() {
+                t.insert("$patch".into(), json!("replace"));
+            }
+            let mut labels = owner
+                .pointer("/spec/template/metadata/labels")
+                .cloned()
+                .unwrap_or(json!({}));
             labels["controller.kubernetes.io/hash"] = json!(hash);
             let cr = json!({
                 "apiVersion": "apps/v1",
                 "kind": "ControllerRevision",
                 "metadata": {"name": rev_name, "labels": labels, "ownerReferences": [controller_ref(owner)]},
-                "data": {"spec": {"template": owner["spec"]["template"], "$patch": "replace"}},
+                "data": {"spec": {"template": template_data}},
                 "revision": max + 1,
             });
             let _ = c.store.create(cr_def, &ns, cr);
@@ -127,11 +180,19 @@ fn current_revision(c: &Controllers, owner: &Value, hash: &str) -> String {
     }
     // Keep the history limit.
     let limit = i64_at(owner, "spec.revisionHistoryLimit", 10).max(0) as usize;
-    let mut old: Vec<Value> = revisions.into_iter().filter(|r| str_at(r, "metadata.name") != rev_name).collect();
+    let mut old: Vec<Value> = revisions
+        .into_iter()
+        .filter(|r| str_at(r, "metadata.name") != rev_name)
+        .collect();
     old.sort_by_key(|r| i64_at(r, "revision", 0));
     if old.len() > limit {
         for r in &old[..old.len() - limit] {
-            let _ = c.store.delete(cr_def, &ns, str_at(r, "metadata.name"), Propagation::Cascade);
+            let _ = c.store.delete(
+                cr_def,
+                &ns,
+                str_at(r, "metadata.name"),
+                Propagation::Cascade,
+            );
         }
     }
     rev_name
@@ -148,7 +209,12 @@ pub fn reconcile_statefulsets(c: &mut Controllers) {
         let update_rev = current_revision(c, &sts, &hash);
         let pods = owned_pods(c, &sts);
         let pod_def = def("", "pods");
-        let rev_of = |p: &Value| p.pointer("/metadata/labels/controller-revision-hash").and_then(Value::as_str).unwrap_or("").to_string();
+        let rev_of = |p: &Value| {
+            p.pointer("/metadata/labels/controller-revision-hash")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
         let all_ready = pods.iter().all(pod_ready);
         for i in 0..replicas {
             let pod_name = format!("{name}-{i}");
@@ -157,39 +223,87 @@ pub fn reconcile_statefulsets(c: &mut Controllers) {
                 if str_at(&sts, "spec.podManagementPolicy") != "Parallel" && !all_ready {
                     break;
                 }
-                let pod = pod_from_template(&sts, &sts["spec"]["template"], &pod_name, &[
-                    ("controller-revision-hash", update_rev.clone()),
-                    ("statefulset.kubernetes.io/pod-name", pod_name.clone()),
-                    ("apps.kubernetes.io/pod-index", i.to_string()),
-                ]);
+                let pod = pod_from_template(
+                    &sts,
+                    &sts["spec"]["template"],
+                    &pod_name,
+                    &[
+                        ("controller-revision-hash", update_rev.clone()),
+                        ("statefulset.kubernetes.io/pod-name", pod_name.clone()),
+                        ("apps.kubernetes.io/pod-index", i.to_string()),
+                    ],
+                );
                 if c.store.create(pod_def, &ns, pod).is_ok() {
-                    c.event(&sts, "Normal", "SuccessfulCreate", &format!("create Pod {pod_name} in StatefulSet {name} successful"), "statefulset-controller");
+                    c.event(
+                        &sts,
+                        "Normal",
+                        "SuccessfulCreate",
+                        &format!("create Pod {pod_name} in StatefulSet {name} successful"),
+                        "statefulset-controller",
+                    );
                 }
                 break;
             }
         }
         for p in &pods {
-            let idx: i64 = str_at(p, "metadata.name").rsplit('-').next().and_then(|s| s.parse().ok()).unwrap_or(0);
+            let idx: i64 = str_at(p, "metadata.name")
+                .rsplit('-')
+                .next()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
             if idx >= replicas {
-                let _ = c.store.delete(pod_def, &ns, str_at(p, "metadata.name"), Propagation::Cascade);
+                let _ = c.store.delete(
+                    pod_def,
+                    &ns,
+                    str_at(p, "metadata.name"),
+                    Propagation::Cascade,
+                );
             }
         }
         let partition = i64_at(&sts, "spec.updateStrategy.rollingUpdate.partition", 0);
-        if str_at(&sts, "spec.updateStrategy.type") != "OnDelete" && all_ready && pods.len() as i64 == replicas {
-            let mut outdated: Vec<&Value> = pods.iter().filter(|p| rev_of(p) != update_rev).collect();
+        if str_at(&sts, "spec.updateStrategy.type") != "OnDelete"
+            && all_ready
+            && pods.len() as i64 == replicas
+        {
+            let mut outdated: Vec<&Value> =
+                pods.iter().filter(|p| rev_of(p) != update_rev).collect();
             outdated.sort_by_key(|p| std::cmp::Reverse(str_at(p, "metadata.name").to_string()));
             if let Some(p) = outdated.into_iter().find(|p| {
-                str_at(p, "metadata.name").rsplit('-').next().and_then(|s| s.parse::<i64>().ok()).unwrap_or(0) >= partition
+                str_at(p, "metadata.name")
+                    .rsplit('-')
+                    .next()
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .unwrap_or(0)
+                    >= partition
             }) {
-                let _ = c.store.delete(pod_def, &ns, str_at(p, "metadata.name"), Propagation::Cascade);
-                c.event(&sts, "Normal", "SuccessfulDelete", &format!("delete Pod {} in StatefulSet {name} successful", str_at(p, "metadata.name")), "statefulset-controller");
+                let _ = c.store.delete(
+                    pod_def,
+                    &ns,
+                    str_at(p, "metadata.name"),
+                    Propagation::Cascade,
+                );
+                c.event(
+                    &sts,
+                    "Normal",
+                    "SuccessfulDelete",
+                    &format!(
+                        "delete Pod {} in StatefulSet {name} successful",
+                        str_at(p, "metadata.name")
+                    ),
+                    "statefulset-controller",
+                );
             }
         }
         let pods = owned_pods(c, &sts);
         let ready = pods.iter().filter(|p| pod_ready(p)).count() as i64;
         let updated = pods.iter().filter(|p| rev_of(p) == update_rev).count() as i64;
-        let current_rev = if updated == replicas { update_rev.clone() } else {
-            sts.pointer("/status/currentRevision").and_then(Value::as_str).unwrap_or(&update_rev).to_string()
+        let current_rev = if updated == replicas {
+            update_rev.clone()
+        } else {
+            sts.pointer("/status/currentRevision")
+                .and_then(Value::as_str)
+                .unwrap_or(&update_rev)
+                .to_string()
         };
         let current = pods.iter().filter(|p| rev_of(p) == current_rev).count() as i64;
         let mut status = json!({
@@ -209,7 +323,13 @@ pub fn reconcile_statefulsets(c: &mut Controllers) {
             }
         }
         if sts.get("status") != Some(&status) {
-            c.store.modify(def("apps", "statefulsets"), &ns, &name, UpdateMode::Status, |o| o["status"] = status);
+            c.store.modify(
+                def("apps", "statefulsets"),
+                &ns,
+                &name,
+                UpdateMode::Status,
+                |o| o["status"] = status,
+            );
         }
     }
 }
@@ -224,15 +344,36 @@ pub fn reconcile_daemonsets(c: &mut Controllers) {
         let pods = owned_pods(c, &ds);
         let pod_def = def("", "pods");
         let template_pod = json!({"spec": ds["spec"]["template"]["spec"]});
-        let nodes: Vec<super::NodeSpec> = c.nodes.iter().filter(|n| super::kubelet::fits_node(&template_pod, n)).cloned().collect();
-        let rev_of = |p: &Value| p.pointer("/metadata/labels/controller-revision-hash").and_then(Value::as_str).unwrap_or("").to_string();
+        let nodes: Vec<super::NodeSpec> = c
+            .nodes
+            .iter()
+            .filter(|n| super::kubelet::fits_node(&template_pod, n))
+            .cloned()
+            .collect();
+        let rev_of = |p: &Value| {
+            p.pointer("/metadata/labels/controller-revision-hash")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
         for n in &nodes {
             if !pods.iter().any(|p| str_at(p, "spec.nodeName") == n.name) {
                 let pod_name = format!("{name}-{}", random_suffix(5));
-                let mut pod = pod_from_template(&ds, &ds["spec"]["template"], &pod_name, &[("controller-revision-hash", hash.clone())]);
+                let mut pod = pod_from_template(
+                    &ds,
+                    &ds["spec"]["template"],
+                    &pod_name,
+                    &[("controller-revision-hash", hash.clone())],
+                );
                 pod["spec"]["nodeName"] = json!(n.name);
                 if c.store.create(pod_def, &ns, pod).is_ok() {
-                    c.event(&ds, "Normal", "SuccessfulCreate", &format!("Created pod: {pod_name}"), "daemonset-controller");
+                    c.event(
+                        &ds,
+                        "Normal",
+                        "SuccessfulCreate",
+                        &format!("Created pod: {pod_name}"),
+                        "daemonset-controller",
+                    );
                 }
             }
         }
@@ -241,7 +382,12 @@ pub fn reconcile_daemonsets(c: &mut Controllers) {
             && all_ready
             && let Some(p) = pods.iter().find(|p| rev_of(p) != hash)
         {
-            let _ = c.store.delete(pod_def, &ns, str_at(p, "metadata.name"), Propagation::Cascade);
+            let _ = c.store.delete(
+                pod_def,
+                &ns,
+                str_at(p, "metadata.name"),
+                Propagation::Cascade,
+            );
         }
         let _ = rev_name;
         let pods = owned_pods(c, &ds);
@@ -264,7 +410,13 @@ pub fn reconcile_daemonsets(c: &mut Controllers) {
             status.as_object_mut().map(|m| m.remove("numberAvailable"));
         }
         if ds.get("status") != Some(&status) {
-            c.store.modify(def("apps", "daemonsets"), &ns, &name, UpdateMode::Status, |o| o["status"] = status);
+            c.store.modify(
+                def("apps", "daemonsets"),
+                &ns,
+                &name,
+                UpdateMode::Status,
+                |o| o["status"] = status,
+            );
         }
     }
 }

@@ -74,15 +74,12 @@ pub fn parse(text: &str) -> Vec<AccessLogEntry> {
 mod tests {
     use super::*;
 
-    /// A log line and the (method, path, query, status, user agent) it must parse to.
-    type Case<'a> = (
-        &'a str,
-        Option<(&'a str, &'a str, Option<&'a str>, u16, &'a str)>,
-    );
+    /// (method, path, query, status, user agent) a log line parses to.
+    type Parsed<'a> = (&'a str, &'a str, Option<&'a str>, u16, &'a str);
 
     #[test]
     fn parses_combined_log_lines_and_skips_noise() {
-        let cases: &[Case] = &[
+        let cases: &[(&str, Option<Parsed<'_>>)] = &[
             (
                 r#"127.0.0.1 - - [23/Nov/2026:09:37:25 +0000] "GET /v2/ HTTP/1.1" 200 2 "" "curl/7.88.1""#,
                 Some(("GET", "/v2/", None, 200, "curl/7.88.1")),

@@ -1,0 +1,100 @@
+//! Helpers shared by the integration tests: starting a cluster, building a
+//! `kube::Client` from its kubeconfig, waiting on conditions, running kubectl.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use freshet_apiserver::images::FakeResolver;
+use freshet_apiserver::{ClusterOptions, TestCluster};
+use serde_json::Value;
+
+/// A TLS cluster whose images resolve through a [`FakeResolver`].
+pub async fn fake_cluster() -> (TestCluster, Arc<FakeResolver>) {
+    let resolver = Arc::new(FakeResolver::default());
+    let cluster = TestCluster::start(ClusterOptions::default().resolver(resolver.clone()))
+        .await
+        .expect("cluster starts");
+    (cluster, resolver)
+}
+
+/// A client from a kubeconfig document.
+pub async fn client_from(kubeconfig: Value) -> kube::Client {
+    let kc: kube::config::Kubeconfig =
+        serde_json::from_value(kubeconfig).expect("kubeconfig parses");
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .expect("kubeconfig loads");
+    kube::Client::try_from(config).expect("client builds")
+}
+
+/// The admin client of `cluster`.
+pub async fn admin(cluster: &TestCluster) -> kube::Client {
+    client_from(cluster.admin_kubeconfig()).await
+}
+
+/// Polls `check` until it returns `Some`, failing after 60 s.
+pub async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The kubectl every machine of this kind has.
+pub const KUBECTL: &str = "/usr/bin/kubectl";
+
+/// Runs kubectl with `kubeconfig`; returns (success, stdout, stderr).
+pub async fn kubectl_output(
+    kubeconfig: &std::path::Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (bool, String, String) {
+    use tokio::io::AsyncWriteExt as _;
+    let mut cmd = tokio::process::Command::new(KUBECTL);
+    cmd.arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().expect("kubectl runs");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).await.expect("write stdin");
+    }
+    drop(input);
+    let out = child.wait_with_output().await.expect("kubectl finishes");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs kubectl and asserts it succeeds; returns stdout.
+pub async fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> String {
+    let (ok, out, err) = kubectl_output(kubeconfig, args, None).await;
+    assert!(ok, "kubectl {args:?} failed: {err}");
+    out
+}
+
+/// Runs kubectl and asserts it fails; returns stderr.
+pub async fn kubectl_fails(kubeconfig: &std::path::Path, args: &[&str]) -> String {
+    let (ok, out, err) = kubectl_output(kubeconfig, args, None).await;
+    assert!(!ok, "kubectl {args:?} succeeded: {out}");
+    err
+}
