@@ -119,13 +119,13 @@ impl Reference {
             }
             _ => (rest, None),
         };
-        if let Some(tag) = tag {
-            if !valid_tag(tag) {
-                return Err(ReferenceError::Tag {
-                    input: err_input(),
-                    tag: tag.to_owned(),
-                });
-            }
+        if let Some(tag) = tag
+            && !valid_tag(tag)
+        {
+            return Err(ReferenceError::Tag {
+                input: err_input(),
+                tag: tag.to_owned(),
+            });
         }
         if name.is_empty() {
             return Err(ReferenceError::Component {
@@ -354,10 +354,10 @@ fn valid_registry(registry: &str) -> bool {
             None => (Some(registry), None),
         }
     };
-    if let Some(p) = port {
-        if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
-            return false;
-        }
+    if let Some(p) = port
+        && (p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return false;
     }
     host.is_none_or(|h| {
         !h.is_empty()

@@ -52,6 +52,16 @@ pub(super) fn scan(path: &str, text: &str) -> Result<Vec<Found>, ScanError> {
                 stages.push(name.to_ascii_lowercase())
             }
             (Some((_, t)), _, _) if t.ends_with('\\') || t == "\\" => {}
+            (Some((_, kw)), None, _) if kw.eq_ignore_ascii_case("as") => {
+                return Err(error(format!(
+                    "{kw} without a stage name; write `FROM {image} AS name`"
+                )));
+            }
+            (Some((_, kw)), Some(_), Some((_, extra))) if kw.eq_ignore_ascii_case("as") => {
+                return Err(error(format!(
+                    "unexpected {extra:?} after the stage name; write `FROM {image} AS name`"
+                )));
+            }
             (Some((_, t)), _, _) => {
                 return Err(error(format!(
                     "unexpected {t:?} after the image; expected `AS name`"

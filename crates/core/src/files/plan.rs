@@ -199,6 +199,29 @@ impl Tracked {
                         None,
                         format!("pin={}: pin {tag} to its digest", self.pin),
                     ),
+                    // Pinned and current: the tag may still have been pushed again, so
+                    // the pin follows the tag's digest.
+                    (PinForm::TagDigest | PinForm::Digest, Some(old))
+                        if self.reference.tag().is_some() =>
+                    {
+                        match digest_of(tag) {
+                            None => return Step::NeedDigest(tag.to_owned()),
+                            Some(Err(e)) => {
+                                return Step::Keep {
+                                    warning: Some(format!(
+                                        "resolving {tag} failed ({e}); keeping {}",
+                                        self.found.image
+                                    )),
+                                };
+                            }
+                            Some(Ok(new)) if new == old => return Step::Keep { warning: None },
+                            Some(Ok(new)) => (
+                                tag.to_owned(),
+                                Some(new.clone()),
+                                format!("pin={}: {tag} moved from {old} to {new}", self.pin),
+                            ),
+                        }
+                    }
                     _ => return Step::Keep { warning: None },
                 }
             }
