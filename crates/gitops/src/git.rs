@@ -342,10 +342,7 @@ impl Git {
     /// Commits exactly `files` (paths in the working tree) with `message`, leaving any
     /// other staged change alone. Returns the new commit.
     pub async fn commit(&self, files: &[PathBuf], message: &str) -> Result<String, GitError> {
-        let paths: Vec<String> = files
-            .iter()
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect();
+        let paths: Vec<String> = files.iter().map(|p| pathspec(p)).collect();
         let mut args: Vec<&str> = vec!["commit", "--quiet", "--file=-", "--only", "--"];
         args.extend(paths.iter().map(String::as_str));
         if let Err(e) = self.run(&args, Some(message)).await {
@@ -356,6 +353,30 @@ impl Git {
             return Err(GitError::Commit(Box::new(e)));
         }
         self.head().await
+    }
+
+    /// Those of `files` with staged or unstaged changes, or unknown to git, as given.
+    pub async fn dirty(&self, files: &[PathBuf]) -> Result<Vec<PathBuf>, GitError> {
+        if files.is_empty() {
+            return Ok(Vec::new());
+        }
+        let specs: Vec<String> = files.iter().map(|p| pathspec(p)).collect();
+        let mut args: Vec<&str> =
+            vec!["status", "--porcelain", "-z", "--untracked-files=all", "--"];
+        args.extend(specs.iter().map(String::as_str));
+        let out = self.run(&args, None).await?;
+        let top = std::fs::canonicalize(&self.dir).unwrap_or_else(|_| self.dir.clone());
+        let changed: Vec<PathBuf> = out
+            .split('\0')
+            .filter(|entry| entry.len() > 3)
+            .map(|entry| top.join(&entry[3..]))
+            .collect();
+        Ok(files
+            .iter()
+            .zip(&specs)
+            .filter(|(_, spec)| changed.iter().any(|c| Path::new(spec.as_str()) == c))
+            .map(|(f, _)| f.clone())
+            .collect())
     }
 
     /// Pushes `HEAD` to `branch` on the remote. When the remote moved, fetches it,
@@ -400,6 +421,17 @@ impl Git {
             attempts: self.push_attempts,
         })
     }
+}
+
+/// A path as git should see it: absolute (canonical when it exists), since git runs
+/// with `-C` in the working tree rather than in the caller's directory.
+fn pathspec(path: &Path) -> String {
+    let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| {
+        std::env::current_dir()
+            .map(|cwd| cwd.join(path))
+            .unwrap_or_else(|_| path.to_owned())
+    });
+    absolute.to_string_lossy().into_owned()
 }
 
 /// Whether git's output says the remote moved under us.

@@ -8,7 +8,9 @@
 //!
 //! A broken pipe on stdout (`freshet tags x | head`) counts as success.
 
+mod apply;
 mod output;
+mod plan;
 mod registry_args;
 mod resolve;
 mod tags;
@@ -54,6 +56,11 @@ enum Command {
     Resolve(resolve::ResolveArgs),
     /// List every tag of an image's repository, across all pages.
     Tags(tags::TagsArgs),
+    /// Show which image references in files (manifests, Helm values, kustomizations,
+    /// compose, Dockerfiles, Terraform) their policies would update.
+    Plan(plan::PlanArgs),
+    /// Write those updates to the files; optionally commit and push them.
+    Apply(apply::ApplyArgs),
 }
 
 /// An error with the exit code it maps to. Commands return it; `main` prints it.
@@ -102,6 +109,8 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Resolve(args) => resolve::run(args).await,
             Command::Tags(args) => tags::run(args).await,
+            Command::Plan(args) => plan::run(args).await,
+            Command::Apply(args) => apply::run(args).await,
         }
     });
     match result {
