@@ -37,6 +37,8 @@ impl Client {
         let mut seen: HashSet<String> = HashSet::new();
         let mut next = Some(page_url(&base, repo, PAGE_SIZES[0], None));
         let mut pages = 0;
+        // Once a registry pages with Link, a page without one is the last.
+        let mut sends_links = false;
         while let Some(url) = next.take() {
             pages += 1;
             if pages > MAX_PAGES {
@@ -100,7 +102,11 @@ impl Client {
                 }
             }
             next = match link {
-                Some(link) => Some(resolve_link(&registry, &url, &link)?),
+                Some(link) => {
+                    sends_links = true;
+                    Some(resolve_link(&registry, &url, &link)?)
+                }
+                None if sends_links => None,
                 // No Link: keep asking with `last` while pages bring new tags, so a
                 // registry that silently caps its pages is still read to the end.
                 None if added > 0 => {

@@ -7,5 +7,5 @@
 //! binary depends on this crate.
 #![forbid(unsafe_code)]
 
+pub mod faults;
 pub mod registry;
-// pub mod faults;

@@ -1,0 +1,501 @@
+//! The registry engine against faults the real registry cannot produce: 429 storms,
+//! 5xx bursts, slow answers, truncated and oversized bodies, missing and wrong digest
+//! headers, foreign token realms, odd tag pagination and rate-limit headers. The
+//! misbehaving server is `freshet_testbed::faults`.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use freshet_core::Reference;
+use freshet_core::manifest::DOCKER_MANIFEST;
+use freshet_registry::{
+    Client, ClientOptions, Credential, CredentialStore, ErrorClass, RateLimit, Secret, Want,
+};
+use freshet_testbed::faults::{FaultServer, Reply, SeenRequest, sha256_digest};
+
+const MANIFEST: &[u8] = br#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}"#;
+
+fn fast_options() -> ClientOptions {
+    ClientOptions {
+        backoff_base: Duration::from_millis(1),
+        ..ClientOptions::default()
+    }
+}
+
+fn client_with(options: ClientOptions) -> Client {
+    Client::new(CredentialStore::anonymous(), options).expect("client")
+}
+
+fn reference(server: &FaultServer, rest: &str) -> Reference {
+    Reference::parse(&format!("{}/{rest}", server.host())).expect("reference")
+}
+
+/// A registry whose `/v2/` is open and whose manifests are answered by `manifests`.
+async fn registry(
+    manifests: impl Fn(&SeenRequest) -> Reply + Send + Sync + 'static,
+) -> FaultServer {
+    FaultServer::start(move |req| {
+        if req.path() == "/v2/" {
+            Reply::status(200)
+        } else {
+            manifests(req)
+        }
+    })
+    .await
+    .expect("fault server")
+}
+
+/// Fails the first `n` calls with `fail`, then answers `ok`.
+fn fail_first(
+    n: usize,
+    fail: impl Fn() -> Reply + Send + Sync + 'static,
+    ok: impl Fn(&SeenRequest) -> Reply + Send + Sync + 'static,
+) -> impl Fn(&SeenRequest) -> Reply + Send + Sync + 'static {
+    let calls = AtomicUsize::new(0);
+    move |req| {
+        if calls.fetch_add(1, Ordering::SeqCst) < n {
+            fail()
+        } else {
+            ok(req)
+        }
+    }
+}
+
+fn manifest_ok(_: &SeenRequest) -> Reply {
+    Reply::manifest(MANIFEST, DOCKER_MANIFEST)
+}
+
+#[tokio::test]
+async fn rate_limited_429_honours_retry_after_then_succeeds() {
+    let server = registry(fail_first(
+        2,
+        || Reply::status(429).header("Retry-After", "1"),
+        manifest_ok,
+    ))
+    .await;
+    let client = client_with(fast_options());
+    let resolved = client
+        .resolve(&reference(&server, "a/b:1"), &Want::default())
+        .await;
+    assert_eq!(
+        resolved
+            .expect("resolves after the storm")
+            .digest
+            .to_string(),
+        sha256_digest(MANIFEST)
+    );
+    assert_eq!(server.count("HEAD", "/v2/a/b/manifests/"), 3);
+    assert_eq!(client.stats().retries, 2);
+}
+
+#[tokio::test]
+async fn a_429_storm_fails_as_rate_limited_naming_the_host() {
+    let server = registry(|_| Reply::status(429).header("Retry-After", "1")).await;
+    let client = client_with(ClientOptions {
+        max_attempts: 2,
+        ..fast_options()
+    });
+    let err = client
+        .resolve(&reference(&server, "a/b:1"), &Want::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::RateLimited, "{err}");
+    assert!(err.is_transient());
+    assert!(err.to_string().contains(&server.host()), "{err}");
+    assert_eq!(server.count("HEAD", "/v2/a/b/manifests/"), 2);
+}
+
+#[tokio::test]
+async fn retry_after_beyond_the_cap_fails_at_once_instead_of_hanging() {
+    let server = registry(|_| Reply::status(429).header("Retry-After", "3600")).await;
+    let client = client_with(fast_options());
+    let err = client
+        .resolve(&reference(&server, "a/b:1"), &Want::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::RateLimited, "{err}");
+    assert!(
+        err.to_string().contains("3600"),
+        "says when to come back: {err}"
+    );
+    assert_eq!(server.count("HEAD", "/v2/a/b/manifests/"), 1);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_with_backoff_then_succeed() {
+    let server = registry(fail_first(2, || Reply::status(503), manifest_ok)).await;
+    let client = client_with(fast_options());
+    client
+        .resolve(&reference(&server, "a/b:1"), &Want::default())
+        .await
+        .expect("third try");
+    assert_eq!(server.count("HEAD", "/v2/a/b/manifests/"), 3);
+}
+
+#[tokio::test]
+async fn persistent_server_errors_fail_as_transient_server_errors() {
+    let server = registry(|_| Reply::status(500)).await;
+    let client = client_with(fast_options());
+    let err = client
+        .resolve(&reference(&server, "a/b:1"), &Want::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::ServerError, "{err}");
+    assert!(err.is_transient());
+    assert_eq!(
+        server.count("HEAD", "/v2/a/b/manifests/"),
+        3,
+        "max_attempts"
+    );
+}
+
+#[tokio::test]
+async fn permanent_errors_are_not_retried() {
+    let server = registry(|_| Reply::status(404)).await;
+    let client = client_with(fast_options());
+    let err = client
+        .resolve(&reference(&server, "a/b:1"), &Want::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::NotFound, "{err}");
+    assert_eq!(server.count("HEAD", "/v2/a/b/manifests/"), 1);
+}
+
+#[tokio::test]
+async fn a_slow_registry_times_out_as_transient() {
+    let server = registry(|_| manifest_ok(&dummy()).delayed(Duration::from_secs(5))).await;
+    let options = ClientOptions {
+        request_timeout: Duration::from_millis(200),
+        max_attempts: 1,
+        ..fast_options()
+    };
+    let err = client_with(options)
+        .resolve(&reference(&server, "a/b:1"), &Want::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Timeout, "{err}");
+    assert!(err.is_transient());
+    assert!(err.to_string().contains(&server.host()), "{err}");
+}
+
+fn dummy() -> SeenRequest {
+    SeenRequest {
+        method: "GET".into(),
+        target: "/".into(),
+        headers: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn missing_digest_header_falls_back_to_get_and_hashes_the_raw_bytes() {
+    // Regression guard for caches that drop Docker-Content-Digest. The body's odd
+    // spacing proves the hash is of the raw bytes, not a re-serialisation.
+    let raw = [MANIFEST, b"  \n"].concat();
+    let body = raw.clone();
+    let server = registry(move |_| {
+        Reply::manifest(&body, DOCKER_MANIFEST).without_header("Docker-Content-Digest")
+    })
+    .await;
+    let client = client_with(fast_options());
+    let resolved = client
+        .resolve(&reference(&server, "a/b:1"), &Want::default())
+        .await
+        .unwrap();
+    assert_eq!(resolved.digest.to_string(), sha256_digest(&raw));
+    assert_eq!(server.count("HEAD", "/v2/a/b/manifests/"), 1);
+    assert_eq!(server.count("GET", "/v2/a/b/manifests/"), 1);
+}
+
+#[tokio::test]
+async fn a_digest_header_that_does_not_match_the_body_is_rejected() {
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let server = registry(move |req| {
+        let reply =
+            Reply::manifest(MANIFEST, DOCKER_MANIFEST).without_header("Docker-Content-Digest");
+        if req.method == "GET" {
+            reply.header("Docker-Content-Digest", &wrong)
+        } else {
+            reply
+        }
+    })
+    .await;
+    let err = client_with(fast_options())
+        .resolve(&reference(&server, "a/b:1"), &Want::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::MalformedResponse, "{err}");
+    assert!(err.to_string().contains("does not match"), "{err}");
+}
+
+#[tokio::test]
+async fn a_truncated_manifest_body_is_reported_as_cut_off() {
+    let server = registry(|_| {
+        Reply::manifest(MANIFEST, DOCKER_MANIFEST)
+            .without_header("Docker-Content-Digest")
+            .truncated(MANIFEST.len(), 20)
+    })
+    .await;
+    let err = client_with(fast_options())
+        .resolve(&reference(&server, "a/b:1"), &Want::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::MalformedResponse, "{err}");
+    assert!(err.to_string().contains("cut off"), "{err}");
+}
+
+#[tokio::test]
+async fn an_oversized_manifest_is_refused_without_reading_it() {
+    let server = registry(|_| {
+        Reply::manifest(MANIFEST, DOCKER_MANIFEST)
+            .without_header("Docker-Content-Digest")
+            .declare_length(5 * 1024 * 1024)
+    })
+    .await;
+    let err = client_with(fast_options())
+        .resolve(&reference(&server, "a/b:1"), &Want::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::TooLarge, "{err}");
+    assert!(!err.is_transient());
+}
+
+/// A registry on 127.0.0.1 whose Bearer realm is a token server on 127.0.0.2.
+async fn foreign_realm_pair() -> (FaultServer, FaultServer) {
+    let token = FaultServer::start_on(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), |_| {
+        Reply::json(
+            200,
+            &serde_json::json!({"token": "anon-token", "expires_in": 300}),
+        )
+    })
+    .await
+    .expect("token server on 127.0.0.2");
+    let realm = format!("{}/token", token.base_url());
+    let registry = FaultServer::start(move |req| {
+        if req.header("authorization") == Some("Bearer anon-token") {
+            return if req.path() == "/v2/" {
+                Reply::status(200)
+            } else {
+                manifest_ok(req)
+            };
+        }
+        Reply::status(401).header(
+            "WWW-Authenticate",
+            &format!(r#"Bearer realm="{realm}",service="reg""#),
+        )
+    })
+    .await
+    .expect("registry");
+    (registry, token)
+}
+
+#[tokio::test]
+async fn credentials_never_go_to_a_foreign_token_realm() {
+    let (registry, token) = foreign_realm_pair().await;
+    let store = CredentialStore::anonymous().with_credential(
+        &registry.host(),
+        Credential::Basic {
+            username: "ci".into(),
+            password: Secret::new("hunter2-secret"),
+        },
+    );
+    let client = Client::new(store, fast_options()).unwrap();
+    let err = client
+        .resolve(&reference(&registry, "a/b:1"), &Want::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::ForeignRealm, "{err}");
+    assert!(!err.is_transient());
+    let message = err.to_string();
+    assert!(
+        message.contains("127.0.0.2"),
+        "names the realm host: {message}"
+    );
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(
+        token
+            .requests()
+            .iter()
+            .all(|r| r.header("authorization").is_none()),
+        "the foreign realm saw credentials: {:?}",
+        token.requests()
+    );
+}
+
+#[tokio::test]
+async fn anonymous_pulls_may_use_a_foreign_realm() {
+    let (registry, token) = foreign_realm_pair().await;
+    let client = client_with(fast_options());
+    client
+        .resolve(&reference(&registry, "a/b:1"), &Want::default())
+        .await
+        .expect("anonymous");
+    let requests = token.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0].query("scope").as_deref(),
+        Some("repository:a/b:pull")
+    );
+    assert!(requests[0].header("authorization").is_none());
+}
+
+#[tokio::test]
+async fn a_trusted_realm_receives_credentials_when_configured() {
+    let (registry, token) = foreign_realm_pair().await;
+    let store = CredentialStore::anonymous()
+        .with_credential(&registry.host(), Credential::basic("ci", "pw"));
+    let options = ClientOptions {
+        trusted_realms: vec![(registry.host(), token.host())],
+        ..fast_options()
+    };
+    let client = Client::new(store, options).unwrap();
+    client
+        .resolve(&reference(&registry, "a/b:1"), &Want::default())
+        .await
+        .expect("trusted");
+    let sent = token.requests();
+    assert!(
+        sent[0]
+            .header("authorization")
+            .is_some_and(|h| h.starts_with("Basic "))
+    );
+}
+
+const ALL_TAGS: [&str; 7] = ["a", "b", "c", "d", "e", "f", "g"];
+
+/// Tag pages of `page` tags after `last`; `link` renders the next-page Link value.
+fn tag_pages(
+    page: usize,
+    link: impl Fn(&str, &str) -> Option<String> + Send + Sync + 'static,
+) -> impl Fn(&SeenRequest) -> Reply + Send + Sync + 'static {
+    move |req| {
+        let start = req
+            .query("last")
+            .and_then(|l| ALL_TAGS.iter().position(|t| *t == l))
+            .map_or(0, |i| i + 1);
+        let tags: Vec<&str> = ALL_TAGS.iter().skip(start).take(page).copied().collect();
+        let mut reply = Reply::json(200, &serde_json::json!({"name": "a/b", "tags": tags}));
+        if let Some(last) = tags.last()
+            && start + tags.len() < ALL_TAGS.len()
+            && let Some(value) = link(req.path(), last)
+        {
+            reply = reply.header("Link", &value);
+        }
+        reply
+    }
+}
+
+#[tokio::test]
+async fn tag_lists_follow_relative_link_pages() {
+    let server = registry(tag_pages(2, |path, last| {
+        Some(format!(r#"<{path}?n=2&last={last}>; rel="next""#))
+    }))
+    .await;
+    let tags = client_with(fast_options())
+        .list_tags(&reference(&server, "a/b"))
+        .await
+        .unwrap();
+    assert_eq!(tags, ALL_TAGS);
+    assert_eq!(server.count("GET", "/v2/a/b/tags/list"), 4);
+}
+
+#[tokio::test]
+async fn tag_lists_follow_absolute_same_host_links() {
+    let base = Arc::new(std::sync::OnceLock::<String>::new());
+    let b = base.clone();
+    let server = registry(tag_pages(3, move |path, last| {
+        Some(format!(
+            r#"<{}{path}?last={last}>; rel="next""#,
+            b.get().unwrap()
+        ))
+    }))
+    .await;
+    base.set(server.base_url()).unwrap();
+    let tags = client_with(fast_options())
+        .list_tags(&reference(&server, "a/b"))
+        .await
+        .unwrap();
+    assert_eq!(tags, ALL_TAGS);
+}
+
+#[tokio::test]
+async fn tag_lists_without_link_fall_back_to_n_and_last() {
+    // A registry that caps pages silently and sends no Link: a short page is not the end.
+    let server = registry(tag_pages(3, |_, _| None)).await;
+    let tags = client_with(fast_options())
+        .list_tags(&reference(&server, "a/b"))
+        .await
+        .unwrap();
+    assert_eq!(tags, ALL_TAGS);
+}
+
+#[tokio::test]
+async fn tag_lists_shrink_the_page_size_when_n_is_rejected() {
+    let pages = tag_pages(2, |path, last| {
+        Some(format!(r#"<{path}?last={last}>; rel="next""#))
+    });
+    let server = registry(
+        move |req| match req.query("n").and_then(|n| n.parse::<usize>().ok()) {
+            Some(n) if n > 100 => Reply::json(
+                400,
+                &serde_json::json!({"errors": [{"code": "PAGINATION_NUMBER_INVALID"}]}),
+            ),
+            _ => pages(req),
+        },
+    )
+    .await;
+    let tags = client_with(fast_options())
+        .list_tags(&reference(&server, "a/b"))
+        .await
+        .unwrap();
+    assert_eq!(tags, ALL_TAGS);
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|r| r.query("n").as_deref() == Some("100"))
+    );
+}
+
+#[tokio::test]
+async fn tag_list_links_to_another_host_are_refused() {
+    let server = registry(tag_pages(2, |path, last| {
+        Some(format!(
+            r#"<http://127.0.0.2:1{path}?last={last}>; rel="next""#
+        ))
+    }))
+    .await;
+    let err = client_with(fast_options())
+        .list_tags(&reference(&server, "a/b"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::ForeignRealm, "{err}");
+}
+
+#[tokio::test]
+async fn docker_hub_rate_limit_headers_are_tracked() {
+    let server = registry(|req| {
+        manifest_ok(req)
+            .header("ratelimit-limit", "100;w=21600")
+            .header("ratelimit-remaining", "7;w=21600")
+    })
+    .await;
+    let client = client_with(fast_options());
+    client
+        .resolve(&reference(&server, "a/b:1"), &Want::default())
+        .await
+        .unwrap();
+    let limits = client.rate_limits();
+    assert_eq!(
+        limits,
+        vec![(
+            server.host(),
+            RateLimit {
+                limit: Some(100),
+                remaining: 7,
+                window_secs: Some(21600)
+            }
+        )]
+    );
+}
