@@ -37,6 +37,6 @@ pub fn table(header: &[&str]) -> comfy_table::Table {
     let mut t = comfy_table::Table::new();
     t.load_preset(comfy_table::presets::NOTHING)
         .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
-        .set_header(header.iter().map(|h| comfy_table::Cell::new(h)));
+        .set_header(header.iter().map(comfy_table::Cell::new));
     t
 }

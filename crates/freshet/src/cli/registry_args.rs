@@ -63,7 +63,7 @@ impl RegistryArgs {
         if *max_concurrency == 0 {
             anyhow::bail!("--max-concurrency must be at least 1");
         }
-        if max_rps.is_some_and(|r| !(r > 0.0)) {
+        if max_rps.is_some_and(|r| r.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)) {
             anyhow::bail!("--max-rps must be a positive number");
         }
         let options = ClientOptions {

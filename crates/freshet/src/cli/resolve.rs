@@ -32,6 +32,9 @@ pub struct ResolveArgs {
     references: Vec<String>,
 }
 
+/// What one input came to: the parsed reference and its resolution, or why not.
+type Outcome = Result<(Reference, Resolved), RegistryError>;
+
 fn parse_platform(s: &str) -> Result<Platform, String> {
     Platform::parse(s).map_err(|e| e.to_string())
 }
@@ -73,7 +76,7 @@ pub async fn run(args: ResolveArgs) -> Result<u8, Failure> {
     }
     .into_iter();
 
-    let results: Vec<(String, Result<(Reference, Resolved), RegistryError>)> = references
+    let results: Vec<(String, Outcome)> = references
         .iter()
         .zip(parsed)
         .map(|(input, p)| {
@@ -165,10 +168,7 @@ fn json_item(
     item
 }
 
-fn text_table(
-    results: &[(String, Result<(Reference, Resolved), RegistryError>)],
-    platform: Option<&Platform>,
-) -> String {
+fn text_table(results: &[(String, Outcome)], platform: Option<&Platform>) -> String {
     let mut header = vec!["REFERENCE", "DIGEST", "PLATFORMS"];
     let platform_header = platform.map(|p| format!("{p} DIGEST"));
     if let Some(h) = &platform_header {
