@@ -168,21 +168,32 @@ pub async fn run(args: ApplyArgs) -> Result<u8, Failure> {
         );
         match git.commit(&applied.written, &text).await {
             Ok(sha) => {
-                made = Some(sha);
+                made = Some(sha.clone());
                 if push {
                     let target = match &branch {
                         Some(b) => Ok(b.clone()),
                         None => git.current_branch().await,
                     };
-                    match target {
-                        Ok(b) => match git.push(&b).await {
-                            Ok(outcome) => {
-                                made = Some(outcome.commit);
-                                pushed = true;
-                            }
-                            Err(e) => report.errors.push(git_error(git, e)),
-                        },
-                        Err(e) => report.errors.push(git_error(git, e)),
+                    let outcome = match target {
+                        Ok(b) => git.push(&b).await,
+                        Err(e) => Err(e),
+                    };
+                    match outcome {
+                        Ok(outcome) => {
+                            made = Some(outcome.commit);
+                            pushed = true;
+                        }
+                        Err(e) => {
+                            // Say where things stand: the commit exists locally only.
+                            let sha = git.head().await.unwrap_or_else(|_| sha.clone());
+                            let mut error = git_error(git, e);
+                            error.message = format!(
+                                "committed {sha} locally but did not push: {}",
+                                error.message
+                            );
+                            made = Some(sha);
+                            report.errors.push(error);
+                        }
                     }
                 }
             }
