@@ -3,7 +3,8 @@
 //! Exit codes (documented in the README):
 //! - `0`: success (everything resolved, refreshed, current, or skipped below threshold);
 //! - `1`: a failure (a reference did not resolve, an I/O error);
-//! - `2`: a usage or configuration error (bad flags, unreadable config);
+//! - `2`: a usage or configuration error (bad flags, unreadable config); for
+//!   `plan --detailed-exitcode`, updates are pending (see `plan.rs`);
 //! - `3`: a failure streak reached its threshold (`run --once`).
 //!
 //! A broken pipe on stdout (`freshet tags x | head`) counts as success.
