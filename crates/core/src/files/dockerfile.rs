@@ -1,7 +1,8 @@
 //! The Dockerfile scanner: `FROM [--platform=…] image [AS name]`.
 //!
-//! Owns finding base images by byte span. Stage names (`FROM builder`), `scratch` and
-//! images built from `ARG`s (`FROM ${BASE}`) are skipped. Markers sit on the comment line
+//! Owns finding base images by byte span. Stage names (`FROM builder`), `scratch`,
+//! images built from `ARG`s (`FROM ${BASE}`) and images on a continuation line are
+//! skipped. Markers sit on the comment line
 //! above a `FROM`, since Dockerfiles have no trailing comments.
 //!
 //! Must not interpret any other instruction.
@@ -46,6 +47,11 @@ pub(super) fn scan(path: &str, text: &str) -> Result<Vec<Found>, ScanError> {
         let Some((image_at, image)) = rest.next() else {
             return Err(error("FROM has no image".into()));
         };
+        if image == "\\" {
+            // `FROM --platform=… \` continues on the next line; such images are not
+            // offered for editing.
+            continue;
+        }
         match (rest.next(), rest.next(), rest.next()) {
             (None, _, _) => {}
             (Some((_, kw)), Some((_, name)), None) if kw.eq_ignore_ascii_case("as") => {
