@@ -415,7 +415,7 @@ async fn apply_commits_once_and_pushes_through_a_concurrent_push() {
             "--commit",
             "--push",
             "--message",
-            "chore: bump {count} image(s)\n\n{updates}\n",
+            r"chore: bump {count} image(s)\n\n{updates}\n",
             "-o",
             "json",
             ".",
@@ -430,7 +430,11 @@ async fn apply_commits_once_and_pushes_through_a_concurrent_push() {
     assert_eq!(report["commit"], head);
     assert_eq!(git(&r.bare, &["rev-parse", "main~1"]), theirs);
     let message = git(&r.bare, &["log", "-1", "--format=%B", "main"]);
-    assert!(message.starts_with("chore: bump 4 image(s)"), "{message}");
+    assert!(
+        message.starts_with("chore: bump 4 image(s)\n\n- "),
+        "{message}"
+    );
+    assert_eq!(message.lines().count(), 6, "{message}");
     assert!(
         message.contains(&format!(
             "- deploy/app.yaml:8 {} -> {}",

@@ -44,7 +44,7 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "B", requires = "commit")]
     branch: Option<String>,
     /// Commit message template: {count} updates, {updates} one `- file:line old -> new`
-    /// line each, {files} the changed files.
+    /// line each, {files} the changed files; `\n` is a newline.
     #[arg(long, value_name = "TEMPLATE", requires = "commit")]
     message: Option<String>,
     /// The git remote to push to.
@@ -162,10 +162,11 @@ pub async fn run(args: ApplyArgs) -> Result<u8, Failure> {
     if let Some(git) = &git
         && !applied.written.is_empty()
     {
-        let text = render_message(
-            message.as_deref().unwrap_or(DEFAULT_MESSAGE),
-            &written_updates,
-        );
+        // `\n` in a template given on the command line means a newline.
+        let template = message
+            .as_deref()
+            .map_or(DEFAULT_MESSAGE.to_owned(), |m| m.replace("\\n", "\n"));
+        let text = render_message(&template, &written_updates);
         match git.commit(&applied.written, &text).await {
             Ok(sha) => {
                 made = Some(sha.clone());
