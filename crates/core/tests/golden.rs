@@ -36,6 +36,15 @@ fn tags(name: &str) -> Vec<&'static str> {
         "docker.io/library/golang" => vec!["1.21.5", "1.21.6", "1.22.0", "1.22.0-alpine"],
         "docker.io/bitnami/redis" => vec!["7.2.4", "7.2.5", "7.4.0"],
         "ghcr.io/acme/api" => vec!["v1.2.3", "v1.2.4", "v1.3.0", "v2.0.0", "v2.1.0-rc.1"],
+        "ghcr.io/acme/builds" => vec![
+            "main-9",
+            "main-10",
+            "main-2",
+            "feature-99",
+            "2024.01.15",
+            "2024.02.01",
+            "2025.01.01",
+        ],
         _ => vec![],
     }
 }
@@ -117,7 +126,7 @@ fn golden_files() {
         .filter(|p| p.is_dir())
         .collect();
     cases.sort();
-    assert!(cases.len() >= 9, "golden cases are missing");
+    assert!(cases.len() >= 15, "golden cases are missing");
     let mut failures = Vec::new();
     for case in cases {
         let config = match fs::read_to_string(case.join("freshet.yaml")) {

@@ -134,12 +134,57 @@ pub fn render_message(template: &str, updates: &[Update]) -> String {
         .replace("{files}", &files.join(", "))
 }
 
+/// A token for pushing over HTTPS. It reaches git only through the environment of the
+/// git process (as an `http.extraHeader` set with `GIT_CONFIG_*` variables), never argv
+/// or a URL; `Debug` and `Display` print `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GitToken(String);
+
+impl GitToken {
+    /// Wraps a token (e.g. read from `FRESHET_GIT_TOKEN` at the command line's edge).
+    pub fn new(token: impl Into<String>) -> Self {
+        GitToken(token.into())
+    }
+
+    /// The `Authorization` header git sends: Basic with the user `x-access-token`, which
+    /// GitHub, GitLab and Gitea accept for tokens.
+    fn header(&self) -> String {
+        use base64::Engine as _;
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{}", self.0));
+        format!("Authorization: Basic {basic}")
+    }
+}
+
+impl std::fmt::Debug for GitToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GitToken(***)")
+    }
+}
+
+impl std::fmt::Display for GitToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// An environment variable for git; the value is hidden from `Debug` because it may be
+/// a credential.
+#[derive(Clone)]
+struct EnvVar(OsString, OsString);
+
+impl std::fmt::Debug for EnvVar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}=***", self.0.to_string_lossy())
+    }
+}
+
 /// A git working tree.
 #[derive(Debug, Clone)]
 pub struct Git {
     dir: PathBuf,
     remote: String,
-    env: Vec<(OsString, OsString)>,
+    env: Vec<EnvVar>,
     push_attempts: u32,
 }
 
@@ -163,8 +208,34 @@ impl Git {
     /// Sets an environment variable for every git command (e.g. `GIT_ASKPASS`). This is
     /// the only way credentials reach git.
     pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
-        self.env.push((key.into(), value.into()));
+        self.env.push(EnvVar(key.into(), value.into()));
         self
+    }
+
+    /// Authenticates HTTPS pushes and fetches with a token, passed to git as
+    /// `http.extraHeader` through `GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_0`/
+    /// `GIT_CONFIG_VALUE_0` in its environment. Replaces any `GIT_CONFIG_COUNT` the
+    /// caller's environment set.
+    pub fn token(self, token: &GitToken) -> Self {
+        self.env("GIT_CONFIG_COUNT", "1")
+            .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+            .env("GIT_CONFIG_VALUE_0", token.header())
+    }
+
+    /// The working tree holding `path` (a file or directory inside it).
+    pub async fn discover(path: &Path) -> Result<Git, GitError> {
+        let dir = if path.is_dir() {
+            path.to_owned()
+        } else {
+            path.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_owned()
+        };
+        let top = Git::new(dir)
+            .run(&["rev-parse", "--show-toplevel"], None)
+            .await?;
+        Ok(Git::new(top.trim()))
     }
 
     /// How many push attempts to make before giving up.
@@ -185,7 +256,7 @@ impl Git {
             .arg(&self.dir)
             .args(args)
             .env("GIT_TERMINAL_PROMPT", "0")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(self.env.iter().map(|EnvVar(k, v)| (k, v)))
             .stdin(if input.is_some() {
                 Stdio::piped()
             } else {
@@ -271,10 +342,7 @@ impl Git {
     /// Commits exactly `files` (paths in the working tree) with `message`, leaving any
     /// other staged change alone. Returns the new commit.
     pub async fn commit(&self, files: &[PathBuf], message: &str) -> Result<String, GitError> {
-        let paths: Vec<String> = files
-            .iter()
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect();
+        let paths: Vec<String> = files.iter().map(|p| pathspec(p)).collect();
         let mut args: Vec<&str> = vec!["commit", "--quiet", "--file=-", "--only", "--"];
         args.extend(paths.iter().map(String::as_str));
         if let Err(e) = self.run(&args, Some(message)).await {
@@ -285,6 +353,30 @@ impl Git {
             return Err(GitError::Commit(Box::new(e)));
         }
         self.head().await
+    }
+
+    /// Those of `files` with staged or unstaged changes, or unknown to git, as given.
+    pub async fn dirty(&self, files: &[PathBuf]) -> Result<Vec<PathBuf>, GitError> {
+        if files.is_empty() {
+            return Ok(Vec::new());
+        }
+        let specs: Vec<String> = files.iter().map(|p| pathspec(p)).collect();
+        let mut args: Vec<&str> =
+            vec!["status", "--porcelain", "-z", "--untracked-files=all", "--"];
+        args.extend(specs.iter().map(String::as_str));
+        let out = self.run(&args, None).await?;
+        let top = std::fs::canonicalize(&self.dir).unwrap_or_else(|_| self.dir.clone());
+        let changed: Vec<PathBuf> = out
+            .split('\0')
+            .filter(|entry| entry.len() > 3)
+            .map(|entry| top.join(&entry[3..]))
+            .collect();
+        Ok(files
+            .iter()
+            .zip(&specs)
+            .filter(|(_, spec)| changed.iter().any(|c| Path::new(spec.as_str()) == c))
+            .map(|(f, _)| f.clone())
+            .collect())
     }
 
     /// Pushes `HEAD` to `branch` on the remote. When the remote moved, fetches it,
@@ -331,6 +423,17 @@ impl Git {
     }
 }
 
+/// A path as git should see it: absolute (canonical when it exists), since git runs
+/// with `-C` in the working tree rather than in the caller's directory.
+fn pathspec(path: &Path) -> String {
+    let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| {
+        std::env::current_dir()
+            .map(|cwd| cwd.join(path))
+            .unwrap_or_else(|_| path.to_owned())
+    });
+    absolute.to_string_lossy().into_owned()
+}
+
 /// Whether git's output says the remote moved under us.
 fn is_rejection(output: &str) -> bool {
     [
@@ -347,6 +450,25 @@ fn is_rejection(output: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_token_reaches_git_through_the_environment_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = GitToken::new("s3cret-token");
+        let git = Git::new(dir.path()).token(&token);
+        let header = git
+            .run(&["config", "--get", "http.extraHeader"], None)
+            .await
+            .unwrap();
+        // base64("x-access-token:s3cret-token")
+        assert_eq!(
+            header.trim(),
+            "Authorization: Basic eC1hY2Nlc3MtdG9rZW46czNjcmV0LXRva2Vu"
+        );
+        let shown = format!("{git:?} {token:?} {token}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(!shown.contains("eC1hY2Nlc3M"), "{shown}");
+    }
 
     #[test]
     fn scrub_removes_url_credentials() {

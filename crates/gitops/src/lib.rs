@@ -17,6 +17,6 @@ pub mod plan;
 pub mod write;
 
 pub use facts::{FactError, FactSource};
-pub use git::{Git, GitError, PushOutcome, render_message};
+pub use git::{DEFAULT_MESSAGE, Git, GitError, GitToken, PushOutcome, render_message};
 pub use plan::{ApplyReport, FilePlan, PlanOptions, PlanReport, apply, plan, walk};
 pub use write::{WriteError, write_atomic};

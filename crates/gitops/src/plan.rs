@@ -8,12 +8,13 @@
 //!
 //! Must not decide updates (that is `freshet_core::files`) or run git.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use freshet_core::files::{self, Config, Edit, PlanError, Step, Update};
+use freshet_core::files::{self, Config, Edit, PlanError, Step, Tracked, Update};
 use freshet_core::policy::Facts;
 use freshet_core::{Digest, Reference};
+use futures::stream::{self, StreamExt as _};
 
 use crate::facts::FactSource;
 use crate::write::write_atomic;
@@ -42,7 +43,8 @@ pub struct FilePlan {
     pub edits: Vec<Edit>,
 }
 
-/// The result of `plan`: `{"updates": [...], "errors": [...], "warnings": [...]}` in JSON.
+/// The result of `plan`: `{"updates": [...], "errors": [...]}` in JSON. Warnings are
+/// not part of that contract; the command line prints them on stderr.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct PlanReport {
     /// Pending updates: `{file, line, current, new, policy, reason}`.
@@ -52,6 +54,7 @@ pub struct PlanReport {
     pub errors: Vec<PlanError>,
     /// References kept for a reason worth knowing (tag list failed, current tag gone…):
     /// `{file, line, message}`.
+    #[serde(skip)]
     pub warnings: Vec<PlanError>,
     /// The files with edits, for [`apply`].
     #[serde(skip)]
@@ -158,76 +161,130 @@ fn display_name(root: &Path, path: &Path) -> String {
     shown.to_string_lossy().replace('\\', "/")
 }
 
-/// Per-run cache of registry answers.
+/// How many registry questions are in flight at once. The registry client applies its
+/// own per-registry limits below this.
+const FETCH_CONCURRENCY: usize = 64;
+
+/// How many rounds of [`Step::NeedDigest`] a reference may ask for (a policy asks for at
+/// most one digest after its decision, plus one to re-check a pin).
+const MAX_ROUNDS: usize = 4;
+
+/// Per-run cache of registry answers, filled in batches so every unique question is asked
+/// once and the questions of one batch run concurrently.
 #[derive(Default)]
 struct Cache {
+    /// Tag lists by repository name.
     tags: HashMap<String, Result<Vec<String>, String>>,
+    /// Digests by (repository name, tag).
     digests: HashMap<(String, String), Result<Digest, String>>,
 }
 
 impl Cache {
-    async fn tags(
-        &mut self,
-        source: &dyn FactSource,
-        reference: &Reference,
-    ) -> Result<Vec<String>, String> {
-        let key = reference.name();
-        if let Some(hit) = self.tags.get(&key) {
-            return hit.clone();
-        }
-        let answer = source.tags(reference).await.map_err(|e| e.to_string());
-        self.tags.insert(key, answer.clone());
-        answer
+    /// Fetches every tag list and digest in `wanted` that is not cached yet.
+    async fn fill(&mut self, source: &dyn FactSource, wanted: &Wanted) {
+        let tag_jobs: Vec<&Reference> = wanted
+            .tags
+            .iter()
+            .filter(|(name, _)| !self.tags.contains_key(*name))
+            .map(|(_, r)| r)
+            .collect();
+        let tag_answers: Vec<(String, Result<Vec<String>, String>)> = stream::iter(tag_jobs)
+            .map(|r| async move { (r.name(), source.tags(r).await.map_err(|e| e.to_string())) })
+            .buffer_unordered(FETCH_CONCURRENCY)
+            .collect()
+            .await;
+        self.tags.extend(tag_answers);
+
+        let digest_jobs: Vec<(&(String, String), &Reference)> = wanted
+            .digests
+            .iter()
+            .filter(|(key, _)| !self.digests.contains_key(*key))
+            .collect();
+        let digest_answers: Vec<((String, String), Result<Digest, String>)> =
+            stream::iter(digest_jobs)
+                .map(|(key, r)| async move {
+                    let answer = match r.with_tag(&key.1) {
+                        Ok(tagged) => source.digest(&tagged).await.map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    (key.clone(), answer)
+                })
+                .buffer_unordered(FETCH_CONCURRENCY)
+                .collect()
+                .await;
+        self.digests.extend(digest_answers);
     }
 
-    async fn digest(
-        &mut self,
-        source: &dyn FactSource,
-        reference: &Reference,
-        tag: &str,
-    ) -> Result<Digest, String> {
-        let key = (reference.name(), tag.to_owned());
-        if let Some(hit) = self.digests.get(&key) {
-            return hit.clone();
+    /// The facts for one reference: its tag list if asked for, and the digests of `tags`.
+    fn facts(&self, reference: &Reference, tag_list: bool, tags: &[String]) -> Facts {
+        let name = reference.name();
+        let mut facts = Facts::default();
+        if tag_list {
+            facts.tags = self.tags.get(&name).cloned();
         }
-        let answer = match reference.with_tag(tag) {
-            Ok(tagged) => source.digest(&tagged).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        self.digests.insert(key, answer.clone());
-        answer
+        for tag in tags {
+            if let Some(d) = self.digests.get(&(name.clone(), tag.clone())) {
+                facts.digests.insert(tag.clone(), d.clone());
+            }
+        }
+        facts
     }
+}
+
+/// The questions of one batch, deduplicated: a reference to ask with, per repository
+/// and per (repository, tag).
+#[derive(Default)]
+struct Wanted {
+    tags: BTreeMap<String, Reference>,
+    digests: BTreeMap<(String, String), Reference>,
+}
+
+impl Wanted {
+    fn is_empty(&self) -> bool {
+        self.tags.is_empty() && self.digests.is_empty()
+    }
+}
+
+/// One file that scanned cleanly, with its tracked references.
+struct Scanned {
+    path: PathBuf,
+    display: String,
+    text: String,
+    tracked: Vec<Tracked>,
+}
+
+/// Where one tracked reference stands while planning.
+struct Pending {
+    /// Index into the scanned files, and into that file's tracked references.
+    file: usize,
+    index: usize,
+    /// Whether the policy wants the tag list.
+    tag_list: bool,
+    /// Tags whose digests the planner asked for.
+    digest_tags: Vec<String>,
 }
 
 /// Plans updates for every file under `paths`. Never fails as a whole: every problem is
 /// an entry in [`PlanReport::errors`], and the files that could be read are planned.
+///
+/// Registry questions are gathered from all files first, deduplicated and asked
+/// concurrently, so a repository's tags are listed once however many files use it.
 pub async fn plan(paths: &[PathBuf], options: &PlanOptions, source: &dyn FactSource) -> PlanReport {
     let root = options.root.clone().unwrap_or_else(|| find_root(paths));
     let root = std::fs::canonicalize(&root).unwrap_or(root);
     let mut report = PlanReport::default();
-    let config = match std::fs::read_to_string(root.join("freshet.yaml")) {
-        Ok(text) => match Config::parse(&text) {
-            Ok(c) => c,
-            Err(e) => {
-                let line = match &e {
-                    files::ConfigError::Syntax { line, .. } => *line,
-                    files::ConfigError::Invalid { .. } => 0,
-                };
-                report
-                    .errors
-                    .push(error("freshet.yaml", line, e.to_string()));
-                return report;
-            }
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
+    let config = match load_config(&root) {
+        Ok(c) => c,
         Err(e) => {
-            report.errors.push(error("freshet.yaml", 0, e.to_string()));
+            report.errors.push(e);
             return report;
         }
     };
     let (paths, walk_errors) = walk(paths);
     report.errors.extend(walk_errors);
-    let mut cache = Cache::default();
+
+    // 1. Read, scan and track every file.
+    let mut scanned: Vec<Scanned> = Vec::new();
     for path in paths {
         let display = display_name(&root, &path);
         let text = match std::fs::read(&path) {
@@ -258,61 +315,141 @@ pub async fn plan(paths: &[PathBuf], options: &PlanOptions, source: &dyn FactSou
         };
         let (tracked, errors) = files::track(&display, found, &config, options.all);
         report.errors.extend(errors);
-        let mut edits = Vec::new();
-        for t in &tracked {
+        scanned.push(Scanned {
+            path,
+            display,
+            text,
+            tracked,
+        });
+    }
+
+    // 2. Decide in rounds: ask every pending reference what it needs, fetch all of it
+    //    at once, step again.
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut wanted = Wanted::default();
+    for (file, s) in scanned.iter().enumerate() {
+        for (index, t) in s.tracked.iter().enumerate() {
             let needs = t.needs();
-            let mut facts = Facts::default();
             if needs.tag_list {
-                facts.tags = Some(cache.tags(source, &t.reference).await);
+                wanted
+                    .tags
+                    .entry(t.reference.name())
+                    .or_insert_with(|| t.reference.clone());
             }
-            if let Some(tag) = &needs.digest_of {
-                let d = cache.digest(source, &t.reference, tag).await;
-                facts.digests.insert(tag.clone(), d);
+            let mut digest_tags = Vec::new();
+            if let Some(tag) = needs.digest_of {
+                wanted
+                    .digests
+                    .entry((t.reference.name(), tag.clone()))
+                    .or_insert_with(|| t.reference.clone());
+                digest_tags.push(tag);
             }
-            // Each NeedDigest adds a digest, so this ends after at most a few rounds.
-            for _ in 0..4 {
-                match t.step(&text, &facts) {
-                    Step::NeedDigest(tag) => {
-                        let d = cache.digest(source, &t.reference, &tag).await;
-                        facts.digests.insert(tag, d);
-                    }
-                    Step::Keep { warning } => {
-                        if let Some(w) = warning {
-                            report.warnings.push(error(&display, t.found.line, w));
-                        }
-                        break;
-                    }
-                    Step::Update(u) => {
-                        edits.extend(u.edits.iter().cloned());
-                        report.updates.push(u);
-                        break;
-                    }
-                    Step::Error(e) => {
-                        report.errors.push(e);
-                        break;
-                    }
+            pending.push(Pending {
+                file,
+                index,
+                tag_list: needs.tag_list,
+                digest_tags,
+            });
+        }
+    }
+    let mut cache = Cache::default();
+    let mut outcomes: BTreeMap<(usize, usize), Step> = BTreeMap::new();
+    for round in 0..MAX_ROUNDS {
+        if !wanted.is_empty() {
+            cache.fill(source, &wanted).await;
+        }
+        wanted = Wanted::default();
+        let mut still = Vec::new();
+        for p in pending {
+            let s = &scanned[p.file];
+            let t = &s.tracked[p.index];
+            let facts = cache.facts(&t.reference, p.tag_list, &p.digest_tags);
+            match t.step(&s.text, &facts) {
+                Step::NeedDigest(tag)
+                    if round + 1 < MAX_ROUNDS && !p.digest_tags.contains(&tag) =>
+                {
+                    wanted
+                        .digests
+                        .entry((t.reference.name(), tag.clone()))
+                        .or_insert_with(|| t.reference.clone());
+                    let mut p = p;
+                    p.digest_tags.push(tag);
+                    still.push(p);
                 }
+                Step::NeedDigest(tag) => {
+                    outcomes.insert(
+                        (p.file, p.index),
+                        Step::Error(error(
+                            &s.display,
+                            t.found.line,
+                            format!(
+                                "the planner asked for the digest of {tag} again; this is a bug"
+                            ),
+                        )),
+                    );
+                }
+                step => {
+                    outcomes.insert((p.file, p.index), step);
+                }
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            break;
+        }
+    }
+
+    // 3. Collect the outcomes in file and reference order, and check each file's edits.
+    let mut outcomes = outcomes.into_iter().peekable();
+    for (file, s) in scanned.into_iter().enumerate() {
+        let mut edits: Vec<Edit> = Vec::new();
+        let mut updates: Vec<Update> = Vec::new();
+        while let Some(((_, index), step)) = outcomes.next_if(|((f, _), _)| *f == file) {
+            let line = s.tracked[index].found.line;
+            match step {
+                Step::Update(u) => {
+                    edits.extend(u.edits.iter().cloned());
+                    updates.push(u);
+                }
+                Step::Keep { warning: Some(w) } => report.warnings.push(error(&s.display, line, w)),
+                Step::Keep { warning: None } | Step::NeedDigest(_) => {}
+                Step::Error(e) => report.errors.push(e),
             }
         }
         if edits.is_empty() {
             continue;
         }
         // Check the edits now, so `plan` reports what `apply` would refuse.
-        if let Err(e) = files::apply_edits(&display, &text, &edits) {
-            report.updates.retain(|u| u.file != display);
+        if let Err(e) = files::apply_edits(&s.display, &s.text, &edits) {
             report
                 .errors
-                .push(error(&display, 0, format!("{e}; left untouched")));
+                .push(error(&s.display, 0, format!("{e}; left untouched")));
             continue;
         }
+        report.updates.extend(updates);
         report.files.push(FilePlan {
-            path,
-            display,
-            original: text,
+            path: s.path,
+            display: s.display,
+            original: s.text,
             edits,
         });
     }
     report
+}
+
+/// Reads and validates `freshet.yaml` at the root; a missing file is the default config.
+fn load_config(root: &Path) -> Result<Config, PlanError> {
+    match std::fs::read_to_string(root.join("freshet.yaml")) {
+        Ok(text) => Config::parse(&text).map_err(|e| {
+            let line = match &e {
+                files::ConfigError::Syntax { line, .. } => *line,
+                files::ConfigError::Invalid { .. } => 0,
+            };
+            error("freshet.yaml", line, e.to_string())
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+        Err(e) => Err(error("freshet.yaml", 0, format!("cannot read: {e}"))),
+    }
 }
 
 /// Writes every planned file atomically. A file that changed on disk since the plan, or

@@ -1,7 +1,8 @@
 //! The Dockerfile scanner: `FROM [--platform=…] image [AS name]`.
 //!
-//! Owns finding base images by byte span. Stage names (`FROM builder`), `scratch` and
-//! images built from `ARG`s (`FROM ${BASE}`) are skipped. Markers sit on the comment line
+//! Owns finding base images by byte span. Stage names (`FROM builder`), `scratch`,
+//! images built from `ARG`s (`FROM ${BASE}`) and images on a continuation line are
+//! skipped. Markers sit on the comment line
 //! above a `FROM`, since Dockerfiles have no trailing comments.
 //!
 //! Must not interpret any other instruction.
@@ -46,12 +47,27 @@ pub(super) fn scan(path: &str, text: &str) -> Result<Vec<Found>, ScanError> {
         let Some((image_at, image)) = rest.next() else {
             return Err(error("FROM has no image".into()));
         };
+        if image == "\\" {
+            // `FROM --platform=… \` continues on the next line; such images are not
+            // offered for editing.
+            continue;
+        }
         match (rest.next(), rest.next(), rest.next()) {
             (None, _, _) => {}
             (Some((_, kw)), Some((_, name)), None) if kw.eq_ignore_ascii_case("as") => {
                 stages.push(name.to_ascii_lowercase())
             }
             (Some((_, t)), _, _) if t.ends_with('\\') || t == "\\" => {}
+            (Some((_, kw)), None, _) if kw.eq_ignore_ascii_case("as") => {
+                return Err(error(format!(
+                    "{kw} without a stage name; write `FROM {image} AS name`"
+                )));
+            }
+            (Some((_, kw)), Some(_), Some((_, extra))) if kw.eq_ignore_ascii_case("as") => {
+                return Err(error(format!(
+                    "unexpected {extra:?} after the stage name; write `FROM {image} AS name`"
+                )));
+            }
             (Some((_, t)), _, _) => {
                 return Err(error(format!(
                     "unexpected {t:?} after the image; expected `AS name`"

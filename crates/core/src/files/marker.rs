@@ -39,7 +39,10 @@ impl FromStr for PinForm {
             "tag" => Ok(PinForm::Tag),
             "tag+digest" | "digest+tag" => Ok(PinForm::TagDigest),
             "digest" => Ok(PinForm::Digest),
-            other => Err(MarkerError::BadPin(other.to_owned())),
+            other => Err(MarkerError::BadPin {
+                line: 0,
+                value: other.to_owned(),
+            }),
         }
     }
 }
@@ -96,8 +99,13 @@ pub enum MarkerError {
         source: PolicyError,
     },
     /// The pin form is not one we know.
-    #[error("unknown pin form {0:?}: use pin=tag, pin=tag+digest or pin=digest")]
-    BadPin(String),
+    #[error("line {line}: unknown pin form {value:?}; use pin=tag, pin=tag+digest or pin=digest")]
+    BadPin {
+        /// 1-based line (0 when the form did not come from a marker).
+        line: usize,
+        /// The value.
+        value: String,
+    },
     /// `prerelease=` is not a boolean.
     #[error("line {line}: prerelease={value:?} must be true or false")]
     BadBool {
@@ -152,7 +160,13 @@ pub fn parse(body: &str, line: usize) -> Result<Marker, MarkerError> {
     for (key, value) in pairs {
         match key.as_str() {
             "policy" => policy = Some(value),
-            "pin" => pin = Some(value.parse::<PinForm>()?),
+            "pin" => {
+                pin = Some(
+                    value
+                        .parse::<PinForm>()
+                        .map_err(|_| MarkerError::BadPin { line, value })?,
+                )
+            }
             "order" => {
                 order = Some(
                     value
@@ -256,7 +270,7 @@ mod tests {
         ));
         assert!(matches!(
             parse("policy=minor pin=sha", 1),
-            Err(MarkerError::BadPin(_))
+            Err(MarkerError::BadPin { line: 1, .. })
         ));
         assert!(matches!(
             parse("policy=bogus", 1),

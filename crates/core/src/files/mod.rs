@@ -98,6 +98,10 @@ pub enum Spans {
         tag: Range<usize>,
         /// `digest:` value, if present.
         digest: Option<Range<usize>>,
+        /// Where a missing `digest:` key may be inserted in a block mapping: the column
+        /// of the `tag:` key and the start of the line after it. `None` for flow
+        /// mappings, where a digest goes into the tag value instead (`tag@sha256:…`).
+        digest_insert: Option<(usize, usize)>,
     },
     /// A kustomization `images:` entry.
     Kustomize {
@@ -389,18 +393,35 @@ pub fn edits_for(
     };
     match &found.spans {
         Spans::Whole(span) => set(span, render(&found.image, target, pin)?),
-        Spans::Split { tag, digest, .. } => match (pin, digest) {
-            (PinForm::Tag, Some(d)) => {
+        Spans::Split {
+            tag,
+            digest,
+            digest_insert,
+            ..
+        } => match (pin, digest, digest_insert) {
+            (PinForm::Tag, Some(d), _) => {
                 set(tag, target.tag.clone());
-                set(d, String::new());
+                set(d, empty_value(text, d));
             }
-            (PinForm::Tag, None) => set(tag, target.tag.clone()),
-            (PinForm::TagDigest | PinForm::Digest, Some(d)) => {
+            (PinForm::Tag, None, _) => set(tag, target.tag.clone()),
+            (PinForm::TagDigest | PinForm::Digest, Some(d), _) => {
                 set(tag, target.tag.clone());
                 set(d, target.digest.as_ref().ok_or_else(missing)?.to_string());
             }
-            (PinForm::TagDigest | PinForm::Digest, None) => {
-                // Charts that join `repository:tag` accept `tag@digest` in the tag value.
+            (PinForm::TagDigest | PinForm::Digest, None, Some((indent, at))) => {
+                // The split form of a pin: a `digest:` key beside `tag:`.
+                let d = target.digest.as_ref().ok_or_else(missing)?;
+                set(tag, target.tag.clone());
+                edits.push(insert_line(
+                    text,
+                    *at,
+                    &[format!("{}digest: {d}", " ".repeat(*indent))],
+                    eol,
+                ));
+            }
+            (PinForm::TagDigest | PinForm::Digest, None, None) => {
+                // A flow mapping has no line to add; charts that join `repository:tag`
+                // accept `tag@digest` in the tag value.
                 let d = target.digest.as_ref().ok_or_else(missing)?;
                 set(tag, format!("{}@{d}", target.tag));
             }
@@ -427,7 +448,7 @@ pub fn edits_for(
                     span,
                     target.digest.as_ref().ok_or_else(missing)?.to_string(),
                 ),
-                Some(span) => set(span, String::new()),
+                Some(span) => set(span, empty_value(text, span)),
                 None if want_digest => {
                     let d = target.digest.as_ref().ok_or_else(missing)?;
                     lines.push(format!("{pad}digest: {d}"));
@@ -435,21 +456,37 @@ pub fn edits_for(
                 None => {}
             }
             if !lines.is_empty() {
-                // At the end of a file without a final newline, start a line instead of
-                // ending one, so the file still ends the way it did.
-                let new = if *insert_at == text.len() && !text.is_empty() && !text.ends_with('\n') {
-                    format!("{eol}{}", lines.join(eol))
-                } else {
-                    lines.iter().map(|l| format!("{l}{eol}")).collect()
-                };
-                edits.push(Edit {
-                    span: *insert_at..*insert_at,
-                    new,
-                });
+                edits.push(insert_line(text, *insert_at, &lines, eol));
             }
         }
     }
     Ok(edits)
+}
+
+/// The text that empties the YAML value at `span`: nothing between existing quotes, or
+/// `""` for a plain value (a bare key would read as null).
+fn empty_value(text: &str, span: &Range<usize>) -> String {
+    let bytes = text.as_bytes();
+    let quoted = span.start > 0
+        && matches!(bytes[span.start - 1], b'"' | b'\'')
+        && bytes.get(span.end) == Some(&bytes[span.start - 1]);
+    if quoted {
+        String::new()
+    } else {
+        "\"\"".to_owned()
+    }
+}
+
+/// An edit inserting whole lines at `at` (the start of a line, or the end of the text).
+/// At the end of a file without a final newline it starts a line instead of ending one,
+/// so the file still ends the way it did.
+fn insert_line(text: &str, at: usize, lines: &[String], eol: &str) -> Edit {
+    let new = if at == text.len() && !text.is_empty() && !text.ends_with('\n') {
+        format!("{eol}{}", lines.join(eol))
+    } else {
+        lines.iter().map(|l| format!("{l}{eol}")).collect()
+    };
+    Edit { span: at..at, new }
 }
 
 /// 1-based line number of a byte offset.

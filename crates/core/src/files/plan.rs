@@ -199,6 +199,29 @@ impl Tracked {
                         None,
                         format!("pin={}: pin {tag} to its digest", self.pin),
                     ),
+                    // Pinned and current: the tag may still have been pushed again, so
+                    // the pin follows the tag's digest.
+                    (PinForm::TagDigest | PinForm::Digest, Some(old))
+                        if self.reference.tag().is_some() =>
+                    {
+                        match digest_of(tag) {
+                            None => return Step::NeedDigest(tag.to_owned()),
+                            Some(Err(e)) => {
+                                return Step::Keep {
+                                    warning: Some(format!(
+                                        "resolving {tag} failed ({e}); keeping {}",
+                                        self.found.image
+                                    )),
+                                };
+                            }
+                            Some(Ok(new)) if new == old => return Step::Keep { warning: None },
+                            Some(Ok(new)) => (
+                                tag.to_owned(),
+                                Some(new.clone()),
+                                format!("pin={}: {tag} moved from {old} to {new}", self.pin),
+                            ),
+                        }
+                    }
                     _ => return Step::Keep { warning: None },
                 }
             }
@@ -251,5 +274,78 @@ impl Tracked {
             reason,
             edits,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::scan;
+
+    fn tracked(text: &str, config: &str, all: bool) -> Vec<(usize, String, PinForm, TrackedBy)> {
+        let config = Config::parse(config).unwrap();
+        let (tracked, errors) = track(
+            "deploy/a.yaml",
+            scan("deploy/a.yaml", text).unwrap(),
+            &config,
+            all,
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        tracked
+            .into_iter()
+            .map(|t| (t.found.line, t.policy.to_string(), t.pin, t.by))
+            .collect()
+    }
+
+    #[test]
+    fn a_marker_beats_a_rule_and_a_rule_beats_all() {
+        let text = "a:\n  - image: nginx:1.0.0 # freshet: policy=semver:patch\n  - image: nginx:1.0.0\n  - image: redis:1.0.0\n  - image: redis:1.0.0@sha256:0000000000000000000000000000000000000000000000000000000000000000\n";
+        let config = "defaultPolicy: semver:major\nrules:\n  - paths: [\"deploy/**\"]\n    images: [nginx]\n    policy: semver:minor\n    pin: tag+digest\n";
+        assert_eq!(
+            tracked(text, config, false),
+            [
+                (
+                    2,
+                    "semver:patch".into(),
+                    PinForm::TagDigest,
+                    TrackedBy::Marker { line: 2 }
+                ),
+                (
+                    3,
+                    "semver:minor".into(),
+                    PinForm::TagDigest,
+                    TrackedBy::Rule { index: 0 }
+                ),
+            ]
+        );
+        assert_eq!(
+            tracked(text, config, true)[2..],
+            [
+                (4, "semver:major".into(), PinForm::Tag, TrackedBy::All),
+                // With no pin from a marker, rule or defaultPin, the written form is kept.
+                (5, "semver:major".into(), PinForm::TagDigest, TrackedBy::All),
+            ]
+        );
+        // defaultPin applies when neither marker nor rule sets one.
+        let pinned = tracked(text, "defaultPin: digest\n", true);
+        assert!(
+            pinned.iter().all(|(_, _, pin, _)| *pin == PinForm::Digest),
+            "{pinned:?}"
+        );
+    }
+
+    #[test]
+    fn an_invalid_marked_reference_is_an_error_naming_its_line() {
+        let text = "x:\n  image: \"Bad Ref\" # freshet: policy=minor\n  other: 1\n";
+        let (tracked, errors) = track(
+            "a.yaml",
+            scan("a.yaml", text).unwrap(),
+            &Config::default(),
+            true,
+        );
+        assert!(tracked.is_empty());
+        assert_eq!(errors.len(), 1);
+        assert_eq!((errors[0].file.as_str(), errors[0].line), ("a.yaml", 2));
+        assert!(errors[0].message.contains("Bad Ref"), "{errors:?}");
     }
 }

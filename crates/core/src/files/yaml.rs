@@ -154,15 +154,17 @@ fn walk(text: &str, node: &Node, parent_key_end: Option<usize>, found: &mut Vec<
                 if let (Node::Scalar(key), Node::Scalar(value)) = (k, v)
                     && key.value == "image"
                     && value.editable
-                    && Reference::parse(&value.value).is_ok()
                 {
-                    {
+                    let marker = marker::find(text, &[value.raw.end]);
+                    // A marked value that is not a reference is kept so that `track`
+                    // reports it; an unmarked one is simply not an image.
+                    if Reference::parse(&value.value).is_ok() || marker.is_some() {
                         found.push(Found {
                             kind: RefKind::Image,
                             line: line_of(text, value.inner.start),
                             image: value.value.clone(),
                             spans: Spans::Whole(value.inner.clone()),
-                            marker: marker::find(text, &[value.raw.end]),
+                            marker,
                             region: value.inner.start..next_line_start(text, value.raw.end),
                         });
                     }
@@ -192,8 +194,13 @@ fn helm_split(text: &str, pairs: &[(Node, Node)], parent_key_end: Option<usize>)
     image.push_str(&repository.value);
     image.push(':');
     image.push_str(&tag.value);
+    let digest_source = digest.map_or("", |d| text.get(d.raw.clone()).unwrap_or(""));
     let digest_span = match digest {
-        Some(d) if !d.value.is_empty() => {
+        // An empty `digest: ""` can be filled in between its quotes.
+        Some(d) if digest_source.len() == 2 && d.value.is_empty() => Some(d.inner.clone()),
+        // A bare `digest:` (null) cannot, and a new key beside it would be a duplicate.
+        Some(_) if digest_source.is_empty() => None,
+        Some(d) => {
             Digest::parse(&d.value).ok()?;
             if !d.editable {
                 return None;
@@ -202,9 +209,7 @@ fn helm_split(text: &str, pairs: &[(Node, Node)], parent_key_end: Option<usize>)
             image.push_str(&d.value);
             Some(d.inner.clone())
         }
-        // An empty `digest: ""` can be filled in between its quotes; a bare `digest:` cannot.
-        Some(d) if d.raw.len() == 2 => Some(d.inner.clone()),
-        _ => None,
+        None => None,
     };
     Reference::parse(&image).ok()?;
     let mut ends = vec![tag.raw.end, repository.raw.end];
@@ -223,6 +228,22 @@ fn helm_split(text: &str, pairs: &[(Node, Node)], parent_key_end: Option<usize>)
         .copied()
         .unwrap_or(tag.inner.start);
     let last = ends.iter().copied().max().unwrap_or(tag.raw.end);
+    // A block mapping (`tag:` first on its line) can take a new `digest:` line after
+    // the tag's; a flow mapping cannot.
+    let digest_insert = match digest {
+        Some(_) => None,
+        None => pairs.iter().find_map(|(k, _)| match k {
+            Node::Scalar(key) if key.value == "tag" => {
+                let line = line_start(text, key.raw.start);
+                let block = text[line..key.raw.start].bytes().all(|b| b == b' ')
+                    && !text[tag.raw.end..next_line_start(text, tag.raw.end)]
+                        .trim_start()
+                        .starts_with([',', '}']);
+                block.then(|| (key.raw.start - line, next_line_start(text, tag.raw.end)))
+            }
+            _ => None,
+        }),
+    };
     Some(Found {
         kind: RefKind::HelmSplit,
         line: line_of(text, tag.inner.start),
@@ -232,6 +253,7 @@ fn helm_split(text: &str, pairs: &[(Node, Node)], parent_key_end: Option<usize>)
             repository: repository.inner.clone(),
             tag: tag.inner.clone(),
             digest: digest_span,
+            digest_insert,
         },
         marker: marker::find(text, &ends),
         region: start..next_line_start(text, last),

@@ -3,12 +3,15 @@
 //! Exit codes (documented in the README):
 //! - `0`: success (everything resolved, refreshed, current, or skipped below threshold);
 //! - `1`: a failure (a reference did not resolve, an I/O error);
-//! - `2`: a usage or configuration error (bad flags, unreadable config);
+//! - `2`: a usage or configuration error (bad flags, unreadable config); for
+//!   `plan --detailed-exitcode`, updates are pending (see `plan.rs`);
 //! - `3`: a failure streak reached its threshold (`run --once`).
 //!
 //! A broken pipe on stdout (`freshet tags x | head`) counts as success.
 
+mod apply;
 mod output;
+mod plan;
 mod registry_args;
 mod resolve;
 mod tags;
@@ -54,6 +57,11 @@ enum Command {
     Resolve(resolve::ResolveArgs),
     /// List every tag of an image's repository, across all pages.
     Tags(tags::TagsArgs),
+    /// Show which image references in files (manifests, Helm values, kustomizations,
+    /// compose, Dockerfiles, Terraform) their policies would update.
+    Plan(plan::PlanArgs),
+    /// Write those updates to the files; optionally commit and push them.
+    Apply(apply::ApplyArgs),
 }
 
 /// An error with the exit code it maps to. Commands return it; `main` prints it.
@@ -102,6 +110,8 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Resolve(args) => resolve::run(args).await,
             Command::Tags(args) => tags::run(args).await,
+            Command::Plan(args) => plan::run(args).await,
+            Command::Apply(args) => apply::run(args).await,
         }
     });
     match result {
