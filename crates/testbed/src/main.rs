@@ -34,11 +34,15 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match Cli::parse().command {
-        Command::Serve(args) => freshet_apiserver::serve(args).await.map_err(anyhow::Error::from),
-        Command::Registry(args) => freshet_testbed::demo::run(args).await.map_err(anyhow::Error::from),
-        Command::BenchResolve(args) => {
-            freshet_testbed::bench::run(args).await.map_err(anyhow::Error::from)
-        }
+        Command::Serve(args) => freshet_apiserver::serve(args)
+            .await
+            .map_err(anyhow::Error::from),
+        Command::Registry(args) => freshet_testbed::demo::run(args)
+            .await
+            .map_err(anyhow::Error::from),
+        Command::BenchResolve(args) => freshet_testbed::bench::run(args)
+            .await
+            .map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
