@@ -99,10 +99,11 @@ pub fn random_uuid() -> String {
 }
 
 /// A stable short hash of a JSON value, in the safe alphabet (like
-/// `pod-template-hash`). Object keys are sorted by `serde_json`, so equal
-/// values hash equally.
+/// `pod-template-hash`). Object keys are hashed in sorted order, so equal values
+/// hash equally even when serde_json keeps insertion order (its `preserve_order`
+/// feature, which another crate of the workspace turns on, changes `Map`).
 pub fn short_hash(value: &Value) -> String {
-    let bytes = serde_json::to_vec(value).unwrap_or_default();
+    let bytes = serde_json::to_vec(&sorted(value)).unwrap_or_default();
     let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
     let mut n = u64::from_be_bytes(digest.as_ref()[..8].try_into().unwrap_or([0; 8]));
     let mut out = String::new();
@@ -111,6 +112,23 @@ pub fn short_hash(value: &Value) -> String {
         n /= SAFE_ALPHABET.len() as u64;
     }
     out
+}
+
+/// A copy of `value` whose objects list their keys in sorted order.
+fn sorted(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), sorted(&map[k])))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
 }
 
 /// The value at a dotted path (`spec.template.spec`), if every step exists.
