@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use freshet_testbed::git::{git, identify};
 use freshet_testbed::registry::fixtures::{self, RepoFixture};
 use freshet_testbed::registry::push::Pusher;
 use freshet_testbed::registry::{RegistryOptions, RegistryServer};
@@ -334,28 +335,6 @@ async fn push_requires_commit() {
 }
 
 // --- git ---------------------------------------------------------------------------
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn identify(dir: &Path) {
-    git(dir, &["config", "user.name", "someone"]);
-    git(dir, &["config", "user.email", "someone@freshet.invalid"]);
-    git(dir, &["config", "commit.gpgsign", "false"]);
-}
 
 /// A bare remote seeded with the fixture files, and two clones of it.
 struct Repos {

@@ -1,33 +1,9 @@
 //! `Git` against real repositories: a bare repository over `file://` is the remote, and
 //! a second, stale clone pushes first to force the fetch-rebase-retry path.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use freshet_gitops::{Git, GitError};
-
-/// Runs git synchronously for test set-up and inspection; panics on failure.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn identify(dir: &Path) {
-    git(dir, &["config", "user.name", "freshet test"]);
-    git(dir, &["config", "user.email", "test@freshet.invalid"]);
-    git(dir, &["config", "commit.gpgsign", "false"]);
-}
+use freshet_testbed::git::{git, identify};
+use std::path::{Path, PathBuf};
 
 /// A bare remote with one commit on `main`, and the file URL to clone it from.
 struct Remote {

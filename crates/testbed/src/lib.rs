@@ -11,4 +11,5 @@
 pub mod bench;
 pub mod demo;
 pub mod faults;
+pub mod git;
 pub mod registry;
