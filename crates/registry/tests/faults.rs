@@ -47,6 +47,21 @@ async fn registry(
     .expect("fault server")
 }
 
+/// Resolves `a/b:1` with default fast options, expecting a failure.
+async fn resolve_err(server: &FaultServer) -> freshet_registry::RegistryError {
+    client_with(fast_options())
+        .resolve(&reference(server, "a/b:1"), &Want::default())
+        .await
+        .expect_err("the fault makes resolving fail")
+}
+
+/// Lists the tags of `a/b` with default fast options.
+async fn list_tags(server: &FaultServer) -> Result<Vec<String>, freshet_registry::RegistryError> {
+    client_with(fast_options())
+        .list_tags(&reference(server, "a/b"))
+        .await
+}
+
 /// Fails the first `n` calls with `fail`, then answers `ok`.
 fn fail_first(
     n: usize,
@@ -221,10 +236,7 @@ async fn a_digest_header_that_does_not_match_the_body_is_rejected() {
         }
     })
     .await;
-    let err = client_with(fast_options())
-        .resolve(&reference(&server, "a/b:1"), &Want::default())
-        .await
-        .unwrap_err();
+    let err = resolve_err(&server).await;
     assert_eq!(err.class(), ErrorClass::MalformedResponse, "{err}");
     assert!(err.to_string().contains("does not match"), "{err}");
 }
@@ -237,10 +249,7 @@ async fn a_truncated_manifest_body_is_reported_as_cut_off() {
             .truncated(MANIFEST.len(), 20)
     })
     .await;
-    let err = client_with(fast_options())
-        .resolve(&reference(&server, "a/b:1"), &Want::default())
-        .await
-        .unwrap_err();
+    let err = resolve_err(&server).await;
     assert_eq!(err.class(), ErrorClass::MalformedResponse, "{err}");
     assert!(err.to_string().contains("cut off"), "{err}");
 }
@@ -253,10 +262,7 @@ async fn an_oversized_manifest_is_refused_without_reading_it() {
             .declare_length(5 * 1024 * 1024)
     })
     .await;
-    let err = client_with(fast_options())
-        .resolve(&reference(&server, "a/b:1"), &Want::default())
-        .await
-        .unwrap_err();
+    let err = resolve_err(&server).await;
     assert_eq!(err.class(), ErrorClass::TooLarge, "{err}");
     assert!(!err.is_transient());
 }
@@ -392,10 +398,7 @@ async fn tag_lists_follow_relative_link_pages() {
         Some(format!(r#"<{path}?n=2&last={last}>; rel="next""#))
     }))
     .await;
-    let tags = client_with(fast_options())
-        .list_tags(&reference(&server, "a/b"))
-        .await
-        .unwrap();
+    let tags = list_tags(&server).await.unwrap();
     assert_eq!(tags, ALL_TAGS);
     assert_eq!(server.count("GET", "/v2/a/b/tags/list"), 4);
 }
@@ -412,10 +415,7 @@ async fn tag_lists_follow_absolute_same_host_links() {
     }))
     .await;
     base.set(server.base_url()).unwrap();
-    let tags = client_with(fast_options())
-        .list_tags(&reference(&server, "a/b"))
-        .await
-        .unwrap();
+    let tags = list_tags(&server).await.unwrap();
     assert_eq!(tags, ALL_TAGS);
 }
 
@@ -423,10 +423,7 @@ async fn tag_lists_follow_absolute_same_host_links() {
 async fn tag_lists_without_link_fall_back_to_n_and_last() {
     // A registry that caps pages silently and sends no Link: a short page is not the end.
     let server = registry(tag_pages(3, |_, _| None)).await;
-    let tags = client_with(fast_options())
-        .list_tags(&reference(&server, "a/b"))
-        .await
-        .unwrap();
+    let tags = list_tags(&server).await.unwrap();
     assert_eq!(tags, ALL_TAGS);
 }
 
@@ -445,10 +442,7 @@ async fn tag_lists_shrink_the_page_size_when_n_is_rejected() {
         },
     )
     .await;
-    let tags = client_with(fast_options())
-        .list_tags(&reference(&server, "a/b"))
-        .await
-        .unwrap();
+    let tags = list_tags(&server).await.unwrap();
     assert_eq!(tags, ALL_TAGS);
     assert!(
         server
@@ -466,10 +460,7 @@ async fn tag_list_links_to_another_host_are_refused() {
         ))
     }))
     .await;
-    let err = client_with(fast_options())
-        .list_tags(&reference(&server, "a/b"))
-        .await
-        .unwrap_err();
+    let err = list_tags(&server).await.unwrap_err();
     assert_eq!(err.class(), ErrorClass::ForeignRealm, "{err}");
 }
 
