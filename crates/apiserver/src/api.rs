@@ -346,7 +346,7 @@ fn current(st: &AppState, t: &Target) -> Result<Value, ApiError> {
         .ok_or_else(|| not_found(t))
 }
 
-fn scale_of(def: &ResourceDef, obj: &Value) -> Value {
+fn scale_of(obj: &Value) -> Value {
     let selector = obj
         .pointer("/spec/selector/matchLabels")
         .and_then(Value::as_object)
@@ -357,7 +357,6 @@ fn scale_of(def: &ResourceDef, obj: &Value) -> Value {
                 .join(",")
         })
         .unwrap_or_default();
-    let _ = def;
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
@@ -383,7 +382,7 @@ fn ok(obj: &Value) -> Result<Response, ApiError> {
 fn get(st: &AppState, t: &Target, wants_table: bool) -> Result<Response, ApiError> {
     let obj = current(st, t)?;
     if t.subresource == "scale" {
-        return ok(&scale_of(t.def, &obj));
+        return ok(&scale_of(&obj));
     }
     let view = t.def.to_view(&obj);
     if wants_table && t.subresource.is_empty() {
@@ -552,7 +551,7 @@ fn write_scale(st: &AppState, t: &Target, scale: &Value) -> Result<Response, Api
         UpdateMode::Main,
         t.dry_run,
     )?;
-    ok(&scale_of(t.def, &updated))
+    ok(&scale_of(&updated))
 }
 
 fn update(st: &AppState, t: &Target, body: &Bytes) -> Result<Response, ApiError> {
@@ -639,7 +638,7 @@ fn patch_object(
     for _ in 0..10 {
         let cur = current(st, t)?;
         if t.subresource == "scale" {
-            let scale = scale_of(t.def, &cur);
+            let scale = scale_of(&cur);
             let new_scale = apply_patch(t.def, kind, &scale, &patch_doc)?;
             return write_scale(st, t, &new_scale);
         }

@@ -340,7 +340,7 @@ pub fn reconcile_daemonsets(c: &mut Controllers) {
     for ds in c.store.list("daemonsets.apps", None).0 {
         let (ns, name) = ns_name(&ds);
         let hash = short_hash(&ds["spec"]["template"]);
-        let rev_name = current_revision(c, &ds, &hash);
+        current_revision(c, &ds, &hash);
         let pods = owned_pods(c, &ds);
         let pod_def = def("", "pods");
         let template_pod = json!({"spec": ds["spec"]["template"]["spec"]});
@@ -389,7 +389,6 @@ pub fn reconcile_daemonsets(c: &mut Controllers) {
                 Propagation::Cascade,
             );
         }
-        let _ = rev_name;
         let pods = owned_pods(c, &ds);
         let ready = pods.iter().filter(|p| pod_ready(p)).count() as i64;
         let updated = pods.iter().filter(|p| rev_of(p) == hash).count() as i64;
