@@ -1,5 +1,6 @@
 //! Fidelity proven with the real kubectl: every check here drives the test bed
-//! only through `/usr/bin/kubectl` and expects what a real cluster answers.
+//! only through `/usr/bin/kubectl` (or `$FRESHET_TEST_KUBECTL`, to run the
+//! suite with a second version) and expects what a real cluster answers.
 
 mod common;
 
@@ -340,9 +341,11 @@ async fn scale_delete_and_events() {
     assert!(events.contains("Scaled up replica set web-"), "{events}");
     let events_v1 = kubectl(kc, &["get", "events.v1.events.k8s.io", "-o", "json"]).await;
     assert!(events_v1.contains("\"regarding\""), "{events_v1}");
-    assert_eq!(
-        kubectl(kc, &["delete", "deployment", "web"]).await.trim(),
-        "deployment.apps \"web\" deleted"
+    // kubectl 1.37 adds " from default namespace".
+    let deleted = kubectl(kc, &["delete", "deployment", "web"]).await;
+    assert!(
+        deleted.starts_with("deployment.apps \"web\" deleted"),
+        "{deleted}"
     );
     wait_for("the pods to go", || async {
         let (ok, out, _) = kubectl_output(kc, &["get", "pods,rs", "-o", "name"], None).await;
@@ -356,7 +359,7 @@ async fn get_watch_streams_changes() {
     let (cluster, _) = fake_cluster().await;
     let kc = cluster.kubeconfig_path();
     kubectl(kc, &["create", "configmap", "first", "--from-literal=a=b"]).await;
-    let mut child = tokio::process::Command::new(common::KUBECTL)
+    let mut child = tokio::process::Command::new(common::kubectl_path())
         .arg("--kubeconfig")
         .arg(kc)
         .args(["get", "configmaps", "-w", "-o", "name"])
