@@ -336,6 +336,7 @@ fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
     if let Some((when, _)) = c.pull_backoff.get(&uid)
         && Instant::now() < *when
     {
+        back_off_pull(c, pod);
         return;
     }
     let containers: Vec<Value> = ["initContainers", "containers"]
@@ -494,6 +495,69 @@ fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
         c.crash_clock.insert(uid, Instant::now());
     }
     update_node_images(c, node);
+}
+
+/// Between pull attempts a real kubelet reports `ImagePullBackOff`; the next
+/// failed attempt reports `ErrImagePull` again.
+fn back_off_pull(c: &Controllers, pod: &Value) {
+    let (ns, name) = ns_name(pod);
+    let failing: Vec<(String, String)> = pod
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .filter(|s| {
+                    s.pointer("/state/waiting/reason").and_then(Value::as_str)
+                        == Some("ErrImagePull")
+                })
+                .map(|s| {
+                    (
+                        str_at(s, "name").to_string(),
+                        str_at(s, "state.waiting.message").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if failing.is_empty() {
+        return;
+    }
+    let image_of = |container: &str| -> String {
+        get_path(pod, "spec.containers")
+            .and_then(Value::as_array)
+            .and_then(|cs| cs.iter().find(|ct| str_at(ct, "name") == container))
+            .map(|ct| str_at(ct, "image").to_string())
+            .unwrap_or_default()
+    };
+    let updated = c.store.modify(def("", "pods"), &ns, &name, UpdateMode::Status, |o| {
+        if let Some(cs) = o.pointer_mut("/status/containerStatuses").and_then(Value::as_array_mut) {
+            for s in cs {
+                let cname = str_at(s, "name").to_string();
+                if let Some((_, message)) = failing.iter().find(|(n, _)| *n == cname) {
+                    s["state"] = json!({"waiting": {"reason": "ImagePullBackOff",
+                        "message": format!("Back-off pulling image \"{}\": ErrImagePull: {message}", image_of(&cname))}});
+                }
+            }
+        }
+    });
+    if let Some(p) = updated {
+        for (cname, _) in &failing {
+            c.event(
+                &p,
+                "Normal",
+                "BackOff",
+                &format!("Back-off pulling image \"{}\"", image_of(cname)),
+                "kubelet",
+            );
+            c.event(
+                &p,
+                "Warning",
+                "Failed",
+                "Error: ImagePullBackOff",
+                "kubelet",
+            );
+        }
+    }
 }
 
 fn report_pull_failure(c: &Controllers, pod: &Value, ct: &Value, e: &ImagePullError) {
