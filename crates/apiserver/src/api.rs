@@ -272,7 +272,7 @@ async fn dispatch(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let wants_table = accept.contains("as=Table");
+    let output = Output::from_accept(accept);
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -297,9 +297,9 @@ async fn dispatch(
         return create_token(st, &t);
     }
     match verb {
-        "watch" => watch_collection(st, &t, &q, wants_table),
-        "list" => list(st, &t, &q, wants_table),
-        "get" => get(st, &t, wants_table),
+        "watch" => watch_collection(st, &t, &q, output),
+        "list" => list(st, &t, &q, output),
+        "get" => get(st, &t, output),
         "create" => create(st, &t, &body),
         "update" => update(st, &t, &body),
         "patch" => {
@@ -379,16 +379,58 @@ fn ok(obj: &Value) -> Result<Response, ApiError> {
     Ok(json_response(StatusCode::OK, obj))
 }
 
-fn get(st: &AppState, t: &Target, wants_table: bool) -> Result<Response, ApiError> {
+/// The representation a client asked for in `Accept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    /// The objects themselves.
+    Object,
+    /// `meta.k8s.io/v1` Table (kubectl get).
+    Table,
+    /// `meta.k8s.io/v1` PartialObjectMetadata (kube's metadata API).
+    Metadata,
+}
+
+impl Output {
+    /// The first representation named in `accept` that the server offers.
+    fn from_accept(accept: &str) -> Self {
+        for media in accept.split(',') {
+            if media.contains("as=Table") {
+                return Self::Table;
+            }
+            if media.contains("as=PartialObjectMetadata") {
+                return Self::Metadata;
+            }
+            if media.contains("json") || media.contains("*/*") {
+                return Self::Object;
+            }
+        }
+        Self::Object
+    }
+}
+
+/// An object reduced to its metadata, as `PartialObjectMetadata`.
+fn partial(view: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": view.get("metadata").cloned().unwrap_or(json!({})),
+    })
+}
+
+fn get(st: &AppState, t: &Target, output: Output) -> Result<Response, ApiError> {
     let obj = current(st, t)?;
     if t.subresource == "scale" {
         return ok(&scale_of(&obj));
     }
     let view = t.def.to_view(&obj);
-    if wants_table && t.subresource.is_empty() {
-        return ok(&table::table(t.def, &[view], None));
+    if !t.subresource.is_empty() {
+        return ok(&view);
     }
-    ok(&view)
+    match output {
+        Output::Table => ok(&table::table(t.def, &[view], None)),
+        Output::Metadata => ok(&partial(&view)),
+        Output::Object => ok(&view),
+    }
 }
 
 struct ListFilter {
@@ -414,7 +456,7 @@ fn list(
     st: &AppState,
     t: &Target,
     q: &HashMap<String, String>,
-    wants_table: bool,
+    output: Output,
 ) -> Result<Response, ApiError> {
     let filter = ListFilter::from_query(q)?;
     let ns = (!t.namespace.is_empty()).then_some(t.namespace.as_str());
@@ -448,12 +490,20 @@ fn list(
         next =
             Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{rv}|{last}")));
     }
-    if wants_table {
+    if output == Output::Table {
         return ok(&table::table(t.def, &views, Some(rv)));
     }
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if let Some(token) = next {
         meta["continue"] = json!(token);
+    }
+    if output == Output::Metadata {
+        return ok(&json!({
+            "kind": "PartialObjectMetadataList",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": meta,
+            "items": views.iter().map(partial).collect::<Vec<_>>(),
+        }));
     }
     ok(&json!({
         "kind": format!("{}List", t.def.kind),
@@ -776,7 +826,7 @@ struct WatchFilter {
     def: &'static ResourceDef,
     namespace: String,
     filter: ListFilter,
-    table: bool,
+    output: Output,
 }
 
 impl WatchFilter {
@@ -789,10 +839,10 @@ impl WatchFilter {
     }
 
     fn encode(&self, kind: &str, view: Value) -> Bytes {
-        if self.table {
-            watch_line(kind, &table::table(self.def, &[view], None))
-        } else {
-            watch_line(kind, &view)
+        match self.output {
+            Output::Table => watch_line(kind, &table::table(self.def, &[view], None)),
+            Output::Metadata => watch_line(kind, &partial(&view)),
+            Output::Object => watch_line(kind, &view),
         }
     }
 
@@ -821,13 +871,13 @@ fn watch_collection(
     st: &Arc<AppState>,
     t: &Target,
     q: &HashMap<String, String>,
-    table: bool,
+    output: Output,
 ) -> Result<Response, ApiError> {
     let filter = WatchFilter {
         def: t.def,
         namespace: t.namespace.clone(),
         filter: ListFilter::from_query(q)?,
-        table,
+        output,
     };
     let send_initial = q.get("sendInitialEvents").map(String::as_str) == Some("true");
     let from = match q.get("resourceVersion").map(String::as_str) {

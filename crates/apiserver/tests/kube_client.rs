@@ -525,3 +525,54 @@ async fn kube_runtime_recorder_events_show_in_both_event_apis() {
     assert_eq!(ours[0].involved_object.name.as_deref(), Some("a"));
     assert_eq!(ours[0].message.as_deref(), Some("api: 1.0.0 -> 1.0.1"));
 }
+
+#[tokio::test]
+async fn metadata_lists_gets_and_watches() {
+    let (cluster, _) = fake_cluster().await;
+    let cms: Api<ConfigMap> = Api::namespaced(admin(&cluster).await, "default");
+    cms.create(&PostParams::default(), &config_map("a", &[("app", "web")]))
+        .await
+        .unwrap();
+    let list = cms.list_metadata(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    assert_eq!(
+        list.items[0].metadata.labels.as_ref().unwrap()["app"],
+        "web"
+    );
+    let one = cms.get_metadata("a").await.unwrap();
+    assert_eq!(one.metadata.name.as_deref(), Some("a"));
+    let rv = list.metadata.resource_version.unwrap();
+    let mut stream = cms
+        .watch_metadata(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    cms.create(&PostParams::default(), &config_map("b", &[]))
+        .await
+        .unwrap();
+    loop {
+        match stream.try_next().await.unwrap().expect("event") {
+            WatchEvent::Added(m) => {
+                assert_eq!(m.metadata.name.as_deref(), Some("b"));
+                break;
+            }
+            WatchEvent::Bookmark(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let (reader, writer) = kube::runtime::reflector::store();
+    let stream = kube::runtime::reflector(
+        writer,
+        kube::runtime::watcher(
+            Api::<kube::core::PartialObjectMeta<ConfigMap>>::namespaced(
+                admin(&cluster).await,
+                "default",
+            ),
+            Default::default(),
+        ),
+    );
+    let task = tokio::spawn(stream.for_each(|_| async {}));
+    reader.wait_until_ready().await.unwrap();
+    assert_eq!(reader.state().len(), 2);
+    task.abort();
+}
