@@ -367,6 +367,30 @@ async fn daemonsets_run_one_pod_per_matching_node() {
         arm[0].spec.as_ref().unwrap().node_name.as_deref(),
         Some("testbed-node-3")
     );
+    sets.patch(
+        "everywhere",
+        &PatchParams::default(),
+        &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [{"name": "agent", "image": "registry.test/agent:2"}]}}}})),
+    )
+    .await
+    .unwrap();
+    let (ok, out, err) = kubectl_output(
+        cluster.kubeconfig_path(),
+        &["rollout", "status", "daemonset/everywhere", "--timeout=60s"],
+        None,
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let images: Vec<String> = pods
+        .list(&ListParams::default().labels("app=everywhere"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|p| p.spec.unwrap().containers[0].image.clone().unwrap())
+        .collect();
+    assert_eq!(images, ["registry.test/agent:2"; 3]);
 }
 
 #[tokio::test]

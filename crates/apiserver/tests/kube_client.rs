@@ -378,6 +378,30 @@ async fn kube_runtime_watcher_and_reflector_follow_changes() {
 }
 
 #[tokio::test]
+async fn kube_runtime_watcher_with_streaming_lists() {
+    let (cluster, _) = fake_cluster().await;
+    let cms: Api<ConfigMap> = Api::namespaced(admin(&cluster).await, "default");
+    cms.create(&PostParams::default(), &config_map("before", &[]))
+        .await
+        .unwrap();
+    let (reader, writer) = kube::runtime::reflector::store();
+    let config = kube::runtime::watcher::Config::default().streaming_lists();
+    let stream = kube::runtime::reflector(writer, kube::runtime::watcher(cms.clone(), config));
+    let task = tokio::spawn(stream.for_each(|_| async {}));
+    reader.wait_until_ready().await.unwrap();
+    assert_eq!(reader.state().len(), 1);
+    cms.create(&PostParams::default(), &config_map("after", &[]))
+        .await
+        .unwrap();
+    wait_for("the streamed watch to see the new object", || {
+        let n = reader.state().len();
+        async move { (n == 2).then_some(()) }
+    })
+    .await;
+    task.abort();
+}
+
+#[tokio::test]
 async fn pods_list_across_namespaces_with_field_selectors() {
     let (cluster, _) = fake_cluster().await;
     let client = admin(&cluster).await;
