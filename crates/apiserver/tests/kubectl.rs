@@ -609,4 +609,16 @@ async fn server_side_dry_run_and_server_side_apply() {
     kubectl(kc, &["delete", "deployment/web", "--dry-run=server"]).await;
     let d = get_json(kc, "deployment/web").await;
     assert_eq!(d["spec"]["replicas"], 2);
+    // `kubectl diff` is a server-side dry-run apply.
+    let changed = DEPLOYMENT.replace("replicas: 2", "replicas: 4");
+    let (ok, out, err) = kubectl_output(kc, &["diff", "-f", "-"], Some(&changed)).await;
+    assert!(
+        !ok,
+        "kubectl diff exits 1 when there are differences: {err}"
+    );
+    assert!(
+        out.contains("-  replicas: 2") && out.contains("+  replicas: 4"),
+        "{out}"
+    );
+    assert_eq!(get_json(kc, "deployment/web").await["spec"]["replicas"], 2);
 }
