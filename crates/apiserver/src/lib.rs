@@ -31,6 +31,7 @@ pub mod api;
 pub mod auth;
 pub mod controllers;
 pub mod discovery;
+pub mod fieldmanager;
 pub mod images;
 pub mod kubeconfig;
 pub mod openapi;
