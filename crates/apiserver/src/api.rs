@@ -21,6 +21,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use crate::admission::admit;
 use crate::auth::{Attributes, Authenticator, User, authorize};
 use crate::discovery;
+use crate::fieldmanager;
 use crate::patch::{self, PatchError, PatchKind};
 use crate::resources::ResourceDef;
 use crate::selector::{FieldSelector, LabelSelector};
@@ -90,6 +91,11 @@ struct Target {
     subresource: String,
     /// `dryRun=All`: check everything, store nothing.
     dry_run: bool,
+    /// The field manager of a write (`fieldManager`, else the user agent's
+    /// first word, as Kubernetes does).
+    manager: String,
+    /// `force=true` on a server-side apply.
+    force: bool,
 }
 
 fn query_map(uri: &http::Uri) -> HashMap<String, String> {
@@ -238,6 +244,20 @@ async fn dispatch(
         name: name.to_string(),
         subresource: sub.to_string(),
         dry_run: q.get("dryRun").is_some_and(|v| !v.is_empty()),
+        manager: q
+            .get("fieldManager")
+            .filter(|m| !m.is_empty())
+            .cloned()
+            .unwrap_or_else(|| {
+                headers
+                    .get(header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|ua| ua.split('/').next())
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or("unknown")
+                    .to_string()
+            }),
+        force: q.get("force").map(String::as_str) == Some("true"),
     };
     let watching = matches!(q.get("watch").map(String::as_str), Some("true" | "1"));
     let verb = match (method.clone(), name.is_empty()) {
@@ -572,6 +592,7 @@ fn create(st: &AppState, t: &Target, body: &Bytes) -> Result<Response, ApiError>
         m.remove("resourceVersion");
     }
     admit(t.def, &mut obj, true)?;
+    fieldmanager::record_update(None, &mut obj, &t.manager, &t.def.api_version());
     let created = st.store.create_opt(t.def, &t.namespace, obj, t.dry_run)?;
     Ok(json_response(StatusCode::CREATED, &t.def.to_view(&created)))
 }
@@ -591,8 +612,9 @@ fn write_scale(st: &AppState, t: &Target, scale: &Value) -> Result<Response, Api
     if !want_rv.is_empty() && want_rv != str_at(&cur, "metadata.resourceVersion") {
         return Err(ApiError::conflict(t.def, &t.name));
     }
-    let mut new = cur;
+    let mut new = cur.clone();
     new["spec"]["replicas"] = replicas;
+    fieldmanager::record_update(Some(&cur), &mut new, &t.manager, &t.def.api_version());
     let updated = st.store.update_opt(
         t.def,
         &t.namespace,
@@ -615,6 +637,7 @@ fn update(st: &AppState, t: &Target, body: &Bytes) -> Result<Response, ApiError>
         .insert("uid".into(), cur["metadata"]["uid"].clone());
     if t.subresource.is_empty() {
         admit(t.def, &mut obj, false)?;
+        fieldmanager::record_update(Some(&cur), &mut obj, &t.manager, &t.def.api_version());
     }
     let updated = st
         .store
@@ -675,11 +698,21 @@ fn patch_object(
         }
         if st.store.get(t.def.storage, &t.namespace, &t.name).is_none() && t.subresource.is_empty()
         {
-            let mut obj = incoming(t, patch_doc)?;
+            let mut obj = incoming(t, patch_doc.clone())?;
             crate::util::ensure_obj(&mut obj, "metadata")
                 .insert("uid".into(), json!(random_uuid()));
             crate::util::ensure_obj(&mut obj, "metadata").insert("name".into(), json!(t.name));
             admit(t.def, &mut obj, true)?;
+            let applied = t.def.to_storage(&patch_doc);
+            let obj = fieldmanager::apply(
+                &json!({}),
+                &applied,
+                obj,
+                &t.manager,
+                &t.def.api_version(),
+                t.force,
+            )
+            .map_err(|e| ApiError::ApplyConflict(e.to_string()))?;
             let created = st.store.create_opt(t.def, &t.namespace, obj, t.dry_run)?;
             return Ok(json_response(StatusCode::CREATED, &t.def.to_view(&created)));
         }
@@ -705,6 +738,20 @@ fn patch_object(
         }
         if t.subresource.is_empty() {
             admit(t.def, &mut obj, false)?;
+            if kind == PatchKind::Apply {
+                let applied = t.def.to_storage(&patch_doc);
+                obj = fieldmanager::apply(
+                    &cur,
+                    &applied,
+                    obj,
+                    &t.manager,
+                    &t.def.api_version(),
+                    t.force,
+                )
+                .map_err(|e| ApiError::ApplyConflict(e.to_string()))?;
+            } else {
+                fieldmanager::record_update(Some(&cur), &mut obj, &t.manager, &t.def.api_version());
+            }
         }
         match st
             .store
