@@ -15,7 +15,7 @@ use kube::api::{
     WatchParams,
 };
 use kube::core::{ApiResource, GroupVersionKind};
-use serde_json::json;
+use serde_json::{Value, json};
 
 fn config_map(name: &str, labels: &[(&str, &str)]) -> ConfigMap {
     serde_json::from_value(json!({
@@ -599,4 +599,77 @@ async fn metadata_lists_gets_and_watches() {
     reader.wait_until_ready().await.unwrap();
     assert_eq!(reader.state().len(), 2);
     task.abort();
+}
+
+#[tokio::test]
+async fn server_side_apply_tracks_managers_conflicts_and_removes_dropped_fields() {
+    let (cluster, _) = fake_cluster().await;
+    let deploys: Api<Deployment> = Api::namespaced(admin(&cluster).await, "default");
+    deploys
+        .create(
+            &PostParams {
+                field_manager: Some("creator".into()),
+                ..Default::default()
+            },
+            &deployment("web", "api:1"),
+        )
+        .await
+        .unwrap();
+    let apply = |image: &str, labels: Value| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "labels": labels},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "api", "image": image}]}}}})
+    };
+    let e = api_error(
+        deploys
+            .patch(
+                "web",
+                &PatchParams::apply("freshet"),
+                &Patch::Apply(apply("api:2", json!({"team": "a"}))),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((e.code, e.reason.as_str()), (409, "Conflict"));
+    assert_eq!(
+        e.message,
+        r#"Apply failed with 1 conflict: conflict with "creator" using apps/v1: .spec.template.spec.containers[name="api"].image"#
+    );
+    let d = deploys
+        .patch(
+            "web",
+            &PatchParams::apply("freshet").force(),
+            &Patch::Apply(apply("api:2", json!({"team": "a"}))),
+        )
+        .await
+        .unwrap();
+    let managers: Vec<(String, String)> = d
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.manager.unwrap(), m.operation.unwrap()))
+        .collect();
+    assert!(
+        managers.contains(&("freshet".into(), "Apply".into())),
+        "{managers:?}"
+    );
+    assert!(
+        managers.contains(&("creator".into(), "Update".into())),
+        "{managers:?}"
+    );
+    assert_eq!(d.metadata.labels.unwrap()["team"], "a");
+    // Applying again without the label removes it; the sidecar the creator owns stays.
+    let d = deploys
+        .patch(
+            "web",
+            &PatchParams::apply("freshet"),
+            &Patch::Apply(apply("api:2", json!({}))),
+        )
+        .await
+        .unwrap();
+    assert!(d.metadata.labels.unwrap_or_default().get("team").is_none());
+    let containers = d.spec.template.spec.unwrap().containers;
+    assert_eq!(containers.len(), 2);
+    assert_eq!(containers[0].image.as_deref(), Some("api:2"));
 }

@@ -621,4 +621,25 @@ async fn server_side_dry_run_and_server_side_apply() {
         "{out}"
     );
     assert_eq!(get_json(kc, "deployment/web").await["spec"]["replicas"], 2);
+
+    // Managed fields: a scale takes .spec.replicas from the applier, so the
+    // next apply conflicts until it forces.
+    kubectl(kc, &["scale", "deployment/web", "--replicas=5"]).await;
+    let (ok, _, err) =
+        kubectl_output(kc, &["apply", "--server-side", "-f", "-"], Some(DEPLOYMENT)).await;
+    assert!(!ok);
+    assert!(
+        err.contains(
+            r#"Apply failed with 1 conflict: conflict with "kubectl" using apps/v1: .spec.replicas"#
+        ),
+        "{err}"
+    );
+    let (ok, _, err) = kubectl_output(
+        kc,
+        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+        Some(DEPLOYMENT),
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(get_json(kc, "deployment/web").await["spec"]["replicas"], 2);
 }
