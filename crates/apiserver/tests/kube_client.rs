@@ -668,7 +668,7 @@ async fn server_side_apply_tracks_managers_conflicts_and_removes_dropped_fields(
         )
         .await
         .unwrap();
-    assert!(d.metadata.labels.unwrap_or_default().get("team").is_none());
+    assert!(!d.metadata.labels.unwrap_or_default().contains_key("team"));
     let containers = d.spec.template.spec.unwrap().containers;
     assert_eq!(containers.len(), 2);
     assert_eq!(containers[0].image.as_deref(), Some("api:2"));
