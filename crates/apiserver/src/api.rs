@@ -156,7 +156,7 @@ async fn route(
         ["healthz" | "livez" | "readyz"] => return Ok((StatusCode::OK, "ok").into_response()),
         _ => {}
     }
-    let user = user.ok_or(ApiError::Unauthorized)?;
+    let user = impersonate(user.ok_or(ApiError::Unauthorized)?, headers)?;
     let (group, version, rest): (&str, &str, &[&str]) = match segs.as_slice() {
         ["openapi", "v3"] => return Ok(json_response(StatusCode::OK, &crate::openapi::index())),
         ["openapi", "v3", gv @ ..] => {
@@ -274,12 +274,17 @@ async fn dispatch(
     };
     let attrs = Attributes {
         verb,
-        def,
+        group: def.group,
+        plural: def.plural,
         subresource: sub,
         namespace,
         name,
     };
-    if let Err(e) = authorize(&st.store, user, &attrs) {
+    let reviews_itself = def.kind == "SelfSubjectAccessReview";
+    if reviews_itself && verb != "create" {
+        return Err(ApiError::MethodNotAllowed);
+    }
+    if !reviews_itself && let Err(e) = authorize(&st.store, user, &attrs) {
         let message = e.to_string();
         return Err(ApiError::Forbidden {
             message,
@@ -316,6 +321,9 @@ async fn dispatch(
     if sub == "token" {
         return create_token(st, &t);
     }
+    if reviews_itself {
+        return self_subject_access_review(st, user, &parse_body(&body)?);
+    }
     match verb {
         "watch" => watch_collection(st, &t, &q, output),
         "list" => list(st, &t, &q, output),
@@ -332,6 +340,85 @@ async fn dispatch(
         "delete" => delete(st, &t, &q, &body),
         _ => delete_collection(st, &t, &q),
     }
+}
+
+/// `POST selfsubjectaccessreviews` (`kubectl auth can-i`): whether the
+/// caller may do what the review's `resourceAttributes` describe.
+fn self_subject_access_review(
+    st: &AppState,
+    user: &User,
+    review: &Value,
+) -> Result<Response, ApiError> {
+    let ra = review
+        .pointer("/spec/resourceAttributes")
+        .cloned()
+        .unwrap_or(json!({}));
+    let (allowed, reason) = if ra.as_object().is_some_and(|m| !m.is_empty()) {
+        let attrs = Attributes {
+            verb: str_at(&ra, "verb"),
+            group: str_at(&ra, "group"),
+            plural: str_at(&ra, "resource"),
+            subresource: str_at(&ra, "subresource"),
+            namespace: str_at(&ra, "namespace"),
+            name: str_at(&ra, "name"),
+        };
+        match authorize(&st.store, user, &attrs) {
+            Ok(()) => (true, "allowed by RBAC"),
+            Err(_) => (false, ""),
+        }
+    } else {
+        // Non-resource URLs are open to every authenticated user here.
+        (true, "non-resource URLs are not restricted by the test bed")
+    };
+    let mut out = json!({
+        "kind": "SelfSubjectAccessReview",
+        "apiVersion": "authorization.k8s.io/v1",
+        "metadata": {},
+        "spec": review.get("spec").cloned().unwrap_or(json!({})),
+        "status": {"allowed": allowed},
+    });
+    if !reason.is_empty() {
+        out["status"]["reason"] = json!(reason);
+    }
+    Ok(json_response(StatusCode::CREATED, &out))
+}
+
+/// Acts on behalf of the user named in `Impersonate-User` (with the groups in
+/// `Impersonate-Group`), which only the admin may do.
+fn impersonate(user: User, headers: &HeaderMap) -> Result<User, ApiError> {
+    let Some(name) = headers
+        .get("impersonate-user")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Ok(user);
+    };
+    if !user.is_admin() {
+        return Err(ApiError::Forbidden {
+            message: format!(
+                "users \"{name}\" is forbidden: User \"{}\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope",
+                user.name
+            ),
+            name: name.to_string(),
+            group: String::new(),
+            plural: "users".into(),
+        });
+    }
+    let mut as_user = match name
+        .strip_prefix("system:serviceaccount:")
+        .and_then(|rest| rest.split_once(':'))
+    {
+        Some((ns, sa)) => User::service_account(ns, sa),
+        None => User {
+            name: name.to_string(),
+            groups: vec!["system:authenticated".into()],
+        },
+    };
+    for g in headers.get_all("impersonate-group") {
+        if let Ok(g) = g.to_str() {
+            as_user.groups.push(g.to_string());
+        }
+    }
+    Ok(as_user)
 }
 
 /// `POST serviceaccounts/{name}/token` (what `kubectl create token` sends):
