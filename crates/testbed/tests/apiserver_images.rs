@@ -33,8 +33,9 @@ fn pod(name: &str, image: &str, node: &str, policy: &str) -> Pod {
     .expect("pod")
 }
 
-/// Waits until the pod's first container is running or waiting with a
-/// reason; returns (state, imageID or waiting message).
+/// Waits until the pod's first container is running or waiting for a
+/// reason other than `ContainerCreating`; returns (state, imageID or
+/// waiting message).
 async fn settle(pods: &Api<Pod>, name: &str) -> (String, String) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -48,7 +49,9 @@ async fn settle(pods: &Api<Pod>, name: &str) -> (String, String) {
             if state.running.is_some() {
                 return ("Running".into(), cs.image_id);
             }
-            if let Some(w) = state.waiting {
+            if let Some(w) = state.waiting
+                && w.reason.as_deref() != Some("ContainerCreating")
+            {
                 return (w.reason.unwrap_or_default(), w.message.unwrap_or_default());
             }
         }

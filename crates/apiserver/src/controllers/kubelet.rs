@@ -387,6 +387,9 @@ fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
         }
     }
     if waiting {
+        if pod.pointer("/status/containerStatuses").is_none() {
+            creating(c, pod);
+        }
         return;
     }
     forget_pulls(c, &uid);
@@ -495,6 +498,45 @@ fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
         c.crash_clock.insert(uid, Instant::now());
     }
     update_node_images(c, node);
+}
+
+/// While images are pulled, containers wait in `ContainerCreating`.
+fn creating(c: &Controllers, pod: &Value) {
+    let (ns, name) = ns_name(pod);
+    let statuses: Vec<Value> = get_path(pod, "spec.containers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|ct| {
+            let (repo, suffix) = normalize(str_at(ct, "image"));
+            json!({"name": str_at(ct, "name"), "image": format!("{repo}{suffix}"), "imageID": "",
+                "ready": false, "started": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ContainerCreating"}}})
+        })
+        .collect();
+    let now = now_rfc3339();
+    let updated = c
+        .store
+        .modify(def("", "pods"), &ns, &name, UpdateMode::Status, |o| {
+            o["status"]["conditions"] = pod_conditions(false, &now);
+            o["status"]["containerStatuses"] = json!(statuses);
+        });
+    if let Some(p) = updated {
+        for ct in get_path(pod, "spec.containers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            c.event(
+                &p,
+                "Normal",
+                "Pulling",
+                &format!("Pulling image \"{}\"", str_at(ct, "image")),
+                "kubelet",
+            );
+        }
+    }
 }
 
 /// Between pull attempts a real kubelet reports `ImagePullBackOff`; the next
