@@ -413,3 +413,53 @@ async fn pods_without_a_matching_node_stay_pending_unschedulable() {
     .await;
     assert_eq!(reason, "Unschedulable");
 }
+
+#[tokio::test]
+async fn changing_a_running_pods_image_restarts_its_container() {
+    let cluster = cluster().await;
+    let pods: Api<Pod> = Api::namespaced(admin(&cluster).await, "default");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "solo"},
+        "spec": {"containers": [{"name": "a", "image": "registry.test/a:1"}]}
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let first = wait_for("the pod to run", || async {
+        let cs = pods
+            .get("solo")
+            .await
+            .ok()?
+            .status?
+            .container_statuses?
+            .into_iter()
+            .next()?;
+        cs.state.as_ref()?.running.as_ref()?;
+        Some(cs.image_id)
+    })
+    .await;
+    pods.patch(
+        "solo",
+        &PatchParams::default(),
+        &Patch::Strategic(
+            json!({"spec": {"containers": [{"name": "a", "image": "registry.test/a:2"}]}}),
+        ),
+    )
+    .await
+    .unwrap();
+    let (image, id, restarts) = wait_for("the restart with the new image", || async {
+        let cs = pods
+            .get("solo")
+            .await
+            .ok()?
+            .status?
+            .container_statuses?
+            .into_iter()
+            .next()?;
+        cs.state.as_ref()?.running.as_ref()?;
+        (cs.image == "registry.test/a:2").then_some((cs.image, cs.image_id, cs.restart_count))
+    })
+    .await;
+    assert_eq!(image, "registry.test/a:2");
+    assert_ne!(id, first);
+    assert_eq!(restarts, 1);
+}

@@ -162,7 +162,9 @@ pub fn run(c: &mut Controllers) {
         let Some(node) = c.nodes.iter().find(|n| n.name == node_name).cloned() else {
             continue;
         };
-        if get_path(&pod, "status.startTime").is_none() || str_at(&pod, "status.phase") == "Pending"
+        if get_path(&pod, "status.startTime").is_none()
+            || str_at(&pod, "status.phase") == "Pending"
+            || image_changed(&pod)
         {
             start(c, &pod, &node);
         } else {
@@ -428,9 +430,23 @@ fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
         .iter()
         .map(|p| status_of(p, true))
         .collect();
+    // A container restarted for a new image keeps counting restarts.
+    let previous = |container: &str| -> Option<i64> {
+        pod.pointer("/status/containerStatuses")
+            .and_then(Value::as_array)
+            .and_then(|cs| cs.iter().find(|s| str_at(s, "name") == container))
+            .filter(|s| !str_at(s, "imageID").is_empty())
+            .map(|s| i64_at(s, "restartCount", 0) + 1)
+    };
     let statuses: Vec<Value> = pulled[init_count..]
         .iter()
-        .map(|p| status_of(p, false))
+        .map(|p| {
+            let mut s = status_of(p, false);
+            if let Some(n) = previous(&p.name) {
+                s["restartCount"] = json!(i64_at(&s, "restartCount", 0) + n);
+            }
+            s
+        })
         .collect();
     let ip = c.next_ip;
     c.next_ip += 1;
@@ -498,6 +514,24 @@ fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
         c.crash_clock.insert(uid, Instant::now());
     }
     update_node_images(c, node);
+}
+
+/// Whether a running pod's spec names an image its containers do not run
+/// (`kubectl set image pod/x`): the kubelet restarts them with the new one.
+fn image_changed(pod: &Value) -> bool {
+    let statuses = pod
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array);
+    get_path(pod, "spec.containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|ct| {
+            let (repo, suffix) = normalize(str_at(ct, "image"));
+            statuses
+                .and_then(|cs| cs.iter().find(|s| str_at(s, "name") == str_at(ct, "name")))
+                .is_some_and(|s| str_at(s, "image") != format!("{repo}{suffix}"))
+        })
 }
 
 /// While images are pulled, containers wait in `ContainerCreating`.
