@@ -4,7 +4,9 @@
 //!
 //! Owns the controller state kept in memory (per-node image caches, rollout
 //! progress clocks, pull backoff). It writes only through the store, never
-//! through HTTP, and must not bypass the store's versioning.
+//! through HTTP, and must not bypass the store's versioning. Controllers have
+//! no error type: a write that fails is logged and retried on the next tick,
+//! as level-triggered controllers do.
 
 pub mod deployment;
 pub mod kubelet;
@@ -22,20 +24,6 @@ use crate::images::ImageResolver;
 use crate::resources::ResourceDef;
 use crate::store::{Store, UpdateMode};
 use crate::util::{now_rfc3339, random_hex, str_at};
-
-/// A controller could not do its work (logged, never fatal: the next tick retries).
-#[derive(Debug, thiserror::Error)]
-pub enum ControllerError {
-    /// A write to the store failed.
-    #[error("writing {what} failed")]
-    Write {
-        /// What was written.
-        what: String,
-        /// The API error.
-        #[source]
-        source: crate::status::ApiError,
-    },
-}
 
 /// One simulated node.
 #[derive(Debug, Clone, PartialEq, Eq)]
