@@ -19,7 +19,8 @@ pub enum TableError {
     BadTimestamp(String),
 }
 
-fn parse_rfc3339(s: &str) -> Result<u64, TableError> {
+/// Seconds since the Unix epoch of an RFC 3339 UTC time.
+pub(crate) fn parse_rfc3339(s: &str) -> Result<u64, TableError> {
     let bad = || TableError::BadTimestamp(s.to_string());
     let b = s.as_bytes();
     if b.len() < 19 {

@@ -8,6 +8,7 @@
 //! no error type: a write that fails is logged and retried on the next tick,
 //! as level-triggered controllers do.
 
+pub mod cron;
 pub mod deployment;
 pub mod kubelet;
 pub mod replicaset;
@@ -112,7 +113,11 @@ impl Controllers {
     pub async fn tick(&mut self) {
         self.ensure_default_service_accounts();
         self.fill_token_secrets();
-        workloads::reconcile_cronjobs(self);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        workloads::reconcile_cronjobs(self, now);
         deployment::reconcile_all(self);
         replicaset::reconcile_all(self);
         workloads::reconcile_statefulsets(self);
