@@ -54,7 +54,7 @@ pub fn reconcile_cronjobs(c: &mut Controllers, now: u64) {
                 }
                 active.clear();
             }
-            if !(policy == "Forbid" && !active.is_empty()) {
+            if policy != "Forbid" || active.is_empty() {
                 start_scheduled_job(c, &cj, at);
             }
             status["lastScheduleTime"] = json!(crate::util::format_rfc3339(at));
