@@ -463,3 +463,37 @@ async fn changing_a_running_pods_image_restarts_its_container() {
     assert_ne!(id, first);
     assert_eq!(restarts, 1);
 }
+
+#[tokio::test]
+async fn repeated_kubelet_events_are_counted_not_duplicated() {
+    use freshet_apiserver::images::MapResolver;
+    use k8s_openapi::api::core::v1::Event;
+    let cluster =
+        TestCluster::start(ClusterOptions::default().resolver(Arc::new(MapResolver::new())))
+            .await
+            .expect("cluster starts");
+    let client = admin(&cluster).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let events: Api<Event> = Api::namespaced(client, "default");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "missing"},
+        "spec": {"containers": [{"name": "a", "image": "registry.test/missing:1"}]}
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    wait_for("the back-off event to repeat", || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        let backoff: Vec<&Event> = list
+            .items
+            .iter()
+            .filter(|e| e.message.as_deref() == Some("Error: ImagePullBackOff"))
+            .collect();
+        assert!(backoff.len() <= 1, "one Event object per repeated event");
+        backoff
+            .first()
+            .and_then(|e| e.count)
+            .filter(|n| *n >= 2)
+            .map(|_| ())
+    })
+    .await;
+}

@@ -26,6 +26,9 @@ use crate::resources::ResourceDef;
 use crate::store::{Store, UpdateMode};
 use crate::util::{now_rfc3339, random_hex, str_at};
 
+/// (object uid, reason, message): what makes two events the same event.
+type EventKey = (String, String, String);
+
 /// One simulated node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeSpec {
@@ -76,6 +79,9 @@ pub struct Controllers {
     /// Pod uid -> when the crashing container last restarted.
     pub(crate) crash_clock: HashMap<String, Instant>,
     pub(crate) next_ip: u32,
+    /// (object uid, reason, message) -> the Event recording it, so repeats
+    /// bump its `count` as the real event recorder does.
+    events: std::sync::Mutex<HashMap<EventKey, (String, String)>>,
 }
 
 impl std::fmt::Debug for Controllers {
@@ -106,6 +112,7 @@ impl Controllers {
             pull_backoff: HashMap::new(),
             crash_clock: HashMap::new(),
             next_ip: 10,
+            events: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -186,7 +193,26 @@ impl Controllers {
             ns => ns,
         };
         let now = now_rfc3339();
+        let key = (
+            str_at(obj, "metadata.uid").to_string(),
+            reason.to_string(),
+            message.to_string(),
+        );
+        let mut index = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((ens, ename)) = index.get(&key) {
+            let bumped =
+                self.store
+                    .modify(def("", "events"), ens, ename, UpdateMode::Internal, |e| {
+                        let count = crate::util::i64_at(e, "count", 1) + 1;
+                        e["count"] = json!(count);
+                        e["lastTimestamp"] = json!(now);
+                    });
+            if bumped.is_some() {
+                return;
+            }
+        }
         let name = format!("{}.{}", str_at(obj, "metadata.name"), random_hex(8));
+        index.insert(key, (ns.to_string(), name.clone()));
         let ev = json!({
             "apiVersion": "v1",
             "kind": "Event",
