@@ -21,6 +21,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use crate::admission::admit;
 use crate::auth::{Attributes, Authenticator, User, authorize};
 use crate::discovery;
+use crate::fieldmanager;
 use crate::patch::{self, PatchError, PatchKind};
 use crate::resources::ResourceDef;
 use crate::selector::{FieldSelector, LabelSelector};
@@ -90,6 +91,11 @@ struct Target {
     subresource: String,
     /// `dryRun=All`: check everything, store nothing.
     dry_run: bool,
+    /// The field manager of a write (`fieldManager`, else the user agent's
+    /// first word, as Kubernetes does).
+    manager: String,
+    /// `force=true` on a server-side apply.
+    force: bool,
 }
 
 fn query_map(uri: &http::Uri) -> HashMap<String, String> {
@@ -150,7 +156,7 @@ async fn route(
         ["healthz" | "livez" | "readyz"] => return Ok((StatusCode::OK, "ok").into_response()),
         _ => {}
     }
-    let user = user.ok_or(ApiError::Unauthorized)?;
+    let user = impersonate(user.ok_or(ApiError::Unauthorized)?, headers)?;
     let (group, version, rest): (&str, &str, &[&str]) = match segs.as_slice() {
         ["openapi", "v3"] => return Ok(json_response(StatusCode::OK, &crate::openapi::index())),
         ["openapi", "v3", gv @ ..] => {
@@ -238,6 +244,20 @@ async fn dispatch(
         name: name.to_string(),
         subresource: sub.to_string(),
         dry_run: q.get("dryRun").is_some_and(|v| !v.is_empty()),
+        manager: q
+            .get("fieldManager")
+            .filter(|m| !m.is_empty())
+            .cloned()
+            .unwrap_or_else(|| {
+                headers
+                    .get(header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|ua| ua.split('/').next())
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or("unknown")
+                    .to_string()
+            }),
+        force: q.get("force").map(String::as_str) == Some("true"),
     };
     let watching = matches!(q.get("watch").map(String::as_str), Some("true" | "1"));
     let verb = match (method.clone(), name.is_empty()) {
@@ -254,12 +274,17 @@ async fn dispatch(
     };
     let attrs = Attributes {
         verb,
-        def,
+        group: def.group,
+        plural: def.plural,
         subresource: sub,
         namespace,
         name,
     };
-    if let Err(e) = authorize(&st.store, user, &attrs) {
+    let reviews_itself = def.kind == "SelfSubjectAccessReview";
+    if reviews_itself && verb != "create" {
+        return Err(ApiError::MethodNotAllowed);
+    }
+    if !reviews_itself && let Err(e) = authorize(&st.store, user, &attrs) {
         let message = e.to_string();
         return Err(ApiError::Forbidden {
             message,
@@ -272,7 +297,7 @@ async fn dispatch(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let wants_table = accept.contains("as=Table");
+    let output = Output::from_accept(accept);
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -296,10 +321,13 @@ async fn dispatch(
     if sub == "token" {
         return create_token(st, &t);
     }
+    if reviews_itself {
+        return self_subject_access_review(st, user, &parse_body(&body)?);
+    }
     match verb {
-        "watch" => watch_collection(st, &t, &q, wants_table),
-        "list" => list(st, &t, &q, wants_table),
-        "get" => get(st, &t, wants_table),
+        "watch" => watch_collection(st, &t, &q, output),
+        "list" => list(st, &t, &q, output),
+        "get" => get(st, &t, output),
         "create" => create(st, &t, &body),
         "update" => update(st, &t, &body),
         "patch" => {
@@ -312,6 +340,85 @@ async fn dispatch(
         "delete" => delete(st, &t, &q, &body),
         _ => delete_collection(st, &t, &q),
     }
+}
+
+/// `POST selfsubjectaccessreviews` (`kubectl auth can-i`): whether the
+/// caller may do what the review's `resourceAttributes` describe.
+fn self_subject_access_review(
+    st: &AppState,
+    user: &User,
+    review: &Value,
+) -> Result<Response, ApiError> {
+    let ra = review
+        .pointer("/spec/resourceAttributes")
+        .cloned()
+        .unwrap_or(json!({}));
+    let (allowed, reason) = if ra.as_object().is_some_and(|m| !m.is_empty()) {
+        let attrs = Attributes {
+            verb: str_at(&ra, "verb"),
+            group: str_at(&ra, "group"),
+            plural: str_at(&ra, "resource"),
+            subresource: str_at(&ra, "subresource"),
+            namespace: str_at(&ra, "namespace"),
+            name: str_at(&ra, "name"),
+        };
+        match authorize(&st.store, user, &attrs) {
+            Ok(()) => (true, "allowed by RBAC"),
+            Err(_) => (false, ""),
+        }
+    } else {
+        // Non-resource URLs are open to every authenticated user here.
+        (true, "non-resource URLs are not restricted by the test bed")
+    };
+    let mut out = json!({
+        "kind": "SelfSubjectAccessReview",
+        "apiVersion": "authorization.k8s.io/v1",
+        "metadata": {},
+        "spec": review.get("spec").cloned().unwrap_or(json!({})),
+        "status": {"allowed": allowed},
+    });
+    if !reason.is_empty() {
+        out["status"]["reason"] = json!(reason);
+    }
+    Ok(json_response(StatusCode::CREATED, &out))
+}
+
+/// Acts on behalf of the user named in `Impersonate-User` (with the groups in
+/// `Impersonate-Group`), which only the admin may do.
+fn impersonate(user: User, headers: &HeaderMap) -> Result<User, ApiError> {
+    let Some(name) = headers
+        .get("impersonate-user")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Ok(user);
+    };
+    if !user.is_admin() {
+        return Err(ApiError::Forbidden {
+            message: format!(
+                "users \"{name}\" is forbidden: User \"{}\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope",
+                user.name
+            ),
+            name: name.to_string(),
+            group: String::new(),
+            plural: "users".into(),
+        });
+    }
+    let mut as_user = match name
+        .strip_prefix("system:serviceaccount:")
+        .and_then(|rest| rest.split_once(':'))
+    {
+        Some((ns, sa)) => User::service_account(ns, sa),
+        None => User {
+            name: name.to_string(),
+            groups: vec!["system:authenticated".into()],
+        },
+    };
+    for g in headers.get_all("impersonate-group") {
+        if let Ok(g) = g.to_str() {
+            as_user.groups.push(g.to_string());
+        }
+    }
+    Ok(as_user)
 }
 
 /// `POST serviceaccounts/{name}/token` (what `kubectl create token` sends):
@@ -346,7 +453,7 @@ fn current(st: &AppState, t: &Target) -> Result<Value, ApiError> {
         .ok_or_else(|| not_found(t))
 }
 
-fn scale_of(def: &ResourceDef, obj: &Value) -> Value {
+fn scale_of(obj: &Value) -> Value {
     let selector = obj
         .pointer("/spec/selector/matchLabels")
         .and_then(Value::as_object)
@@ -357,7 +464,6 @@ fn scale_of(def: &ResourceDef, obj: &Value) -> Value {
                 .join(",")
         })
         .unwrap_or_default();
-    let _ = def;
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
@@ -380,16 +486,58 @@ fn ok(obj: &Value) -> Result<Response, ApiError> {
     Ok(json_response(StatusCode::OK, obj))
 }
 
-fn get(st: &AppState, t: &Target, wants_table: bool) -> Result<Response, ApiError> {
+/// The representation a client asked for in `Accept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    /// The objects themselves.
+    Object,
+    /// `meta.k8s.io/v1` Table (kubectl get).
+    Table,
+    /// `meta.k8s.io/v1` PartialObjectMetadata (kube's metadata API).
+    Metadata,
+}
+
+impl Output {
+    /// The first representation named in `accept` that the server offers.
+    fn from_accept(accept: &str) -> Self {
+        for media in accept.split(',') {
+            if media.contains("as=Table") {
+                return Self::Table;
+            }
+            if media.contains("as=PartialObjectMetadata") {
+                return Self::Metadata;
+            }
+            if media.contains("json") || media.contains("*/*") {
+                return Self::Object;
+            }
+        }
+        Self::Object
+    }
+}
+
+/// An object reduced to its metadata, as `PartialObjectMetadata`.
+fn partial(view: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": view.get("metadata").cloned().unwrap_or(json!({})),
+    })
+}
+
+fn get(st: &AppState, t: &Target, output: Output) -> Result<Response, ApiError> {
     let obj = current(st, t)?;
     if t.subresource == "scale" {
-        return ok(&scale_of(t.def, &obj));
+        return ok(&scale_of(&obj));
     }
     let view = t.def.to_view(&obj);
-    if wants_table && t.subresource.is_empty() {
-        return ok(&table::table(t.def, &[view], None));
+    if !t.subresource.is_empty() {
+        return ok(&view);
     }
-    ok(&view)
+    match output {
+        Output::Table => ok(&table::table(t.def, &[view], None)),
+        Output::Metadata => ok(&partial(&view)),
+        Output::Object => ok(&view),
+    }
 }
 
 struct ListFilter {
@@ -415,7 +563,7 @@ fn list(
     st: &AppState,
     t: &Target,
     q: &HashMap<String, String>,
-    wants_table: bool,
+    output: Output,
 ) -> Result<Response, ApiError> {
     let filter = ListFilter::from_query(q)?;
     let ns = (!t.namespace.is_empty()).then_some(t.namespace.as_str());
@@ -449,12 +597,20 @@ fn list(
         next =
             Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{rv}|{last}")));
     }
-    if wants_table {
+    if output == Output::Table {
         return ok(&table::table(t.def, &views, Some(rv)));
     }
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if let Some(token) = next {
         meta["continue"] = json!(token);
+    }
+    if output == Output::Metadata {
+        return ok(&json!({
+            "kind": "PartialObjectMetadataList",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": meta,
+            "items": views.iter().map(partial).collect::<Vec<_>>(),
+        }));
     }
     ok(&json!({
         "kind": format!("{}List", t.def.kind),
@@ -523,6 +679,7 @@ fn create(st: &AppState, t: &Target, body: &Bytes) -> Result<Response, ApiError>
         m.remove("resourceVersion");
     }
     admit(t.def, &mut obj, true)?;
+    fieldmanager::record_update(None, &mut obj, &t.manager, &t.def.api_version());
     let created = st.store.create_opt(t.def, &t.namespace, obj, t.dry_run)?;
     Ok(json_response(StatusCode::CREATED, &t.def.to_view(&created)))
 }
@@ -542,8 +699,9 @@ fn write_scale(st: &AppState, t: &Target, scale: &Value) -> Result<Response, Api
     if !want_rv.is_empty() && want_rv != str_at(&cur, "metadata.resourceVersion") {
         return Err(ApiError::conflict(t.def, &t.name));
     }
-    let mut new = cur;
+    let mut new = cur.clone();
     new["spec"]["replicas"] = replicas;
+    fieldmanager::record_update(Some(&cur), &mut new, &t.manager, &t.def.api_version());
     let updated = st.store.update_opt(
         t.def,
         &t.namespace,
@@ -552,7 +710,7 @@ fn write_scale(st: &AppState, t: &Target, scale: &Value) -> Result<Response, Api
         UpdateMode::Main,
         t.dry_run,
     )?;
-    ok(&scale_of(t.def, &updated))
+    ok(&scale_of(&updated))
 }
 
 fn update(st: &AppState, t: &Target, body: &Bytes) -> Result<Response, ApiError> {
@@ -566,6 +724,7 @@ fn update(st: &AppState, t: &Target, body: &Bytes) -> Result<Response, ApiError>
         .insert("uid".into(), cur["metadata"]["uid"].clone());
     if t.subresource.is_empty() {
         admit(t.def, &mut obj, false)?;
+        fieldmanager::record_update(Some(&cur), &mut obj, &t.manager, &t.def.api_version());
     }
     let updated = st
         .store
@@ -626,11 +785,21 @@ fn patch_object(
         }
         if st.store.get(t.def.storage, &t.namespace, &t.name).is_none() && t.subresource.is_empty()
         {
-            let mut obj = incoming(t, patch_doc)?;
+            let mut obj = incoming(t, patch_doc.clone())?;
             crate::util::ensure_obj(&mut obj, "metadata")
                 .insert("uid".into(), json!(random_uuid()));
             crate::util::ensure_obj(&mut obj, "metadata").insert("name".into(), json!(t.name));
             admit(t.def, &mut obj, true)?;
+            let applied = t.def.to_storage(&patch_doc);
+            let obj = fieldmanager::apply(
+                &json!({}),
+                &applied,
+                obj,
+                &t.manager,
+                &t.def.api_version(),
+                t.force,
+            )
+            .map_err(|e| ApiError::ApplyConflict(e.to_string()))?;
             let created = st.store.create_opt(t.def, &t.namespace, obj, t.dry_run)?;
             return Ok(json_response(StatusCode::CREATED, &t.def.to_view(&created)));
         }
@@ -639,7 +808,7 @@ fn patch_object(
     for _ in 0..10 {
         let cur = current(st, t)?;
         if t.subresource == "scale" {
-            let scale = scale_of(t.def, &cur);
+            let scale = scale_of(&cur);
             let new_scale = apply_patch(t.def, kind, &scale, &patch_doc)?;
             return write_scale(st, t, &new_scale);
         }
@@ -656,6 +825,20 @@ fn patch_object(
         }
         if t.subresource.is_empty() {
             admit(t.def, &mut obj, false)?;
+            if kind == PatchKind::Apply {
+                let applied = t.def.to_storage(&patch_doc);
+                obj = fieldmanager::apply(
+                    &cur,
+                    &applied,
+                    obj,
+                    &t.manager,
+                    &t.def.api_version(),
+                    t.force,
+                )
+                .map_err(|e| ApiError::ApplyConflict(e.to_string()))?;
+            } else {
+                fieldmanager::record_update(Some(&cur), &mut obj, &t.manager, &t.def.api_version());
+            }
         }
         match st
             .store
@@ -777,7 +960,7 @@ struct WatchFilter {
     def: &'static ResourceDef,
     namespace: String,
     filter: ListFilter,
-    table: bool,
+    output: Output,
 }
 
 impl WatchFilter {
@@ -790,10 +973,10 @@ impl WatchFilter {
     }
 
     fn encode(&self, kind: &str, view: Value) -> Bytes {
-        if self.table {
-            watch_line(kind, &table::table(self.def, &[view], None))
-        } else {
-            watch_line(kind, &view)
+        match self.output {
+            Output::Table => watch_line(kind, &table::table(self.def, &[view], None)),
+            Output::Metadata => watch_line(kind, &partial(&view)),
+            Output::Object => watch_line(kind, &view),
         }
     }
 
@@ -822,13 +1005,13 @@ fn watch_collection(
     st: &Arc<AppState>,
     t: &Target,
     q: &HashMap<String, String>,
-    table: bool,
+    output: Output,
 ) -> Result<Response, ApiError> {
     let filter = WatchFilter {
         def: t.def,
         namespace: t.namespace.clone(),
         filter: ListFilter::from_query(q)?,
-        table,
+        output,
     };
     let send_initial = q.get("sendInitialEvents").map(String::as_str) == Some("true");
     let from = match q.get("resourceVersion").map(String::as_str) {

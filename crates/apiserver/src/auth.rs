@@ -11,7 +11,6 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
-use crate::resources::ResourceDef;
 use crate::status::ApiError;
 use crate::store::Store;
 use crate::util::str_at;
@@ -85,7 +84,8 @@ impl User {
         }
     }
 
-    fn is_admin(&self) -> bool {
+    /// Whether the user bypasses RBAC (`system:masters`).
+    pub fn is_admin(&self) -> bool {
         self.groups.iter().any(|g| g == "system:masters")
     }
 }
@@ -143,8 +143,10 @@ pub fn token_secret_user(store: &Store, token: &str) -> Option<User> {
 pub struct Attributes<'a> {
     /// `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`, `deletecollection`.
     pub verb: &'a str,
-    /// The resource.
-    pub def: &'a ResourceDef,
+    /// The API group (`""` for core).
+    pub group: &'a str,
+    /// The resource's plural name (`deployments`).
+    pub plural: &'a str,
     /// Subresource (`status`, `scale`) or `""`.
     pub subresource: &'a str,
     /// Namespace or `""` for cluster scope.
@@ -162,15 +164,15 @@ fn contains(list: Option<&Value>, want: &str) -> bool {
 
 fn rule_allows(rule: &Value, a: &Attributes<'_>) -> bool {
     let resource = if a.subresource.is_empty() {
-        a.def.plural.to_string()
+        a.plural.to_string()
     } else {
-        format!("{}/{}", a.def.plural, a.subresource)
+        format!("{}/{}", a.plural, a.subresource)
     };
     let names_ok = match rule.get("resourceNames").and_then(Value::as_array) {
         Some(names) if !names.is_empty() => names.iter().any(|n| n.as_str() == Some(a.name)),
         _ => true,
     };
-    contains(rule.get("apiGroups"), a.def.group)
+    contains(rule.get("apiGroups"), a.group)
         && (contains(rule.get("resources"), &resource)
             || (!a.subresource.is_empty()
                 && contains(rule.get("resources"), &format!("*/{}", a.subresource))))
@@ -236,15 +238,20 @@ pub fn authorize(store: &Store, user: &User, a: &Attributes<'_>) -> Result<(), A
 
 /// Kubernetes' message for a denied request.
 pub fn forbidden_message(user: &User, a: &Attributes<'_>) -> String {
-    let target = if a.name.is_empty() {
-        a.def.qualified()
+    let qualified = if a.group.is_empty() {
+        a.plural.to_string()
     } else {
-        format!("{} \"{}\"", a.def.qualified(), a.name)
+        format!("{}.{}", a.plural, a.group)
+    };
+    let target = if a.name.is_empty() {
+        qualified
+    } else {
+        format!("{qualified} \"{}\"", a.name)
     };
     let resource = if a.subresource.is_empty() {
-        format!("resource \"{}\"", a.def.plural)
+        format!("resource \"{}\"", a.plural)
     } else {
-        format!("resource \"{}/{}\"", a.def.plural, a.subresource)
+        format!("resource \"{}/{}\"", a.plural, a.subresource)
     };
     let scope = if a.namespace.is_empty() {
         "at the cluster scope".to_string()
@@ -253,7 +260,7 @@ pub fn forbidden_message(user: &User, a: &Attributes<'_>) -> String {
     };
     format!(
         "{target} is forbidden: User \"{}\" cannot {} {resource} in API group \"{}\" {scope}",
-        user.name, a.verb, a.def.group
+        user.name, a.verb, a.group
     )
 }
 
@@ -274,6 +281,7 @@ impl From<AuthError> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::ResourceDef;
     use serde_json::json;
 
     fn setup() -> Store {
@@ -313,7 +321,8 @@ mod tests {
         ] {
             let a = Attributes {
                 verb,
-                def,
+                group: def.group,
+                plural: def.plural,
                 subresource: "",
                 namespace: ns,
                 name: "x",
@@ -332,7 +341,8 @@ mod tests {
         let secrets = ResourceDef::find("", "v1", "secrets").unwrap();
         let a = Attributes {
             verb: "list",
-            def: secrets,
+            group: secrets.group,
+            plural: secrets.plural,
             subresource: "",
             namespace: "apps",
             name: "",

@@ -5,6 +5,25 @@
 //! Start one in-process with [`TestCluster::start`], or run
 //! `freshet-testbed serve` (see [`serve`]). `crates/testbed/DIVERGENCES.md`
 //! lists every known way it differs from a real API server.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use freshet_apiserver::{ClusterOptions, TestCluster};
+//!
+//! // HTTPS on 127.0.0.1, nodes amd64, amd64, arm64, images resolved against
+//! // the real registries they name (use `.resolver(..)` to fake them).
+//! let cluster = TestCluster::start(ClusterOptions::default().crash_image("127.0.0.1:5000/team/api:bad")).await?;
+//! // kubectl: `kubectl --kubeconfig <cluster.kubeconfig_path()> get nodes`.
+//! // kube: deserialize `cluster.admin_kubeconfig()` into `kube::config::Kubeconfig`,
+//! // then `kube::Config::from_custom_kubeconfig(..)` and `kube::Client::try_from(..)`.
+//! // A least-privilege client: `cluster.service_account_kubeconfig("apps", "freshet")`.
+//! let kubeconfig = cluster.admin_kubeconfig();
+//! # let _ = kubeconfig;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Everything stops when the [`TestCluster`] drops.
 #![forbid(unsafe_code)]
 
 pub mod admission;
@@ -12,6 +31,7 @@ pub mod api;
 pub mod auth;
 pub mod controllers;
 pub mod discovery;
+pub mod fieldmanager;
 pub mod images;
 pub mod kubeconfig;
 pub mod openapi;

@@ -259,6 +259,34 @@ fn fields(message: &str) -> Option<&'static [Field]> {
             (3, "name", Ty::Str, false),
             (4, "namespace", Ty::Str, false),
         ],
+        "SelfSubjectAccessReview" => &[
+            (1, "metadata", Ty::Msg("ObjectMeta"), false),
+            (2, "spec", Ty::Msg("SelfSubjectAccessReviewSpec"), false),
+        ],
+        "SelfSubjectAccessReviewSpec" => &[
+            (
+                1,
+                "resourceAttributes",
+                Ty::Msg("ResourceAttributes"),
+                false,
+            ),
+            (
+                2,
+                "nonResourceAttributes",
+                Ty::Msg("NonResourceAttributes"),
+                false,
+            ),
+        ],
+        "ResourceAttributes" => &[
+            (1, "namespace", Ty::Str, false),
+            (2, "verb", Ty::Str, false),
+            (3, "group", Ty::Str, false),
+            (4, "version", Ty::Str, false),
+            (5, "resource", Ty::Str, false),
+            (6, "subresource", Ty::Str, false),
+            (7, "name", Ty::Str, false),
+        ],
+        "NonResourceAttributes" => &[(1, "path", Ty::Str, false), (2, "verb", Ty::Str, false)],
         "RoleRef" => &[
             (1, "apiGroup", Ty::Str, false),
             (2, "kind", Ty::Str, false),

@@ -83,6 +83,7 @@ pub static RESOURCES: &[ResourceDef] = &[
     res!("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", true, &[], "rolebindings.rbac.authorization.k8s.io", custom=false, status=false, scale=false, gen=false, cat=&[]),
     res!("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole", false, &[], "clusterroles.rbac.authorization.k8s.io", custom=false, status=false, scale=false, gen=false, cat=&[]),
     res!("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", false, &[], "clusterrolebindings.rbac.authorization.k8s.io", custom=false, status=false, scale=false, gen=false, cat=&[]),
+    res!("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", "selfsubjectaccessreview", false, &[], "selfsubjectaccessreviews.authorization.k8s.io", custom=false, status=false, scale=false, gen=false, cat=&[]),
     res!("argoproj.io", "v1alpha1", "Application", "applications", "application", true, &["app", "apps"], "applications.argoproj.io", custom=true, status=false, scale=false, gen=true, cat=&["argo"]),
 ];
 

@@ -49,6 +49,9 @@ pub enum ApiError {
         /// Object name.
         name: String,
     },
+    /// 409 Conflict from server-side apply: fields owned by other managers.
+    #[error("{0}")]
+    ApplyConflict(String),
     /// 422 Invalid.
     #[error("{kind}.{group} \"{name}\" is invalid: {cause}")]
     Invalid {
@@ -146,7 +149,7 @@ impl ApiError {
     pub fn code(&self) -> u16 {
         match self {
             Self::NotFound { .. } | Self::UnknownPath => 404,
-            Self::AlreadyExists { .. } | Self::Conflict { .. } => 409,
+            Self::AlreadyExists { .. } | Self::Conflict { .. } | Self::ApplyConflict(_) => 409,
             Self::Invalid { .. } => 422,
             Self::BadRequest(_) => 400,
             Self::UnsupportedMediaType(_) => 415,
@@ -163,7 +166,7 @@ impl ApiError {
         match self {
             Self::NotFound { .. } | Self::UnknownPath => "NotFound",
             Self::AlreadyExists { .. } => "AlreadyExists",
-            Self::Conflict { .. } => "Conflict",
+            Self::Conflict { .. } | Self::ApplyConflict(_) => "Conflict",
             Self::Invalid { .. } => "Invalid",
             Self::BadRequest(_) => "BadRequest",
             Self::UnsupportedMediaType(_) => "UnsupportedMediaType",

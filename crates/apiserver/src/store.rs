@@ -250,7 +250,6 @@ impl Store {
         }
         m.insert("creationTimestamp".into(), json!(now_rfc3339()));
         m.remove("deletionTimestamp");
-        m.remove("managedFields");
         if def.generation {
             m.insert("generation".into(), json!(1));
         } else {
@@ -372,7 +371,6 @@ impl Store {
                     }
                 }
             }
-            m.remove("managedFields");
         }
         if new == old {
             return Ok(old);

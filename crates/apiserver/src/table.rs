@@ -19,7 +19,8 @@ pub enum TableError {
     BadTimestamp(String),
 }
 
-fn parse_rfc3339(s: &str) -> Result<u64, TableError> {
+/// Seconds since the Unix epoch of an RFC 3339 UTC time.
+pub(crate) fn parse_rfc3339(s: &str) -> Result<u64, TableError> {
     let bad = || TableError::BadTimestamp(s.to_string());
     let b = s.as_bytes();
     if b.len() < 19 {
@@ -66,6 +67,37 @@ fn col(name: &str, ty: &str) -> Value {
     json!({"name": name, "type": ty, "format": format, "description": "", "priority": 0})
 }
 
+/// A column `kubectl get -o wide` adds.
+fn wide(name: &str) -> Value {
+    let mut c = col(name, "string");
+    c["priority"] = json!(1);
+    c
+}
+
+/// (containers, images, selector) of a workload, as `-o wide` prints them.
+fn workload_wide(o: &Value) -> [Value; 3] {
+    let containers: Vec<&Value> = get_path(o, "spec.template.spec.containers")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let names: Vec<&str> = containers.iter().map(|c| str_at(c, "name")).collect();
+    let images: Vec<&str> = containers.iter().map(|c| str_at(c, "image")).collect();
+    let selector = get_path(o, "spec.selector.matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    [
+        json!(names.join(",")),
+        json!(images.join(",")),
+        json!(selector),
+    ]
+}
+
 fn pod_status(p: &Value) -> String {
     let waiting = p
         .pointer("/status/containerStatuses")
@@ -91,18 +123,25 @@ fn columns_and_cells(def: &ResourceDef, o: &Value) -> (Vec<Value>, Vec<Value>) {
                 col("Up-to-date", "string"),
                 col("Available", "string"),
                 col("Age", "string"),
+                wide("Containers"),
+                wide("Images"),
+                wide("Selector"),
             ],
-            vec![
-                name,
-                json!(format!(
-                    "{}/{}",
-                    i64_at(o, "status.readyReplicas", 0),
-                    i64_at(o, "spec.replicas", 1)
-                )),
-                json!(i64_at(o, "status.updatedReplicas", 0)),
-                json!(i64_at(o, "status.availableReplicas", 0)),
-                age_cell,
-            ],
+            [
+                vec![
+                    name,
+                    json!(format!(
+                        "{}/{}",
+                        i64_at(o, "status.readyReplicas", 0),
+                        i64_at(o, "spec.replicas", 1)
+                    )),
+                    json!(i64_at(o, "status.updatedReplicas", 0)),
+                    json!(i64_at(o, "status.availableReplicas", 0)),
+                    age_cell,
+                ],
+                workload_wide(o).to_vec(),
+            ]
+            .concat(),
         ),
         ("apps", "ReplicaSet") => (
             vec![
@@ -111,6 +150,9 @@ fn columns_and_cells(def: &ResourceDef, o: &Value) -> (Vec<Value>, Vec<Value>) {
                 col("Current", "integer"),
                 col("Ready", "integer"),
                 col("Age", "string"),
+                wide("Containers"),
+                wide("Images"),
+                wide("Selector"),
             ],
             vec![
                 name,
@@ -118,7 +160,10 @@ fn columns_and_cells(def: &ResourceDef, o: &Value) -> (Vec<Value>, Vec<Value>) {
                 json!(i64_at(o, "status.replicas", 0)),
                 json!(i64_at(o, "status.readyReplicas", 0)),
                 age_cell,
-            ],
+            ]
+            .into_iter()
+            .chain(workload_wide(o))
+            .collect(),
         ),
         ("", "Pod") => {
             let statuses = get_path(o, "status.containerStatuses").and_then(Value::as_array);
@@ -137,6 +182,10 @@ fn columns_and_cells(def: &ResourceDef, o: &Value) -> (Vec<Value>, Vec<Value>) {
                     col("Status", "string"),
                     col("Restarts", "string"),
                     col("Age", "string"),
+                    wide("IP"),
+                    wide("Node"),
+                    wide("Nominated Node"),
+                    wide("Readiness Gates"),
                 ],
                 vec![
                     name,
@@ -144,6 +193,16 @@ fn columns_and_cells(def: &ResourceDef, o: &Value) -> (Vec<Value>, Vec<Value>) {
                     json!(pod_status(o)),
                     json!(restarts.to_string()),
                     age_cell,
+                    json!(match str_at(o, "status.podIP") {
+                        "" => "<none>",
+                        ip => ip,
+                    }),
+                    json!(match str_at(o, "spec.nodeName") {
+                        "" => "<none>",
+                        n => n,
+                    }),
+                    json!("<none>"),
+                    json!("<none>"),
                 ],
             )
         }

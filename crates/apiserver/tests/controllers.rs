@@ -367,6 +367,30 @@ async fn daemonsets_run_one_pod_per_matching_node() {
         arm[0].spec.as_ref().unwrap().node_name.as_deref(),
         Some("testbed-node-3")
     );
+    sets.patch(
+        "everywhere",
+        &PatchParams::default(),
+        &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [{"name": "agent", "image": "registry.test/agent:2"}]}}}})),
+    )
+    .await
+    .unwrap();
+    let (ok, out, err) = kubectl_output(
+        cluster.kubeconfig_path(),
+        &["rollout", "status", "daemonset/everywhere", "--timeout=60s"],
+        None,
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let images: Vec<String> = pods
+        .list(&ListParams::default().labels("app=everywhere"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|p| p.spec.unwrap().containers[0].image.clone().unwrap())
+        .collect();
+    assert_eq!(images, ["registry.test/agent:2"; 3]);
 }
 
 #[tokio::test]
@@ -388,4 +412,88 @@ async fn pods_without_a_matching_node_stay_pending_unschedulable() {
     })
     .await;
     assert_eq!(reason, "Unschedulable");
+}
+
+#[tokio::test]
+async fn changing_a_running_pods_image_restarts_its_container() {
+    let cluster = cluster().await;
+    let pods: Api<Pod> = Api::namespaced(admin(&cluster).await, "default");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "solo"},
+        "spec": {"containers": [{"name": "a", "image": "registry.test/a:1"}]}
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let first = wait_for("the pod to run", || async {
+        let cs = pods
+            .get("solo")
+            .await
+            .ok()?
+            .status?
+            .container_statuses?
+            .into_iter()
+            .next()?;
+        cs.state.as_ref()?.running.as_ref()?;
+        Some(cs.image_id)
+    })
+    .await;
+    pods.patch(
+        "solo",
+        &PatchParams::default(),
+        &Patch::Strategic(
+            json!({"spec": {"containers": [{"name": "a", "image": "registry.test/a:2"}]}}),
+        ),
+    )
+    .await
+    .unwrap();
+    let (image, id, restarts) = wait_for("the restart with the new image", || async {
+        let cs = pods
+            .get("solo")
+            .await
+            .ok()?
+            .status?
+            .container_statuses?
+            .into_iter()
+            .next()?;
+        cs.state.as_ref()?.running.as_ref()?;
+        (cs.image == "registry.test/a:2").then_some((cs.image, cs.image_id, cs.restart_count))
+    })
+    .await;
+    assert_eq!(image, "registry.test/a:2");
+    assert_ne!(id, first);
+    assert_eq!(restarts, 1);
+}
+
+#[tokio::test]
+async fn repeated_kubelet_events_are_counted_not_duplicated() {
+    use freshet_apiserver::images::MapResolver;
+    use k8s_openapi::api::core::v1::Event;
+    let cluster =
+        TestCluster::start(ClusterOptions::default().resolver(Arc::new(MapResolver::new())))
+            .await
+            .expect("cluster starts");
+    let client = admin(&cluster).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let events: Api<Event> = Api::namespaced(client, "default");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "missing"},
+        "spec": {"containers": [{"name": "a", "image": "registry.test/missing:1"}]}
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    wait_for("the back-off event to repeat", || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        let backoff: Vec<&Event> = list
+            .items
+            .iter()
+            .filter(|e| e.message.as_deref() == Some("Error: ImagePullBackOff"))
+            .collect();
+        assert!(backoff.len() <= 1, "one Event object per repeated event");
+        backoff
+            .first()
+            .and_then(|e| e.count)
+            .filter(|n| *n >= 2)
+            .map(|_| ())
+    })
+    .await;
 }

@@ -15,7 +15,7 @@ use kube::api::{
     WatchParams,
 };
 use kube::core::{ApiResource, GroupVersionKind};
-use serde_json::json;
+use serde_json::{Value, json};
 
 fn config_map(name: &str, labels: &[(&str, &str)]) -> ConfigMap {
     serde_json::from_value(json!({
@@ -378,6 +378,30 @@ async fn kube_runtime_watcher_and_reflector_follow_changes() {
 }
 
 #[tokio::test]
+async fn kube_runtime_watcher_with_streaming_lists() {
+    let (cluster, _) = fake_cluster().await;
+    let cms: Api<ConfigMap> = Api::namespaced(admin(&cluster).await, "default");
+    cms.create(&PostParams::default(), &config_map("before", &[]))
+        .await
+        .unwrap();
+    let (reader, writer) = kube::runtime::reflector::store();
+    let config = kube::runtime::watcher::Config::default().streaming_lists();
+    let stream = kube::runtime::reflector(writer, kube::runtime::watcher(cms.clone(), config));
+    let task = tokio::spawn(stream.for_each(|_| async {}));
+    reader.wait_until_ready().await.unwrap();
+    assert_eq!(reader.state().len(), 1);
+    cms.create(&PostParams::default(), &config_map("after", &[]))
+        .await
+        .unwrap();
+    wait_for("the streamed watch to see the new object", || {
+        let n = reader.state().len();
+        async move { (n == 2).then_some(()) }
+    })
+    .await;
+    task.abort();
+}
+
+#[tokio::test]
 async fn pods_list_across_namespaces_with_field_selectors() {
     let (cluster, _) = fake_cluster().await;
     let client = admin(&cluster).await;
@@ -524,4 +548,128 @@ async fn kube_runtime_recorder_events_show_in_both_event_apis() {
     assert!(!ours.is_empty());
     assert_eq!(ours[0].involved_object.name.as_deref(), Some("a"));
     assert_eq!(ours[0].message.as_deref(), Some("api: 1.0.0 -> 1.0.1"));
+}
+
+#[tokio::test]
+async fn metadata_lists_gets_and_watches() {
+    let (cluster, _) = fake_cluster().await;
+    let cms: Api<ConfigMap> = Api::namespaced(admin(&cluster).await, "default");
+    cms.create(&PostParams::default(), &config_map("a", &[("app", "web")]))
+        .await
+        .unwrap();
+    let list = cms.list_metadata(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    assert_eq!(
+        list.items[0].metadata.labels.as_ref().unwrap()["app"],
+        "web"
+    );
+    let one = cms.get_metadata("a").await.unwrap();
+    assert_eq!(one.metadata.name.as_deref(), Some("a"));
+    let rv = list.metadata.resource_version.unwrap();
+    let mut stream = cms
+        .watch_metadata(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    cms.create(&PostParams::default(), &config_map("b", &[]))
+        .await
+        .unwrap();
+    loop {
+        match stream.try_next().await.unwrap().expect("event") {
+            WatchEvent::Added(m) => {
+                assert_eq!(m.metadata.name.as_deref(), Some("b"));
+                break;
+            }
+            WatchEvent::Bookmark(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let (reader, writer) = kube::runtime::reflector::store();
+    let stream = kube::runtime::reflector(
+        writer,
+        kube::runtime::watcher(
+            Api::<kube::core::PartialObjectMeta<ConfigMap>>::namespaced(
+                admin(&cluster).await,
+                "default",
+            ),
+            Default::default(),
+        ),
+    );
+    let task = tokio::spawn(stream.for_each(|_| async {}));
+    reader.wait_until_ready().await.unwrap();
+    assert_eq!(reader.state().len(), 2);
+    task.abort();
+}
+
+#[tokio::test]
+async fn server_side_apply_tracks_managers_conflicts_and_removes_dropped_fields() {
+    let (cluster, _) = fake_cluster().await;
+    let deploys: Api<Deployment> = Api::namespaced(admin(&cluster).await, "default");
+    deploys
+        .create(
+            &PostParams {
+                field_manager: Some("creator".into()),
+                ..Default::default()
+            },
+            &deployment("web", "api:1"),
+        )
+        .await
+        .unwrap();
+    let apply = |image: &str, labels: Value| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "labels": labels},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "api", "image": image}]}}}})
+    };
+    let e = api_error(
+        deploys
+            .patch(
+                "web",
+                &PatchParams::apply("freshet"),
+                &Patch::Apply(apply("api:2", json!({"team": "a"}))),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((e.code, e.reason.as_str()), (409, "Conflict"));
+    assert_eq!(
+        e.message,
+        r#"Apply failed with 1 conflict: conflict with "creator" using apps/v1: .spec.template.spec.containers[name="api"].image"#
+    );
+    let d = deploys
+        .patch(
+            "web",
+            &PatchParams::apply("freshet").force(),
+            &Patch::Apply(apply("api:2", json!({"team": "a"}))),
+        )
+        .await
+        .unwrap();
+    let managers: Vec<(String, String)> = d
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.manager.unwrap(), m.operation.unwrap()))
+        .collect();
+    assert!(
+        managers.contains(&("freshet".into(), "Apply".into())),
+        "{managers:?}"
+    );
+    assert!(
+        managers.contains(&("creator".into(), "Update".into())),
+        "{managers:?}"
+    );
+    assert_eq!(d.metadata.labels.unwrap()["team"], "a");
+    // Applying again without the label removes it; the sidecar the creator owns stays.
+    let d = deploys
+        .patch(
+            "web",
+            &PatchParams::apply("freshet"),
+            &Patch::Apply(apply("api:2", json!({}))),
+        )
+        .await
+        .unwrap();
+    assert!(!d.metadata.labels.unwrap_or_default().contains_key("team"));
+    let containers = d.spec.template.spec.unwrap().containers;
+    assert_eq!(containers.len(), 2);
+    assert_eq!(containers[0].image.as_deref(), Some("api:2"));
 }

@@ -1,5 +1,6 @@
 //! Fidelity proven with the real kubectl: every check here drives the test bed
-//! only through `/usr/bin/kubectl` and expects what a real cluster answers.
+//! only through `/usr/bin/kubectl` (or `$FRESHET_TEST_KUBECTL`, to run the
+//! suite with a second version) and expects what a real cluster answers.
 
 mod common;
 
@@ -340,9 +341,11 @@ async fn scale_delete_and_events() {
     assert!(events.contains("Scaled up replica set web-"), "{events}");
     let events_v1 = kubectl(kc, &["get", "events.v1.events.k8s.io", "-o", "json"]).await;
     assert!(events_v1.contains("\"regarding\""), "{events_v1}");
-    assert_eq!(
-        kubectl(kc, &["delete", "deployment", "web"]).await.trim(),
-        "deployment.apps \"web\" deleted"
+    // kubectl 1.37 adds " from default namespace".
+    let deleted = kubectl(kc, &["delete", "deployment", "web"]).await;
+    assert!(
+        deleted.starts_with("deployment.apps \"web\" deleted"),
+        "{deleted}"
     );
     wait_for("the pods to go", || async {
         let (ok, out, _) = kubectl_output(kc, &["get", "pods,rs", "-o", "name"], None).await;
@@ -356,7 +359,7 @@ async fn get_watch_streams_changes() {
     let (cluster, _) = fake_cluster().await;
     let kc = cluster.kubeconfig_path();
     kubectl(kc, &["create", "configmap", "first", "--from-literal=a=b"]).await;
-    let mut child = tokio::process::Command::new(common::KUBECTL)
+    let mut child = tokio::process::Command::new(common::kubectl_path())
         .arg("--kubeconfig")
         .arg(kc)
         .args(["get", "configmaps", "-w", "-o", "name"])
@@ -606,4 +609,37 @@ async fn server_side_dry_run_and_server_side_apply() {
     kubectl(kc, &["delete", "deployment/web", "--dry-run=server"]).await;
     let d = get_json(kc, "deployment/web").await;
     assert_eq!(d["spec"]["replicas"], 2);
+    // `kubectl diff` is a server-side dry-run apply.
+    let changed = DEPLOYMENT.replace("replicas: 2", "replicas: 4");
+    let (ok, out, err) = kubectl_output(kc, &["diff", "-f", "-"], Some(&changed)).await;
+    assert!(
+        !ok,
+        "kubectl diff exits 1 when there are differences: {err}"
+    );
+    assert!(
+        out.contains("-  replicas: 2") && out.contains("+  replicas: 4"),
+        "{out}"
+    );
+    assert_eq!(get_json(kc, "deployment/web").await["spec"]["replicas"], 2);
+
+    // Managed fields: a scale takes .spec.replicas from the applier, so the
+    // next apply conflicts until it forces.
+    kubectl(kc, &["scale", "deployment/web", "--replicas=5"]).await;
+    let (ok, _, err) =
+        kubectl_output(kc, &["apply", "--server-side", "-f", "-"], Some(DEPLOYMENT)).await;
+    assert!(!ok);
+    assert!(
+        err.contains(
+            r#"Apply failed with 1 conflict: conflict with "kubectl" using apps/v1: .spec.replicas"#
+        ),
+        "{err}"
+    );
+    let (ok, _, err) = kubectl_output(
+        kc,
+        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+        Some(DEPLOYMENT),
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(get_json(kc, "deployment/web").await["spec"]["replicas"], 2);
 }

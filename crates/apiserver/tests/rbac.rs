@@ -281,3 +281,49 @@ async fn kubectl_create_token_and_token_secrets_authenticate_as_the_service_acco
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn kubectl_auth_can_i_and_impersonation() {
+    let (cluster, _) = fake_cluster().await;
+    setup(&admin(&cluster).await).await;
+    let kc = cluster.kubeconfig_path();
+    let sa = "--as=system:serviceaccount:apps:freshet";
+    for (args, want) in [
+        (
+            vec!["auth", "can-i", "patch", "deployments", "-n", "apps", sa],
+            "yes",
+        ),
+        (
+            vec!["auth", "can-i", "delete", "deployments", "-n", "apps", sa],
+            "no",
+        ),
+        (
+            vec!["auth", "can-i", "list", "secrets", "-n", "apps", sa],
+            "no",
+        ),
+        (vec!["auth", "can-i", "list", "nodes", sa], "yes"),
+        (vec!["auth", "can-i", "delete", "nodes"], "yes"),
+    ] {
+        let (_, out, err) = kubectl_output(kc, &args, None).await;
+        assert_eq!(out.trim(), want, "{args:?}: {err}");
+    }
+    let (ok, _, err) = kubectl_output(kc, &["get", "secrets", "-n", "apps", sa], None).await;
+    assert!(!ok);
+    assert!(
+        err.contains(r#"User "system:serviceaccount:apps:freshet" cannot list resource "secrets""#),
+        "{err}"
+    );
+
+    // Only the admin may impersonate.
+    let dir = tempfile::tempdir().unwrap();
+    let sa_kc = dir.path().join("sa.kubeconfig");
+    cluster
+        .write_kubeconfig(
+            &sa_kc,
+            &cluster.service_account_kubeconfig("apps", "freshet"),
+        )
+        .unwrap();
+    let (ok, _, err) = kubectl_output(&sa_kc, &["get", "deployments", "--as=admin"], None).await;
+    assert!(!ok);
+    assert!(err.contains(r#"users "admin" is forbidden: User "system:serviceaccount:apps:freshet" cannot impersonate resource "users""#), "{err}");
+}

@@ -289,14 +289,13 @@ fn rollout(c: &Controllers, d: &Value, new: &Value, old: &[Value], replicas: i64
         .sum::<i64>()
         + i64_at(new, "status.availableReplicas", 0);
     let mut budget = available - min_available;
-    for (rs, spec) in remaining.iter_mut() {
+    for (_, spec) in remaining.iter_mut() {
         if budget <= 0 {
             break;
         }
         let down = (*spec).min(budget);
         *spec -= down;
         budget -= down;
-        let _ = rs;
     }
     for (rs, spec) in remaining {
         scale_rs(c, d, &rs, spec);

@@ -162,7 +162,9 @@ pub fn run(c: &mut Controllers) {
         let Some(node) = c.nodes.iter().find(|n| n.name == node_name).cloned() else {
             continue;
         };
-        if get_path(&pod, "status.startTime").is_none() || str_at(&pod, "status.phase") == "Pending"
+        if get_path(&pod, "status.startTime").is_none()
+            || str_at(&pod, "status.phase") == "Pending"
+            || image_changed(&pod)
         {
             start(c, &pod, &node);
         } else {
@@ -336,6 +338,7 @@ fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
     if let Some((when, _)) = c.pull_backoff.get(&uid)
         && Instant::now() < *when
     {
+        back_off_pull(c, pod);
         return;
     }
     let containers: Vec<Value> = ["initContainers", "containers"]
@@ -386,6 +389,9 @@ fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
         }
     }
     if waiting {
+        if pod.pointer("/status/containerStatuses").is_none() {
+            creating(c, pod);
+        }
         return;
     }
     forget_pulls(c, &uid);
@@ -424,9 +430,23 @@ fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
         .iter()
         .map(|p| status_of(p, true))
         .collect();
+    // A container restarted for a new image keeps counting restarts.
+    let previous = |container: &str| -> Option<i64> {
+        pod.pointer("/status/containerStatuses")
+            .and_then(Value::as_array)
+            .and_then(|cs| cs.iter().find(|s| str_at(s, "name") == container))
+            .filter(|s| !str_at(s, "imageID").is_empty())
+            .map(|s| i64_at(s, "restartCount", 0) + 1)
+    };
     let statuses: Vec<Value> = pulled[init_count..]
         .iter()
-        .map(|p| status_of(p, false))
+        .map(|p| {
+            let mut s = status_of(p, false);
+            if let Some(n) = previous(&p.name) {
+                s["restartCount"] = json!(i64_at(&s, "restartCount", 0) + n);
+            }
+            s
+        })
         .collect();
     let ip = c.next_ip;
     c.next_ip += 1;
@@ -494,6 +514,126 @@ fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
         c.crash_clock.insert(uid, Instant::now());
     }
     update_node_images(c, node);
+}
+
+/// Whether a running pod's spec names an image its containers do not run
+/// (`kubectl set image pod/x`): the kubelet restarts them with the new one.
+fn image_changed(pod: &Value) -> bool {
+    let statuses = pod
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array);
+    get_path(pod, "spec.containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|ct| {
+            let (repo, suffix) = normalize(str_at(ct, "image"));
+            statuses
+                .and_then(|cs| cs.iter().find(|s| str_at(s, "name") == str_at(ct, "name")))
+                .is_some_and(|s| str_at(s, "image") != format!("{repo}{suffix}"))
+        })
+}
+
+/// While images are pulled, containers wait in `ContainerCreating`.
+fn creating(c: &Controllers, pod: &Value) {
+    let (ns, name) = ns_name(pod);
+    let statuses: Vec<Value> = get_path(pod, "spec.containers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|ct| {
+            let (repo, suffix) = normalize(str_at(ct, "image"));
+            json!({"name": str_at(ct, "name"), "image": format!("{repo}{suffix}"), "imageID": "",
+                "ready": false, "started": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ContainerCreating"}}})
+        })
+        .collect();
+    let now = now_rfc3339();
+    let updated = c
+        .store
+        .modify(def("", "pods"), &ns, &name, UpdateMode::Status, |o| {
+            o["status"]["conditions"] = pod_conditions(false, &now);
+            o["status"]["containerStatuses"] = json!(statuses);
+        });
+    if let Some(p) = updated {
+        for ct in get_path(pod, "spec.containers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            c.event(
+                &p,
+                "Normal",
+                "Pulling",
+                &format!("Pulling image \"{}\"", str_at(ct, "image")),
+                "kubelet",
+            );
+        }
+    }
+}
+
+/// Between pull attempts a real kubelet reports `ImagePullBackOff`; the next
+/// failed attempt reports `ErrImagePull` again.
+fn back_off_pull(c: &Controllers, pod: &Value) {
+    let (ns, name) = ns_name(pod);
+    let failing: Vec<(String, String)> = pod
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .filter(|s| {
+                    s.pointer("/state/waiting/reason").and_then(Value::as_str)
+                        == Some("ErrImagePull")
+                })
+                .map(|s| {
+                    (
+                        str_at(s, "name").to_string(),
+                        str_at(s, "state.waiting.message").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if failing.is_empty() {
+        return;
+    }
+    let image_of = |container: &str| -> String {
+        get_path(pod, "spec.containers")
+            .and_then(Value::as_array)
+            .and_then(|cs| cs.iter().find(|ct| str_at(ct, "name") == container))
+            .map(|ct| str_at(ct, "image").to_string())
+            .unwrap_or_default()
+    };
+    let updated = c.store.modify(def("", "pods"), &ns, &name, UpdateMode::Status, |o| {
+        if let Some(cs) = o.pointer_mut("/status/containerStatuses").and_then(Value::as_array_mut) {
+            for s in cs {
+                let cname = str_at(s, "name").to_string();
+                if let Some((_, message)) = failing.iter().find(|(n, _)| *n == cname) {
+                    s["state"] = json!({"waiting": {"reason": "ImagePullBackOff",
+                        "message": format!("Back-off pulling image \"{}\": ErrImagePull: {message}", image_of(&cname))}});
+                }
+            }
+        }
+    });
+    if let Some(p) = updated {
+        for (cname, _) in &failing {
+            c.event(
+                &p,
+                "Normal",
+                "BackOff",
+                &format!("Back-off pulling image \"{}\"", image_of(cname)),
+                "kubelet",
+            );
+            c.event(
+                &p,
+                "Warning",
+                "Failed",
+                "Error: ImagePullBackOff",
+                "kubelet",
+            );
+        }
+    }
 }
 
 fn report_pull_failure(c: &Controllers, pod: &Value, ct: &Value, e: &ImagePullError) {

@@ -4,8 +4,11 @@
 //!
 //! Owns the controller state kept in memory (per-node image caches, rollout
 //! progress clocks, pull backoff). It writes only through the store, never
-//! through HTTP, and must not bypass the store's versioning.
+//! through HTTP, and must not bypass the store's versioning. Controllers have
+//! no error type: a write that fails is logged and retried on the next tick,
+//! as level-triggered controllers do.
 
+pub mod cron;
 pub mod deployment;
 pub mod kubelet;
 pub mod replicaset;
@@ -23,19 +26,8 @@ use crate::resources::ResourceDef;
 use crate::store::{Store, UpdateMode};
 use crate::util::{now_rfc3339, random_hex, str_at};
 
-/// A controller could not do its work (logged, never fatal: the next tick retries).
-#[derive(Debug, thiserror::Error)]
-pub enum ControllerError {
-    /// A write to the store failed.
-    #[error("writing {what} failed")]
-    Write {
-        /// What was written.
-        what: String,
-        /// The API error.
-        #[source]
-        source: crate::status::ApiError,
-    },
-}
+/// (object uid, reason, message): what makes two events the same event.
+type EventKey = (String, String, String);
 
 /// One simulated node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +79,9 @@ pub struct Controllers {
     /// Pod uid -> when the crashing container last restarted.
     pub(crate) crash_clock: HashMap<String, Instant>,
     pub(crate) next_ip: u32,
+    /// (object uid, reason, message) -> the Event recording it, so repeats
+    /// bump its `count` as the real event recorder does.
+    events: std::sync::Mutex<HashMap<EventKey, (String, String)>>,
 }
 
 impl std::fmt::Debug for Controllers {
@@ -117,6 +112,7 @@ impl Controllers {
             pull_backoff: HashMap::new(),
             crash_clock: HashMap::new(),
             next_ip: 10,
+            events: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -124,7 +120,11 @@ impl Controllers {
     pub async fn tick(&mut self) {
         self.ensure_default_service_accounts();
         self.fill_token_secrets();
-        workloads::reconcile_cronjobs(self);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        workloads::reconcile_cronjobs(self, now);
         deployment::reconcile_all(self);
         replicaset::reconcile_all(self);
         workloads::reconcile_statefulsets(self);
@@ -193,7 +193,26 @@ impl Controllers {
             ns => ns,
         };
         let now = now_rfc3339();
+        let key = (
+            str_at(obj, "metadata.uid").to_string(),
+            reason.to_string(),
+            message.to_string(),
+        );
+        let mut index = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((ens, ename)) = index.get(&key) {
+            let bumped =
+                self.store
+                    .modify(def("", "events"), ens, ename, UpdateMode::Internal, |e| {
+                        let count = crate::util::i64_at(e, "count", 1) + 1;
+                        e["count"] = json!(count);
+                        e["lastTimestamp"] = json!(now);
+                    });
+            if bumped.is_some() {
+                return;
+            }
+        }
         let name = format!("{}.{}", str_at(obj, "metadata.name"), random_hex(8));
+        index.insert(key, (ns.to_string(), name.clone()));
         let ev = json!({
             "apiVersion": "v1",
             "kind": "Event",

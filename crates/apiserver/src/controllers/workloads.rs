@@ -12,25 +12,104 @@ use super::{Controllers, controller_ref, def, owned_by, pod_ready, pod_terminal}
 use crate::store::{Propagation, UpdateMode, ns_name};
 use crate::util::{i64_at, now_rfc3339, random_suffix, short_hash, str_at};
 
-/// CronJobs: the test bed does not run schedules (see DIVERGENCES.md); it
-/// keeps `status.active` pointing at Jobs the CronJob owns that still run.
-pub fn reconcile_cronjobs(c: &mut Controllers) {
+/// CronJobs at `now` (Unix seconds): at the latest scheduled minute since
+/// the last run (or creation), a Job from the template, unless suspended or
+/// forbidden by the concurrency policy; `status.active`,
+/// `lastScheduleTime` and `lastSuccessfulTime`; history limits.
+pub fn reconcile_cronjobs(c: &mut Controllers, now: u64) {
     for cj in c.store.list("cronjobs.batch", None).0 {
         let (ns, name) = ns_name(&cj);
         let uid = str_at(&cj, "metadata.uid").to_string();
-        let active: Vec<Value> = c
+        let jobs: Vec<Value> = c
             .store
             .list("jobs.batch", Some(&ns))
             .0
             .into_iter()
-            .filter(|j| owned_by(j, &uid) && i64_at(j, "status.succeeded", 0) == 0 && i64_at(j, "status.failed", 0) == 0)
-            .map(|j| json!({"kind": "Job", "namespace": ns, "name": j["metadata"]["name"], "uid": j["metadata"]["uid"], "apiVersion": "batch/v1"}))
+            .filter(|j| owned_by(j, &uid))
             .collect();
+        let finished = |j: &Value| j.pointer("/status/completionTime").is_some() || job_failed(j);
+        let mut active: Vec<&Value> = jobs.iter().filter(|j| !finished(j)).collect();
         let mut status = cj.get("status").cloned().unwrap_or(json!({}));
-        if active.is_empty() {
+        let since = [
+            str_at(&cj, "status.lastScheduleTime"),
+            str_at(&cj, "metadata.creationTimestamp"),
+        ]
+        .iter()
+        .find_map(|t| crate::table::parse_rfc3339(t).ok())
+        .unwrap_or(now);
+        let suspended = cj.pointer("/spec/suspend") == Some(&json!(true));
+        let due = super::cron::Schedule::parse(str_at(&cj, "spec.schedule"))
+            .ok()
+            .and_then(|s| s.latest_in(since, now));
+        if let Some(at) = due.filter(|_| !suspended) {
+            let policy = str_at(&cj, "spec.concurrencyPolicy");
+            if policy == "Replace" {
+                for j in &active {
+                    let _ = c.store.delete(
+                        def("batch", "jobs"),
+                        &ns,
+                        str_at(j, "metadata.name"),
+                        Propagation::Cascade,
+                    );
+                }
+                active.clear();
+            }
+            if policy != "Forbid" || active.is_empty() {
+                start_scheduled_job(c, &cj, at);
+            }
+            status["lastScheduleTime"] = json!(crate::util::format_rfc3339(at));
+        }
+        let jobs: Vec<Value> = c
+            .store
+            .list("jobs.batch", Some(&ns))
+            .0
+            .into_iter()
+            .filter(|j| owned_by(j, &uid))
+            .collect();
+        let refs: Vec<Value> = jobs
+            .iter()
+            .filter(|j| !finished(j))
+            .map(|j| json!({"kind": "Job", "namespace": ns, "name": j["metadata"]["name"], "uid": j["metadata"]["uid"], "apiVersion": "batch/v1", "resourceVersion": j["metadata"]["resourceVersion"]}))
+            .collect();
+        if refs.is_empty() {
             status.as_object_mut().map(|m| m.remove("active"));
         } else {
-            status["active"] = json!(active);
+            status["active"] = json!(refs);
+        }
+        if let Some(t) = jobs
+            .iter()
+            .filter_map(|j| j.pointer("/status/completionTime").and_then(Value::as_str))
+            .max()
+        {
+            status["lastSuccessfulTime"] = json!(t);
+        }
+        // History limits: the oldest finished Jobs go first.
+        for (failed, key, default) in [
+            (false, "successfulJobsHistoryLimit", 3),
+            (true, "failedJobsHistoryLimit", 1),
+        ] {
+            let limit = i64_at(&cj, &format!("spec.{key}"), default).max(0) as usize;
+            let mut done: Vec<&Value> = jobs
+                .iter()
+                .filter(|j| {
+                    if failed {
+                        job_failed(j)
+                    } else {
+                        j.pointer("/status/completionTime").is_some()
+                    }
+                })
+                .collect();
+            done.sort_by_key(|j| str_at(j, "metadata.creationTimestamp").to_string());
+            if done.len() > limit {
+                for j in &done[..done.len() - limit] {
+                    let _ = c.store.delete(
+                        def("batch", "jobs"),
+                        &ns,
+                        str_at(j, "metadata.name"),
+                        Propagation::Cascade,
+                    );
+                }
+            }
         }
         if cj.get("status").cloned().unwrap_or(json!({})) != status {
             c.store.modify(
@@ -41,6 +120,52 @@ pub fn reconcile_cronjobs(c: &mut Controllers) {
                 |o| o["status"] = status,
             );
         }
+    }
+}
+
+fn job_failed(j: &Value) -> bool {
+    j.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| str_at(c, "type") == "Failed" && str_at(c, "status") == "True")
+        })
+}
+
+/// Creates the Job a CronJob schedules for the minute `at`.
+fn start_scheduled_job(c: &Controllers, cj: &Value, at: u64) {
+    let (ns, name) = ns_name(cj);
+    let job_name = format!("{name}-{}", at / 60);
+    let template = cj
+        .pointer("/spec/jobTemplate")
+        .cloned()
+        .unwrap_or(json!({}));
+    let mut meta = template.get("metadata").cloned().unwrap_or(json!({}));
+    meta["name"] = json!(job_name);
+    meta["uid"] = json!(crate::util::random_uuid());
+    meta["ownerReferences"] = json!([controller_ref(cj)]);
+    crate::util::ensure_obj(&mut meta, "annotations").insert(
+        "batch.kubernetes.io/cronjob-scheduled-timestamp".into(),
+        json!(crate::util::format_rfc3339(at)),
+    );
+    let mut job = json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": meta,
+        "spec": template.get("spec").cloned().unwrap_or(json!({})),
+    });
+    let job_def = def("batch", "jobs");
+    if crate::admission::admit(job_def, &mut job, true).is_err() {
+        return;
+    }
+    if c.store.create(job_def, &ns, job).is_ok() {
+        c.event(
+            cj,
+            "Normal",
+            "SuccessfulCreate",
+            &format!("Created job {job_name}"),
+            "cronjob-controller",
+        );
     }
 }
 
@@ -340,7 +465,7 @@ pub fn reconcile_daemonsets(c: &mut Controllers) {
     for ds in c.store.list("daemonsets.apps", None).0 {
         let (ns, name) = ns_name(&ds);
         let hash = short_hash(&ds["spec"]["template"]);
-        let rev_name = current_revision(c, &ds, &hash);
+        current_revision(c, &ds, &hash);
         let pods = owned_pods(c, &ds);
         let pod_def = def("", "pods");
         let template_pod = json!({"spec": ds["spec"]["template"]["spec"]});
@@ -389,7 +514,6 @@ pub fn reconcile_daemonsets(c: &mut Controllers) {
                 Propagation::Cascade,
             );
         }
-        let _ = rev_name;
         let pods = owned_pods(c, &ds);
         let ready = pods.iter().filter(|p| pod_ready(p)).count() as i64;
         let updated = pods.iter().filter(|p| rev_of(p) == hash).count() as i64;
@@ -418,5 +542,89 @@ pub fn reconcile_daemonsets(c: &mut Controllers) {
                 |o| o["status"] = status,
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::images::FakeResolver;
+    use crate::store::Store;
+
+    fn controllers_with_cronjob(schedule: &str, extra: Value) -> (Controllers, u64) {
+        let store = Arc::new(Store::new(100));
+        store
+            .create(
+                def("", "namespaces"),
+                "",
+                json!({"metadata": {"name": "default"}}),
+            )
+            .unwrap();
+        let mut cj = json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "nightly"},
+            "spec": {"schedule": schedule, "jobTemplate": {"spec": {"template": {"spec": {
+                "containers": [{"name": "a", "image": "registry.test/a:1"}]}}}}}});
+        if let (Some(spec), Some(extra)) = (cj["spec"].as_object_mut(), extra.as_object()) {
+            spec.extend(extra.clone());
+        }
+        crate::admission::admit(def("batch", "cronjobs"), &mut cj, true).unwrap();
+        let created = store
+            .create(def("batch", "cronjobs"), "default", cj)
+            .unwrap();
+        let at =
+            crate::table::parse_rfc3339(str_at(&created, "metadata.creationTimestamp")).unwrap();
+        let c = Controllers::new(
+            store,
+            Vec::new(),
+            Arc::new(FakeResolver::default()),
+            Vec::new(),
+        );
+        (c, at)
+    }
+
+    fn jobs(c: &Controllers) -> Vec<Value> {
+        c.store.list("jobs.batch", Some("default")).0
+    }
+
+    #[test]
+    fn a_due_schedule_starts_one_job_per_scheduled_minute() {
+        let (mut c, created) = controllers_with_cronjob("* * * * *", json!({}));
+        reconcile_cronjobs(&mut c, created);
+        assert!(jobs(&c).is_empty(), "nothing is due at creation");
+        let later = created + 150;
+        reconcile_cronjobs(&mut c, later);
+        reconcile_cronjobs(&mut c, later);
+        let started = jobs(&c);
+        assert_eq!(started.len(), 1);
+        let minute = later / 60;
+        assert_eq!(started[0]["metadata"]["name"], format!("nightly-{minute}"));
+        assert_eq!(
+            started[0]["metadata"]["ownerReferences"][0]["kind"],
+            "CronJob"
+        );
+        assert!(started[0].pointer("/spec/selector/matchLabels").is_some());
+        let cj = c.store.get("cronjobs.batch", "default", "nightly").unwrap();
+        assert_eq!(
+            cj["status"]["lastScheduleTime"],
+            crate::util::format_rfc3339(minute * 60)
+        );
+        assert_eq!(
+            cj["status"]["active"][0]["name"],
+            format!("nightly-{minute}")
+        );
+    }
+
+    #[test]
+    fn suspended_and_forbidden_schedules_start_nothing() {
+        let (mut c, created) = controllers_with_cronjob("* * * * *", json!({"suspend": true}));
+        reconcile_cronjobs(&mut c, created + 600);
+        assert!(jobs(&c).is_empty());
+
+        let (mut c, created) =
+            controllers_with_cronjob("* * * * *", json!({"concurrencyPolicy": "Forbid"}));
+        reconcile_cronjobs(&mut c, created + 120);
+        reconcile_cronjobs(&mut c, created + 240);
+        assert_eq!(jobs(&c).len(), 1, "the first Job still runs");
     }
 }

