@@ -1,0 +1,178 @@
+//! The seed situations of the cluster refresh, end to end: the API test bed over
+//! HTTPS through the real kube client, real registries, real tag moves.
+
+mod common;
+
+use common::*;
+use freshet_cluster::{Outcome, RunOptions, Status};
+use freshet_testbed::registry::fixtures;
+use freshet_testbed::registry::push::Pusher;
+use freshet_testbed::registry::{RegistryOptions, RegistryServer};
+
+const NS: &str = "team";
+
+/// Scenario 1: two deployments on floating tags restart when their tags move, a
+/// third image's digest goes into an env var of the first, the audit annotations
+/// and events say what happened, and a run with nothing new writes nothing.
+#[tokio::test]
+async fn floating_tags_restart_set_env_follows_a_third_image_and_a_second_run_writes_nothing() {
+    let registry = RegistryServer::start(RegistryOptions::open())
+        .await
+        .expect("registry starts");
+    let pusher = Pusher::new(&registry).expect("pusher");
+    let mut api_fx = fixtures::seed_api(&pusher).await.expect("seed api");
+    let mut alpine_fx = fixtures::seed_alpine(&pusher).await.expect("seed alpine");
+    let mut multi_fx = fixtures::seed_multi(&pusher).await.expect("seed multi");
+    let host = registry.host();
+    let api_image = format!("{host}/team/api:stable");
+    let alpine_image = format!("{host}/library/alpine:latest");
+    let multi_image = format!("{host}/team/multi:latest");
+
+    let cluster = cluster().await;
+    let client = admin(&cluster).await;
+    namespace(&client, NS).await;
+    Deploy::test("web")
+        .container("web", &api_image)
+        .container("sidecar", "busybox:1")
+        .annotate("freshet.io/policy", "digest")
+        .annotate("freshet.io/containers", "web")
+        .annotate(
+            "freshet.io/set-env",
+            &format!("web/WORKER_IMAGE_DIGEST={multi_image}"),
+        )
+        .create(&client, NS)
+        .await;
+    Deploy::test("worker")
+        .container("worker", &alpine_image)
+        .annotate("freshet.io/policy", "digest")
+        .create(&client, NS)
+        .await;
+    Deploy::test("bystander")
+        .container("app", &alpine_image)
+        .create(&client, NS)
+        .await;
+    let refresher = refresher(&client, RunOptions::default());
+    let deploys = deployments(&client, NS);
+
+    // First sight: baselines recorded, the env var set, nothing restarted.
+    let first = refresher.run_once_at("2026-11-23T10:00:00Z").await.unwrap();
+    assert_eq!(first.outcome(), Outcome::Ok, "{first:#?}");
+    assert_eq!(first.images, 3, "each unique image asked once");
+    assert_eq!(first.workloads.len(), 2, "the bystander is not enrolled");
+    let web = deploys.get("web").await.unwrap();
+    assert_eq!(
+        env(&web, "web", "WORKER_IMAGE_DIGEST").as_deref(),
+        Some(multi_fx.digest("latest"))
+    );
+    assert_eq!(
+        env(&web, "web", "KEEP").as_deref(),
+        Some("me"),
+        "other env kept"
+    );
+    assert_eq!(restarted_at(&web), None, "set-env adds no restart");
+    assert_eq!(
+        refreshed_digest(&web, &api_image).as_deref(),
+        Some(api_fx.digest("stable"))
+    );
+    let worker = deploys.get("worker").await.unwrap();
+    assert_eq!(restarted_at(&worker), None, "a baseline restarts nothing");
+    assert_eq!(
+        refreshed_digest(&worker, &alpine_image).as_deref(),
+        Some(alpine_fx.digest("latest"))
+    );
+
+    // The tags move.
+    let old_api = api_fx.digest("stable").to_owned();
+    let old_alpine = alpine_fx.digest("latest").to_owned();
+    fixtures::move_tag(&pusher, &mut api_fx, "stable", "2")
+        .await
+        .unwrap();
+    fixtures::move_tag(&pusher, &mut alpine_fx, "latest", "2")
+        .await
+        .unwrap();
+    fixtures::move_tag(&pusher, &mut multi_fx, "latest", "2")
+        .await
+        .unwrap();
+
+    let second = refresher.run_once_at("2026-11-23T10:15:00Z").await.unwrap();
+    assert_eq!(second.outcome(), Outcome::Ok, "{second:#?}");
+    assert!(
+        second
+            .workloads
+            .iter()
+            .all(|w| w.status == Status::Refreshed && w.written),
+        "{second:#?}"
+    );
+    let web = deploys.get("web").await.unwrap();
+    assert_eq!(restarted_at(&web).as_deref(), Some("2026-11-23T10:15:00Z"));
+    assert_eq!(
+        env(&web, "web", "WORKER_IMAGE_DIGEST").as_deref(),
+        Some(multi_fx.digest("latest"))
+    );
+    let web_spec = web.spec.template.spec.as_ref().unwrap();
+    assert_eq!(
+        web_spec.containers[0].image.as_deref(),
+        Some(api_image.as_str()),
+        "image string stays"
+    );
+    assert_eq!(web_spec.containers[1].image.as_deref(), Some("busybox:1"));
+    let audit: serde_json::Value =
+        serde_json::from_str(&annotation(&web, "freshet.io/refreshed").unwrap()).unwrap();
+    assert_eq!(audit[&api_image]["digest"], api_fx.digest("stable"));
+    assert_eq!(audit[&api_image]["at"], "2026-11-23T10:15:00Z");
+    assert_eq!(audit[&multi_image]["digest"], multi_fx.digest("latest"));
+    let worker = deploys.get("worker").await.unwrap();
+    assert_eq!(
+        restarted_at(&worker).as_deref(),
+        Some("2026-11-23T10:15:00Z")
+    );
+    assert_eq!(
+        refreshed_digest(&worker, &alpine_image).as_deref(),
+        Some(alpine_fx.digest("latest"))
+    );
+
+    // An ImageRefreshed event names the old and new digests.
+    let worker_events = events(&client, NS, "worker").await;
+    let refreshed = worker_events
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("ImageRefreshed"))
+        .expect("an ImageRefreshed event");
+    assert_eq!(refreshed.type_.as_deref(), Some("Normal"));
+    let message = refreshed.message.as_deref().unwrap();
+    assert!(
+        message.contains(&old_alpine) && message.contains(alpine_fx.digest("latest")),
+        "{message}"
+    );
+    let web_events = events(&client, NS, "web").await;
+    assert!(
+        web_events
+            .iter()
+            .any(|e| e.message.as_deref().is_some_and(|m| m.contains(&old_api))),
+        "{web_events:?}"
+    );
+
+    // Nothing new: zero writes, the spec generation and annotations stay.
+    let before: Vec<_> = ["web", "worker"].iter().map(|n| deploys.get(n)).collect();
+    let before = futures_join(before).await;
+    let third = refresher.run_once_at("2026-11-23T10:30:00Z").await.unwrap();
+    assert_eq!(third.writes(), 0, "{third:#?}");
+    assert!(third.workloads.iter().all(|w| w.status == Status::Current));
+    for d in before {
+        let now = deploys
+            .get(d.metadata.name.as_deref().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(now.metadata.generation, d.metadata.generation);
+        assert_eq!(now.metadata.annotations, d.metadata.annotations);
+    }
+}
+
+async fn futures_join<T, E: std::fmt::Debug>(
+    futures: Vec<impl std::future::Future<Output = Result<T, E>>>,
+) -> Vec<T> {
+    let mut out = Vec::new();
+    for f in futures {
+        out.push(f.await.unwrap());
+    }
+    out
+}
