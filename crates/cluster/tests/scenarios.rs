@@ -176,3 +176,113 @@ async fn futures_join<T, E: std::fmt::Debug>(
     }
     out
 }
+
+/// Scenario 2: one registry is unreachable while another works. Runs 1 and 2 warn
+/// and succeed while the other image still refreshes; run 3 escalates with the
+/// error annotation and a Warning event; the registry's return clears the streak.
+#[tokio::test]
+async fn an_unreachable_registry_warns_then_escalates_and_never_blocks_the_other() {
+    let good = RegistryServer::start(RegistryOptions::open())
+        .await
+        .expect("registry");
+    let good_pusher = Pusher::new(&good).expect("pusher");
+    let mut api_fx = fixtures::seed_api(&good_pusher).await.expect("seed api");
+    let mut bad = RegistryServer::start(RegistryOptions::open())
+        .await
+        .expect("registry");
+    let bad_pusher = Pusher::new(&bad).expect("pusher");
+    fixtures::seed_alpine(&bad_pusher)
+        .await
+        .expect("seed alpine");
+    let good_image = format!("{}/team/api:stable", good.host());
+    let bad_image = format!("{}/library/alpine:latest", bad.host());
+
+    let cluster = cluster().await;
+    let client = admin(&cluster).await;
+    namespace(&client, NS).await;
+    Deploy::test("good")
+        .container("app", &good_image)
+        .annotate("freshet.io/policy", "digest")
+        .create(&client, NS)
+        .await;
+    Deploy::test("bad")
+        .container("app", &bad_image)
+        .annotate("freshet.io/policy", "digest")
+        .create(&client, NS)
+        .await;
+    let refresher = refresher(&client, RunOptions::default());
+    let deploys = deployments(&client, NS);
+    let baseline = refresher.run_once_at("2026-11-23T10:00:00Z").await.unwrap();
+    assert_eq!(baseline.outcome(), Outcome::Ok, "{baseline:#?}");
+
+    bad.stop().await;
+    for (run, at) in [(1u32, "2026-11-23T10:15:00Z"), (2, "2026-11-23T10:30:00Z")] {
+        fixtures::move_tag(&good_pusher, &mut api_fx, "stable", &format!("{}", run + 1))
+            .await
+            .unwrap();
+        let report = refresher.run_once_at(at).await.unwrap();
+        assert_eq!(report.outcome(), Outcome::Ok, "run {run}: {report:#?}");
+        let good_report = report.workloads.iter().find(|w| w.name == "good").unwrap();
+        assert_eq!(
+            good_report.status,
+            Status::Refreshed,
+            "run {run}: the other registry is not blocked"
+        );
+        let bad_report = report.workloads.iter().find(|w| w.name == "bad").unwrap();
+        assert_eq!(bad_report.transient.len(), 1, "run {run}: {bad_report:#?}");
+        assert_eq!(bad_report.transient[0].count, run);
+        assert!(
+            bad_report.transient[0].message.contains(&bad.host()),
+            "the error names the host: {}",
+            bad_report.transient[0].message
+        );
+        let good_now = deploys.get("good").await.unwrap();
+        assert_eq!(restarted_at(&good_now).as_deref(), Some(at));
+        assert_eq!(
+            refreshed_digest(&good_now, &good_image).as_deref(),
+            Some(api_fx.digest("stable"))
+        );
+        let bad_now = deploys.get("bad").await.unwrap();
+        let streak: serde_json::Value = serde_json::from_str(
+            &annotation(&bad_now, "freshet.io/refresh-consecutive-failures").unwrap(),
+        )
+        .unwrap();
+        assert_eq!(streak[&bad_image], run);
+        assert_eq!(annotation(&bad_now, "freshet.io/refresh-last-error"), None);
+    }
+    assert!(
+        events(&client, NS, "bad")
+            .await
+            .iter()
+            .all(|e| e.type_.as_deref() != Some("Warning")),
+        "no Warning below the threshold"
+    );
+
+    let third = refresher.run_once_at("2026-11-23T10:45:00Z").await.unwrap();
+    assert_eq!(third.outcome(), Outcome::Escalated, "{third:#?}");
+    let bad_now = deploys.get("bad").await.unwrap();
+    let last_error = annotation(&bad_now, "freshet.io/refresh-last-error").expect("last error");
+    assert!(
+        last_error.contains(&bad.host()) && last_error.contains("3 failures"),
+        "{last_error}"
+    );
+    let warning = events(&client, NS, "bad")
+        .await
+        .into_iter()
+        .find(|e| e.type_.as_deref() == Some("Warning"))
+        .expect("a Warning event");
+    assert_eq!(warning.reason.as_deref(), Some("ImageRefreshFailed"));
+    assert!(warning.message.as_deref().unwrap().contains(&bad.host()));
+    assert_eq!(restarted_at(&bad_now), None);
+
+    bad.restart().await.expect("registry restarts");
+    let fourth = refresher.run_once_at("2026-11-23T11:00:00Z").await.unwrap();
+    assert_eq!(fourth.outcome(), Outcome::Ok, "{fourth:#?}");
+    let bad_now = deploys.get("bad").await.unwrap();
+    assert_eq!(
+        annotation(&bad_now, "freshet.io/refresh-consecutive-failures"),
+        None
+    );
+    assert_eq!(annotation(&bad_now, "freshet.io/refresh-last-error"), None);
+    assert_eq!(restarted_at(&bad_now), None, "the tag did not move");
+}
