@@ -30,14 +30,16 @@ pub enum RunError {
     List(#[from] WorkloadError),
     /// The run's registry client could not be built.
     #[error("building the registry client failed")]
-    Registry(#[source] freshet_registry::ClientBuildError),
+    Registry(#[source] BoxError),
 }
+
+/// A boxed error from the caller's registry factory.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Makes the registry client of one run (a client memoises its answers, so each
 /// run needs a fresh one to see tags move).
-pub type RegistryFactory = Arc<
-    dyn Fn() -> Result<freshet_registry::Client, freshet_registry::ClientBuildError> + Send + Sync,
->;
+pub type RegistryFactory =
+    Arc<dyn Fn() -> Result<freshet_registry::Client, BoxError> + Send + Sync>;
 
 /// A workload by namespace and name (any kind).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]

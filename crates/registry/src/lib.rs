@@ -20,7 +20,7 @@ pub mod resolve;
 pub mod secret;
 pub mod tags;
 
-pub use client::{Client, ClientBuildError, ClientOptions, RateLimit, StatsSnapshot};
+pub use client::{Client, ClientOptions, RateLimit, StatsSnapshot};
 pub use credentials::CredentialStore;
 pub use error::{ErrorClass, RegistryError};
 pub use resolve::{PlatformDigest, Resolved, Want};

@@ -41,7 +41,7 @@ pub async fn admin(cluster: &TestCluster) -> kube::Client {
 pub fn refresher(client: &kube::Client, options: RunOptions) -> Refresher {
     Refresher::new(
         client.clone(),
-        std::sync::Arc::new(freshet_registry::Client::anonymous),
+        std::sync::Arc::new(|| Ok(freshet_registry::Client::anonymous()?)),
         options,
     )
 }
