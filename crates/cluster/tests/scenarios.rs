@@ -292,3 +292,255 @@ async fn an_unreachable_registry_warns_then_escalates_and_never_blocks_the_other
     assert_eq!(annotation(&bad_now, "freshet.io/refresh-last-error"), None);
     assert_eq!(restarted_at(&bad_now), None, "the tag did not move");
 }
+
+/// Scenario 4: Keel-annotated workloads behave as Keel documents. `force` with
+/// `matchTag` watches the tag's digest (the image string stays); `minor` moves to
+/// the highest release of the same major version and never to a pre-release.
+#[tokio::test]
+async fn keel_force_with_match_tag_watches_the_digest_and_minor_moves_within_the_major() {
+    let registry = RegistryServer::start(RegistryOptions::open())
+        .await
+        .expect("registry");
+    let pusher = Pusher::new(&registry).expect("pusher");
+    let mut api_fx = fixtures::seed_api(&pusher).await.expect("seed api");
+    let host = registry.host();
+    let pinned = format!("{host}/team/api:1.0.0");
+
+    let cluster = cluster().await;
+    let client = admin(&cluster).await;
+    namespace(&client, NS).await;
+    Deploy::test("forced")
+        .container("app", &pinned)
+        .annotate("keel.sh/policy", "force")
+        .annotate("keel.sh/matchTag", "true")
+        .annotate("keel.sh/trigger", "poll")
+        .create(&client, NS)
+        .await;
+    Deploy::test("minor")
+        .container("app", &pinned)
+        .annotate("keel.sh/policy", "minor")
+        .create(&client, NS)
+        .await;
+    let refresher = refresher(&client, RunOptions::default());
+    let deploys = deployments(&client, NS);
+
+    let first = refresher.run_once_at("2026-11-23T10:00:00Z").await.unwrap();
+    assert_eq!(first.outcome(), Outcome::Ok, "{first:#?}");
+    let image_of = |d: &k8s_openapi::api::apps::v1::Deployment| {
+        d.spec.template.spec.as_ref().unwrap().containers[0]
+            .image
+            .clone()
+            .unwrap()
+    };
+    let minor = deploys.get("minor").await.unwrap();
+    // 1.0.0 -> the highest 1.x release; 2.0.0 (major) and 1.2.0-rc.1 (pre-release)
+    // are out of bounds.
+    let moved = image_of(&minor);
+    assert!(
+        moved == format!("{host}/team/api:v1.3.0") || moved == format!("{host}/team/api:1.1.0"),
+        "{moved}"
+    );
+    assert_eq!(restarted_at(&minor), None, "set-image rolls out by itself");
+    let forced = deploys.get("forced").await.unwrap();
+    assert_eq!(image_of(&forced), pinned, "force+matchTag keeps the tag");
+    assert_eq!(
+        refreshed_digest(&forced, &pinned).as_deref(),
+        Some(api_fx.digest("1.0.0")),
+        "first sight records a baseline"
+    );
+    assert_eq!(restarted_at(&forced), None);
+
+    fixtures::move_tag(&pusher, &mut api_fx, "1.0.0", "2")
+        .await
+        .unwrap();
+    let second = refresher.run_once_at("2026-11-23T10:15:00Z").await.unwrap();
+    assert_eq!(second.outcome(), Outcome::Ok, "{second:#?}");
+    let forced = deploys.get("forced").await.unwrap();
+    assert_eq!(image_of(&forced), pinned);
+    assert_eq!(
+        restarted_at(&forced).as_deref(),
+        Some("2026-11-23T10:15:00Z")
+    );
+    assert_eq!(
+        refreshed_digest(&forced, &pinned).as_deref(),
+        Some(api_fx.digest("1.0.0"))
+    );
+    let minor_after = deploys.get("minor").await.unwrap();
+    assert_eq!(
+        image_of(&minor_after),
+        moved,
+        "already on the newest allowed"
+    );
+}
+
+/// Scenario 5: a multi-arch tag moves; after the restart the DaemonSet's pod on the
+/// arm64 test-bed node runs the new image, whose arm64 manifest is the new one.
+#[tokio::test]
+async fn a_multi_arch_tag_restarts_the_arm64_node_onto_the_new_arm64_image() {
+    use k8s_openapi::api::apps::v1::DaemonSet;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, ListParams, PostParams};
+
+    let registry = RegistryServer::start(RegistryOptions::open())
+        .await
+        .expect("registry");
+    let pusher = Pusher::new(&registry).expect("pusher");
+    let mut multi_fx = fixtures::seed_multi(&pusher).await.expect("seed multi");
+    let image = format!("{}/team/multi:latest", registry.host());
+    let cluster = cluster().await;
+    let client = admin(&cluster).await;
+    namespace(&client, NS).await;
+    let ds: DaemonSet = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "agent", "annotations": {"freshet.io/policy": "digest"}},
+        "spec": {
+            "selector": {"matchLabels": {"app": "agent"}},
+            "template": {
+                "metadata": {"labels": {"app": "agent"}},
+                "spec": {"containers": [{"name": "agent", "image": image, "imagePullPolicy": "Always"}]}
+            }
+        }
+    }))
+    .unwrap();
+    let daemonsets: Api<DaemonSet> = Api::namespaced(client.clone(), NS);
+    daemonsets
+        .create(&PostParams::default(), &ds)
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let arm_pod = |digest: String| {
+        let pods = pods.clone();
+        let repo = image.trim_end_matches(":latest").to_owned();
+        async move {
+            let list = pods
+                .list(&ListParams::default().labels("app=agent"))
+                .await
+                .ok()?;
+            list.items.into_iter().find(|p| {
+                p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some("testbed-node-3")
+                    && p.metadata.deletion_timestamp.is_none()
+                    && p.status
+                        .as_ref()
+                        .and_then(|s| s.container_statuses.as_ref())
+                        .and_then(|c| c.first())
+                        .is_some_and(|c| c.image_id == format!("{repo}@{digest}"))
+            })
+        }
+    };
+    let old_digest = multi_fx.digest("latest").to_owned();
+    let old_pod = wait_for("the arm64 pod on the first image", || {
+        arm_pod(old_digest.clone())
+    })
+    .await;
+    let refresher = refresher(&client, RunOptions::default());
+    refresher.run_once_at("2026-11-23T10:00:00Z").await.unwrap();
+
+    let old_arm = multi_fx
+        .platform_digest("latest", "linux/arm64/v8")
+        .to_owned();
+    fixtures::move_tag(&pusher, &mut multi_fx, "latest", "2")
+        .await
+        .unwrap();
+    let new_arm = multi_fx
+        .platform_digest("latest", "linux/arm64/v8")
+        .to_owned();
+    assert_ne!(old_arm, new_arm);
+    let report = refresher.run_once_at("2026-11-23T10:15:00Z").await.unwrap();
+    assert_eq!(report.workloads[0].status, Status::Refreshed, "{report:#?}");
+    assert_eq!(report.workloads[0].kind, "DaemonSet");
+
+    let new_digest = multi_fx.digest("latest").to_owned();
+    let new_pod = wait_for("the arm64 pod on the new image", || {
+        arm_pod(new_digest.clone())
+    })
+    .await;
+    assert_ne!(new_pod.metadata.uid, old_pod.metadata.uid, "a new pod");
+    // The image the arm64 node pulled for that index is the new arm64 manifest.
+    let resolved = freshet_registry::Client::anonymous()
+        .unwrap()
+        .resolve(
+            &freshet_core::Reference::parse(&image).unwrap(),
+            &freshet_registry::Want {
+                platforms: false,
+                platform: Some(freshet_core::Platform::parse("linux/arm64").unwrap()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(resolved.digest.as_str(), new_digest);
+    assert_eq!(
+        resolved.platform_digest.map(|d| d.to_string()),
+        Some(new_arm)
+    );
+}
+
+/// Scenario 3 (in part): only allowlisted namespaces change, and freshet's own
+/// workload is never touched even when enrolled.
+#[tokio::test]
+async fn only_allowlisted_namespaces_change_and_freshet_never_touches_itself() {
+    let registry = RegistryServer::start(RegistryOptions::open())
+        .await
+        .expect("registry");
+    let pusher = Pusher::new(&registry).expect("pusher");
+    let mut api_fx = fixtures::seed_api(&pusher).await.expect("seed api");
+    let image = format!("{}/team/api:stable", registry.host());
+    let cluster = cluster().await;
+    let client = admin(&cluster).await;
+    for ns in ["dev", "prod", "freshet"] {
+        namespace(&client, ns).await;
+        let name = if ns == "freshet" { "freshet" } else { "app" };
+        Deploy::test(name)
+            .container("app", &image)
+            .annotate("freshet.io/policy", "digest")
+            .create(&client, ns)
+            .await;
+    }
+    let options = |namespaces: &[&str]| RunOptions {
+        namespaces: Some(namespaces.iter().map(|s| s.to_string()).collect()),
+        skip: [freshet_cluster::WorkloadId {
+            namespace: "freshet".into(),
+            name: "freshet".into(),
+        }]
+        .into(),
+        ..RunOptions::default()
+    };
+    let phase1 = refresher(&client, options(&["dev", "freshet"]));
+    phase1.run_once_at("2026-11-23T10:00:00Z").await.unwrap();
+    fixtures::move_tag(&pusher, &mut api_fx, "stable", "2")
+        .await
+        .unwrap();
+    let report = phase1.run_once_at("2026-11-23T10:15:00Z").await.unwrap();
+    let statuses: Vec<(&str, Status)> = report
+        .workloads
+        .iter()
+        .map(|w| (w.namespace.as_str(), w.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        [("dev", Status::Refreshed), ("freshet", Status::Skipped)]
+    );
+    let get = |ns: &'static str, name: &'static str| {
+        let client = client.clone();
+        async move { deployments(&client, ns).get(name).await.unwrap() }
+    };
+    assert!(restarted_at(&get("dev", "app").await).is_some());
+    let prod = get("prod", "app").await;
+    assert_eq!(
+        annotation(&prod, "freshet.io/refreshed"),
+        None,
+        "prod is not in the phase yet"
+    );
+    let own = get("freshet", "freshet").await;
+    assert_eq!(annotation(&own, "freshet.io/refreshed"), None);
+    assert_eq!(restarted_at(&own), None);
+
+    // The phase grows to prod: its first sight records a baseline only.
+    let phase2 = refresher(&client, options(&["dev", "prod", "freshet"]));
+    let report = phase2.run_once_at("2026-11-23T10:30:00Z").await.unwrap();
+    let prod_report = report
+        .workloads
+        .iter()
+        .find(|w| w.namespace == "prod")
+        .unwrap();
+    assert_eq!(prod_report.status, Status::Recorded);
+    assert_eq!(restarted_at(&get("prod", "app").await), None);
+}
