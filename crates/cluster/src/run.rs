@@ -10,8 +10,10 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use freshet_core::refresh::config::{ClusterConfig, Subject};
+use freshet_core::refresh::enroll::EnrollError;
 use freshet_core::refresh::plan::{self as core_plan, ImageFacts};
-use freshet_core::refresh::{Change, Enrollment, WorkloadPlan, from_annotations};
+use freshet_core::refresh::{Change, Enrollment, WorkloadPlan};
 use kube::api::{Patch, PatchParams};
 use serde::Serialize;
 
@@ -57,8 +59,10 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Workloads never touched (freshet's own).
     pub skip: BTreeSet<WorkloadId>,
-    /// Only these namespaces (`None`: all).
+    /// Only these namespaces (`None`: the config's allowlist, else all).
     pub namespaces: Option<Vec<String>>,
+    /// Enrollment rules (the default has none: annotations only).
+    pub config: Arc<ClusterConfig>,
     /// Only workloads matching this label selector.
     pub selector: Option<String>,
     /// Images resolved at once.
@@ -73,6 +77,7 @@ impl Default for RunOptions {
             dry_run: false,
             skip: BTreeSet::new(),
             namespaces: None,
+            config: Arc::default(),
             selector: None,
             concurrency: 16,
             conflict_retries: 5,
@@ -239,7 +244,7 @@ impl Refresher {
                 namespace: w.workload.namespace.clone(),
                 name: w.workload.name.clone(),
             };
-            match from_annotations(&w.workload.annotations) {
+            match self.enroll(&w) {
                 Ok(None) => {}
                 Ok(Some(_)) if self.options.skip.contains(&id) => {
                     tracing::info!(namespace = %id.namespace, name = %id.name, "skipping freshet's own workload");
@@ -284,11 +289,31 @@ impl Refresher {
         })
     }
 
+    fn enroll(&self, w: &ReadWorkload) -> Result<Option<Enrollment>, EnrollError> {
+        let containers: Vec<(&str, &str)> = w
+            .workload
+            .containers
+            .iter()
+            .map(|c| (c.name.as_str(), c.image.as_str()))
+            .collect();
+        self.options.config.enroll(&Subject {
+            namespace: &w.workload.namespace,
+            labels: &w.labels,
+            annotations: &w.workload.annotations,
+            containers: &containers,
+        })
+    }
+
     async fn read_all(&self) -> Result<Vec<ReadWorkload>, WorkloadError> {
         let selector = self.options.selector.as_deref();
         let mut out = Vec::new();
         for kind in KINDS {
-            match &self.options.namespaces {
+            let namespaces = self.options.namespaces.as_ref().or(self
+                .options
+                .config
+                .namespaces
+                .as_ref());
+            match namespaces {
                 None => out.extend(workloads::list(&self.kube, kind, None, selector).await?),
                 Some(namespaces) => {
                     for ns in namespaces {
@@ -339,7 +364,7 @@ impl Refresher {
                     );
                     let reread = workloads::get(&self.kube, w.kind, &w.namespace, &w.name).await;
                     match reread.map(|n| {
-                        let e = from_annotations(&n.workload.annotations);
+                        let e = self.enroll(&n);
                         (n, e)
                     }) {
                         Ok((n, Ok(Some(e)))) => {

@@ -88,6 +88,8 @@ pub fn api(
 pub struct ReadWorkload {
     /// The object's UID (for events).
     pub uid: Option<String>,
+    /// `metadata.labels` (for config rules).
+    pub labels: BTreeMap<String, String>,
     /// The pure form.
     pub workload: Workload,
 }
@@ -158,6 +160,7 @@ pub fn from_object(
     containers.extend(read_containers(&pod_spec["initContainers"], true));
     Ok(ReadWorkload {
         uid: meta.uid.clone(),
+        labels: meta.labels.clone().unwrap_or_default(),
         workload: Workload {
             kind,
             namespace,

@@ -541,3 +541,89 @@ async fn only_allowlisted_namespaces_change_and_freshet_never_touches_itself() {
     assert_eq!(prod_report.status, Status::Recorded);
     assert_eq!(restarted_at(&get("prod", "app").await), None);
 }
+
+/// Scenario 3 with a config file: the phase is a namespace allowlist that grows,
+/// rules enroll by label selector and image pattern, annotations override rules, and
+/// freshet's own deployment is never touched.
+#[tokio::test]
+async fn config_rules_enroll_by_phase_selector_and_image_and_annotations_override() {
+    use freshet_core::refresh::config::ClusterConfig;
+    use std::sync::Arc;
+
+    let registry = RegistryServer::start(RegistryOptions::open())
+        .await
+        .expect("registry");
+    let pusher = Pusher::new(&registry).expect("pusher");
+    let mut api_fx = fixtures::seed_api(&pusher).await.expect("seed api");
+    let image = format!("{}/team/api:stable", registry.host());
+    let cluster = cluster().await;
+    let client = admin(&cluster).await;
+    for ns in ["dev", "prod"] {
+        namespace(&client, ns).await;
+        // No freshet annotation: enrolled by the rule only.
+        Deploy::test("web")
+            .container("app", &image)
+            .create(&client, ns)
+            .await;
+        // Opted out by annotation, whatever the rules say.
+        Deploy::test("frozen")
+            .container("app", &image)
+            .annotate("freshet.io/policy", "never")
+            .create(&client, ns)
+            .await;
+    }
+    let phase = |namespaces: &str| {
+        let text = format!(
+            "namespaces: [{namespaces}]\nrules:\n  - images: [\"*/team/api\"]\n    policy: digest\n    threshold: 2\n"
+        );
+        RunOptions {
+            config: Arc::new(ClusterConfig::parse(&text).expect("config parses")),
+            ..RunOptions::default()
+        }
+    };
+    let dev_only = refresher(&client, phase("dev"));
+    let first = dev_only.run_once_at("2026-11-23T10:00:00Z").await.unwrap();
+    let names: Vec<(&str, &str, Status)> = first
+        .workloads
+        .iter()
+        .map(|w| (w.namespace.as_str(), w.name.as_str(), w.status))
+        .collect();
+    assert_eq!(names, [("dev", "web", Status::Recorded)]);
+    fixtures::move_tag(&pusher, &mut api_fx, "stable", "2")
+        .await
+        .unwrap();
+    dev_only.run_once_at("2026-11-23T10:15:00Z").await.unwrap();
+    let get = |ns: &'static str, name: &'static str| {
+        let client = client.clone();
+        async move { deployments(&client, ns).get(name).await.unwrap() }
+    };
+    assert_eq!(
+        restarted_at(&get("dev", "web").await).as_deref(),
+        Some("2026-11-23T10:15:00Z")
+    );
+    assert_eq!(restarted_at(&get("dev", "frozen").await), None);
+    assert_eq!(
+        annotation(&get("prod", "web").await, "freshet.io/refreshed"),
+        None
+    );
+
+    let both = refresher(&client, phase("dev, prod"));
+    let grown = both.run_once_at("2026-11-23T10:30:00Z").await.unwrap();
+    let names: Vec<(&str, &str, Status)> = grown
+        .workloads
+        .iter()
+        .map(|w| (w.namespace.as_str(), w.name.as_str(), w.status))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("dev", "web", Status::Current),
+            ("prod", "web", Status::Recorded)
+        ]
+    );
+    assert_eq!(
+        restarted_at(&get("prod", "web").await),
+        None,
+        "a baseline first"
+    );
+}

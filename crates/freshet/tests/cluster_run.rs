@@ -203,6 +203,25 @@ async fn run_once_config_errors_exit_2() {
     .await;
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("NAMESPACE/NAME"));
+    let bad = dir.path().join("freshet.yaml");
+    std::fs::write(&bad, "rules:\n  - policy: digest\n    threshold: 0\n").unwrap();
+    let out = freshet(&["run", "--once", "--config", bad.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("freshet.yaml")
+            && stderr.contains("rules[0].threshold")
+            && stderr.contains("fix"),
+        "{stderr}"
+    );
+    std::fs::write(&bad, "rules:\n  - policy: digest\n    imagez: [x]\n").unwrap();
+    let out = freshet(&["run", "--once", "--config", bad.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("imagez") && stderr.contains("line 3"),
+        "{stderr}"
+    );
     let out = freshet(&["run"]).await;
     assert_eq!(out.status.code(), Some(2), "--once is required");
 }

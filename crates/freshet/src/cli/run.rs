@@ -17,6 +17,7 @@ use anyhow::Context as _;
 use clap::Args;
 use freshet_cluster::run::{ChangeReport, FailureReport};
 use freshet_cluster::{Outcome, Refresher, RunOptions, RunReport, Status, WorkloadId};
+use freshet_core::refresh::config::ClusterConfig;
 
 use super::output::{OutputFormat, print_json, print_text, table};
 use super::{EXIT_FAILURE, EXIT_OK, EXIT_THRESHOLD, Failure, RegistryArgs};
@@ -27,6 +28,10 @@ pub struct RunArgs {
     /// Do one pass and exit (the only mode so far; a CronJob runs it on a schedule).
     #[arg(long, required = true)]
     once: bool,
+    /// The cluster config: enrollment rules, the namespace allowlist, the failure
+    /// threshold (see the README). Annotations on a workload override its rules.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// The kubeconfig to use. Default: $KUBECONFIG, ~/.kube/config, or the in-cluster
     /// service account.
     #[arg(long, value_name = "FILE")]
@@ -55,6 +60,7 @@ pub struct RunArgs {
 pub async fn run(args: RunArgs) -> Result<u8, Failure> {
     let RunArgs {
         once: _,
+        config,
         kubeconfig,
         dry_run,
         namespaces,
@@ -68,6 +74,10 @@ pub async fn run(args: RunArgs) -> Result<u8, Failure> {
     if let Some(s) = &self_workload {
         skip.insert(parse_id(s).map_err(Failure::usage)?);
     }
+    let config = match &config {
+        Some(path) => Arc::new(read_config(path).map_err(Failure::usage)?),
+        None => Arc::default(),
+    };
     registry.client().map_err(Failure::usage)?;
     let kube = kube_client(kubeconfig.as_deref())
         .await
@@ -91,6 +101,7 @@ pub async fn run(args: RunArgs) -> Result<u8, Failure> {
         skip,
         namespaces: (!namespaces.is_empty()).then_some(namespaces),
         selector,
+        config,
         ..RunOptions::default()
     };
     let factory: freshet_cluster::RegistryFactory =
@@ -106,6 +117,12 @@ pub async fn run(args: RunArgs) -> Result<u8, Failure> {
         Outcome::Escalated => EXIT_THRESHOLD,
         Outcome::Failed => EXIT_FAILURE,
     })
+}
+
+fn read_config(path: &std::path::Path) -> anyhow::Result<ClusterConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the config file {}", path.display()))?;
+    ClusterConfig::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 fn parse_id(s: &str) -> anyhow::Result<WorkloadId> {
