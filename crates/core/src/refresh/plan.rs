@@ -442,13 +442,18 @@ pub fn plan(
             ActionKind::Pin => {
                 let Some(digest) = &resolved else { continue };
                 pin(&mut out, &containers, &reference, digest, "pin");
-                refreshed.insert(
-                    image.clone(),
-                    Refreshed {
-                        digest: digest.to_string(),
-                        at: now.into(),
-                    },
-                );
+                if old_refreshed
+                    .get(&image)
+                    .is_none_or(|r| r.digest != digest.as_str())
+                {
+                    refreshed.insert(
+                        image.clone(),
+                        Refreshed {
+                            digest: digest.to_string(),
+                            at: now.into(),
+                        },
+                    );
+                }
             }
             ActionKind::Restart => {
                 let Some(digest) = resolved else { continue };

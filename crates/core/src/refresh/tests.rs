@@ -338,3 +338,23 @@ fn untracked_and_opted_out_workloads_plan_nothing() {
     let never: BTreeMap<String, String> = [(POLICY.to_owned(), "never".to_owned())].into();
     assert!(enroll::from_annotations(&never).unwrap().is_none());
 }
+
+/// Regression: a pinned image whose digest did not move was re-stamped with the new
+/// run's time, so every run of a `pin` workload wrote its annotations again.
+#[test]
+fn pin_writes_nothing_when_a_later_run_finds_the_same_digest() {
+    let img = "ghcr.io/acme/api:stable";
+    let w = workload(
+        WorkloadKind::Deployment,
+        &[(POLICY, "digest"), (enroll::ACTION, "pin")],
+        vec![container("api", img)],
+    );
+    let facts = digest_facts(&[(img, "stable", d(3))]);
+    let (first, after) = run(&w, &facts);
+    assert_eq!(first.changes.len(), 1);
+    let e = enroll::from_annotations(&after.annotations)
+        .unwrap()
+        .unwrap();
+    let later = plan(&after, &e, &facts, "2026-11-23T10:15:00Z");
+    assert!(later.is_empty(), "nothing moved: zero writes: {later:?}");
+}
