@@ -234,6 +234,37 @@ impl Refresher {
         self.run_once_at(&now_rfc3339()).await
     }
 
+    /// The options.
+    pub fn options(&self) -> &RunOptions {
+        &self.options
+    }
+
+    /// A fresh registry client for one pass.
+    pub(crate) fn registry_client(&self) -> Result<freshet_registry::Client, RunError> {
+        (self.registry)().map_err(RunError::Registry)
+    }
+
+    /// The validly enrolled workloads (not skipped), for `status`.
+    pub(crate) async fn enrolled(&self) -> Result<Vec<(ReadWorkload, Enrollment)>, RunError> {
+        let read = self.read_all().await?;
+        Ok(read
+            .into_iter()
+            .filter_map(|w| {
+                let id = WorkloadId {
+                    namespace: w.workload.namespace.clone(),
+                    name: w.workload.name.clone(),
+                };
+                if self.options.skip.contains(&id) {
+                    return None;
+                }
+                match self.enroll(&w) {
+                    Ok(Some(e)) => Some((w, e)),
+                    _ => None,
+                }
+            })
+            .collect())
+    }
+
     /// One pass; `now` (RFC 3339) stamps annotations, restarts and events.
     pub async fn run_once_at(&self, now: &str) -> Result<RunReport, RunError> {
         let read = self.read_all().await?;
@@ -262,7 +293,7 @@ impl Refresher {
                 }
             }
         }
-        let registry = (self.registry)().map_err(RunError::Registry)?;
+        let registry = self.registry_client()?;
         let facts = worklist.resolve(&registry, self.options.concurrency).await;
         for (w, e) in enrolled {
             let r = match e {

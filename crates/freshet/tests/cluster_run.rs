@@ -116,6 +116,21 @@ async fn run_once_refreshes_skips_itself_dry_runs_and_exits_by_outcome() {
     fixtures::move_tag(&pusher, &mut api_fx, "stable", "2")
         .await
         .unwrap();
+    let status = ["status", "--kubeconfig", &kubeconfig, "--self", "default/freshet"];
+    let out = freshet(&[&status[..], &["-o", "json"]].concat()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows = json_of(&out);
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
+    let row = &rows[0];
+    assert_eq!(row["name"], "app");
+    assert_eq!(row["containers"][0], "app");
+    assert_eq!(row["policy"], "digest");
+    assert_eq!(row["target"], api_fx.digest("stable"));
+    assert_eq!(row["pending"], true);
+    assert_eq!(row["failures"], 0);
+    assert!(row["last_refresh"].is_string());
+    let text = freshet(&status).await;
+    assert!(String::from_utf8_lossy(&text.stdout).contains("(pending)"));
     let before = deploys.get("app").await.unwrap();
     let dry = freshet(&[&run[..], &["--dry-run"]].concat()).await;
     assert_eq!(

@@ -22,12 +22,9 @@ use freshet_core::refresh::config::ClusterConfig;
 use super::output::{OutputFormat, print_json, print_text, table};
 use super::{EXIT_FAILURE, EXIT_OK, EXIT_THRESHOLD, Failure, RegistryArgs};
 
-/// Arguments of `freshet run`.
+/// The flags that say which cluster and which workloads (shared by `run` and `status`).
 #[derive(Debug, Args)]
-pub struct RunArgs {
-    /// Do one pass and exit (the only mode so far; a CronJob runs it on a schedule).
-    #[arg(long, required = true)]
-    once: bool,
+pub struct ClusterArgs {
     /// The cluster config: enrollment rules, the namespace allowlist, the failure
     /// threshold (see the README). Annotations on a workload override its rules.
     #[arg(long, value_name = "FILE")]
@@ -36,10 +33,7 @@ pub struct RunArgs {
     /// service account.
     #[arg(long, value_name = "FILE")]
     kubeconfig: Option<PathBuf>,
-    /// Plan only: print what would change and write nothing.
-    #[arg(long)]
-    dry_run: bool,
-    /// Only these namespaces (repeatable; default: all).
+    /// Only these namespaces (repeatable; default: the config's allowlist, else all).
     #[arg(long = "namespace", short = 'n', value_name = "NS")]
     namespaces: Vec<String>,
     /// Only workloads matching this label selector (`app=web,tier!=db`).
@@ -49,64 +43,87 @@ pub struct RunArgs {
     /// POD_NAMESPACE and POD_NAME by walking the pod's owners.
     #[arg(long = "self", value_name = "NAMESPACE/NAME", env = "FRESHET_SELF")]
     self_workload: Option<String>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+impl ClusterArgs {
+    /// Validates every flag, then connects: usage and config errors exit 2.
+    pub async fn refresher(self, dry_run: bool) -> Result<Refresher, Failure> {
+        let ClusterArgs {
+            config,
+            kubeconfig,
+            namespaces,
+            selector,
+            self_workload,
+            registry,
+        } = self;
+        // Validate everything before the first system call.
+        let mut skip = BTreeSet::new();
+        if let Some(s) = &self_workload {
+            skip.insert(parse_id(s).map_err(Failure::usage)?);
+        }
+        let config = match &config {
+            Some(path) => Arc::new(read_config(path).map_err(Failure::usage)?),
+            None => Arc::default(),
+        };
+        registry.client().map_err(Failure::usage)?;
+        let kube = kube_client(kubeconfig.as_deref())
+            .await
+            .map_err(Failure::usage)?;
+        if self_workload.is_none()
+            && let (Ok(ns), Ok(pod)) = (std::env::var("POD_NAMESPACE"), std::env::var("POD_NAME"))
+        {
+            match freshet_cluster::own::discover(&kube, &ns, &pod).await {
+                Ok(id) => {
+                    tracing::info!(namespace = %id.namespace, name = %id.name, "freshet's own workload");
+                    skip.insert(id);
+                }
+                Err(e) => tracing::warn!(
+                    error = %freshet_cluster::run::error_chain(&e),
+                    "cannot find freshet's own workload; set --self NAMESPACE/NAME"
+                ),
+            }
+        }
+        let options = RunOptions {
+            dry_run,
+            skip,
+            namespaces: (!namespaces.is_empty()).then_some(namespaces),
+            selector,
+            config,
+            ..RunOptions::default()
+        };
+        let factory: freshet_cluster::RegistryFactory =
+            Arc::new(move || registry.client().map_err(Into::into));
+        Ok(Refresher::new(kube, factory, options))
+    }
+}
+
+/// Arguments of `freshet run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Do one pass and exit (the only mode so far; a CronJob runs it on a schedule).
+    #[arg(long, required = true)]
+    once: bool,
+    /// Plan only: print what would change and write nothing.
+    #[arg(long)]
+    dry_run: bool,
     /// Output format.
     #[arg(long, short, value_enum, default_value_t)]
     output: OutputFormat,
     #[command(flatten)]
-    registry: RegistryArgs,
+    cluster: ClusterArgs,
 }
 
 /// Runs `freshet run`.
 pub async fn run(args: RunArgs) -> Result<u8, Failure> {
     let RunArgs {
         once: _,
-        config,
-        kubeconfig,
         dry_run,
-        namespaces,
-        selector,
-        self_workload,
         output,
-        registry,
+        cluster,
     } = args;
-    // Validate everything before the first system call.
-    let mut skip = BTreeSet::new();
-    if let Some(s) = &self_workload {
-        skip.insert(parse_id(s).map_err(Failure::usage)?);
-    }
-    let config = match &config {
-        Some(path) => Arc::new(read_config(path).map_err(Failure::usage)?),
-        None => Arc::default(),
-    };
-    registry.client().map_err(Failure::usage)?;
-    let kube = kube_client(kubeconfig.as_deref())
-        .await
-        .map_err(Failure::usage)?;
-    if self_workload.is_none()
-        && let (Ok(ns), Ok(pod)) = (std::env::var("POD_NAMESPACE"), std::env::var("POD_NAME"))
-    {
-        match freshet_cluster::own::discover(&kube, &ns, &pod).await {
-            Ok(id) => {
-                tracing::info!(namespace = %id.namespace, name = %id.name, "freshet's own workload");
-                skip.insert(id);
-            }
-            Err(e) => tracing::warn!(
-                error = %freshet_cluster::run::error_chain(&e),
-                "cannot find freshet's own workload; set --self NAMESPACE/NAME"
-            ),
-        }
-    }
-    let options = RunOptions {
-        dry_run,
-        skip,
-        namespaces: (!namespaces.is_empty()).then_some(namespaces),
-        selector,
-        config,
-        ..RunOptions::default()
-    };
-    let factory: freshet_cluster::RegistryFactory =
-        Arc::new(move || registry.client().map_err(Into::into));
-    let refresher = Refresher::new(kube, factory, options);
+    let refresher = cluster.refresher(dry_run).await?;
     let report = refresher.run_once().await.map_err(anyhow::Error::from)?;
     match output {
         OutputFormat::Json => print_json(&report)?,
