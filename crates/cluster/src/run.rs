@@ -640,3 +640,134 @@ pub fn now_rfc3339() -> String {
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    //! The conflict loop against the test bed: a workload read before someone else
+    //! wrote it gets a 409, is read again, planned again and patched.
+
+    use std::collections::BTreeMap;
+
+    use freshet_apiserver::images::FakeResolver;
+    use freshet_apiserver::{ClusterOptions, TestCluster};
+    use freshet_core::Digest;
+    use freshet_core::policy::Facts;
+    use freshet_core::refresh::WorkloadKind;
+    use kube::api::{DynamicObject, PostParams};
+    use serde_json::json;
+
+    use super::*;
+
+    const IMAGE: &str = "registry.example/team/api:stable";
+
+    async fn setup(annotations: serde_json::Value) -> (TestCluster, kube::Client) {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let cluster = TestCluster::start(
+            ClusterOptions::default().resolver(Arc::new(FakeResolver::default())),
+        )
+        .await
+        .unwrap();
+        let kc: kube::config::Kubeconfig =
+            serde_json::from_value(cluster.admin_kubeconfig()).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap();
+        let client = kube::Client::try_from(config).unwrap();
+        let object: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "default", "annotations": annotations},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}},
+                                  "spec": {"containers": [{"name": "web", "image": IMAGE, "imagePullPolicy": "Always"}]}}}
+        }))
+        .unwrap();
+        workloads::api(&client, WorkloadKind::Deployment, Some("default"))
+            .create(&PostParams::default(), &object)
+            .await
+            .unwrap();
+        (cluster, client)
+    }
+
+    fn facts(digest: &str) -> ImageFacts {
+        let mut f = Facts::default();
+        f.digests
+            .insert("stable".into(), Ok(Digest::parse(digest).unwrap()));
+        BTreeMap::from([(IMAGE.to_owned(), f)])
+    }
+
+    async fn someone_else_writes(client: &kube::Client) {
+        let patch = json!({"metadata": {"labels": {"touched": "yes"}}});
+        workloads::api(client, WorkloadKind::Deployment, Some("default"))
+            .patch("web", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+
+    fn refresher(client: &kube::Client, retries: u32) -> Refresher {
+        Refresher::new(
+            client.clone(),
+            Arc::new(|| Ok(freshet_registry::Client::anonymous()?)),
+            RunOptions {
+                conflict_retries: retries,
+                ..RunOptions::default()
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn a_conflict_is_read_again_planned_again_and_retried() {
+        let old = format!("sha256:{}", "1".repeat(64));
+        let new = format!("sha256:{}", "2".repeat(64));
+        let refreshed = json!({IMAGE: {"digest": old, "at": "2026-11-23T09:00:00Z"}}).to_string();
+        let (_cluster, client) =
+            setup(json!({"freshet.io/policy": "digest", "freshet.io/refreshed": refreshed})).await;
+        let stale = workloads::get(&client, WorkloadKind::Deployment, "default", "web")
+            .await
+            .unwrap();
+        someone_else_writes(&client).await;
+        let r = refresher(&client, 3);
+        let enrollment = r.enroll(&stale).unwrap().unwrap();
+        let report = r
+            .refresh(stale, enrollment, &facts(&new), "2026-11-23T10:00:00Z")
+            .await;
+        assert_eq!(report.status, Status::Refreshed, "{report:#?}");
+        assert!(report.written);
+        let now = workloads::get(&client, WorkloadKind::Deployment, "default", "web")
+            .await
+            .unwrap();
+        assert!(
+            now.workload.annotations["freshet.io/refreshed"].contains(&new),
+            "{now:?}"
+        );
+        assert_eq!(
+            now.labels["touched"], "yes",
+            "the other writer's field is kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn conflicts_beyond_the_retry_budget_fail_the_workload() {
+        let (_cluster, client) = setup(json!({"freshet.io/policy": "digest"})).await;
+        let stale = workloads::get(&client, WorkloadKind::Deployment, "default", "web")
+            .await
+            .unwrap();
+        someone_else_writes(&client).await;
+        let r = refresher(&client, 0);
+        let enrollment = r.enroll(&stale).unwrap().unwrap();
+        let report = r
+            .refresh(
+                stale,
+                enrollment,
+                &facts(&format!("sha256:{}", "3".repeat(64))),
+                "2026-11-23T10:00:00Z",
+            )
+            .await;
+        assert_eq!(report.status, Status::Failed, "{report:#?}");
+        assert!(!report.written);
+        assert!(
+            report.error.as_deref().unwrap().contains("409")
+                || report.error.as_deref().unwrap().contains("onflict"),
+            "{report:?}"
+        );
+    }
+}

@@ -116,9 +116,20 @@ async fn run_once_refreshes_skips_itself_dry_runs_and_exits_by_outcome() {
     fixtures::move_tag(&pusher, &mut api_fx, "stable", "2")
         .await
         .unwrap();
-    let status = ["status", "--kubeconfig", &kubeconfig, "--self", "default/freshet"];
+    let status = [
+        "status",
+        "--kubeconfig",
+        &kubeconfig,
+        "--self",
+        "default/freshet",
+    ];
     let out = freshet(&[&status[..], &["-o", "json"]].concat()).await;
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rows = json_of(&out);
     assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
     let row = &rows[0];
