@@ -627,3 +627,90 @@ async fn config_rules_enroll_by_phase_selector_and_image_and_annotations_overrid
         "a baseline first"
     );
 }
+
+/// The other kinds: a StatefulSet's init container and a CronJob's job template
+/// restart when their tags move; the patch lands on each kind's pod template.
+#[tokio::test]
+async fn statefulset_init_containers_and_cronjob_templates_restart() {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    use k8s_openapi::api::batch::v1::CronJob;
+    use kube::api::{Api, PostParams};
+
+    let registry = RegistryServer::start(RegistryOptions::open())
+        .await
+        .expect("registry");
+    let pusher = Pusher::new(&registry).expect("pusher");
+    let mut api_fx = fixtures::seed_api(&pusher).await.expect("seed api");
+    let image = format!("{}/team/api:stable", registry.host());
+    let cluster = cluster().await;
+    let client = admin(&cluster).await;
+    namespace(&client, NS).await;
+    let pod = serde_json::json!({
+        "metadata": {"labels": {"app": "x"}},
+        "spec": {
+            "restartPolicy": "Never",
+            "initContainers": [{"name": "migrate", "image": image, "imagePullPolicy": "Always"}],
+            "containers": [{"name": "main", "image": "busybox:1"}]
+        }
+    });
+    let annotations =
+        serde_json::json!({"freshet.io/policy": "digest", "freshet.io/containers": "migrate"});
+    let mut sts_pod = pod.clone();
+    sts_pod["spec"]["restartPolicy"] = "Always".into();
+    let sts: StatefulSet = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "db", "annotations": annotations},
+        "spec": {"replicas": 0, "serviceName": "db", "selector": {"matchLabels": {"app": "x"}}, "template": sts_pod}
+    }))
+    .unwrap();
+    let cron: CronJob = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "nightly", "annotations": annotations},
+        "spec": {"schedule": "0 3 * * *", "suspend": true, "jobTemplate": {"spec": {"template": pod}}}
+    }))
+    .unwrap();
+    let stss: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
+    let crons: Api<CronJob> = Api::namespaced(client.clone(), NS);
+    stss.create(&PostParams::default(), &sts).await.unwrap();
+    crons.create(&PostParams::default(), &cron).await.unwrap();
+
+    let refresher = refresher(&client, RunOptions::default());
+    refresher.run_once_at("2026-11-23T10:00:00Z").await.unwrap();
+    fixtures::move_tag(&pusher, &mut api_fx, "stable", "2")
+        .await
+        .unwrap();
+    let report = refresher.run_once_at("2026-11-23T10:15:00Z").await.unwrap();
+    let kinds: Vec<(&str, Status)> = report
+        .workloads
+        .iter()
+        .map(|w| (w.kind, w.status))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("CronJob", Status::Refreshed),
+            ("StatefulSet", Status::Refreshed)
+        ],
+        "{report:#?}"
+    );
+    assert_eq!(report.workloads[1].changes[0].containers, ["migrate"]);
+    let restarted = |annotations: Option<&std::collections::BTreeMap<String, String>>| {
+        annotations.and_then(|a| a.get("kubectl.kubernetes.io/restartedAt").cloned())
+    };
+    let sts = stss.get("db").await.unwrap();
+    assert_eq!(
+        restarted(sts.spec.template.metadata.unwrap().annotations.as_ref()).as_deref(),
+        Some("2026-11-23T10:15:00Z")
+    );
+    let cron = crons.get("nightly").await.unwrap();
+    let template = cron.spec.job_template.spec.unwrap().template;
+    assert_eq!(
+        restarted(template.metadata.unwrap().annotations.as_ref()).as_deref(),
+        Some("2026-11-23T10:15:00Z")
+    );
+    assert_eq!(
+        template.spec.unwrap().init_containers.unwrap()[0]
+            .image
+            .as_deref(),
+        Some(image.as_str()),
+        "the image string stays"
+    );
+}

@@ -170,13 +170,22 @@ async fn run_once_refreshes_skips_itself_dry_runs_and_exits_by_outcome() {
     );
     assert_eq!(restarted_at(&after), None);
 
-    let real = freshet(&run).await;
+    let real = freshet(&[&run[..], &["--log-format", "json", "--log", "info"]].concat()).await;
     assert_eq!(
         real.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&real.stderr)
     );
+    let stderr = String::from_utf8_lossy(&real.stderr);
+    let refreshed_line: Value = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["message"] == "refreshed")
+        .unwrap_or_else(|| panic!("a JSON log line per refresh: {stderr}"));
+    assert_eq!(refreshed_line["name"], "app");
+    assert_eq!(refreshed_line["action"], "restart");
+    assert_eq!(refreshed_line["to"], api_fx.digest("stable"));
     assert!(restarted_at(&deploys.get("app").await.unwrap()).is_some());
     let own = deploys.get("freshet").await.unwrap();
     let own_annotations = own.metadata.annotations.clone().unwrap_or_default();
