@@ -471,7 +471,19 @@ pub fn plan(
                 if previous.digest == digest.as_str() {
                     continue;
                 }
-                let (pulling, not_pulling): (Vec<&Container>, Vec<&Container>) = containers
+                // An image that names a digest runs that digest whatever a restart
+                // does: re-pin it to the new digest instead.
+                let (pinned, floating): (Vec<&Container>, Vec<&Container>) = containers
+                    .iter()
+                    .partition(|c| Reference::parse(&c.image).is_ok_and(|r| r.digest().is_some()));
+                pin(
+                    &mut out,
+                    &pinned,
+                    &reference,
+                    &digest,
+                    "re-pin (the image names a digest, so a restart would not move it)",
+                );
+                let (pulling, not_pulling): (Vec<&Container>, Vec<&Container>) = floating
                     .iter()
                     .partition(|c| c.effective_pull_policy() == "Always");
                 if !not_pulling.is_empty() {

@@ -358,3 +358,36 @@ fn pin_writes_nothing_when_a_later_run_finds_the_same_digest() {
     let later = plan(&after, &e, &facts, "2026-11-23T10:15:00Z");
     assert!(later.is_empty(), "nothing moved: zero writes: {later:?}");
 }
+
+/// Regression: a container whose image names a digest (`repo:tag@sha256:…`) was
+/// "restarted" onto the digest it already pins, silently keeping the old image.
+#[test]
+fn restart_re_pins_a_container_whose_image_names_a_digest() {
+    let img = "ghcr.io/acme/api:stable";
+    let pinned = format!("{img}@{}", d(1));
+    let refreshed = format!(r#"{{"{img}":{{"digest":"{}","at":"{NOW}"}}}}"#, d(1));
+    let w = workload(
+        WorkloadKind::Deployment,
+        &[(POLICY, "digest"), (REFRESHED, &refreshed)],
+        vec![container("api", &pinned), container("worker", img)],
+    );
+    let (p, after) = run(&w, &digest_facts(&[(img, "stable", d(2))]));
+    assert!(
+        p.changes.contains(&Change::SetImage {
+            container: "api".into(),
+            init: false,
+            from: pinned.clone(),
+            to: format!("{img}@{}", d(2)),
+            reason: format!(
+                "re-pin (the image names a digest, so a restart would not move it): {img} is {}",
+                d(2)
+            ),
+        }),
+        "{p:?}"
+    );
+    assert!(
+        p.changes.iter().any(|c| matches!(c, Change::Restart { containers, .. } if containers == &["worker".to_owned()])),
+        "{p:?}"
+    );
+    assert_eq!(after.containers[0].image, format!("{img}@{}", d(2)));
+}
