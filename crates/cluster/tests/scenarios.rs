@@ -714,3 +714,52 @@ async fn statefulset_init_containers_and_cronjob_templates_restart() {
         "the image string stays"
     );
 }
+
+/// Two runs at once cannot corrupt anything: whichever patches second meets the
+/// resourceVersion precondition, reads again, finds the refresh done and writes
+/// nothing. Each workload is restarted exactly once.
+#[tokio::test]
+async fn two_runs_at_once_restart_each_workload_exactly_once() {
+    let registry = RegistryServer::start(RegistryOptions::open())
+        .await
+        .expect("registry");
+    let pusher = Pusher::new(&registry).expect("pusher");
+    let mut api_fx = fixtures::seed_api(&pusher).await.expect("seed api");
+    let image = format!("{}/team/api:stable", registry.host());
+    let cluster = cluster().await;
+    let client = admin(&cluster).await;
+    namespace(&client, NS).await;
+    for name in ["a", "b", "c"] {
+        Deploy::test(name)
+            .container("app", &image)
+            .annotate("freshet.io/policy", "digest")
+            .create(&client, NS)
+            .await;
+    }
+    let one = refresher(&client, RunOptions::default());
+    let two = refresher(&client, RunOptions::default());
+    one.run_once_at("2026-11-23T10:00:00Z").await.unwrap();
+    fixtures::move_tag(&pusher, &mut api_fx, "stable", "2")
+        .await
+        .unwrap();
+    let (r1, r2) = tokio::join!(
+        one.run_once_at("2026-11-23T10:15:00Z"),
+        two.run_once_at("2026-11-23T10:15:01Z")
+    );
+    let (r1, r2) = (r1.unwrap(), r2.unwrap());
+    assert_eq!(r1.writes() + r2.writes(), 3, "{r1:#?}\n{r2:#?}");
+    for name in ["a", "b", "c"] {
+        let d = deployments(&client, NS).get(name).await.unwrap();
+        assert_eq!(
+            refreshed_digest(&d, &image).as_deref(),
+            Some(api_fx.digest("stable"))
+        );
+        assert!(restarted_at(&d).is_some());
+        let events = events(&client, NS, name).await;
+        let refreshes = events
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some("ImageRefreshed"))
+            .count();
+        assert_eq!(refreshes, 1, "{name}: one refresh, one event");
+    }
+}
