@@ -42,6 +42,15 @@ impl Worklist {
         entry.1.digest |= needs.digest_of.is_some();
     }
 
+    /// Adds a digest-only ask for `reference` (a set-image target).
+    pub fn add_digest(&mut self, reference: &Reference) {
+        let entry = self
+            .images
+            .entry(reference.canonical())
+            .or_insert_with(|| (reference.clone(), Wanted::default()));
+        entry.1.digest = true;
+    }
+
     /// How many unique images.
     pub fn len(&self) -> usize {
         self.images.len()

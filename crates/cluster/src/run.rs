@@ -294,7 +294,9 @@ impl Refresher {
             }
         }
         let registry = self.registry_client()?;
-        let facts = worklist.resolve(&registry, self.options.concurrency).await;
+        let mut facts = worklist.resolve(&registry, self.options.concurrency).await;
+        self.resolve_targets(&registry, &enrolled, &mut facts, now)
+            .await;
         for (w, e) in enrolled {
             let r = match e {
                 Ok(e) => self.refresh(w, e, &facts, now).await,
@@ -318,6 +320,57 @@ impl Refresher {
             images: worklist.len(),
             workloads: reports,
         })
+    }
+
+    /// Second round: the digests of the tags set-image moves to, so the audit
+    /// record names the digest a workload moved to. Added to the facts of the
+    /// image they move from, keyed by the new tag.
+    async fn resolve_targets(
+        &self,
+        registry: &freshet_registry::Client,
+        enrolled: &[(ReadWorkload, Result<Enrollment, String>)],
+        facts: &mut ImageFacts,
+        now: &str,
+    ) {
+        let mut targets = Worklist::default();
+        let mut moves: Vec<(String, String, String)> = Vec::new();
+        for (w, e) in enrolled {
+            let Ok(e) = e else { continue };
+            for change in core_plan::plan(&w.workload, e, facts, now).changes {
+                let Change::SetImage { from, to, .. } = change else {
+                    continue;
+                };
+                let (Ok(from), Ok(to)) = (
+                    freshet_core::Reference::parse(&from),
+                    freshet_core::Reference::parse(&to),
+                ) else {
+                    continue;
+                };
+                let Some(tag) = to.tag() else { continue };
+                if to.digest().is_some() {
+                    continue;
+                }
+                targets.add_digest(&to);
+                moves.push((
+                    from.without_digest().canonical(),
+                    tag.to_owned(),
+                    to.canonical(),
+                ));
+            }
+        }
+        if targets.is_empty() {
+            return;
+        }
+        let resolved = targets.resolve(registry, self.options.concurrency).await;
+        for (image, tag, target) in moves {
+            let digest = resolved
+                .get(&target)
+                .and_then(|f| f.digests.get(&tag))
+                .cloned();
+            if let (Some(digest), Some(fact)) = (digest, facts.get_mut(&image)) {
+                fact.digests.entry(tag).or_insert(digest);
+            }
+        }
     }
 
     fn enroll(&self, w: &ReadWorkload) -> Result<Option<Enrollment>, EnrollError> {

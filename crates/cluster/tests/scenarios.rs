@@ -338,6 +338,13 @@ async fn keel_force_with_match_tag_watches_the_digest_and_minor_moves_within_the
     let moved = image_of(&minor);
     assert_eq!(moved, format!("{host}/team/api:1.1.0"));
     assert_eq!(restarted_at(&minor), None, "set-image rolls out by itself");
+    let audit: serde_json::Value =
+        serde_json::from_str(&annotation(&minor, "freshet.io/refreshed").unwrap()).unwrap();
+    assert_eq!(
+        audit,
+        serde_json::json!({moved.as_str(): {"digest": api_fx.digest("1.1.0"), "at": "2026-11-23T10:00:00Z"}}),
+        "the audit record names the new tag's digest"
+    );
     let forced = deploys.get("forced").await.unwrap();
     assert_eq!(image_of(&forced), pinned, "force+matchTag keeps the tag");
     assert_eq!(

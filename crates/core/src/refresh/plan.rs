@@ -419,7 +419,24 @@ pub fn plan(
             ActionKind::SetImage => {
                 let decision = decide(Current::tag(&tag), policy, fact);
                 match decision {
-                    Decision::Update { to, reason, .. } if to != tag => {
+                    Decision::Update {
+                        to, reason, digest, ..
+                    } if to != tag => {
+                        // The audit record moves to the new tag, with its digest when
+                        // the shell resolved it (facts for `to` on this image).
+                        let to_digest = digest.or_else(|| {
+                            fact.digests.get(&to).and_then(|d| d.as_ref().ok()).cloned()
+                        });
+                        if let (Ok(target), Some(d)) = (reference.with_tag(&to), to_digest) {
+                            refreshed.remove(&image);
+                            refreshed.insert(
+                                target.canonical(),
+                                Refreshed {
+                                    digest: d.to_string(),
+                                    at: now.into(),
+                                },
+                            );
+                        }
                         for c in &containers {
                             let new = reference.with_tag(&to).map(|r| r.familiar_like(&c.image));
                             if let Ok(new) = new {

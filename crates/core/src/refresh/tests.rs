@@ -391,3 +391,26 @@ fn restart_re_pins_a_container_whose_image_names_a_digest() {
     );
     assert_eq!(after.containers[0].image, format!("{img}@{}", d(2)));
 }
+
+#[test]
+fn set_image_moves_the_audit_record_to_the_new_tag_with_its_digest() {
+    let w = workload(
+        WorkloadKind::Deployment,
+        &[(POLICY, "semver:minor")],
+        vec![container("api", "ghcr.io/acme/api:1.0.0")],
+    );
+    let mut facts = plan::ImageFacts::new();
+    let mut f = Facts::with_tags(["1.0.0", "1.1.0", "2.0.0"]);
+    f.digests.insert("1.1.0".into(), Ok(d(9)));
+    facts.insert("ghcr.io/acme/api:1.0.0".into(), f);
+    let e = enroll::from_annotations(&w.annotations).unwrap().unwrap();
+    let p = plan(&w, &e, &facts, NOW);
+    assert!(
+        matches!(&p.changes[..], [Change::SetImage { to, .. }] if to == "ghcr.io/acme/api:1.1.0")
+    );
+    let audit: Value = serde_json::from_str(p.annotations[REFRESHED].as_deref().unwrap()).unwrap();
+    assert_eq!(
+        audit,
+        serde_json::json!({"ghcr.io/acme/api:1.1.0": {"digest": d(9).as_str(), "at": NOW}})
+    );
+}
