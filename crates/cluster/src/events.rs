@@ -3,7 +3,8 @@
 //!
 //! Owns the shape of freshet's events: `ImageRefreshed` (Normal) with the old and new
 //! digest in the message, and `ImageRefreshFailed` (Warning) when a failure streak
-//! reached its threshold. Must not fail a run: the caller logs a failed event and
+//! reached its threshold, and `InvalidRefreshAnnotations` (Warning) when a
+//! workload's annotations do not parse. Must not fail a run: the caller logs a failed event and
 //! carries on.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +20,8 @@ use crate::workloads::{api_version, kind_name};
 pub const REFRESHED: &str = "ImageRefreshed";
 /// The reason of an escalation event.
 pub const FAILED: &str = "ImageRefreshFailed";
+/// The reason of the event on a workload whose freshet annotations are invalid.
+pub const INVALID: &str = "InvalidRefreshAnnotations";
 /// The reporting component.
 pub const COMPONENT: &str = "freshet";
 
@@ -107,7 +110,7 @@ pub async fn emit(
         "source": {"component": COMPONENT},
         "reportingComponent": COMPONENT,
         "reportingInstance": COMPONENT,
-        "action": if reason == REFRESHED { "Refresh" } else { "Resolve" },
+        "action": match reason { REFRESHED => "Refresh", INVALID => "Enroll", _ => "Resolve" },
         "firstTimestamp": now,
         "lastTimestamp": now,
         "count": 1,

@@ -305,6 +305,22 @@ impl Refresher {
                         kind = kind_name(w.workload.kind), namespace = %w.workload.namespace,
                         name = %w.workload.name, error = %message, "invalid freshet annotations"
                     );
+                    if !self.options.dry_run {
+                        let regarding = Regarding {
+                            kind: w.workload.kind,
+                            namespace: &w.workload.namespace,
+                            name: &w.workload.name,
+                            uid: w.uid.as_deref(),
+                        };
+                        self.event(
+                            &regarding,
+                            EventType::Warning,
+                            events::INVALID,
+                            &format!("freshet skips this workload: {message}"),
+                            now,
+                        )
+                        .await;
+                    }
                     let mut r = report(&w, Status::Failed);
                     r.error = Some(message);
                     r

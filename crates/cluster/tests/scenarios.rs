@@ -31,6 +31,7 @@ async fn floating_tags_restart_set_env_follows_a_third_image_and_a_second_run_wr
     let cluster = cluster().await;
     let client = admin(&cluster).await;
     namespace(&client, NS).await;
+    namespace(&client, "other").await;
     Deploy::test("web")
         .container("web", &api_image)
         .container("sidecar", "busybox:1")
@@ -47,10 +48,42 @@ async fn floating_tags_restart_set_env_follows_a_third_image_and_a_second_run_wr
         .annotate("freshet.io/policy", "digest")
         .create(&client, NS)
         .await;
+    Deploy::test("typo")
+        .container("app", &alpine_image)
+        .annotate("freshet.io/policy", "sometimes")
+        .create(&client, "other")
+        .await;
     Deploy::test("bystander")
         .container("app", &alpine_image)
         .create(&client, NS)
         .await;
+    // A workload with invalid annotations fails the run loudly, with a Warning
+    // event on it, and blocks nothing else.
+    let only_other = RunOptions {
+        namespaces: Some(vec!["other".into()]),
+        ..RunOptions::default()
+    };
+    let typo = refresher(&client, only_other)
+        .run_once_at("2026-11-23T09:00:00Z")
+        .await
+        .unwrap();
+    assert_eq!(typo.outcome(), Outcome::Failed);
+    let failed: Vec<&str> = typo
+        .workloads
+        .iter()
+        .filter(|w| w.status == Status::Failed)
+        .map(|w| w.name.as_str())
+        .collect();
+    assert_eq!(failed, ["typo"]);
+    let warning = events(&client, "other", "typo").await;
+    assert_eq!(warning.len(), 1);
+    assert_eq!(warning[0].type_.as_deref(), Some("Warning"));
+    assert!(warning[0].message.as_deref().unwrap().contains("sometimes"));
+    deployments(&client, "other")
+        .delete("typo", &Default::default())
+        .await
+        .unwrap();
+
     let refresher = refresher(&client, RunOptions::default());
     let deploys = deployments(&client, NS);
 
