@@ -437,9 +437,11 @@ impl Refresher {
             let plan = core_plan::plan(&current.workload, &enrollment, facts, now);
             let mut r = report_of(&current, &plan);
             let Some(patch) = plan.patch(&current.workload, now) else {
+                log_plan(&current, &plan);
                 return r;
             };
             if self.options.dry_run {
+                log_plan(&current, &plan);
                 return r;
             }
             let w = &current.workload;
@@ -450,6 +452,7 @@ impl Refresher {
             };
             match api.patch(&w.name, &params, &Patch::Strategic(&patch)).await {
                 Ok(_) => {
+                    log_plan(&current, &plan);
                     r.written = true;
                     self.announce(&current, &plan, now).await;
                     return r;
@@ -485,6 +488,7 @@ impl Refresher {
                     }
                 }
                 Err(e) => {
+                    log_plan(&current, &plan);
                     tracing::error!(
                         kind = kind_name(w.kind), namespace = %w.namespace, name = %w.name,
                         error = %error_chain(&e), "patch failed"
@@ -590,16 +594,8 @@ fn report(w: &ReadWorkload, status: Status) -> WorkloadReport {
     }
 }
 
-fn report_of(w: &ReadWorkload, plan: &WorkloadPlan) -> WorkloadReport {
-    let status = if !plan.escalations.is_empty() {
-        Status::Escalated
-    } else if !plan.changes.is_empty() {
-        Status::Refreshed
-    } else if !plan.annotations.is_empty() {
-        Status::Recorded
-    } else {
-        Status::Current
-    };
+/// Logs what a plan found worth telling (once per workload, when its plan is final).
+fn log_plan(w: &ReadWorkload, plan: &WorkloadPlan) {
     let id = &w.workload;
     for (image, count, message) in &plan.transient {
         tracing::warn!(
@@ -618,6 +614,18 @@ fn report_of(w: &ReadWorkload, plan: &WorkloadPlan) -> WorkloadReport {
     for warning in &plan.warnings {
         tracing::warn!(kind = kind_name(id.kind), namespace = %id.namespace, name = %id.name, "{warning}");
     }
+}
+
+fn report_of(w: &ReadWorkload, plan: &WorkloadPlan) -> WorkloadReport {
+    let status = if !plan.escalations.is_empty() {
+        Status::Escalated
+    } else if !plan.changes.is_empty() {
+        Status::Refreshed
+    } else if !plan.annotations.is_empty() {
+        Status::Recorded
+    } else {
+        Status::Current
+    };
     let failure = |(image, count, message): &(String, u32, String)| FailureReport {
         image: image.clone(),
         count: *count,
