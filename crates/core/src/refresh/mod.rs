@@ -8,6 +8,7 @@
 //! workloads into [`plan::Workload`] values, resolves [`plan::tracked_images`] with
 //! the registry client, calls [`plan::plan`] and sends the one patch it returns.
 
+pub mod config;
 pub mod enroll;
 pub mod plan;
 

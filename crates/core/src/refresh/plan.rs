@@ -419,7 +419,24 @@ pub fn plan(
             ActionKind::SetImage => {
                 let decision = decide(Current::tag(&tag), policy, fact);
                 match decision {
-                    Decision::Update { to, reason, .. } if to != tag => {
+                    Decision::Update {
+                        to, reason, digest, ..
+                    } if to != tag => {
+                        // The audit record moves to the new tag, with its digest when
+                        // the shell resolved it (facts for `to` on this image).
+                        let to_digest = digest.or_else(|| {
+                            fact.digests.get(&to).and_then(|d| d.as_ref().ok()).cloned()
+                        });
+                        if let (Ok(target), Some(d)) = (reference.with_tag(&to), to_digest) {
+                            refreshed.remove(&image);
+                            refreshed.insert(
+                                target.canonical(),
+                                Refreshed {
+                                    digest: d.to_string(),
+                                    at: now.into(),
+                                },
+                            );
+                        }
                         for c in &containers {
                             let new = reference.with_tag(&to).map(|r| r.familiar_like(&c.image));
                             if let Ok(new) = new {
@@ -442,13 +459,18 @@ pub fn plan(
             ActionKind::Pin => {
                 let Some(digest) = &resolved else { continue };
                 pin(&mut out, &containers, &reference, digest, "pin");
-                refreshed.insert(
-                    image.clone(),
-                    Refreshed {
-                        digest: digest.to_string(),
-                        at: now.into(),
-                    },
-                );
+                if old_refreshed
+                    .get(&image)
+                    .is_none_or(|r| r.digest != digest.as_str())
+                {
+                    refreshed.insert(
+                        image.clone(),
+                        Refreshed {
+                            digest: digest.to_string(),
+                            at: now.into(),
+                        },
+                    );
+                }
             }
             ActionKind::Restart => {
                 let Some(digest) = resolved else { continue };
@@ -466,7 +488,19 @@ pub fn plan(
                 if previous.digest == digest.as_str() {
                     continue;
                 }
-                let (pulling, not_pulling): (Vec<&Container>, Vec<&Container>) = containers
+                // An image that names a digest runs that digest whatever a restart
+                // does: re-pin it to the new digest instead.
+                let (pinned, floating): (Vec<&Container>, Vec<&Container>) = containers
+                    .iter()
+                    .partition(|c| Reference::parse(&c.image).is_ok_and(|r| r.digest().is_some()));
+                pin(
+                    &mut out,
+                    &pinned,
+                    &reference,
+                    &digest,
+                    "re-pin (the image names a digest, so a restart would not move it)",
+                );
+                let (pulling, not_pulling): (Vec<&Container>, Vec<&Container>) = floating
                     .iter()
                     .partition(|c| c.effective_pull_policy() == "Always");
                 if !not_pulling.is_empty() {

@@ -338,3 +338,79 @@ fn untracked_and_opted_out_workloads_plan_nothing() {
     let never: BTreeMap<String, String> = [(POLICY.to_owned(), "never".to_owned())].into();
     assert!(enroll::from_annotations(&never).unwrap().is_none());
 }
+
+/// Regression: a pinned image whose digest did not move was re-stamped with the new
+/// run's time, so every run of a `pin` workload wrote its annotations again.
+#[test]
+fn pin_writes_nothing_when_a_later_run_finds_the_same_digest() {
+    let img = "ghcr.io/acme/api:stable";
+    let w = workload(
+        WorkloadKind::Deployment,
+        &[(POLICY, "digest"), (enroll::ACTION, "pin")],
+        vec![container("api", img)],
+    );
+    let facts = digest_facts(&[(img, "stable", d(3))]);
+    let (first, after) = run(&w, &facts);
+    assert_eq!(first.changes.len(), 1);
+    let e = enroll::from_annotations(&after.annotations)
+        .unwrap()
+        .unwrap();
+    let later = plan(&after, &e, &facts, "2026-11-23T10:15:00Z");
+    assert!(later.is_empty(), "nothing moved: zero writes: {later:?}");
+}
+
+/// Regression: a container whose image names a digest (`repo:tag@sha256:…`) was
+/// "restarted" onto the digest it already pins, silently keeping the old image.
+#[test]
+fn restart_re_pins_a_container_whose_image_names_a_digest() {
+    let img = "ghcr.io/acme/api:stable";
+    let pinned = format!("{img}@{}", d(1));
+    let refreshed = format!(r#"{{"{img}":{{"digest":"{}","at":"{NOW}"}}}}"#, d(1));
+    let w = workload(
+        WorkloadKind::Deployment,
+        &[(POLICY, "digest"), (REFRESHED, &refreshed)],
+        vec![container("api", &pinned), container("worker", img)],
+    );
+    let (p, after) = run(&w, &digest_facts(&[(img, "stable", d(2))]));
+    assert!(
+        p.changes.contains(&Change::SetImage {
+            container: "api".into(),
+            init: false,
+            from: pinned.clone(),
+            to: format!("{img}@{}", d(2)),
+            reason: format!(
+                "re-pin (the image names a digest, so a restart would not move it): {img} is {}",
+                d(2)
+            ),
+        }),
+        "{p:?}"
+    );
+    assert!(
+        p.changes.iter().any(|c| matches!(c, Change::Restart { containers, .. } if containers == &["worker".to_owned()])),
+        "{p:?}"
+    );
+    assert_eq!(after.containers[0].image, format!("{img}@{}", d(2)));
+}
+
+#[test]
+fn set_image_moves_the_audit_record_to_the_new_tag_with_its_digest() {
+    let w = workload(
+        WorkloadKind::Deployment,
+        &[(POLICY, "semver:minor")],
+        vec![container("api", "ghcr.io/acme/api:1.0.0")],
+    );
+    let mut facts = plan::ImageFacts::new();
+    let mut f = Facts::with_tags(["1.0.0", "1.1.0", "2.0.0"]);
+    f.digests.insert("1.1.0".into(), Ok(d(9)));
+    facts.insert("ghcr.io/acme/api:1.0.0".into(), f);
+    let e = enroll::from_annotations(&w.annotations).unwrap().unwrap();
+    let p = plan(&w, &e, &facts, NOW);
+    assert!(
+        matches!(&p.changes[..], [Change::SetImage { to, .. }] if to == "ghcr.io/acme/api:1.1.0")
+    );
+    let audit: Value = serde_json::from_str(p.annotations[REFRESHED].as_deref().unwrap()).unwrap();
+    assert_eq!(
+        audit,
+        serde_json::json!({"ghcr.io/acme/api:1.1.0": {"digest": d(9).as_str(), "at": NOW}})
+    );
+}

@@ -14,6 +14,8 @@ mod output;
 mod plan;
 mod registry_args;
 mod resolve;
+mod run;
+mod status;
 mod tags;
 
 use std::process::ExitCode;
@@ -62,6 +64,12 @@ enum Command {
     Plan(plan::PlanArgs),
     /// Write those updates to the files; optionally commit and push them.
     Apply(apply::ApplyArgs),
+    /// Refresh the enrolled workloads in the cluster (restart on new digests, move
+    /// tags, set env vars) and keep an audit trail on each.
+    Run(run::RunArgs),
+    /// The worklist: every enrolled workload and image with its digest, the newest
+    /// allowed target, the last refresh, the failure streak and the last error.
+    Status(status::StatusArgs),
 }
 
 /// An error with the exit code it maps to. Commands return it; `main` prints it.
@@ -112,6 +120,8 @@ pub fn main() -> ExitCode {
             Command::Tags(args) => tags::run(args).await,
             Command::Plan(args) => plan::run(args).await,
             Command::Apply(args) => apply::run(args).await,
+            Command::Run(args) => run::run(args).await,
+            Command::Status(args) => status::run(args).await,
         }
     });
     match result {

@@ -1,0 +1,110 @@
+//! Gathering registry facts: each unique tracked image is asked about once per run,
+//! for exactly what its policy needs (the tag's digest, the tag list, or both).
+//!
+//! Owns the fan-out to the registry client and the folding of its answers into the
+//! core's [`ImageFacts`]. A failure is recorded as the error's text (which names the
+//! host and the cause) in the image's facts and never stops the other images: each
+//! registry is asked concurrently and independently. Must not decide anything.
+
+use std::collections::BTreeMap;
+
+use freshet_core::Reference;
+use freshet_core::policy::{Facts, Policy};
+use freshet_core::refresh::plan::ImageFacts;
+use freshet_registry::{Client, Want};
+use futures::StreamExt as _;
+
+/// What to ask the registry about one image.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Wanted {
+    /// Its tag list.
+    pub tags: bool,
+    /// The digest of its tag.
+    pub digest: bool,
+}
+
+/// The images a run tracks, by canonical name, with what each needs.
+#[derive(Debug, Clone, Default)]
+pub struct Worklist {
+    images: BTreeMap<String, (Reference, Wanted)>,
+}
+
+impl Worklist {
+    /// Adds what `policy` needs of `reference` (merged with earlier asks).
+    pub fn add(&mut self, reference: &Reference, policy: &Policy) {
+        let tag = reference.tag_or_latest().unwrap_or("latest").to_owned();
+        let needs = policy.needs(Some(&tag));
+        let entry = self
+            .images
+            .entry(reference.canonical())
+            .or_insert_with(|| (reference.clone(), Wanted::default()));
+        entry.1.tags |= needs.tag_list;
+        entry.1.digest |= needs.digest_of.is_some();
+    }
+
+    /// Adds a digest-only ask for `reference` (a set-image target).
+    pub fn add_digest(&mut self, reference: &Reference) {
+        let entry = self
+            .images
+            .entry(reference.canonical())
+            .or_insert_with(|| (reference.clone(), Wanted::default()));
+        entry.1.digest = true;
+    }
+
+    /// How many unique images.
+    pub fn len(&self) -> usize {
+        self.images.len()
+    }
+
+    /// Whether there is nothing to ask.
+    pub fn is_empty(&self) -> bool {
+        self.images.is_empty()
+    }
+
+    /// Asks the registries, `concurrency` images at a time.
+    pub async fn resolve(&self, client: &Client, concurrency: usize) -> ImageFacts {
+        futures::stream::iter(self.images.iter())
+            .map(|(image, (reference, wanted))| async move {
+                (image.clone(), fetch(client, reference, wanted).await)
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect()
+    }
+}
+
+async fn fetch(client: &Client, reference: &Reference, wanted: &Wanted) -> Facts {
+    let tag = reference.tag_or_latest().unwrap_or("latest").to_owned();
+    let digest = async {
+        if !wanted.digest {
+            return None;
+        }
+        Some(
+            client
+                .resolve(reference, &Want::default())
+                .await
+                .map(|r| r.digest)
+                .map_err(|e| {
+                    tracing::debug!(image = %reference, error = %e, "resolve failed");
+                    e.to_string()
+                }),
+        )
+    };
+    let tags = async {
+        if !wanted.tags {
+            return None;
+        }
+        Some(client.list_tags(reference).await.map_err(|e| e.to_string()))
+    };
+    let (digest, tags) = futures::join!(digest, tags);
+    let mut facts = Facts {
+        tags,
+        digests: BTreeMap::new(),
+    };
+    if let Some(d) = digest {
+        facts.digests.insert(tag, d);
+    }
+    facts
+}

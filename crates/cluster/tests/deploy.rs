@@ -1,0 +1,145 @@
+//! `deploy/`: the kustomize CronJob overlay renders with `kubectl kustomize`, applies
+//! to the test bed with kubectl, and its ServiceAccount's least-privilege RBAC is
+//! enough for a refresh run and no more.
+
+mod common;
+
+use common::*;
+use freshet_cluster::{Outcome, RunOptions, Status};
+use freshet_testbed::registry::fixtures;
+use freshet_testbed::registry::push::Pusher;
+use freshet_testbed::registry::{RegistryOptions, RegistryServer};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, ListParams};
+
+const KUBECTL: &str = "/usr/bin/kubectl";
+
+async fn kubectl(args: &[&str], stdin: Option<&str>) -> String {
+    use tokio::io::AsyncWriteExt as _;
+    let mut child = tokio::process::Command::new(KUBECTL)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kubectl runs");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).await.expect("stdin");
+    }
+    drop(input);
+    let out = child.wait_with_output().await.expect("kubectl finishes");
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn the_cronjob_overlay_applies_and_its_service_account_can_refresh_and_no_more() {
+    let overlay = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/overlays/cronjob");
+    let rendered = kubectl(&["kustomize", overlay], None).await;
+    assert!(
+        rendered.contains("schedule: '*/15 * * * *'")
+            || rendered.contains("schedule: \"*/15 * * * *\""),
+        "{rendered}"
+    );
+    assert!(
+        !rendered.contains("secrets"),
+        "no secrets access without pull secrets"
+    );
+
+    let registry = RegistryServer::start(RegistryOptions::open())
+        .await
+        .expect("registry");
+    let pusher = Pusher::new(&registry).expect("pusher");
+    let mut api_fx = fixtures::seed_api(&pusher).await.expect("seed api");
+    let image = format!("{}/team/api:stable", registry.host());
+    let cluster = cluster().await;
+    let kubeconfig = cluster.kubeconfig_path().to_str().unwrap().to_owned();
+    kubectl(
+        &["--kubeconfig", &kubeconfig, "apply", "-f", "-"],
+        Some(&rendered),
+    )
+    .await;
+    let listed = kubectl(
+        &[
+            "--kubeconfig",
+            &kubeconfig,
+            "get",
+            "cronjob,serviceaccount,configmap",
+            "-n",
+            "freshet",
+            "-o",
+            "name",
+        ],
+        None,
+    )
+    .await;
+    assert!(listed.contains("cronjob.batch/freshet"), "{listed}");
+    assert!(listed.contains("serviceaccount/freshet"), "{listed}");
+
+    let admin_client = admin(&cluster).await;
+    namespace(&admin_client, NS).await;
+    Deploy::test("web")
+        .container("app", &image)
+        .annotate("freshet.io/policy", "digest")
+        .create(&admin_client, NS)
+        .await;
+
+    // freshet as its ServiceAccount.
+    let sa_kubeconfig = cluster.service_account_kubeconfig("freshet", "freshet");
+    let kc: kube::config::Kubeconfig = serde_json::from_value(sa_kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    let sa = kube::Client::try_from(config).unwrap();
+    let refresher = refresher(&sa, RunOptions::default());
+    let first = refresher.run_once_at("2026-11-23T10:00:00Z").await.unwrap();
+    assert_eq!(first.outcome(), Outcome::Ok, "{first:#?}");
+    fixtures::move_tag(&pusher, &mut api_fx, "stable", "2")
+        .await
+        .unwrap();
+    let second = refresher.run_once_at("2026-11-23T10:15:00Z").await.unwrap();
+    let web = second.workloads.iter().find(|w| w.name == "web").unwrap();
+    assert_eq!(web.status, Status::Refreshed, "{second:#?}");
+    assert!(web.written);
+    assert!(
+        events(&admin_client, NS, "web")
+            .await
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("ImageRefreshed")),
+        "the ServiceAccount may create events"
+    );
+    // freshet's own CronJob is enrolled as `never`: not in the report.
+    assert!(second.workloads.iter().all(|w| w.namespace != "freshet"));
+    // The owner walk works inside its own namespace (Role freshet-self).
+    let own = freshet_cluster::own::discover(&sa, "freshet", "missing-pod").await;
+    assert!(
+        matches!(
+            own,
+            Err(freshet_cluster::own::OwnError::Get { source: kube::Error::Api(ref s), .. }) if s.code == 404
+        ),
+        "allowed to look, and there is no such pod: {own:?}"
+    );
+
+    // And no more than that.
+    let forbidden = |e: kube::Error| matches!(e, kube::Error::Api(s) if s.code == 403);
+    let deleted = deployments(&sa, NS)
+        .delete("web", &DeleteParams::default())
+        .await;
+    assert!(deleted.is_err_and(forbidden), "no delete");
+    let secrets: Api<Secret> = Api::namespaced(sa.clone(), NS);
+    assert!(
+        secrets
+            .list(&ListParams::default())
+            .await
+            .is_err_and(forbidden),
+        "no secrets"
+    );
+}
+
+const NS: &str = "team";

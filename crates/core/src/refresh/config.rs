@@ -1,0 +1,652 @@
+//! The cluster config file (`freshet run --config freshet.yaml`; in the cluster, a
+//! ConfigMap): enrollment by rules instead of annotations on every workload.
+//!
+//! Owns the schema, strict validation (unknown keys, bad policies, actions,
+//! thresholds, selectors, globs and schedules are errors naming the key path and the
+//! fix), label-selector matching, and how rules and annotations combine: the first
+//! rule matching a workload's namespace, labels and images supplies defaults, and the
+//! workload's own annotations override them (`freshet.io/policy: never` always wins).
+//!
+//! ```yaml
+//! version: 1
+//! namespaces: [dev, staging]     # the phase: only these namespaces (default: all)
+//! threshold: 3                   # failures in a row before a run fails (default 3)
+//! rules:
+//!   - namespaces: [dev]          # default: every allowed namespace
+//!     selector: app=web,tier!=db # a label selector (default: every workload)
+//!     images: ["ghcr.io/acme/*"] # globs over the image name (default: every image)
+//!     policy: digest
+//!     action: restart            # restart, pin or set-image (default: by policy)
+//!     threshold: 2
+//!     ifPullPolicyNotAlways: pin # skip or pin
+//!     schedule: "*/15 * * * *"   # when this rule's workloads are due (run mode)
+//! ```
+//!
+//! Must not read the file: the shell passes its text.
+
+use std::collections::BTreeMap;
+
+use globset::{GlobBuilder, GlobMatcher};
+use serde::Deserialize;
+
+use super::enroll::{
+    self, ACTION, CONTAINERS, EnrollError, Enrollment, IF_NOT_ALWAYS, KEEL_POLICY, POLICY, Source,
+    THRESHOLD,
+};
+use crate::Reference;
+use crate::policy::Policy;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawConfig {
+    #[serde(default)]
+    version: Option<u32>,
+    #[serde(default)]
+    namespaces: Option<Vec<String>>,
+    #[serde(default)]
+    threshold: Option<i64>,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawRule {
+    #[serde(default)]
+    namespaces: Option<Vec<String>>,
+    #[serde(default)]
+    selector: Option<String>,
+    #[serde(default)]
+    images: Vec<String>,
+    policy: String,
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
+    threshold: Option<i64>,
+    #[serde(default)]
+    if_pull_policy_not_always: Option<String>,
+    #[serde(default)]
+    schedule: Option<String>,
+}
+
+const KEYS: &str = "version, namespaces, threshold, rules[].namespaces, rules[].selector, rules[].images, rules[].policy, rules[].action, rules[].threshold, rules[].ifPullPolicyNotAlways, rules[].schedule";
+
+/// Why the cluster config was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The YAML does not parse or does not fit the schema (unknown key, wrong type).
+    #[error("line {line}, column {column}: {message}; the keys are: {KEYS}")]
+    Syntax {
+        /// 1-based line (0 when unknown).
+        line: usize,
+        /// 1-based column (0 when unknown).
+        column: usize,
+        /// The parser's message.
+        message: String,
+    },
+    /// A value is well-formed YAML but invalid.
+    #[error("{key}: {message}; fix: {fix}")]
+    Invalid {
+        /// The key path, e.g. `rules[2].policy`.
+        key: String,
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        fix: String,
+    },
+}
+
+/// A label selector: terms that must all hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selector(Vec<Term>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Term {
+    Eq(String, String),
+    NotEq(String, String),
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+    Exists(String),
+    NotExists(String),
+}
+
+impl Selector {
+    /// Parses `app=web,tier!=db,env in (a,b),!legacy`.
+    pub fn parse(text: &str) -> Result<Selector, String> {
+        let mut terms = Vec::new();
+        let mut rest = text.trim();
+        while !rest.is_empty() {
+            // A term runs to the next comma outside parentheses.
+            let mut depth = 0usize;
+            let mut end = rest.len();
+            for (i, ch) in rest.char_indices() {
+                match ch {
+                    '(' => depth += 1,
+                    ')' => depth = depth.saturating_sub(1),
+                    ',' if depth == 0 => {
+                        end = i;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            terms.push(term(rest[..end].trim())?);
+            rest = rest[end..].trim_start_matches(',').trim();
+        }
+        if terms.is_empty() {
+            return Err("the selector is empty".into());
+        }
+        Ok(Selector(terms))
+    }
+
+    /// Whether `labels` satisfy every term.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.0.iter().all(|t| match t {
+            Term::Eq(k, v) => labels.get(k) == Some(v),
+            Term::NotEq(k, v) => labels.get(k) != Some(v),
+            Term::In(k, vs) => labels.get(k).is_some_and(|l| vs.contains(l)),
+            Term::NotIn(k, vs) => labels.get(k).is_none_or(|l| !vs.contains(l)),
+            Term::Exists(k) => labels.contains_key(k),
+            Term::NotExists(k) => !labels.contains_key(k),
+        })
+    }
+}
+
+fn term(t: &str) -> Result<Term, String> {
+    let key = |k: &str| -> Result<String, String> {
+        let k = k.trim();
+        let ok = !k.is_empty()
+            && k.len() <= 253
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+        if ok {
+            Ok(k.to_owned())
+        } else {
+            Err(format!("{k:?} is not a label key"))
+        }
+    };
+    let value = |v: &str| -> Result<String, String> {
+        let v = v.trim();
+        let ok = v.len() <= 63
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if ok {
+            Ok(v.to_owned())
+        } else {
+            Err(format!("{v:?} is not a label value"))
+        }
+    };
+    let set = |s: &str| -> Result<Vec<String>, String> {
+        let inner = s
+            .trim()
+            .strip_prefix('(')
+            .and_then(|s| s.strip_suffix(')'))
+            .ok_or_else(|| format!("{s:?}: a set is written (a,b)"))?;
+        inner.split(',').map(value).collect()
+    };
+    if let Some((k, v)) = t.split_once("!=") {
+        return Ok(Term::NotEq(key(k)?, value(v)?));
+    }
+    if let Some((k, v)) = t.split_once("==").or_else(|| t.split_once('=')) {
+        return Ok(Term::Eq(key(k)?, value(v)?));
+    }
+    if let Some((k, s)) = t.split_once(" notin ") {
+        return Ok(Term::NotIn(key(k)?, set(s)?));
+    }
+    if let Some((k, s)) = t.split_once(" in ") {
+        return Ok(Term::In(key(k)?, set(s)?));
+    }
+    if let Some(k) = t.strip_prefix('!') {
+        return Ok(Term::NotExists(key(k)?));
+    }
+    Ok(Term::Exists(key(t)?))
+}
+
+/// One validated rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Index in `rules:`.
+    pub index: usize,
+    namespaces: Option<Vec<String>>,
+    selector: Option<Selector>,
+    images: Vec<GlobMatcher>,
+    /// The policy, as written (validated).
+    pub policy: String,
+    action: Option<String>,
+    threshold: Option<u32>,
+    if_not_always: Option<String>,
+    /// The schedule, as written (validated).
+    pub schedule: Option<String>,
+}
+
+/// A validated cluster config.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterConfig {
+    /// The namespace allowlist (`None`: all).
+    pub namespaces: Option<Vec<String>>,
+    /// The global failure threshold.
+    pub threshold: Option<u32>,
+    /// The rules, in order.
+    pub rules: Vec<Rule>,
+}
+
+/// What a rule matches a workload on.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    /// Namespace.
+    pub namespace: &'a str,
+    /// `metadata.labels`.
+    pub labels: &'a BTreeMap<String, String>,
+    /// `metadata.annotations`.
+    pub annotations: &'a BTreeMap<String, String>,
+    /// (container name, image) pairs.
+    pub containers: &'a [(&'a str, &'a str)],
+}
+
+fn invalid(key: String, message: impl Into<String>, fix: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+        fix: fix.into(),
+    }
+}
+
+fn threshold(key: String, value: Option<i64>) -> Result<Option<u32>, ConfigError> {
+    match value {
+        None => Ok(None),
+        Some(n) if n >= 1 && n <= i64::from(u32::MAX) => Ok(Some(n as u32)),
+        Some(n) => Err(invalid(
+            key,
+            format!("{n} is below 1"),
+            "use an integer of at least 1 (default 3)",
+        )),
+    }
+}
+
+fn schedule(key: String, value: &str) -> Result<(), ConfigError> {
+    let fix = "write five cron fields (\"*/15 * * * *\"), @hourly, @daily, or @every 1h30m";
+    let v = value.trim();
+    if matches!(v, "@hourly" | "@daily" | "@weekly" | "@monthly") {
+        return Ok(());
+    }
+    if let Some(d) = v.strip_prefix("@every ") {
+        let ok = !d.trim().is_empty()
+            && d.trim()
+                .split_inclusive(|c: char| c.is_ascii_alphabetic())
+                .all(|part| {
+                    let digits = part.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+                    let unit = &part[digits.len()..];
+                    !digits.is_empty()
+                        && digits.chars().all(|c| c.is_ascii_digit())
+                        && matches!(unit, "s" | "m" | "h" | "d")
+                });
+        return if ok {
+            Ok(())
+        } else {
+            Err(invalid(key, format!("{value:?} is not a duration"), fix))
+        };
+    }
+    let fields: Vec<&str> = v.split_whitespace().collect();
+    let ok = fields.len() == 5
+        && fields.iter().all(|f| {
+            f.chars()
+                .all(|c| c.is_ascii_digit() || matches!(c, '*' | '/' | ',' | '-'))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            key,
+            format!("{value:?} is not a cron schedule"),
+            fix,
+        ))
+    }
+}
+
+impl ClusterConfig {
+    /// Parses and validates the config text.
+    pub fn parse(text: &str) -> Result<ClusterConfig, ConfigError> {
+        if text.trim().is_empty() {
+            return Ok(ClusterConfig::default());
+        }
+        let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map_or((0, 0), |l| (l.line() as usize, l.column() as usize));
+            ConfigError::Syntax {
+                line,
+                column,
+                message: e.to_string().lines().next().unwrap_or("").to_owned(),
+            }
+        })?;
+        if let Some(v) = raw.version
+            && v != 1
+        {
+            return Err(invalid(
+                "version".into(),
+                format!("unsupported version {v}"),
+                "write version: 1 or leave it out",
+            ));
+        }
+        let check_namespaces = |key: String, list: &Option<Vec<String>>| {
+            if let Some(list) = list {
+                for (i, ns) in list.iter().enumerate() {
+                    let ok = !ns.is_empty()
+                        && ns.len() <= 63
+                        && ns
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+                    if !ok {
+                        return Err(invalid(
+                            format!("{key}[{i}]"),
+                            format!("{ns:?} is not a namespace name"),
+                            "use lowercase letters, digits and '-'",
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        };
+        check_namespaces("namespaces".into(), &raw.namespaces)?;
+        let global = threshold("threshold".into(), raw.threshold)?;
+        let mut rules = Vec::new();
+        for (index, r) in raw.rules.into_iter().enumerate() {
+            let key = |k: &str| format!("rules[{index}].{k}");
+            check_namespaces(key("namespaces"), &r.namespaces)?;
+            let policy = Policy::parse(&r.policy)
+                .map_err(|e| invalid(key("policy"), e.to_string(), "write e.g. policy: digest"))?;
+            if let Some(action) = &r.action
+                && !matches!(action.as_str(), "restart" | "pin" | "set-image")
+            {
+                return Err(invalid(
+                    key("action"),
+                    format!("unknown action {action:?}"),
+                    "use restart, pin or set-image",
+                ));
+            }
+            if let Some(v) = &r.if_pull_policy_not_always
+                && !matches!(v.as_str(), "skip" | "pin")
+            {
+                return Err(invalid(
+                    key("ifPullPolicyNotAlways"),
+                    format!("unknown choice {v:?}"),
+                    "use skip or pin",
+                ));
+            }
+            let selector = r
+                .selector
+                .as_deref()
+                .map(|s| {
+                    Selector::parse(s).map_err(|e| {
+                        invalid(
+                            key("selector"),
+                            e,
+                            "write a label selector, e.g. app=web,tier!=db or env in (dev,qa)",
+                        )
+                    })
+                })
+                .transpose()?;
+            let images = r
+                .images
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    GlobBuilder::new(p)
+                        .literal_separator(false)
+                        .build()
+                        .map(|g| g.compile_matcher())
+                        .map_err(|e| {
+                            invalid(
+                                format!("rules[{index}].images[{i}]"),
+                                format!("{p:?} is not a valid glob: {e}"),
+                                "write e.g. ghcr.io/acme/*",
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if let Some(s) = &r.schedule {
+                schedule(key("schedule"), s)?;
+            }
+            rules.push(Rule {
+                index,
+                namespaces: r.namespaces,
+                selector,
+                images,
+                policy: policy.to_string(),
+                action: r.action,
+                threshold: threshold(key("threshold"), r.threshold)?,
+                if_not_always: r.if_pull_policy_not_always,
+                schedule: r.schedule,
+            });
+        }
+        Ok(ClusterConfig {
+            namespaces: raw.namespaces,
+            threshold: global,
+            rules,
+        })
+    }
+
+    /// Whether the allowlist admits `namespace`.
+    pub fn allows(&self, namespace: &str) -> bool {
+        self.namespaces
+            .as_ref()
+            .is_none_or(|l| l.iter().any(|n| n == namespace))
+    }
+
+    /// The first rule matching a workload, with the containers its images match.
+    pub fn rule_for(&self, subject: &Subject<'_>) -> Option<(&Rule, Vec<String>)> {
+        if !self.allows(subject.namespace) {
+            return None;
+        }
+        self.rules.iter().find_map(|r| {
+            if r.namespaces
+                .as_ref()
+                .is_some_and(|l| !l.iter().any(|n| n == subject.namespace))
+            {
+                return None;
+            }
+            if r.selector
+                .as_ref()
+                .is_some_and(|s| !s.matches(subject.labels))
+            {
+                return None;
+            }
+            let containers: Vec<String> = subject
+                .containers
+                .iter()
+                .filter(|(_, image)| {
+                    r.images.is_empty()
+                        || Reference::parse(image).is_ok_and(|i| {
+                            let name = i.name();
+                            let familiar = i.familiar();
+                            let familiar = familiar.split([':', '@']).next().unwrap_or(&familiar);
+                            r.images
+                                .iter()
+                                .any(|g| g.is_match(&name) || g.is_match(familiar))
+                        })
+                })
+                .map(|(n, _)| (*n).to_owned())
+                .collect();
+            (!containers.is_empty()).then_some((r, containers))
+        })
+    }
+
+    /// How a workload is tracked: the first matching rule's settings, overridden by
+    /// the workload's annotations. `Ok(None)`: not enrolled (outside the allowlist,
+    /// no rule and no annotation, or `freshet.io/policy: never`).
+    pub fn enroll(&self, subject: &Subject<'_>) -> Result<Option<Enrollment>, EnrollError> {
+        if !self.allows(subject.namespace) {
+            return Ok(None);
+        }
+        let mut merged: BTreeMap<String, String> = BTreeMap::new();
+        let rule = self.rule_for(subject);
+        if let Some(t) = self.threshold {
+            merged.insert(THRESHOLD.into(), t.to_string());
+        }
+        let own_policy = subject.annotations.contains_key(POLICY)
+            || subject.annotations.contains_key(KEEL_POLICY);
+        if let Some((r, containers)) = &rule {
+            if !own_policy {
+                merged.insert(POLICY.into(), r.policy.clone());
+                if !r.images.is_empty() {
+                    merged.insert(CONTAINERS.into(), containers.join(","));
+                }
+            }
+            if let Some(a) = &r.action {
+                merged.insert(ACTION.into(), a.clone());
+            }
+            if let Some(t) = r.threshold {
+                merged.insert(THRESHOLD.into(), t.to_string());
+            }
+            if let Some(v) = &r.if_not_always {
+                merged.insert(IF_NOT_ALWAYS.into(), v.clone());
+            }
+        }
+        merged.extend(
+            subject
+                .annotations
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        let enrollment = enroll::from_annotations(&merged)?;
+        Ok(enrollment.map(|mut e| {
+            if let (Some((r, _)), false) = (&rule, own_policy) {
+                e.source = Source::Rule(r.index);
+            }
+            e
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::refresh::ActionKind;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    const CONFIG: &str = r#"
+version: 1
+namespaces: [dev, prod]
+threshold: 5
+rules:
+  - namespaces: [dev]
+    selector: "app in (web,api),tier!=db"
+    images: ["127.0.0.1:*/team/*"]
+    policy: digest
+    threshold: 2
+    schedule: "*/15 * * * *"
+  - policy: semver:minor
+    action: set-image
+"#;
+
+    #[test]
+    fn rules_match_by_namespace_selector_and_image_and_annotations_override() {
+        let c = ClusterConfig::parse(CONFIG).unwrap();
+        let web = labels(&[("app", "web")]);
+        let none = BTreeMap::new();
+        let containers = [
+            ("app", "127.0.0.1:5000/team/api:stable"),
+            ("side", "busybox:1"),
+        ];
+        let subject = |ns, l, a| Subject {
+            namespace: ns,
+            labels: l,
+            annotations: a,
+            containers: &containers,
+        };
+        let e = c.enroll(&subject("dev", &web, &none)).unwrap().unwrap();
+        assert_eq!(e.source, Source::Rule(0));
+        assert_eq!(e.threshold, 2);
+        assert_eq!(e.containers, Some(["app".to_owned()].into()));
+        assert_eq!(e.action, ActionKind::Restart);
+        // No selector match in dev: the catch-all rule with the global threshold.
+        let db = labels(&[("app", "web"), ("tier", "db")]);
+        let e = c.enroll(&subject("dev", &db, &none)).unwrap().unwrap();
+        assert_eq!((e.source, e.threshold), (Source::Rule(1), 5));
+        assert_eq!(e.action, ActionKind::SetImage);
+        // Outside the allowlist: nothing, whatever the annotations say.
+        let own = labels(&[(POLICY, "digest")]);
+        assert_eq!(c.enroll(&subject("kube-system", &web, &own)).unwrap(), None);
+        // Annotations override the rule; never always wins.
+        let e = c.enroll(&subject("dev", &web, &own)).unwrap().unwrap();
+        assert_eq!(e.source, Source::Annotations);
+        assert_eq!(e.containers, None);
+        let never = labels(&[(POLICY, "never")]);
+        assert_eq!(c.enroll(&subject("dev", &web, &never)).unwrap(), None);
+    }
+
+    #[test]
+    fn an_empty_config_enrolls_by_annotation_only() {
+        let c = ClusterConfig::parse("").unwrap();
+        let none = BTreeMap::new();
+        let s = Subject {
+            namespace: "x",
+            labels: &none,
+            annotations: &none,
+            containers: &[("a", "nginx:1")],
+        };
+        assert_eq!(c.enroll(&s).unwrap(), None);
+    }
+
+    #[test]
+    fn invalid_configs_name_the_key_and_the_fix() {
+        let cases = [
+            ("rules:\n  - policy: digest\n    polcy: x\n", "polcy"),
+            ("rules:\n  - policy: sometimes\n", "rules[0].policy"),
+            ("threshold: 0\n", "threshold: 0 is below 1"),
+            (
+                "rules:\n  - policy: digest\n    threshold: 0\n",
+                "rules[0].threshold",
+            ),
+            (
+                "rules:\n  - policy: digest\n    selector: \"app in web\"\n",
+                "rules[0].selector",
+            ),
+            (
+                "rules:\n  - policy: digest\n    selector: \"a=b=c\"\n",
+                "rules[0].selector",
+            ),
+            (
+                "rules:\n  - policy: digest\n    action: bounce\n",
+                "rules[0].action",
+            ),
+            (
+                "rules:\n  - policy: digest\n    schedule: every hour\n",
+                "rules[0].schedule",
+            ),
+            ("namespaces: [Prod]\n", "namespaces[0]"),
+            ("version: 2\n", "version"),
+        ];
+        for (text, expected) in cases {
+            let e = ClusterConfig::parse(text).unwrap_err().to_string();
+            assert!(e.contains(expected), "{text:?}: {e}");
+            assert!(e.contains("fix") || e.contains("keys are"), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn selectors_follow_kubernetes_semantics() {
+        let s = Selector::parse("app=web,tier!=db,env in (dev,qa),!legacy,team").unwrap();
+        assert!(s.matches(&labels(&[("app", "web"), ("env", "qa"), ("team", "x")])));
+        assert!(
+            !s.matches(&labels(&[("app", "web"), ("env", "qa")])),
+            "team missing"
+        );
+        assert!(!s.matches(&labels(&[
+            ("app", "web"),
+            ("env", "qa"),
+            ("team", "x"),
+            ("legacy", "1")
+        ])));
+        let notin = Selector::parse("env notin (prod)").unwrap();
+        assert!(notin.matches(&BTreeMap::new()));
+        assert!(!notin.matches(&labels(&[("env", "prod")])));
+        assert!(Selector::parse("").is_err());
+    }
+}

@@ -1,0 +1,281 @@
+//! `freshet run --once`: one refresh pass over every enrolled workload in the cluster.
+//!
+//! Owns the command's flags, their resolution into [`RunOptions`] (validation first,
+//! then the kube client, then finding freshet's own workload), the text and JSON
+//! reports and the exit code:
+//! - `0`: everything refreshed, was current, or failed below its threshold;
+//! - `3`: a failure streak reached its threshold (takes precedence over `1`);
+//! - `2`: a usage or configuration error (bad flags, unreadable kubeconfig);
+//! - `1`: any other error (the cluster unreachable, a patch refused, invalid
+//!   annotations on a workload).
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Args;
+use freshet_cluster::run::{ChangeReport, FailureReport};
+use freshet_cluster::{Outcome, Refresher, RunOptions, RunReport, Status, WorkloadId};
+use freshet_core::refresh::config::ClusterConfig;
+
+use super::output::{OutputFormat, print_json, print_text, table};
+use super::{EXIT_FAILURE, EXIT_OK, EXIT_THRESHOLD, Failure, RegistryArgs};
+
+/// The flags that say which cluster and which workloads (shared by `run` and `status`).
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// The cluster config: enrollment rules, the namespace allowlist, the failure
+    /// threshold (see the README). Annotations on a workload override its rules.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The kubeconfig to use. Default: $KUBECONFIG, ~/.kube/config, or the in-cluster
+    /// service account.
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// Only these namespaces (repeatable; default: the config's allowlist, else all).
+    #[arg(long = "namespace", short = 'n', value_name = "NS")]
+    namespaces: Vec<String>,
+    /// Only workloads matching this label selector (`app=web,tier!=db`).
+    #[arg(long, short = 'l', value_name = "SELECTOR")]
+    selector: Option<String>,
+    /// freshet's own workload, never touched (NAMESPACE/NAME). Default: found from
+    /// POD_NAMESPACE and POD_NAME by walking the pod's owners.
+    #[arg(long = "self", value_name = "NAMESPACE/NAME", env = "FRESHET_SELF")]
+    self_workload: Option<String>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+impl ClusterArgs {
+    /// Validates every flag, then connects: usage and config errors exit 2.
+    pub async fn refresher(self, dry_run: bool) -> Result<Refresher, Failure> {
+        let ClusterArgs {
+            config,
+            kubeconfig,
+            namespaces,
+            selector,
+            self_workload,
+            registry,
+        } = self;
+        // Validate everything before the first system call.
+        let mut skip = BTreeSet::new();
+        if let Some(s) = &self_workload {
+            skip.insert(parse_id(s).map_err(Failure::usage)?);
+        }
+        let config = match &config {
+            Some(path) => Arc::new(read_config(path).map_err(Failure::usage)?),
+            None => Arc::default(),
+        };
+        registry.client().map_err(Failure::usage)?;
+        let kube = kube_client(kubeconfig.as_deref())
+            .await
+            .map_err(Failure::usage)?;
+        if self_workload.is_none()
+            && let (Ok(ns), Ok(pod)) = (std::env::var("POD_NAMESPACE"), std::env::var("POD_NAME"))
+        {
+            match freshet_cluster::own::discover(&kube, &ns, &pod).await {
+                Ok(id) => {
+                    tracing::info!(namespace = %id.namespace, name = %id.name, "freshet's own workload");
+                    skip.insert(id);
+                }
+                Err(e) => tracing::warn!(
+                    error = %freshet_cluster::run::error_chain(&e),
+                    "cannot find freshet's own workload; set --self NAMESPACE/NAME"
+                ),
+            }
+        }
+        let options = RunOptions {
+            dry_run,
+            skip,
+            namespaces: (!namespaces.is_empty()).then_some(namespaces),
+            selector,
+            config,
+            ..RunOptions::default()
+        };
+        let factory: freshet_cluster::RegistryFactory =
+            Arc::new(move || registry.client().map_err(Into::into));
+        Ok(Refresher::new(kube, factory, options))
+    }
+}
+
+/// Arguments of `freshet run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Do one pass and exit (the only mode so far; a CronJob runs it on a schedule).
+    #[arg(long, required = true)]
+    once: bool,
+    /// Plan only: print what would change and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t)]
+    output: OutputFormat,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+/// Runs `freshet run`.
+pub async fn run(args: RunArgs) -> Result<u8, Failure> {
+    let RunArgs {
+        once: _,
+        dry_run,
+        output,
+        cluster,
+    } = args;
+    let refresher = cluster.refresher(dry_run).await?;
+    let report = refresher.run_once().await.map_err(anyhow::Error::from)?;
+    match output {
+        OutputFormat::Json => print_json(&report)?,
+        OutputFormat::Text => print_text(&text_report(&report))?,
+    }
+    Ok(match report.outcome() {
+        Outcome::Ok => EXIT_OK,
+        Outcome::Escalated => EXIT_THRESHOLD,
+        Outcome::Failed => EXIT_FAILURE,
+    })
+}
+
+fn read_config(path: &std::path::Path) -> anyhow::Result<ClusterConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the config file {}", path.display()))?;
+    ClusterConfig::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+fn parse_id(s: &str) -> anyhow::Result<WorkloadId> {
+    match s.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok(WorkloadId {
+                namespace: ns.into(),
+                name: name.into(),
+            })
+        }
+        _ => anyhow::bail!("--self {s:?}: expected NAMESPACE/NAME, e.g. freshet/freshet"),
+    }
+}
+
+async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("loading kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no kubeconfig found (pass --kubeconfig, set KUBECONFIG, or run in a pod)")?,
+    };
+    kube::Client::try_from(config).context("building the Kubernetes client")
+}
+
+fn text_report(report: &RunReport) -> String {
+    let mut t = table(&["WORKLOAD", "STATUS", "DETAIL"]);
+    for w in &report.workloads {
+        let id = format!("{}/{}/{}", w.kind.to_lowercase(), w.namespace, w.name);
+        let status = status_name(w.status, report.dry_run);
+        let mut details: Vec<String> = Vec::new();
+        details.extend(w.changes.iter().map(change_line));
+        details.extend(
+            w.baselines
+                .iter()
+                .map(|b| format!("baseline recorded for {b}")),
+        );
+        details.extend(
+            w.transient
+                .iter()
+                .map(|f| failure_line(f, "transient, skipped")),
+        );
+        details.extend(
+            w.escalations
+                .iter()
+                .map(|f| failure_line(f, "threshold reached")),
+        );
+        details.extend(w.warnings.iter().map(|x| format!("warning: {x}")));
+        details.extend(w.error.iter().map(|e| format!("error: {e}")));
+        if details.is_empty() {
+            details.push(String::new());
+        }
+        for (i, d) in details.into_iter().enumerate() {
+            let (a, b) = if i == 0 {
+                (id.as_str(), status)
+            } else {
+                ("", "")
+            };
+            t.add_row(vec![a, b, &d]);
+        }
+    }
+    let writes = if report.dry_run {
+        "dry run: nothing written".to_owned()
+    } else {
+        format!("{} workloads written", report.writes())
+    };
+    format!(
+        "{t}\n{} enrolled workloads, {} unique images, {writes}\n",
+        report.workloads.len(),
+        report.images
+    )
+}
+
+fn status_name(status: Status, dry_run: bool) -> &'static str {
+    match (status, dry_run) {
+        (Status::Refreshed, true) => "would refresh",
+        (Status::Refreshed, false) => "refreshed",
+        (Status::Recorded, _) => "recorded",
+        (Status::Current, _) => "current",
+        (Status::Skipped, _) => "skipped (self)",
+        (Status::Escalated, _) => "FAILING",
+        (Status::Failed, _) => "error",
+    }
+}
+
+fn change_line(c: &ChangeReport) -> String {
+    match &c.var {
+        Some(var) => format!(
+            "set-env {}/{var}: {} -> {} ({})",
+            c.containers.join(","),
+            if c.from.is_empty() {
+                "(unset)"
+            } else {
+                &c.from
+            },
+            c.to,
+            c.image
+        ),
+        None => format!(
+            "{} {}: {} -> {} ({})",
+            c.action,
+            c.containers.join(","),
+            c.from,
+            c.to,
+            c.image
+        ),
+    }
+}
+
+fn failure_line(f: &FailureReport, what: &str) -> String {
+    format!(
+        "{}: {} failures in a row ({what}): {}",
+        f.image, f.count, f.message
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_workload_is_namespace_slash_name() {
+        assert_eq!(
+            parse_id("freshet/freshet").unwrap(),
+            WorkloadId {
+                namespace: "freshet".into(),
+                name: "freshet".into()
+            }
+        );
+        for bad in ["freshet", "/x", "x/", "a/b/c"] {
+            assert!(parse_id(bad).is_err(), "{bad}");
+        }
+    }
+}
