@@ -110,46 +110,6 @@ pub async fn run(args: DemoArgs) -> Result<(), TestbedError> {
     Ok(())
 }
 
-/// Arguments of `freshet-testbed move-tag`.
-#[derive(Debug, clap::Args)]
-pub struct MoveTagArgs {
-    /// The open demo registry (`127.0.0.1:PORT`).
-    #[arg(long)]
-    pub registry: String,
-    /// `REPO:TAG` of a standard fixture, e.g. `library/alpine:latest` or `team/api:stable`.
-    pub image: String,
-    /// The new generation (any string other than the current one gives new digests).
-    #[arg(long, default_value = "2")]
-    pub generation: String,
-}
-
-/// Pushes a new build of a standard fixture under the same tag, as a CI pipeline
-/// re-pushing a floating tag would; prints the new digest.
-pub async fn move_tag(args: MoveTagArgs) -> Result<(), TestbedError> {
-    let (repo, tag) = args
-        .image
-        .rsplit_once(':')
-        .ok_or(TestbedError::Unsupported("give the image as REPO:TAG"))?;
-    let spec = match repo {
-        fixtures::ALPINE => fixtures::alpine_spec(tag),
-        fixtures::API => fixtures::api_spec(tag),
-        _ => {
-            return Err(TestbedError::Unsupported(
-                "move-tag knows library/alpine and team/api",
-            ));
-        }
-    };
-    let pusher = Pusher::for_url(
-        format!("http://{}", args.registry),
-        crate::registry::push::PushAuth::Anonymous,
-    );
-    let image = pusher
-        .push(repo, tag, &spec.generation(args.generation))
-        .await?;
-    println!("{}", image.digest);
-    Ok(())
-}
-
 async fn wait_for_stop() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("install SIGTERM handler");

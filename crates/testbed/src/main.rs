@@ -22,8 +22,6 @@ enum Command {
     Serve(freshet_apiserver::ServeArgs),
     /// Run a real registry on 127.0.0.1 with the example images until stopped.
     Registry(freshet_testbed::demo::DemoArgs),
-    /// Push a new build of an example image under the same tag (moves the tag).
-    MoveTag(freshet_testbed::demo::MoveTagArgs),
     /// Benchmark `freshet resolve` against a curl HEAD floor and skopeo.
     BenchResolve(freshet_testbed::bench::BenchArgs),
 }
@@ -40,9 +38,6 @@ async fn main() -> ExitCode {
             .await
             .map_err(anyhow::Error::from),
         Command::Registry(args) => freshet_testbed::demo::run(args)
-            .await
-            .map_err(anyhow::Error::from),
-        Command::MoveTag(args) => freshet_testbed::demo::move_tag(args)
             .await
             .map_err(anyhow::Error::from),
         Command::BenchResolve(args) => freshet_testbed::bench::run(args)
