@@ -22,3 +22,13 @@ pub mod refresh;
 pub use digest::Digest;
 pub use platform::Platform;
 pub use reference::Reference;
+
+/// The line, column (1-based; 0 when unknown) and first message line of a YAML
+/// error, for config errors that point at the spot to fix.
+pub(crate) fn yaml_error(e: &serde_saphyr::Error) -> (usize, usize, String) {
+    let (line, column) = e
+        .location()
+        .map_or((0, 0), |l| (l.line() as usize, l.column() as usize));
+    let message = e.to_string().lines().next().unwrap_or("").to_owned();
+    (line, column, message)
+}

@@ -145,13 +145,11 @@ impl Config {
             return Ok(Config::default());
         }
         let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .location()
-                .map_or((0, 0), |l| (l.line() as usize, l.column() as usize));
+            let (line, column, message) = crate::yaml_error(&e);
             ConfigError::Syntax {
                 line,
                 column,
-                message: e.to_string().lines().next().unwrap_or("").to_owned(),
+                message,
             }
         })?;
         if let Some(v) = raw.version
