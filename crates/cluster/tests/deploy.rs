@@ -6,37 +6,12 @@ mod common;
 
 use common::*;
 use freshet_cluster::{Outcome, RunOptions, Status};
+use freshet_testbed::kubectl::kubectl;
 use freshet_testbed::registry::fixtures;
 use freshet_testbed::registry::push::Pusher;
 use freshet_testbed::registry::{RegistryOptions, RegistryServer};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ListParams};
-
-const KUBECTL: &str = "/usr/bin/kubectl";
-
-async fn kubectl(args: &[&str], stdin: Option<&str>) -> String {
-    use tokio::io::AsyncWriteExt as _;
-    let mut child = tokio::process::Command::new(KUBECTL)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("kubectl runs");
-    let mut input = child.stdin.take().expect("stdin");
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).await.expect("stdin");
-    }
-    drop(input);
-    let out = child.wait_with_output().await.expect("kubectl finishes");
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 #[tokio::test]
 async fn the_cronjob_overlay_applies_and_its_service_account_can_refresh_and_no_more() {

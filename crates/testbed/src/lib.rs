@@ -12,4 +12,5 @@ pub mod bench;
 pub mod demo;
 pub mod faults;
 pub mod git;
+pub mod kubectl;
 pub mod registry;

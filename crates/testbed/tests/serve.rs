@@ -12,29 +12,13 @@ use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::Command;
 
 async fn kubectl(kubeconfig: &std::path::Path, args: &[&str], stdin: Option<&str>) -> String {
-    use tokio::io::AsyncWriteExt as _;
-    let mut child = Command::new("/usr/bin/kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("kubectl runs");
-    let mut input = child.stdin.take().expect("stdin");
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).await.expect("stdin");
-    }
-    drop(input);
-    let out = child.wait_with_output().await.expect("kubectl ends");
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let kubeconfig = kubeconfig.to_str().expect("utf-8 path");
+    let args: Vec<&str> = ["--kubeconfig", kubeconfig]
+        .iter()
+        .chain(args)
+        .copied()
+        .collect();
+    freshet_testbed::kubectl::kubectl(&args, stdin).await
 }
 
 #[tokio::test]
