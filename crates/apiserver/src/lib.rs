@@ -47,6 +47,6 @@ pub mod tls;
 pub mod util;
 
 pub use auth::{Token, User};
-pub use controllers::NodeSpec;
+pub use controllers::{NodeSpec, PullRecord};
 pub use images::{ImagePullError, ImageResolver, PulledImage, RegistryResolver};
 pub use server::{ClusterOptions, ServeArgs, ServerError, TestCluster, serve};

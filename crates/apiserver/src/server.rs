@@ -202,6 +202,7 @@ pub struct TestCluster {
     _dir: Option<tempfile::TempDir>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    pulls: crate::controllers::PullLog,
 }
 
 impl std::fmt::Debug for TestCluster {
@@ -319,6 +320,7 @@ impl TestCluster {
             shutdown_rx.clone(),
         )));
         let controllers = Controllers::new(store.clone(), nodes, resolver, crash_images);
+        let pulls = controllers.pull_log.clone();
         tasks.push(tokio::spawn(controllers.run(tick, shutdown_rx)));
 
         let (kubeconfig_path, dir) = match kubeconfig_path {
@@ -342,9 +344,16 @@ impl TestCluster {
             _dir: dir,
             shutdown,
             tasks,
+            pulls,
         };
         kubeconfig::write(&cluster.kubeconfig_path, &cluster.admin_kubeconfig())?;
         Ok(cluster)
+    }
+
+    /// Every image pull the simulated kubelets completed, in order: which node
+    /// fetched which platform manifest. A test-only view (see `PullRecord`).
+    pub fn pulls(&self) -> Vec<crate::controllers::PullRecord> {
+        self.pulls.snapshot()
     }
 
     /// The listening address.

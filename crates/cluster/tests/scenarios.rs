@@ -411,7 +411,8 @@ async fn keel_force_with_match_tag_watches_the_digest_and_minor_moves_within_the
 }
 
 /// Scenario 5: a multi-arch tag moves; after the restart the DaemonSet's pod on the
-/// arm64 test-bed node runs the new image, whose arm64 manifest is the new one.
+/// arm64 test-bed node runs the new image, and that node fetched the new index's
+/// arm64 manifest (amd64 nodes the amd64 one).
 #[tokio::test]
 async fn a_multi_arch_tag_restarts_the_arm64_node_onto_the_new_arm64_image() {
     use k8s_openapi::api::apps::v1::DaemonSet;
@@ -491,23 +492,32 @@ async fn a_multi_arch_tag_restarts_the_arm64_node_onto_the_new_arm64_image() {
     })
     .await;
     assert_ne!(new_pod.metadata.uid, old_pod.metadata.uid, "a new pod");
-    // The image the arm64 node pulled for that index is the new arm64 manifest.
-    let resolved = freshet_registry::Client::anonymous()
-        .unwrap()
-        .resolve(
-            &freshet_core::Reference::parse(&image).unwrap(),
-            &freshet_registry::Want {
-                platforms: false,
-                platform: Some(freshet_core::Platform::parse("linux/arm64").unwrap()),
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(resolved.digest.as_str(), new_digest);
+    // What the arm64 node actually fetched: its last pull of the tag is the new
+    // index's arm64 manifest (before the restart, the old one). The amd64 nodes
+    // fetched the amd64 manifest of the same index.
+    let pulls = cluster.pulls();
+    let on = |node: &str| {
+        pulls
+            .iter()
+            .filter(|p| p.node == node && p.image == image)
+            .map(|p| (p.pulled.digest.clone(), p.pulled.platform_digest.clone()))
+            .collect::<Vec<_>>()
+    };
+    let arm = on("testbed-node-3");
     assert_eq!(
-        resolved.platform_digest.map(|d| d.to_string()),
-        Some(new_arm)
+        arm.first(),
+        Some(&(old_digest.clone(), old_arm)),
+        "{pulls:#?}"
     );
+    assert_eq!(
+        arm.last(),
+        Some(&(new_digest.clone(), new_arm.clone())),
+        "{pulls:#?}"
+    );
+    let new_amd = multi_fx.platform_digest("latest", "linux/amd64").to_owned();
+    assert_ne!(new_amd, new_arm);
+    let amd = on("testbed-node-1");
+    assert_eq!(amd.last(), Some(&(new_digest, new_amd)), "{pulls:#?}");
 }
 
 /// Scenario 3 (in part): only allowlisted namespaces change, and freshet's own

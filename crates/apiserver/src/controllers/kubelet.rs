@@ -297,6 +297,11 @@ fn pull(
                 None => return None,
             };
             if let Ok(p) = &result {
+                c.pull_log.push(super::PullRecord {
+                    node: node.name.clone(),
+                    image: image.to_string(),
+                    pulled: p.clone(),
+                });
                 c.image_cache.insert(cache_key, p.clone());
             }
             c.pulls.insert(key, Pull::Done(result.clone()));

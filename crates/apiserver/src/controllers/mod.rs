@@ -62,6 +62,39 @@ pub(crate) fn def(group: &str, plural: &str) -> &'static ResourceDef {
         .expect("resource is in the table")
 }
 
+/// One image pull a simulated kubelet completed: what a node actually fetched.
+///
+/// Not visible through the API (a real node shows only `status.images`, which names
+/// the index digest); tests read it with [`crate::TestCluster::pulls`] to check the
+/// platform-specific manifest a node ended up running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRecord {
+    /// The node's name.
+    pub node: String,
+    /// The pod's `image`, as written.
+    pub image: String,
+    /// What was pulled (the tag's digest and the node platform's manifest digest).
+    pub pulled: crate::images::PulledImage,
+}
+
+/// The shared, append-only log of completed pulls.
+#[derive(Debug, Clone, Default)]
+pub struct PullLog(std::sync::Arc<std::sync::Mutex<Vec<PullRecord>>>);
+
+impl PullLog {
+    pub(crate) fn push(&self, record: PullRecord) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(record);
+    }
+
+    /// A copy of the log.
+    pub fn snapshot(&self) -> Vec<PullRecord> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 /// The controller manager and kubelet state.
 pub struct Controllers {
     pub(crate) store: Arc<Store>,
@@ -70,6 +103,8 @@ pub struct Controllers {
     pub(crate) crash_images: Vec<String>,
     /// (node, image as written) -> what was pulled.
     pub(crate) image_cache: HashMap<(String, String), crate::images::PulledImage>,
+    /// Every completed pull, in order, for [`crate::TestCluster::pulls`].
+    pub(crate) pull_log: PullLog,
     /// (pod uid, image as written) -> a pull in flight or its result.
     pub(crate) pulls: HashMap<(String, String), kubelet::Pull>,
     /// Deployment uid -> (progress signature, when it last changed).
@@ -107,6 +142,7 @@ impl Controllers {
             resolver,
             crash_images,
             image_cache: HashMap::new(),
+            pull_log: PullLog::default(),
             pulls: HashMap::new(),
             progress: HashMap::new(),
             pull_backoff: HashMap::new(),
