@@ -10,9 +10,11 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use freshet_core::refresh::config::{ClusterConfig, Subject};
 use freshet_core::refresh::enroll::EnrollError;
 use freshet_core::refresh::plan::{self as core_plan, ImageFacts};
+use freshet_core::refresh::schedule;
 use freshet_core::refresh::{Change, Enrollment, WorkloadPlan};
 use kube::api::{Patch, PatchParams};
 use serde::Serialize;
@@ -69,6 +71,10 @@ pub struct RunOptions {
     pub concurrency: usize,
     /// Re-reads after a `409 Conflict` before giving up on a workload.
     pub conflict_retries: u32,
+    /// How often passes run. A workload with a schedule is due in a pass when its
+    /// schedule fired within the last `interval` ([`Refresher::run_once_at`]) or since
+    /// the previous pass ([`Refresher::run_window`]). `None`: every workload is due.
+    pub interval: Option<std::time::Duration>,
 }
 
 impl Default for RunOptions {
@@ -81,6 +87,7 @@ impl Default for RunOptions {
             selector: None,
             concurrency: 16,
             conflict_retries: 5,
+            interval: None,
         }
     }
 }
@@ -97,6 +104,8 @@ pub enum Status {
     Current,
     /// Skipped: freshet's own workload.
     Skipped,
+    /// Its schedule did not fire in this pass's window (see `next_due`).
+    NotDue,
     /// A failure streak reached its threshold.
     Escalated,
     /// Its annotations are invalid, or writing failed.
@@ -155,6 +164,9 @@ pub struct WorkloadReport {
     pub escalations: Vec<FailureReport>,
     /// Whether a patch was sent and accepted.
     pub written: bool,
+    /// When its schedule fires next (workloads with a schedule).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_due: Option<String>,
     /// What went wrong (invalid annotations, a refused patch).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -234,6 +246,11 @@ impl Refresher {
         self.run_once_at(&now_rfc3339()).await
     }
 
+    /// The Kubernetes client.
+    pub fn kube(&self) -> &kube::Client {
+        &self.kube
+    }
+
     /// The options.
     pub fn options(&self) -> &RunOptions {
         &self.options
@@ -265,8 +282,27 @@ impl Refresher {
             .collect())
     }
 
-    /// One pass; `now` (RFC 3339) stamps annotations, restarts and events.
+    /// One pass; `now` (RFC 3339) stamps annotations, restarts and events. Scheduled
+    /// workloads are due when their schedule fired within the last
+    /// [`RunOptions::interval`] (all are due without one).
     pub async fn run_once_at(&self, now: &str) -> Result<RunReport, RunError> {
+        let since = match (self.options.interval, schedule::parse_time(now)) {
+            (Some(interval), Ok(t)) => chrono::Duration::from_std(interval)
+                .ok()
+                .and_then(|d| t.checked_sub_signed(d)),
+            _ => None,
+        };
+        self.run_window(since, now).await
+    }
+
+    /// One pass over the window `(since, now]`: a workload with a schedule is due
+    /// when its schedule fired in it; `since: None` makes every workload due.
+    pub async fn run_window(
+        &self,
+        since: Option<DateTime<Utc>>,
+        now: &str,
+    ) -> Result<RunReport, RunError> {
+        let now_t = schedule::parse_time(now).ok();
         let read = self.read_all().await?;
         let mut enrolled: Vec<(ReadWorkload, Result<Enrollment, String>)> = Vec::new();
         let mut reports = Vec::new();
@@ -281,7 +317,18 @@ impl Refresher {
                     tracing::info!(namespace = %id.namespace, name = %id.name, "skipping freshet's own workload");
                     reports.push(report(&w, Status::Skipped));
                 }
-                Ok(Some(e)) => enrolled.push((w, Ok(e))),
+                Ok(Some(e)) => match (&e.schedule, since, now_t) {
+                    (Some(s), Some(since), Some(now_t)) if !s.fires_between(since, now_t) => {
+                        let mut r = report(&w, Status::NotDue);
+                        r.next_due = s.next_after(now_t).map(schedule::format_time);
+                        tracing::debug!(
+                            namespace = %id.namespace, name = %id.name, schedule = %s,
+                            next = r.next_due.as_deref(), "not due in this pass"
+                        );
+                        reports.push(r);
+                    }
+                    _ => enrolled.push((w, Ok(e))),
+                },
                 Err(e) => enrolled.push((w, Err(e.to_string()))),
             }
         }
@@ -590,6 +637,7 @@ fn report(w: &ReadWorkload, status: Status) -> WorkloadReport {
         transient: Vec::new(),
         escalations: Vec::new(),
         written: false,
+        next_due: None,
         error: None,
     }
 }

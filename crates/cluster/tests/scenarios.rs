@@ -813,3 +813,114 @@ async fn two_runs_at_once_restart_each_workload_exactly_once() {
         assert_eq!(refreshes, 1, "{name}: one refresh, one event");
     }
 }
+
+/// Schedules gate a pass: `freshet.io/schedule`, Keel's `pollSchedule` and a rule's
+/// schedule make a workload due only when they fired within the pass's window; a
+/// workload that is not due is neither resolved nor written, and says when it is due.
+#[tokio::test]
+async fn schedules_make_workloads_due_only_when_they_fire_in_the_window() {
+    let registry = RegistryServer::start(RegistryOptions::open())
+        .await
+        .expect("registry");
+    let pusher = Pusher::new(&registry).expect("pusher");
+    let mut api_fx = fixtures::seed_api(&pusher).await.expect("seed api");
+    let image = format!("{}/team/api:stable", registry.host());
+    let cluster = cluster().await;
+    let client = admin(&cluster).await;
+    namespace(&client, NS).await;
+    for (name, key, schedule) in [
+        ("nightly", "freshet.io/schedule", "0 3 * * *"),
+        ("hourly", "keel.sh/pollSchedule", "@every 1h"),
+    ] {
+        Deploy::test(name)
+            .container("app", &image)
+            .annotate("freshet.io/policy", "digest")
+            .annotate(key, schedule)
+            .create(&client, NS)
+            .await;
+    }
+    namespace(&client, "team-ruled").await;
+    Deploy::test("ruled")
+        .container("app", &image)
+        .create(&client, "team-ruled")
+        .await;
+    Deploy::test("always")
+        .container("app", &image)
+        .annotate("freshet.io/policy", "digest")
+        .create(&client, NS)
+        .await;
+    let config = freshet_core::refresh::config::ClusterConfig::parse(
+        "rules:\n  - namespaces: [team-ruled]\n    policy: digest\n    schedule: \"30 * * * *\"\n",
+    )
+    .unwrap();
+    let refresher = refresher(
+        &client,
+        RunOptions {
+            interval: Some(std::time::Duration::from_secs(15 * 60)),
+            config: std::sync::Arc::new(config),
+            ..RunOptions::default()
+        },
+    );
+    let deploys = deployments(&client, NS);
+    let status_of = |report: &freshet_cluster::RunReport, name: &str| {
+        let w = report
+            .workloads
+            .iter()
+            .find(|w| w.name == name)
+            .unwrap_or_else(|| panic!("{name} in {report:#?}"));
+        (w.status, w.next_due.clone())
+    };
+
+    // 10:00: the hourly instant is in (09:45, 10:00]; 03:00 and :30 are not.
+    let first = refresher.run_once_at("2026-11-23T10:00:00Z").await.unwrap();
+    assert_eq!(status_of(&first, "hourly").0, Status::Recorded);
+    assert_eq!(status_of(&first, "always").0, Status::Recorded);
+    assert_eq!(
+        status_of(&first, "nightly"),
+        (Status::NotDue, Some("2026-11-24T03:00:00Z".into()))
+    );
+    assert_eq!(
+        status_of(&first, "ruled"),
+        (Status::NotDue, Some("2026-11-23T10:30:00Z".into()))
+    );
+    assert_eq!(first.images, 1);
+    let nightly = deploys.get("nightly").await.unwrap();
+    assert_eq!(
+        annotation(&nightly, "freshet.io/refreshed"),
+        None,
+        "not due: not written"
+    );
+
+    fixtures::move_tag(&pusher, &mut api_fx, "stable", "2")
+        .await
+        .unwrap();
+    // 10:15: no schedule fired in (10:00, 10:15]; only `always` looks.
+    let second = refresher.run_once_at("2026-11-23T10:15:00Z").await.unwrap();
+    assert_eq!(status_of(&second, "always").0, Status::Refreshed);
+    assert_eq!(status_of(&second, "hourly").0, Status::NotDue);
+    assert_eq!(status_of(&second, "ruled").0, Status::NotDue);
+    assert_eq!(restarted_at(&deploys.get("hourly").await.unwrap()), None);
+    // 10:30: the rule's schedule fires; its first look records a baseline.
+    let third = refresher.run_once_at("2026-11-23T10:30:00Z").await.unwrap();
+    assert_eq!(status_of(&third, "ruled").0, Status::Recorded);
+    assert_eq!(status_of(&third, "always").0, Status::Current);
+    // 11:00: the hourly workload sees the moved tag and restarts.
+    let fourth = refresher.run_once_at("2026-11-23T11:00:00Z").await.unwrap();
+    assert_eq!(status_of(&fourth, "hourly").0, Status::Refreshed);
+    assert_eq!(
+        restarted_at(&deploys.get("hourly").await.unwrap()).as_deref(),
+        Some("2026-11-23T11:00:00Z")
+    );
+    // 03:05 the next day: the nightly one is due.
+    let nightly_run = refresher.run_once_at("2026-11-24T03:05:00Z").await.unwrap();
+    assert_eq!(status_of(&nightly_run, "nightly").0, Status::Recorded);
+    // Without an interval (a manual run, --ignore-schedules) everything is due.
+    let manual = common::refresher(&client, RunOptions::default())
+        .run_once_at("2026-11-24T03:07:00Z")
+        .await
+        .unwrap();
+    assert!(
+        manual.workloads.iter().all(|w| w.status != Status::NotDue),
+        "{manual:#?}"
+    );
+}

@@ -257,6 +257,11 @@ async fn run_once_config_errors_exit_2() {
         stderr.contains("imagez") && stderr.contains("line 3"),
         "{stderr}"
     );
-    let out = freshet(&["run"]).await;
-    assert_eq!(out.status.code(), Some(2), "--once is required");
+    let out = freshet(&["run", "--interval", "soon"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--interval") && stderr.contains("15m"),
+        "{stderr}"
+    );
 }

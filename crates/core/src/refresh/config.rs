@@ -30,9 +30,10 @@ use globset::{GlobBuilder, GlobMatcher};
 use serde::Deserialize;
 
 use super::enroll::{
-    self, ACTION, CONTAINERS, EnrollError, Enrollment, IF_NOT_ALWAYS, KEEL_POLICY, POLICY, Source,
-    THRESHOLD,
+    self, ACTION, CONTAINERS, EnrollError, Enrollment, IF_NOT_ALWAYS, KEEL_POLICY,
+    KEEL_POLL_SCHEDULE, POLICY, SCHEDULE, Source, THRESHOLD,
 };
+use super::schedule::{SCHEDULE_FORMS, Schedule, ScheduleError};
 use crate::Reference;
 use crate::policy::Policy;
 
@@ -264,42 +265,14 @@ fn threshold(key: String, value: Option<i64>) -> Result<Option<u32>, ConfigError
 }
 
 fn schedule(key: String, value: &str) -> Result<(), ConfigError> {
-    let fix = "write five cron fields (\"*/15 * * * *\"), @hourly, @daily, or @every 1h30m";
-    let v = value.trim();
-    if matches!(v, "@hourly" | "@daily" | "@weekly" | "@monthly") {
-        return Ok(());
-    }
-    if let Some(d) = v.strip_prefix("@every ") {
-        let ok = !d.trim().is_empty()
-            && d.trim()
-                .split_inclusive(|c: char| c.is_ascii_alphabetic())
-                .all(|part| {
-                    let digits = part.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-                    let unit = &part[digits.len()..];
-                    !digits.is_empty()
-                        && digits.chars().all(|c| c.is_ascii_digit())
-                        && matches!(unit, "s" | "m" | "h" | "d")
-                });
-        return if ok {
-            Ok(())
-        } else {
-            Err(invalid(key, format!("{value:?} is not a duration"), fix))
-        };
-    }
-    let fields: Vec<&str> = v.split_whitespace().collect();
-    let ok = fields.len() == 5
-        && fields.iter().all(|f| {
-            f.chars()
-                .all(|c| c.is_ascii_digit() || matches!(c, '*' | '/' | ',' | '-'))
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(
+    match Schedule::parse(value) {
+        Ok(_) => Ok(()),
+        Err(ScheduleError::Invalid { value, reason }) => Err(invalid(
             key,
-            format!("{value:?} is not a cron schedule"),
-            fix,
-        ))
+            format!("{value:?} is not a schedule ({reason})"),
+            SCHEDULE_FORMS,
+        )),
+        Err(e) => Err(invalid(key, e.to_string(), SCHEDULE_FORMS)),
     }
 }
 
@@ -499,6 +472,12 @@ impl ClusterConfig {
             if let Some(v) = &r.if_not_always {
                 merged.insert(IF_NOT_ALWAYS.into(), v.clone());
             }
+            // The workload's own schedule (freshet's or Keel's) overrides the rule's.
+            let own_schedule = subject.annotations.contains_key(SCHEDULE)
+                || subject.annotations.contains_key(KEEL_POLL_SCHEDULE);
+            if let (Some(v), false) = (&r.schedule, own_schedule) {
+                merged.insert(SCHEDULE.into(), v.clone());
+            }
         }
         merged.extend(
             subject
@@ -626,6 +605,30 @@ rules:
             assert!(e.contains(expected), "{text:?}: {e}");
             assert!(e.contains("fix") || e.contains("keys are"), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn a_rule_schedule_applies_unless_the_workload_has_its_own() {
+        let c = ClusterConfig::parse(CONFIG).unwrap();
+        let web = labels(&[("app", "web")]);
+        let containers = [("app", "127.0.0.1:5000/team/api:stable")];
+        let enroll = |annotations: &BTreeMap<String, String>| {
+            c.enroll(&Subject {
+                namespace: "dev",
+                labels: &web,
+                annotations,
+                containers: &containers,
+            })
+            .unwrap()
+            .unwrap()
+            .schedule
+            .map(|s| s.as_str().to_owned())
+        };
+        assert_eq!(enroll(&BTreeMap::new()).as_deref(), Some("*/15 * * * *"));
+        let keel = labels(&[("keel.sh/pollSchedule", "@every 1h")]);
+        assert_eq!(enroll(&keel).as_deref(), Some("@every 1h"));
+        let own = labels(&[("freshet.io/schedule", "@daily")]);
+        assert_eq!(enroll(&own).as_deref(), Some("@daily"));
     }
 
     #[test]

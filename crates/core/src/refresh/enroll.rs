@@ -17,12 +17,15 @@
 //! | `keel.sh/policy` | Keel's `patch`, `minor`, `major`, `all`, `force`, `glob:`, `regexp:` |
 //! | `keel.sh/matchTag` | with `force`: only the same tag (a digest watch) |
 //! | `keel.sh/matchPreRelease` | `false` lets a pre-release move to a release |
-//! | `keel.sh/trigger`, `keel.sh/pollSchedule` | accepted; freshet always polls on its own schedule |
+//! | `freshet.io/schedule` | when the workload is due: cron (`0 3 * * *`), `@daily`, `@every 1h` (default: every run) |
+//! | `keel.sh/pollSchedule` | Keel's spelling of the same (`@every 10m`); `freshet.io/schedule` wins |
+//! | `keel.sh/trigger` | `poll` or `default`; freshet polls either way (it has no webhook to wait for) |
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::Reference;
 use crate::policy::{Policy, PolicyKind};
+use crate::refresh::schedule::Schedule;
 
 /// `freshet.io/policy`.
 pub const POLICY: &str = "freshet.io/policy";
@@ -46,6 +49,10 @@ pub const KEEL_MATCH_TAG: &str = "keel.sh/matchTag";
 pub const KEEL_MATCH_PRERELEASE: &str = "keel.sh/matchPreRelease";
 /// `keel.sh/pollSchedule`.
 pub const KEEL_POLL_SCHEDULE: &str = "keel.sh/pollSchedule";
+/// `keel.sh/trigger`.
+pub const KEEL_TRIGGER: &str = "keel.sh/trigger";
+/// `freshet.io/schedule`.
+pub const SCHEDULE: &str = "freshet.io/schedule";
 
 /// The failure threshold when nothing sets one.
 pub const DEFAULT_THRESHOLD: u32 = 3;
@@ -72,6 +79,14 @@ pub enum EnrollError {
         value: String,
         /// What is accepted.
         fix: &'static str,
+    },
+    /// A schedule annotation does not parse.
+    #[error("annotation {key}: {reason}")]
+    Schedule {
+        /// The annotation key.
+        key: &'static str,
+        /// The schedule parser's message (names the value and the accepted forms).
+        reason: String,
     },
     /// A `freshet.io/set-env` entry is malformed.
     #[error(
@@ -156,6 +171,8 @@ pub struct Enrollment {
     pub threshold: u32,
     /// What a restart does when pods would not pull.
     pub if_not_always: IfNotAlways,
+    /// When the workload is due (`None`: every run).
+    pub schedule: Option<Schedule>,
     /// Where this came from.
     pub source: Source,
 }
@@ -234,6 +251,22 @@ pub fn from_annotations(
             });
         }
     };
+    let schedule = match (get(SCHEDULE), get(KEEL_POLL_SCHEDULE)) {
+        (Some(v), _) => Some(parse_schedule(SCHEDULE, v)?),
+        (None, Some(v)) => Some(parse_schedule(KEEL_POLL_SCHEDULE, v)?),
+        (None, None) => None,
+    };
+    match get(KEEL_TRIGGER) {
+        None => {}
+        Some(v) if v.eq_ignore_ascii_case("poll") || v.eq_ignore_ascii_case("default") => {}
+        Some(other) => {
+            return Err(EnrollError::Value {
+                key: KEEL_TRIGGER,
+                value: other.into(),
+                fix: "use poll or default (freshet polls either way)",
+            });
+        }
+    }
     Ok(Some(Enrollment {
         policy,
         action,
@@ -241,6 +274,7 @@ pub fn from_annotations(
         set_env,
         threshold,
         if_not_always,
+        schedule,
         source,
     }))
 }
@@ -307,6 +341,13 @@ fn parse_env_value(value: Option<&str>) -> Result<EnvValue, EnrollError> {
             fix: "use digest or reference",
         }),
     }
+}
+
+fn parse_schedule(key: &'static str, value: &str) -> Result<Schedule, EnrollError> {
+    Schedule::parse(value).map_err(|e| EnrollError::Schedule {
+        key,
+        reason: e.to_string(),
+    })
 }
 
 /// Parses a failure threshold: an integer of at least 1.
@@ -433,6 +474,41 @@ mod tests {
     }
 
     #[test]
+    fn schedules_come_from_freshet_then_keel_and_bad_ones_name_the_annotation() {
+        let e = |pairs: &[(&str, &str)]| from_annotations(&ann(pairs));
+        let s = e(&[(POLICY, "digest")]).unwrap().unwrap();
+        assert_eq!(s.schedule, None);
+        let s = e(&[
+            (POLICY, "digest"),
+            (SCHEDULE, "0 3 * * *"),
+            (KEEL_POLL_SCHEDULE, "@every 1m"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.schedule.unwrap().as_str(), "0 3 * * *");
+        let s = e(&[(POLICY, "digest"), (KEEL_POLL_SCHEDULE, "@every 10m")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.schedule.unwrap().as_str(), "@every 10m");
+        let bad = e(&[(POLICY, "digest"), (KEEL_POLL_SCHEDULE, "@every often")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            bad.contains(KEEL_POLL_SCHEDULE) && bad.contains("@every 1h30m"),
+            "{bad}"
+        );
+        let bad = e(&[(KEEL_POLICY, "minor"), (KEEL_TRIGGER, "webhook")])
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("poll or default"), "{bad}");
+        for trigger in ["poll", "default", "Poll"] {
+            e(&[(KEEL_POLICY, "minor"), (KEEL_TRIGGER, trigger)])
+                .unwrap()
+                .unwrap();
+        }
+    }
+
+    #[test]
     fn set_env_entries_alone_enroll_the_workload() {
         let e = from_annotations(&ann(&[(
             SET_ENV,
@@ -477,6 +553,7 @@ mod tests {
         ]);
         assert_eq!(e.action, ActionKind::SetImage);
         assert!(!e.policy.as_ref().unwrap().allows_prerelease());
+        assert_eq!(e.schedule.as_ref().map(Schedule::as_str), Some("@every 5m"));
         // matchPreRelease: false lets pre-releases move on.
         let e = keel(&[(KEEL_POLICY, "minor"), (KEEL_MATCH_PRERELEASE, "false")]);
         assert!(e.policy.as_ref().unwrap().allows_prerelease());

@@ -10,6 +10,7 @@
 //! A broken pipe on stdout (`freshet tags x | head`) counts as success.
 
 mod apply;
+mod controller;
 mod output;
 mod plan;
 mod registry_args;

@@ -1,4 +1,5 @@
-//! `freshet run --once`: one refresh pass over every enrolled workload in the cluster.
+//! `freshet run`: one refresh pass over every enrolled workload in the cluster
+//! (`--once`), or the controller mode (see [`super::controller`]).
 //!
 //! Owns the command's flags, their resolution into [`RunOptions`] (validation first,
 //! then the kube client, then finding freshet's own workload), the text and JSON
@@ -10,8 +11,10 @@
 //!   annotations on a workload).
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
@@ -49,7 +52,12 @@ pub struct ClusterArgs {
 
 impl ClusterArgs {
     /// Validates every flag, then connects: usage and config errors exit 2.
-    pub async fn refresher(self, dry_run: bool) -> Result<Refresher, Failure> {
+    /// `interval`: how often passes run, for schedules (`None`: all workloads due).
+    pub async fn refresher(
+        self,
+        dry_run: bool,
+        interval: Option<Duration>,
+    ) -> Result<Refresher, Failure> {
         let ClusterArgs {
             config,
             kubeconfig,
@@ -91,6 +99,7 @@ impl ClusterArgs {
             namespaces: (!namespaces.is_empty()).then_some(namespaces),
             selector,
             config,
+            interval,
             ..RunOptions::default()
         };
         let factory: freshet_cluster::RegistryFactory =
@@ -102,28 +111,83 @@ impl ClusterArgs {
 /// Arguments of `freshet run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Do one pass and exit (the only mode so far; a CronJob runs it on a schedule).
-    #[arg(long, required = true)]
+    /// Do one pass and exit (for a CronJob). Without it, freshet runs as a controller:
+    /// a pass every --interval while it holds the leader lease, metrics on
+    /// --metrics-addr, until SIGTERM.
+    #[arg(long)]
     once: bool,
-    /// Plan only: print what would change and write nothing.
+    /// How often passes run: the controller's period, or with --once the CronJob's
+    /// schedule. A workload with a schedule (freshet.io/schedule, keel.sh/pollSchedule,
+    /// a rule's schedule) is due when it fired within the last interval. Default: 15m
+    /// with --once (deploy/overlays/cronjob runs every 15 minutes), 1m otherwise.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    interval: Option<Duration>,
+    /// Every enrolled workload is due, whatever its schedule (a manual run).
+    #[arg(long)]
+    ignore_schedules: bool,
+    /// Plan only: print (or, as a controller, log) what would change and write nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Output format.
+    /// Output format of the --once report.
     #[arg(long, short, value_enum, default_value_t)]
     output: OutputFormat,
     #[command(flatten)]
+    controller: ControllerArgs,
+    #[command(flatten)]
     cluster: ClusterArgs,
+}
+
+/// Flags of the controller mode (`freshet run` without `--once`).
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// Where to serve /metrics, /healthz and /readyz.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:9090")]
+    metrics_addr: SocketAddr,
+    /// Run without leader election (only ever one replica!).
+    #[arg(long)]
+    no_leader_election: bool,
+    /// The leader Lease's name.
+    #[arg(long, value_name = "NAME", default_value = "freshet")]
+    lease_name: String,
+    /// The leader Lease's namespace. Default: $POD_NAMESPACE, else `freshet`.
+    #[arg(long, value_name = "NS")]
+    lease_namespace: Option<String>,
+    /// How long the lease lasts unless renewed; a new leader takes over at most this
+    /// long after the old one dies (at once when it stops cleanly).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "15s")]
+    lease_duration: Duration,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration ({e}); write e.g. 30s, 15m, 1h"))?;
+    if d < Duration::from_secs(1) {
+        return Err(format!("{s:?} is shorter than a second"));
+    }
+    Ok(d)
 }
 
 /// Runs `freshet run`.
 pub async fn run(args: RunArgs) -> Result<u8, Failure> {
     let RunArgs {
-        once: _,
+        once,
+        interval,
+        ignore_schedules,
         dry_run,
         output,
+        controller,
         cluster,
     } = args;
-    let refresher = cluster.refresher(dry_run).await?;
+    let interval = interval.unwrap_or(if once {
+        Duration::from_secs(15 * 60)
+    } else {
+        Duration::from_secs(60)
+    });
+    let window = (!ignore_schedules).then_some(interval);
+    let refresher = cluster.refresher(dry_run, window).await?;
+    if !once {
+        return super::controller::run(refresher, interval, controller).await;
+    }
     let report = refresher.run_once().await.map_err(anyhow::Error::from)?;
     match output {
         OutputFormat::Json => print_json(&report)?,
@@ -134,6 +198,36 @@ pub async fn run(args: RunArgs) -> Result<u8, Failure> {
         Outcome::Escalated => EXIT_THRESHOLD,
         Outcome::Failed => EXIT_FAILURE,
     })
+}
+
+impl ControllerArgs {
+    /// The lease settings (`None` without leader election).
+    pub fn lease(&self) -> Option<freshet_cluster::controller::LeaseOptions> {
+        if self.no_leader_election {
+            return None;
+        }
+        let namespace = self
+            .lease_namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .unwrap_or_else(|| "freshet".into());
+        let identity = std::env::var("POD_NAME").ok().unwrap_or_else(|| {
+            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "freshet".into());
+            format!("{host}-{}", std::process::id())
+        });
+        Some(freshet_cluster::controller::LeaseOptions {
+            namespace,
+            name: self.lease_name.clone(),
+            identity,
+            duration: self.lease_duration,
+            grace: (self.lease_duration / 3).max(Duration::from_secs(1)),
+        })
+    }
+
+    /// Where to serve metrics.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
+    }
 }
 
 fn read_config(path: &std::path::Path) -> anyhow::Result<ClusterConfig> {
@@ -194,6 +288,12 @@ fn text_report(report: &RunReport) -> String {
         );
         details.extend(w.warnings.iter().map(|x| format!("warning: {x}")));
         details.extend(w.error.iter().map(|e| format!("error: {e}")));
+        if w.status == Status::NotDue {
+            details.push(match &w.next_due {
+                Some(next) => format!("schedule fires next at {next}"),
+                None => "its schedule never fires again".into(),
+            });
+        }
         if details.is_empty() {
             details.push(String::new());
         }
@@ -225,6 +325,7 @@ fn status_name(status: Status, dry_run: bool) -> &'static str {
         (Status::Recorded, _) => "recorded",
         (Status::Current, _) => "current",
         (Status::Skipped, _) => "skipped (self)",
+        (Status::NotDue, _) => "not due",
         (Status::Escalated, _) => "FAILING",
         (Status::Failed, _) => "error",
     }

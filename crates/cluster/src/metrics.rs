@@ -1,0 +1,297 @@
+//! Prometheus metrics of the controller mode: what the passes did, who leads, and
+//! which failure streaks are open.
+//!
+//! Owns the metric names and the mapping from a [`RunReport`] to metric values. In
+//! controller mode a streak that reaches its threshold does not end the process (the
+//! one-shot mode exits 3 instead): it shows here as `freshet_escalated_workloads` and
+//! `freshet_failure_streak`, next to the Warning Event on the workload, so an alert
+//! can page on it. Must not serve HTTP: the binary exposes [`Metrics::encode`].
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `freshet_passes_total` | counter | `outcome`: `ok`, `failed`, `escalated`, `error` |
+//! | `freshet_refreshes_total` | counter | (workloads whose spec changed) |
+//! | `freshet_writes_total` | counter | (patches accepted) |
+//! | `freshet_escalated_workloads` | gauge | (streaks at their threshold) |
+//! | `freshet_failure_streak` | gauge | `namespace`, `kind`, `name`, `image` |
+//! | `freshet_last_pass_timestamp_seconds` | gauge | (last completed pass) |
+//! | `freshet_pass_images` | gauge | (unique images asked about in the last pass) |
+//! | `freshet_leader` | gauge | (1 while this replica holds the lease) |
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::run::{Outcome, RunReport, Status};
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct StreakLabels {
+    namespace: String,
+    kind: &'static str,
+    name: String,
+    image: String,
+}
+
+/// The controller's metrics. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    passes: Family<OutcomeLabels, Counter>,
+    refreshes: Counter,
+    writes: Counter,
+    escalated: Gauge,
+    streaks: Family<StreakLabels, Gauge>,
+    last_pass: Gauge<f64, AtomicU64>,
+    images: Gauge,
+    leader: Gauge,
+    streak_copy: Mutex<BTreeMap<StreakLabels, (i64, bool)>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("freshet");
+        let m = Metrics {
+            registry: Registry::default(),
+            passes: Family::default(),
+            refreshes: Counter::default(),
+            writes: Counter::default(),
+            escalated: Gauge::default(),
+            streaks: Family::default(),
+            last_pass: Gauge::default(),
+            images: Gauge::default(),
+            leader: Gauge::default(),
+            streak_copy: Mutex::default(),
+        };
+        registry.register(
+            "passes",
+            "Refresh passes, by outcome (error: the pass could not run at all)",
+            m.passes.clone(),
+        );
+        registry.register(
+            "refreshes",
+            "Workloads whose spec a pass changed",
+            m.refreshes.clone(),
+        );
+        registry.register("writes", "Patches accepted by the API", m.writes.clone());
+        registry.register(
+            "escalated_workloads",
+            "Workloads with a failure streak at its threshold (as of the pass that last looked at each)",
+            m.escalated.clone(),
+        );
+        registry.register(
+            "failure_streak",
+            "Resolve failures in a row, per workload and image (open streaks only)",
+            m.streaks.clone(),
+        );
+        registry.register(
+            "last_pass_timestamp_seconds",
+            "When the last completed pass ran (Unix time)",
+            m.last_pass.clone(),
+        );
+        registry.register(
+            "pass_images",
+            "Unique images the last pass asked registries about",
+            m.images.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader lease",
+            m.leader.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Records a completed pass at `unix_time`.
+    pub fn observe(&self, report: &RunReport, unix_time: f64) {
+        let outcome = match report.outcome() {
+            Outcome::Ok => "ok",
+            Outcome::Failed => "failed",
+            Outcome::Escalated => "escalated",
+        };
+        self.passes.get_or_create(&OutcomeLabels { outcome }).inc();
+        let refreshed = report
+            .workloads
+            .iter()
+            .filter(|w| w.status == Status::Refreshed && w.written)
+            .count();
+        self.refreshes.inc_by(refreshed as u64);
+        self.writes.inc_by(report.writes() as u64);
+        // Streaks of workloads a pass did not look at (not due) keep their value;
+        // the others are replaced by what the pass found.
+        let mut streaks = self.streak_copy.lock().unwrap_or_else(|e| e.into_inner());
+        for w in report
+            .workloads
+            .iter()
+            .filter(|w| w.status != Status::NotDue)
+        {
+            streaks.retain(|l, _| {
+                !(l.namespace == w.namespace && l.name == w.name && l.kind == w.kind)
+            });
+            let failures = w.transient.iter().map(|f| (f, false));
+            for (f, escalated) in failures.chain(w.escalations.iter().map(|f| (f, true))) {
+                let labels = StreakLabels {
+                    namespace: w.namespace.clone(),
+                    kind: w.kind,
+                    name: w.name.clone(),
+                    image: f.image.clone(),
+                };
+                streaks.insert(labels, (i64::from(f.count), escalated));
+            }
+        }
+        // prometheus-client cannot iterate a family, hence the copy.
+        self.streaks.clear();
+        let mut escalated = std::collections::BTreeSet::new();
+        for (labels, (count, at_threshold)) in streaks.iter() {
+            self.streaks.get_or_create(labels).set(*count);
+            if *at_threshold {
+                escalated.insert((&labels.namespace, labels.kind, &labels.name));
+            }
+        }
+        self.escalated
+            .set(i64::try_from(escalated.len()).unwrap_or(i64::MAX));
+        drop(escalated);
+        drop(streaks);
+        self.images
+            .set(i64::try_from(report.images).unwrap_or(i64::MAX));
+        self.last_pass.set(unix_time);
+    }
+
+    /// Records a pass that could not run (the cluster unreachable, a list refused).
+    pub fn observe_error(&self) {
+        self.passes
+            .get_or_create(&OutcomeLabels { outcome: "error" })
+            .inc();
+    }
+
+    /// Records whether this replica leads.
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
+    }
+
+    /// The metrics in the Prometheus text format (OpenMetrics).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::{FailureReport, WorkloadReport};
+
+    fn workload(name: &str, status: Status, failing: Option<u32>) -> WorkloadReport {
+        let failure = failing.map(|count| FailureReport {
+            image: "ghcr.io/acme/api:1".into(),
+            count,
+            message: "connection refused".into(),
+        });
+        WorkloadReport {
+            kind: "Deployment",
+            namespace: "team".into(),
+            name: name.into(),
+            status,
+            changes: Vec::new(),
+            baselines: Vec::new(),
+            warnings: Vec::new(),
+            transient: failure
+                .clone()
+                .into_iter()
+                .filter(|f| f.count < 3)
+                .collect(),
+            escalations: failure.into_iter().filter(|f| f.count >= 3).collect(),
+            written: status != Status::NotDue,
+            next_due: None,
+            error: None,
+        }
+    }
+
+    fn report(workloads: Vec<WorkloadReport>) -> RunReport {
+        RunReport {
+            dry_run: false,
+            at: "2026-11-23T10:00:00Z".into(),
+            images: 1,
+            workloads,
+        }
+    }
+
+    #[test]
+    fn streaks_follow_the_passes_and_survive_passes_that_skip_the_workload() {
+        let m = Metrics::new();
+        m.observe(
+            &report(vec![
+                workload("a", Status::Escalated, Some(3)),
+                workload("b", Status::Recorded, Some(1)),
+            ]),
+            1.0,
+        );
+        let text = m.encode();
+        assert!(text.contains("freshet_escalated_workloads 1"), "{text}");
+        assert!(
+            text.contains("freshet_passes_total{outcome=\"escalated\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("name=\"a\",image=\"ghcr.io/acme/api:1\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("name=\"b\",image=\"ghcr.io/acme/api:1\"} 1"),
+            "{text}"
+        );
+        // a is not due (its streak stays); b succeeded (its streak goes).
+        m.observe(
+            &report(vec![
+                workload("a", Status::NotDue, None),
+                workload("b", Status::Current, None),
+            ]),
+            2.0,
+        );
+        let text = m.encode();
+        assert!(
+            text.contains("name=\"a\",image=\"ghcr.io/acme/api:1\"} 3"),
+            "{text}"
+        );
+        assert!(!text.contains("name=\"b\""), "{text}");
+        assert!(
+            text.contains("freshet_escalated_workloads 1"),
+            "still failing: {text}"
+        );
+        assert!(
+            text.contains("freshet_passes_total{outcome=\"ok\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("freshet_last_pass_timestamp_seconds 2.0"),
+            "{text}"
+        );
+        m.observe_error();
+        m.set_leader(true);
+        let text = m.encode();
+        assert!(
+            text.contains("freshet_passes_total{outcome=\"error\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("freshet_leader 1"), "{text}");
+    }
+}
