@@ -10,8 +10,8 @@ use freshet_cluster::{Outcome, RunOptions, Status, WorkloadReport};
 use freshet_testbed::registry::fixtures;
 use freshet_testbed::registry::push::Pusher;
 use freshet_testbed::registry::{RegistryOptions, RegistryServer};
-use k8s_openapi::api::core::v1::ServiceAccount;
-use kube::api::{Api, PostParams};
+use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 
 const USER: &str = "puller";
@@ -65,6 +65,7 @@ async fn a_pull_secret_opens_a_private_registry_for_its_own_workloads_only() {
         .container("app", &image)
         .annotate("freshet.io/policy", "digest")
         .pull_secret("regcred")
+        .node(AMD64_NODE)
         .create(&client, "alpha")
         .await;
     Deploy::test("old")
@@ -135,6 +136,31 @@ async fn a_pull_secret_opens_a_private_registry_for_its_own_workloads_only() {
             Some(api_fx.digest("stable"))
         );
     }
+    // The test bed's kubelet pulls with the pod's imagePullSecrets, as a real one:
+    // the restarted pods run the moved tag's image.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "alpha");
+    let repo = image.trim_end_matches(":stable").to_owned();
+    let want_id = format!("{repo}@{}", api_fx.digest("stable"));
+    wait_for("alpha/web's pod on the new image", || {
+        let (pods, want_id) = (pods.clone(), want_id.clone());
+        async move {
+            let list = pods
+                .list(&ListParams::default().labels("app=web"))
+                .await
+                .ok()?;
+            list.items
+                .iter()
+                .any(|p| {
+                    p.status
+                        .as_ref()
+                        .and_then(|s| s.container_statuses.as_ref())
+                        .and_then(|c| c.first())
+                        .is_some_and(|c| c.image_id == want_id && c.ready)
+                })
+                .then_some(())
+        }
+    })
+    .await;
     let beta = find(&second.workloads, "beta", "web");
     assert!(beta.changes.is_empty(), "{beta:#?}");
     assert_eq!(beta.transient[0].count, 2);
@@ -300,3 +326,5 @@ async fn secret_values_never_appear_in_the_report_or_in_errors() {
 }
 
 const NS: &str = "team";
+/// A test-bed node of the api fixture's platform (linux/amd64).
+const AMD64_NODE: &str = "testbed-node-1";

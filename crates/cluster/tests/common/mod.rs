@@ -73,6 +73,7 @@ pub struct Deploy {
     containers: Vec<Value>,
     pull_secrets: Vec<String>,
     service_account: Option<String>,
+    node: Option<String>,
 }
 
 impl Deploy {
@@ -84,6 +85,7 @@ impl Deploy {
             containers: Vec::new(),
             pull_secrets: Vec::new(),
             service_account: None,
+            node: None,
         }
     }
 
@@ -114,6 +116,12 @@ impl Deploy {
         self
     }
 
+    /// Pins its pods to the test-bed node `name` (by `kubernetes.io/hostname`).
+    pub fn node(mut self, name: &str) -> Self {
+        self.node = Some(name.into());
+        self
+    }
+
     /// Creates it in `namespace`.
     pub async fn create(self, client: &kube::Client, namespace: &str) -> Deployment {
         let mut pod = json!({"containers": self.containers});
@@ -126,6 +134,9 @@ impl Deploy {
         }
         if let Some(sa) = &self.service_account {
             pod["serviceAccountName"] = json!(sa);
+        }
+        if let Some(node) = &self.node {
+            pod["nodeSelector"] = json!({"kubernetes.io/hostname": node});
         }
         let d: Deployment = serde_json::from_value(json!({
             "metadata": {"name": self.name, "annotations": self.annotations},
