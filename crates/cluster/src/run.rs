@@ -196,7 +196,7 @@ pub struct RunReport {
     pub dry_run: bool,
     /// The run's time (RFC 3339).
     pub at: String,
-    /// Unique images asked about.
+    /// Unique images asked about (counted once per set of pull secrets).
     pub images: usize,
     /// Enrolled (and skipped) workloads, in kind, namespace, name order.
     pub workloads: Vec<WorkloadReport>,

@@ -122,7 +122,8 @@ async fn the_cronjob_overlay_applies_and_its_service_account_can_refresh_and_no_
 /// secret access), applies with kubectl, and lets freshet's ServiceAccount get the
 /// named pull secret and no other secret; a run as that ServiceAccount refreshes a
 /// workload of a private registry with it, and a workload in a namespace without the
-/// grant gets a warning naming its secret and the fix.
+/// grant gets a warning naming its secret and the fix (while a ServiceAccount it may
+/// not read is no warning).
 #[tokio::test]
 async fn the_pull_secrets_piece_grants_get_on_the_named_secret_only_and_a_run_uses_it() {
     const PASSWORD: &str = "deploy-pull-s3cret";
@@ -169,6 +170,13 @@ async fn the_pull_secrets_piece_grants_get_on_the_named_secret_only_and_a_run_us
             .await;
     }
     pull_secret(&admin_client, NS, "unrelated", &host, "puller", PASSWORD).await;
+    // No imagePullSecrets: freshet would read the ServiceAccount's, which it may not
+    // do in this namespace; it goes on without them.
+    Deploy::test("plain")
+        .container("app", &image)
+        .annotate("freshet.io/policy", "digest")
+        .create(&admin_client, "elsewhere")
+        .await;
 
     let sa_kubeconfig = cluster.service_account_kubeconfig("freshet", "freshet");
     let kc: kube::config::Kubeconfig = serde_json::from_value(sa_kubeconfig).unwrap();
@@ -223,6 +231,19 @@ async fn the_pull_secrets_piece_grants_get_on_the_named_secret_only_and_a_run_us
         "{other:#?}"
     );
     assert_eq!(other.transient.len(), 1, "resolved without it: {other:#?}");
+    let plain = first
+        .workloads
+        .iter()
+        .find(|w| w.namespace == "elsewhere" && w.name == "plain")
+        .unwrap();
+    assert!(
+        plain.warnings.is_empty(),
+        "a forbidden ServiceAccount read is no warning: {plain:#?}"
+    );
+    assert!(
+        plain.transient[0].message.contains("unauthorized"),
+        "{plain:#?}"
+    );
 
     fixtures::move_tag(&pusher, &mut api_fx, "stable", "2")
         .await

@@ -325,6 +325,52 @@ async fn secret_values_never_appear_in_the_report_or_in_errors() {
     }
 }
 
+/// A run reads each Secret once: a second workload naming it gets the cached copy,
+/// and only the next run (a new reader) sees that it is gone.
+#[tokio::test]
+async fn each_pull_secret_is_read_once_per_run() {
+    use freshet_cluster::secrets::Reader;
+    use freshet_cluster::workloads;
+    use freshet_core::refresh::WorkloadKind;
+    let cluster = cluster().await;
+    let client = admin(&cluster).await;
+    namespace(&client, NS).await;
+    pull_secret(&client, NS, "regcred", "registry.example", USER, PASSWORD).await;
+    for name in ["one", "two"] {
+        Deploy::test(name)
+            .container("app", "registry.example/team/api:stable")
+            .pull_secret("regcred")
+            .create(&client, NS)
+            .await;
+    }
+    let read = |name: &'static str| {
+        let client = client.clone();
+        async move {
+            workloads::get(&client, WorkloadKind::Deployment, NS, name)
+                .await
+                .unwrap()
+        }
+    };
+    let mut run = Reader::new(client.clone());
+    let one = run.for_workload(&read("one").await).await;
+    assert_eq!(one.secrets.len(), 1, "{one:?}");
+    assert_eq!(one.secrets[0].name, format!("{NS}/regcred"));
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), NS)
+        .delete("regcred", &Default::default())
+        .await
+        .unwrap();
+    let two = run.for_workload(&read("two").await).await;
+    assert_eq!(two.secrets, one.secrets, "the run's copy");
+    let next_run = Reader::new(client.clone())
+        .for_workload(&read("two").await)
+        .await;
+    assert!(next_run.secrets.is_empty());
+    assert!(
+        next_run.warnings[0].contains(&format!("{NS}/regcred")),
+        "{next_run:?}"
+    );
+}
+
 const NS: &str = "team";
 /// A test-bed node of the api fixture's platform (linux/amd64).
 const AMD64_NODE: &str = "testbed-node-1";
