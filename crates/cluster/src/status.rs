@@ -3,8 +3,9 @@
 //! streak and its last error.
 //!
 //! Owns the shape of the status report. Reads the cluster and asks registries like a
-//! run does (with the same pull secrets per workload), but never writes. Decisions stay in the core: the target comes from
-//! [`freshet_core::policy::decide`] and the registry's digest.
+//! run does (with the same pull secrets per workload), but never writes. Decisions
+//! stay in the core: the target comes from [`freshet_core::policy::decide`] and the
+//! registry's digest.
 
 use std::collections::BTreeMap;
 
