@@ -337,6 +337,43 @@ mod tests {
     }
 
     #[test]
+    fn resource_names_limit_a_rule_to_the_named_objects() {
+        let s = setup();
+        let role = ResourceDef::find("rbac.authorization.k8s.io", "v1", "roles").unwrap();
+        s.create(role, "apps", json!({"metadata": {"name": "pull"}, "rules": [
+            {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["regcred"], "verbs": ["get"]}
+        ]})).unwrap();
+        let rb = ResourceDef::find("rbac.authorization.k8s.io", "v1", "rolebindings").unwrap();
+        s.create(
+            rb,
+            "apps",
+            json!({"metadata": {"name": "pull"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pull"},
+            "subjects": [{"kind": "ServiceAccount", "name": "freshet", "namespace": "apps"}]}),
+        )
+        .unwrap();
+        let secrets = ResourceDef::find("", "v1", "secrets").unwrap();
+        let sa = User::service_account("apps", "freshet");
+        for (verb, name, want) in [
+            ("get", "regcred", true),
+            ("get", "other", false),
+            ("list", "", false),
+            ("watch", "", false),
+            ("patch", "regcred", false),
+        ] {
+            let a = Attributes {
+                verb,
+                group: secrets.group,
+                plural: secrets.plural,
+                subresource: "",
+                namespace: "apps",
+                name,
+            };
+            assert_eq!(authorize(&s, &sa, &a).is_ok(), want, "{verb} {name:?}");
+        }
+    }
+
+    #[test]
     fn forbidden_message_matches_kubernetes() {
         let secrets = ResourceDef::find("", "v1", "secrets").unwrap();
         let a = Attributes {

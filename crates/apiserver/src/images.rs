@@ -83,6 +83,22 @@ pub trait ImageResolver: Send + Sync {
         arch: &str,
         variant: Option<&str>,
     ) -> Result<PulledImage, ImagePullError>;
+
+    /// Like [`resolve`](Self::resolve), with the credentials of the pod's image
+    /// pull secrets, tried in order: each is `(namespace/name, data)` where data is
+    /// a `.dockerconfigjson` document or a legacy `.dockercfg` map. The default
+    /// ignores them (resolvers that need no registry).
+    async fn resolve_with_secrets(
+        &self,
+        image: &str,
+        os: &str,
+        arch: &str,
+        variant: Option<&str>,
+        pull_secrets: &[(String, Vec<u8>)],
+    ) -> Result<PulledImage, ImagePullError> {
+        let _ = pull_secrets;
+        self.resolve(image, os, arch, variant).await
+    }
 }
 
 fn platform(os: &str, arch: &str, variant: Option<&str>) -> String {
@@ -203,7 +219,8 @@ impl ImageResolver for FakeResolver {
 }
 
 /// The resolver the test bed uses by default: the real registry, through
-/// freshet's registry client, anonymously. Each pull uses a fresh client,
+/// freshet's registry client, anonymously or with the pod's image pull secrets
+/// (as a real kubelet does). Each pull uses a fresh client,
 /// because a client memoises every manifest it has asked for and a node must
 /// see a moved tag.
 pub struct RegistryResolver {
@@ -220,18 +237,25 @@ impl RegistryResolver {
     /// An anonymous client with default options (loopback registries may use
     /// plain http). Needs a rustls crypto provider installed.
     pub fn anonymous() -> Result<Self, ImagePullError> {
-        Self::client("").map(|_| Self { _private: () })
+        Self::client("", &[]).map(|_| Self { _private: () })
     }
 
-    fn client(image: &str) -> Result<freshet_registry::Client, ImagePullError> {
-        freshet_registry::Client::new(
-            freshet_registry::CredentialStore::anonymous(),
-            freshet_registry::ClientOptions::default(),
-        )
-        .map_err(|e| ImagePullError::Other {
+    fn client(
+        image: &str,
+        pull_secrets: &[(String, Vec<u8>)],
+    ) -> Result<freshet_registry::Client, ImagePullError> {
+        let other = |reason: String| ImagePullError::Other {
             image: image.into(),
-            reason: e.to_string(),
-        })
+            reason,
+        };
+        let mut store = freshet_registry::CredentialStore::anonymous();
+        for (name, data) in pull_secrets {
+            store = store
+                .with_pull_secret(name, data)
+                .map_err(|e| other(e.to_string()))?;
+        }
+        freshet_registry::Client::new(store, freshet_registry::ClientOptions::default())
+            .map_err(|e| other(e.to_string()))
     }
 }
 
@@ -244,6 +268,18 @@ impl ImageResolver for RegistryResolver {
         arch: &str,
         variant: Option<&str>,
     ) -> Result<PulledImage, ImagePullError> {
+        self.resolve_with_secrets(image, os, arch, variant, &[])
+            .await
+    }
+
+    async fn resolve_with_secrets(
+        &self,
+        image: &str,
+        os: &str,
+        arch: &str,
+        variant: Option<&str>,
+        pull_secrets: &[(String, Vec<u8>)],
+    ) -> Result<PulledImage, ImagePullError> {
         use freshet_registry::RegistryError as E;
         let reference =
             freshet_core::Reference::parse(image).map_err(|e| ImagePullError::Other {
@@ -255,7 +291,10 @@ impl ImageResolver for RegistryResolver {
             platforms: false,
             platform: Some(platform.clone()),
         };
-        match Self::client(image)?.resolve(&reference, &want).await {
+        match Self::client(image, pull_secrets)?
+            .resolve(&reference, &want)
+            .await
+        {
             Ok(r) => {
                 let digest = r.digest.as_str().to_string();
                 let platform_digest = r

@@ -1,11 +1,15 @@
-//! One refresh pass over the cluster: read, enroll, resolve once, plan, patch.
+//! One refresh pass over the cluster: read, enroll, read pull secrets, resolve once
+//! per set of pull secrets, plan, patch.
 //!
 //! Owns the order of a run's side effects and the conflict loop. Every enrolled
 //! workload gets at most one strategic-merge patch carrying its `resourceVersion`;
 //! on `409 Conflict` the workload is read again, planned again with the same facts,
 //! and retried (bounded). A workload whose plan is empty is not written at all, so a
 //! run in which nothing changed makes zero writes. Events and log lines follow a
-//! successful write. Must not decide anything itself: the core plans, this performs.
+//! successful write. Workloads are grouped by their pull secrets ([`crate::secrets`]):
+//! each set gets its own registry client and its own facts, and a workload is planned
+//! only with its set's facts. Must not decide anything itself: the core plans, this
+//! performs.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -21,6 +25,7 @@ use serde::Serialize;
 
 use crate::events::{self, EventType, Regarding};
 use crate::facts::Worklist;
+use crate::secrets::{self, PullSecret, SecretSets};
 use crate::workloads::{self, KINDS, ReadWorkload, WorkloadError, kind_name};
 
 /// The field manager freshet's patches are recorded under.
@@ -40,10 +45,22 @@ pub enum RunError {
 /// A boxed error from the caller's registry factory.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Makes the registry client of one run (a client memoises its answers, so each
-/// run needs a fresh one to see tags move).
+/// Makes a registry client for one run and one set of pull secrets, which come first
+/// in its credential chain (a client memoises its answers, so each run needs fresh
+/// ones to see tags move, and each set its own so that no answer crosses sets).
 pub type RegistryFactory =
-    Arc<dyn Fn() -> Result<freshet_registry::Client, BoxError> + Send + Sync>;
+    Arc<dyn Fn(&[PullSecret]) -> Result<freshet_registry::Client, BoxError> + Send + Sync>;
+
+/// What a run learned before planning: per workload its set of pull secrets and the
+/// warnings its secrets gave, and per set the facts of its images.
+pub(crate) struct Gathered {
+    /// Per workload, in the order given: its set's index and its secret warnings.
+    pub per_workload: Vec<(usize, Vec<String>)>,
+    /// Per set, the facts resolved with its credentials.
+    pub facts: Vec<ImageFacts>,
+    /// Unique images asked about, summed over the sets.
+    pub images: usize,
+}
 
 /// A workload by namespace and name (any kind).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -191,7 +208,7 @@ pub struct RunReport {
     pub dry_run: bool,
     /// The run's time (RFC 3339).
     pub at: String,
-    /// Unique images asked about.
+    /// Unique images asked about (counted once per set of pull secrets).
     pub images: usize,
     /// Enrolled (and skipped) workloads, in kind, namespace, name order.
     pub workloads: Vec<WorkloadReport>,
@@ -256,9 +273,50 @@ impl Refresher {
         &self.options
     }
 
-    /// A fresh registry client for one pass.
-    pub(crate) fn registry_client(&self) -> Result<freshet_registry::Client, RunError> {
-        (self.registry)().map_err(RunError::Registry)
+    /// Reads the pull secrets of `workloads`, groups them by set, and resolves each
+    /// set's images once with a client of its own. With `targets_at`, also the
+    /// digests of the tags set-image moves to (see `resolve_targets`).
+    pub(crate) async fn gather(
+        &self,
+        workloads: &[(&ReadWorkload, &Enrollment)],
+        targets_at: Option<&str>,
+    ) -> Result<Gathered, RunError> {
+        let mut reader = secrets::Reader::new(self.kube.clone());
+        let mut sets = SecretSets::default();
+        let mut per_workload = Vec::with_capacity(workloads.len());
+        for (w, _) in workloads {
+            let found = reader.for_workload(w).await;
+            per_workload.push((sets.insert(found.secrets), found.warnings));
+        }
+        let mut facts = Vec::with_capacity(sets.len());
+        let mut images = 0;
+        for (set, pull_secrets) in sets.iter().enumerate() {
+            let members: Vec<(&ReadWorkload, &Enrollment)> = workloads
+                .iter()
+                .zip(&per_workload)
+                .filter(|(_, (s, _))| *s == set)
+                .map(|(w, _)| *w)
+                .collect();
+            let mut worklist = Worklist::default();
+            for (w, e) in &members {
+                for (reference, policy) in core_plan::tracked_images(&w.workload, e) {
+                    worklist.add(&reference, &policy);
+                }
+            }
+            let registry = (self.registry)(pull_secrets).map_err(RunError::Registry)?;
+            let mut set_facts = worklist.resolve(&registry, self.options.concurrency).await;
+            if let Some(now) = targets_at {
+                self.resolve_targets(&registry, &members, &mut set_facts, now)
+                    .await;
+            }
+            images += worklist.len();
+            facts.push(set_facts);
+        }
+        Ok(Gathered {
+            per_workload,
+            facts,
+            images,
+        })
     }
 
     /// The validly enrolled workloads (not skipped), for `status`.
@@ -332,21 +390,21 @@ impl Refresher {
                 Err(e) => enrolled.push((w, Err(e.to_string()))),
             }
         }
-        let mut worklist = Worklist::default();
-        for (w, e) in &enrolled {
-            if let Ok(e) = e {
-                for (reference, policy) in core_plan::tracked_images(&w.workload, e) {
-                    worklist.add(&reference, &policy);
-                }
-            }
-        }
-        let registry = self.registry_client()?;
-        let mut facts = worklist.resolve(&registry, self.options.concurrency).await;
-        self.resolve_targets(&registry, &enrolled, &mut facts, now)
-            .await;
+        let valid: Vec<(&ReadWorkload, &Enrollment)> = enrolled
+            .iter()
+            .filter_map(|(w, e)| Some((w, e.as_ref().ok()?)))
+            .collect();
+        let gathered = self.gather(&valid, Some(now)).await?;
+        let mut per_workload = gathered.per_workload.into_iter();
         for (w, e) in enrolled {
             let r = match e {
-                Ok(e) => self.refresh(w, e, &facts, now).await,
+                Ok(e) => {
+                    let (set, warnings) =
+                        per_workload.next().expect("one entry per valid workload");
+                    let mut r = self.refresh(w, e, &gathered.facts[set], now).await;
+                    r.warnings.extend(warnings);
+                    r
+                }
                 Err(message) => {
                     tracing::error!(
                         kind = kind_name(w.workload.kind), namespace = %w.workload.namespace,
@@ -380,7 +438,7 @@ impl Refresher {
         Ok(RunReport {
             dry_run: self.options.dry_run,
             at: now.to_owned(),
-            images: worklist.len(),
+            images: gathered.images,
             workloads: reports,
         })
     }
@@ -391,14 +449,13 @@ impl Refresher {
     async fn resolve_targets(
         &self,
         registry: &freshet_registry::Client,
-        enrolled: &[(ReadWorkload, Result<Enrollment, String>)],
+        enrolled: &[(&ReadWorkload, &Enrollment)],
         facts: &mut ImageFacts,
         now: &str,
     ) {
         let mut targets = Worklist::default();
         let mut moves: Vec<(String, String, String)> = Vec::new();
         for (w, e) in enrolled {
-            let Ok(e) = e else { continue };
             for change in core_plan::plan(&w.workload, e, facts, now).changes {
                 let Change::SetImage { from, to, .. } = change else {
                     continue;
@@ -831,7 +888,7 @@ mod tests {
     fn refresher(client: &kube::Client, retries: u32) -> Refresher {
         Refresher::new(
             client.clone(),
-            Arc::new(|| Ok(freshet_registry::Client::anonymous()?)),
+            Arc::new(|_: &[PullSecret]| Ok(freshet_registry::Client::anonymous()?)),
             RunOptions {
                 conflict_retries: retries,
                 ..RunOptions::default()

@@ -3,16 +3,17 @@
 //! streak and its last error.
 //!
 //! Owns the shape of the status report. Reads the cluster and asks registries like a
-//! run does, but never writes. Decisions stay in the core: the target comes from
-//! [`freshet_core::policy::decide`] and the registry's digest.
+//! run does (with the same pull secrets per workload), but never writes. Decisions
+//! stay in the core: the target comes from [`freshet_core::policy::decide`] and the
+//! registry's digest.
 
 use std::collections::BTreeMap;
 
 use freshet_core::policy::{Current, Decision, decide};
 use freshet_core::refresh::plan::{self as core_plan, FAILURES, LAST_ERROR, REFRESHED, Refreshed};
+use freshet_core::refresh::schedule;
 use serde::Serialize;
 
-use crate::facts::Worklist;
 use crate::run::{Refresher, RunError};
 use crate::workloads::kind_name;
 
@@ -45,23 +46,27 @@ pub struct ImageStatus {
     pub last_error: Option<String>,
     /// What the registry said now, if it failed.
     pub error: Option<String>,
+    /// The workload's pull secrets that could not be used (missing, forbidden,
+    /// malformed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// The workload's schedule, if it has one (otherwise every pass looks at it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// When that schedule fires next.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_due: Option<String>,
 }
 
 impl Refresher {
     /// The worklist, at the current state of the cluster and registries.
     pub async fn status(&self) -> Result<Vec<ImageStatus>, RunError> {
         let enrolled = self.enrolled().await?;
-        let mut worklist = Worklist::default();
-        for (w, e) in &enrolled {
-            for (reference, policy) in core_plan::tracked_images(&w.workload, e) {
-                worklist.add(&reference, &policy);
-            }
-        }
-        let facts = worklist
-            .resolve(&self.registry_client()?, self.options().concurrency)
-            .await;
+        let refs: Vec<_> = enrolled.iter().map(|(w, e)| (w, e)).collect();
+        let gathered = self.gather(&refs, None).await?;
         let mut out = Vec::new();
-        for (w, e) in &enrolled {
+        for ((w, e), (set, warnings)) in enrolled.iter().zip(&gathered.per_workload) {
+            let facts = &gathered.facts[*set];
             let wl = &w.workload;
             let refreshed: BTreeMap<String, Refreshed> =
                 json_annotation(&wl.annotations, REFRESHED);
@@ -117,6 +122,13 @@ impl Refresher {
                     failures: failures.get(&image).copied().unwrap_or(0),
                     last_error: wl.annotations.get(LAST_ERROR).cloned(),
                     error,
+                    warnings: warnings.clone(),
+                    schedule: e.schedule.as_ref().map(|s| s.to_string()),
+                    next_due: e
+                        .schedule
+                        .as_ref()
+                        .and_then(|s| s.next_after(chrono::Utc::now()))
+                        .map(schedule::format_time),
                 });
             }
         }

@@ -2,7 +2,8 @@
 //! dynamic objects and turned into the pure [`Workload`] the core plans on.
 //!
 //! Owns the mapping between [`WorkloadKind`] and its API resource, and the reading of
-//! a pod template's containers and init containers (image, pull policy, literal env).
+//! a pod template's containers and init containers (image, pull policy, literal env)
+//! and of the names its pulls use (`imagePullSecrets`, `serviceAccountName`).
 //! Must not decide anything: enrollment and planning are the core's.
 
 use std::collections::BTreeMap;
@@ -90,6 +91,10 @@ pub struct ReadWorkload {
     pub uid: Option<String>,
     /// `metadata.labels` (for config rules).
     pub labels: BTreeMap<String, String>,
+    /// The pod template's `imagePullSecrets` names, in order.
+    pub pull_secrets: Vec<String>,
+    /// The pod template's `serviceAccountName` (`default` when unset).
+    pub service_account: String,
     /// The pure form.
     pub workload: Workload,
 }
@@ -158,9 +163,25 @@ pub fn from_object(
     let pod_spec = &pod_spec["spec"];
     let mut containers = read_containers(&pod_spec["containers"], false);
     containers.extend(read_containers(&pod_spec["initContainers"], true));
+    let pull_secrets = pod_spec["imagePullSecrets"]
+        .as_array()
+        .map(|refs| {
+            refs.iter()
+                .filter_map(|r| r["name"].as_str())
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let service_account = match pod_spec["serviceAccountName"].as_str() {
+        Some(sa) if !sa.is_empty() => sa.to_owned(),
+        _ => "default".to_owned(),
+    };
     Ok(ReadWorkload {
         uid: meta.uid.clone(),
         labels: meta.labels.clone().unwrap_or_default(),
+        pull_secrets,
+        service_account,
         workload: Workload {
             kind,
             namespace,
@@ -218,6 +239,7 @@ mod tests {
             "metadata": {"name": "nightly", "namespace": "ops", "resourceVersion": "7",
                          "annotations": {"freshet.io/policy": "digest"}},
             "spec": {"jobTemplate": {"spec": {"template": {"spec": {
+                "imagePullSecrets": [{"name": "regcred"}, {"name": "mirror"}],
                 "initContainers": [{"name": "init", "image": "busybox:1"}],
                 "containers": [{"name": "job", "image": "acme/job:2", "imagePullPolicy": "Always",
                                 "env": [{"name": "A", "value": "1"},
@@ -225,9 +247,10 @@ mod tests {
             }}}}}
         }))
         .unwrap();
-        let read = from_object(WorkloadKind::CronJob, &object)
-            .unwrap()
-            .workload;
+        let read = from_object(WorkloadKind::CronJob, &object).unwrap();
+        assert_eq!(read.pull_secrets, ["regcred", "mirror"]);
+        assert_eq!(read.service_account, "default");
+        let read = read.workload;
         assert_eq!(
             (read.namespace.as_str(), read.name.as_str()),
             ("ops", "nightly")

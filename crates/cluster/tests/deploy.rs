@@ -1,6 +1,7 @@
 //! `deploy/`: the kustomize CronJob overlay renders with `kubectl kustomize`, applies
 //! to the test bed with kubectl, and its ServiceAccount's least-privilege RBAC is
-//! enough for a refresh run and no more.
+//! enough for a refresh run and no more. `deploy/pull-secrets` adds, in one
+//! namespace, `get` on the named pull secrets only.
 
 mod common;
 
@@ -114,6 +115,147 @@ async fn the_cronjob_overlay_applies_and_its_service_account_can_refresh_and_no_
             .await
             .is_err_and(forbidden),
         "no secrets"
+    );
+}
+
+/// `deploy/pull-secrets` renders to a namespaced Role and RoleBinding (no cluster-wide
+/// secret access), applies with kubectl, and lets freshet's ServiceAccount get the
+/// named pull secret and no other secret; a run as that ServiceAccount refreshes a
+/// workload of a private registry with it, and a workload in a namespace without the
+/// grant gets a warning naming its secret and the fix (while a ServiceAccount it may
+/// not read is no warning).
+#[tokio::test]
+async fn the_pull_secrets_piece_grants_get_on_the_named_secret_only_and_a_run_uses_it() {
+    const PASSWORD: &str = "deploy-pull-s3cret";
+    let base = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/overlays/cronjob");
+    let piece = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/pull-secrets");
+    let base = kubectl(&["kustomize", base], None).await;
+    let rendered = kubectl(&["kustomize", piece], None).await;
+    assert!(
+        !rendered.contains("ClusterRole") && rendered.contains("kind: Role\n"),
+        "a namespaced Role only: {rendered}"
+    );
+    assert!(
+        rendered.contains("resourceNames:\n  - regcred"),
+        "{rendered}"
+    );
+    assert!(rendered.contains("namespace: team"), "{rendered}");
+
+    let registry = RegistryServer::start(RegistryOptions::basic().user("puller", PASSWORD))
+        .await
+        .expect("registry");
+    let pusher = Pusher::new(&registry).expect("pusher");
+    let mut api_fx = fixtures::seed_api(&pusher).await.expect("seed api");
+    let host = registry.host();
+    let image = format!("{host}/team/api:stable");
+    let cluster = cluster().await;
+    let kubeconfig = cluster.kubeconfig_path().to_str().unwrap().to_owned();
+    let admin_client = admin(&cluster).await;
+    namespace(&admin_client, NS).await;
+    namespace(&admin_client, "elsewhere").await;
+    for text in [&base, &rendered] {
+        kubectl(
+            &["--kubeconfig", &kubeconfig, "apply", "-f", "-"],
+            Some(text),
+        )
+        .await;
+    }
+    for ns in [NS, "elsewhere"] {
+        pull_secret(&admin_client, ns, "regcred", &host, "puller", PASSWORD).await;
+        Deploy::test("web")
+            .container("app", &image)
+            .annotate("freshet.io/policy", "digest")
+            .pull_secret("regcred")
+            .create(&admin_client, ns)
+            .await;
+    }
+    pull_secret(&admin_client, NS, "unrelated", &host, "puller", PASSWORD).await;
+    // No imagePullSecrets: freshet would read the ServiceAccount's, which it may not
+    // do in this namespace; it goes on without them.
+    Deploy::test("plain")
+        .container("app", &image)
+        .annotate("freshet.io/policy", "digest")
+        .create(&admin_client, "elsewhere")
+        .await;
+
+    let sa_kubeconfig = cluster.service_account_kubeconfig("freshet", "freshet");
+    let kc: kube::config::Kubeconfig = serde_json::from_value(sa_kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    let sa = kube::Client::try_from(config).unwrap();
+    let forbidden = |e: kube::Error| matches!(e, kube::Error::Api(s) if s.code == 403);
+    let secrets: Api<Secret> = Api::namespaced(sa.clone(), NS);
+    assert!(secrets.get("regcred").await.is_ok(), "the named secret");
+    assert!(
+        secrets.get("unrelated").await.is_err_and(forbidden),
+        "no other secret"
+    );
+    assert!(
+        secrets
+            .list(&ListParams::default())
+            .await
+            .is_err_and(forbidden),
+        "no list"
+    );
+    let elsewhere: Api<Secret> = Api::namespaced(sa.clone(), "elsewhere");
+    assert!(
+        elsewhere.get("regcred").await.is_err_and(forbidden),
+        "not in another namespace"
+    );
+
+    let refresher = refresher(&sa, RunOptions::default());
+    let first = refresher.run_once_at("2026-11-23T10:00:00Z").await.unwrap();
+    let web = |report: &freshet_cluster::RunReport, ns: &str| {
+        report
+            .workloads
+            .iter()
+            .find(|w| w.namespace == ns && w.name == "web")
+            .cloned()
+            .unwrap_or_else(|| panic!("{ns}/web in {report:#?}"))
+    };
+    let team = web(&first, NS);
+    assert_eq!(team.status, Status::Recorded, "{team:#?}");
+    assert!(
+        team.warnings.is_empty() && team.transient.is_empty(),
+        "{team:#?}"
+    );
+    let other = web(&first, "elsewhere");
+    assert!(
+        other
+            .warnings
+            .iter()
+            .any(|w| w.contains("elsewhere/regcred")
+                && w.contains("may not read")
+                && w.contains("deploy/pull-secrets")),
+        "{other:#?}"
+    );
+    assert_eq!(other.transient.len(), 1, "resolved without it: {other:#?}");
+    let plain = first
+        .workloads
+        .iter()
+        .find(|w| w.namespace == "elsewhere" && w.name == "plain")
+        .unwrap();
+    assert!(
+        plain.warnings.is_empty(),
+        "a forbidden ServiceAccount read is no warning: {plain:#?}"
+    );
+    assert!(
+        plain.transient[0].message.contains("unauthorized"),
+        "{plain:#?}"
+    );
+
+    fixtures::move_tag(&pusher, &mut api_fx, "stable", "2")
+        .await
+        .unwrap();
+    let second = refresher.run_once_at("2026-11-23T10:15:00Z").await.unwrap();
+    let team = web(&second, NS);
+    assert_eq!(team.status, Status::Refreshed, "{second:#?}");
+    assert!(team.written);
+    let d = deployments(&admin_client, NS).get("web").await.unwrap();
+    assert_eq!(
+        refreshed_digest(&d, &image).as_deref(),
+        Some(api_fx.digest("stable"))
     );
 }
 

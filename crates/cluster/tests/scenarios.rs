@@ -516,8 +516,18 @@ async fn a_multi_arch_tag_restarts_the_arm64_node_onto_the_new_arm64_image() {
     );
     let new_amd = multi_fx.platform_digest("latest", "linux/amd64").to_owned();
     assert_ne!(new_amd, new_arm);
-    let amd = on("testbed-node-1");
-    assert_eq!(amd.last(), Some(&(new_digest, new_amd)), "{pulls:#?}");
+    // The amd64 nodes' new pods may still be pulling: wait for node 1's.
+    let want = (new_digest, new_amd);
+    wait_for("the amd64 node's pull of the new index", || async {
+        cluster
+            .pulls()
+            .iter()
+            .rev()
+            .find(|p| p.node == "testbed-node-1" && p.image == image)
+            .filter(|p| (p.pulled.digest.clone(), p.pulled.platform_digest.clone()) == want)
+            .map(drop)
+    })
+    .await;
 }
 
 /// Scenario 3 (in part): only allowlisted namespaces change, and freshet's own
@@ -922,5 +932,21 @@ async fn schedules_make_workloads_due_only_when_they_fire_in_the_window() {
     assert!(
         manual.workloads.iter().all(|w| w.status != Status::NotDue),
         "{manual:#?}"
+    );
+    // The worklist names each schedule and when it fires next.
+    let rows = refresher.status().await.unwrap();
+    let nightly = rows.iter().find(|r| r.name == "nightly").unwrap();
+    assert_eq!(nightly.schedule.as_deref(), Some("0 3 * * *"));
+    assert!(
+        nightly
+            .next_due
+            .as_deref()
+            .is_some_and(|n| n.ends_with("T03:00:00Z")),
+        "{nightly:?}"
+    );
+    let always = rows.iter().find(|r| r.name == "always").unwrap();
+    assert_eq!(
+        (always.schedule.as_deref(), always.next_due.as_deref()),
+        (None, None)
     );
 }

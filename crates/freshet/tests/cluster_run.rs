@@ -265,3 +265,110 @@ async fn run_once_config_errors_exit_2() {
         "{stderr}"
     );
 }
+
+/// The CLI's registry factory puts a workload's pull secret first in the credential
+/// chain (here there is no docker config at all), `status` uses it too, and no
+/// secret value reaches stdout or the debug log.
+#[tokio::test]
+async fn run_once_resolves_with_the_workloads_pull_secret_and_never_prints_it() {
+    const PASSWORD: &str = "cli-pull-s3cret";
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let registry = RegistryServer::start(RegistryOptions::basic().user("puller", PASSWORD))
+        .await
+        .unwrap();
+    let pusher = Pusher::new(&registry).unwrap();
+    let mut api_fx = fixtures::seed_api(&pusher).await.unwrap();
+    let host = registry.host();
+    let image = format!("{host}/team/api:stable");
+    let cluster = TestCluster::start(ClusterOptions::default()).await.unwrap();
+    let client = admin(&cluster).await;
+    let kubeconfig = cluster.kubeconfig_path().to_str().unwrap().to_owned();
+    let config = json!({"auths": {host.as_str(): {"username": "puller", "password": PASSWORD}}});
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "metadata": {"name": "regcred"},
+        "type": "kubernetes.io/dockerconfigjson",
+        "stringData": {".dockerconfigjson": config.to_string()}
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let d: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "app", "annotations": {"freshet.io/policy": "digest"}},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "app"}},
+            "template": {
+                "metadata": {"labels": {"app": "app"}},
+                "spec": {"imagePullSecrets": [{"name": "regcred"}],
+                         "containers": [{"name": "app", "image": image, "imagePullPolicy": "Always"}]}
+            }
+        }
+    }))
+    .unwrap();
+    Api::<Deployment>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &d)
+        .await
+        .unwrap();
+    let empty_docker_config = tempfile::tempdir().unwrap();
+    let docker_config = empty_docker_config.path().to_str().unwrap();
+    let run = [
+        "run",
+        "--once",
+        "--kubeconfig",
+        &kubeconfig,
+        "--docker-config",
+        docker_config,
+        "--log",
+        "debug",
+        "-o",
+        "json",
+    ];
+    let no_secret = |out: &Output| {
+        for text in [&out.stdout, &out.stderr] {
+            let text = String::from_utf8_lossy(text);
+            assert!(!text.contains(PASSWORD), "the secret leaked: {text}");
+        }
+    };
+
+    let first = freshet(&run).await;
+    no_secret(&first);
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let report = json_of(&first);
+    assert_eq!(report["workloads"][0]["status"], "recorded", "{report}");
+    assert_eq!(report["workloads"][0]["baselines"][0], image.as_str());
+
+    fixtures::move_tag(&pusher, &mut api_fx, "stable", "2")
+        .await
+        .unwrap();
+    let status = freshet(&[
+        "status",
+        "--kubeconfig",
+        &kubeconfig,
+        "--docker-config",
+        docker_config,
+        "-o",
+        "json",
+    ])
+    .await;
+    no_secret(&status);
+    let rows = json_of(&status);
+    assert_eq!(rows[0]["target"], api_fx.digest("stable"), "{rows}");
+    assert_eq!(rows[0]["pending"], true);
+
+    let second = freshet(&run).await;
+    no_secret(&second);
+    let report = json_of(&second);
+    assert_eq!(report["workloads"][0]["status"], "refreshed", "{report}");
+    let now = Api::<Deployment>::namespaced(client.clone(), "default")
+        .get("app")
+        .await
+        .unwrap();
+    assert!(restarted_at(&now).is_some());
+}

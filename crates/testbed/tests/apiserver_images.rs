@@ -207,3 +207,79 @@ async fn if_not_present_keeps_the_node_cache_and_always_pulls_the_moved_tag() {
     .unwrap();
     assert_eq!(settle(&pods, "cached-again").await.1, new_id);
 }
+
+/// As a real kubelet, the test bed pulls from a private registry with the pod's
+/// `imagePullSecrets` (`.dockerconfigjson` or legacy `.dockercfg`); without one the
+/// pull fails as unauthorized.
+#[tokio::test]
+async fn pods_pull_from_a_private_registry_with_their_image_pull_secrets() {
+    use base64::Engine as _;
+    use k8s_openapi::api::core::v1::Secret;
+    let registry = RegistryServer::start(RegistryOptions::basic().user("puller", "kubelet-s3cret"))
+        .await
+        .expect("registry");
+    let pusher = Pusher::new(&registry).expect("pusher");
+    let alpine = fixtures::seed_alpine(&pusher).await.expect("alpine");
+    let cluster = TestCluster::start(ClusterOptions::default())
+        .await
+        .expect("cluster");
+    let client = admin(&cluster).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    let host = registry.host();
+    let auth = base64::engine::general_purpose::STANDARD.encode("puller:kubelet-s3cret");
+    for (name, secret_type, key, data) in [
+        (
+            "regcred",
+            "kubernetes.io/dockerconfigjson",
+            ".dockerconfigjson",
+            json!({"auths": {host.as_str(): {"auth": auth}}}),
+        ),
+        (
+            "legacy",
+            "kubernetes.io/dockercfg",
+            ".dockercfg",
+            json!({host.as_str(): {"auth": auth}}),
+        ),
+    ] {
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "type": secret_type,
+            "data": {key: base64::engine::general_purpose::STANDARD.encode(data.to_string())}
+        }))
+        .unwrap();
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+    }
+    let image = format!("{host}/library/alpine:3.19.1");
+    for (name, secret) in [
+        ("with-secret", Some("regcred")),
+        ("with-legacy", Some("legacy")),
+        ("without", None),
+    ] {
+        let mut p = pod(name, &image, "testbed-node-1", "Always");
+        if let Some(secret) = secret {
+            p.spec.as_mut().unwrap().image_pull_secrets =
+                Some(vec![k8s_openapi::api::core::v1::LocalObjectReference {
+                    name: secret.into(),
+                }]);
+        }
+        pods.create(&PostParams::default(), &p).await.unwrap();
+    }
+    let want_id = format!("{host}/library/alpine@{}", alpine.digest("3.19.1"));
+    for name in ["with-secret", "with-legacy"] {
+        assert_eq!(
+            settle(&pods, name).await,
+            ("Running".to_string(), want_id.clone()),
+            "{name}"
+        );
+    }
+    let (reason, message) = settle(&pods, "without").await;
+    assert!(
+        matches!(reason.as_str(), "ErrImagePull" | "ImagePullBackOff"),
+        "{reason}"
+    );
+    assert!(message.contains("authorize"), "{message}");
+}

@@ -1,7 +1,7 @@
 //! The simulated scheduler and kubelet: binds pods to nodes that match their
 //! `nodeSelector` and required node affinity, "pulls" images by resolving
-//! them for the node's platform (honouring `imagePullPolicy` with a per-node
-//! image cache), and reports container states: running, `ErrImagePull`, or
+//! them for the node's platform with the pod's `imagePullSecrets` (honouring
+//! `imagePullPolicy` with a per-node image cache), and reports container states: running, `ErrImagePull`, or
 //! `CrashLoopBackOff` for images on the crash list. Job pods run to
 //! completion.
 //!
@@ -264,6 +264,7 @@ fn pull(
     node: &NodeSpec,
     image: &str,
     policy: &str,
+    pull_secrets: &[(String, Vec<u8>)],
 ) -> Option<Result<PulledImage, ImagePullError>> {
     let cache_key = (node.name.clone(), image.to_string());
     let cached = c.image_cache.get(&cache_key).cloned();
@@ -309,21 +310,59 @@ fn pull(
         }
         None => {
             let resolver = c.resolver.clone();
-            let (image, os, arch, variant) = (
+            let (image, os, arch, variant, secrets) = (
                 image.to_string(),
                 node.os.clone(),
                 node.arch.clone(),
                 node.variant.clone(),
+                pull_secrets.to_vec(),
             );
             let handle = tokio::spawn(async move {
                 resolver
-                    .resolve(&image, &os, &arch, variant.as_deref())
+                    .resolve_with_secrets(&image, &os, &arch, variant.as_deref(), &secrets)
                     .await
             });
             c.pulls.insert(key, Pull::Running(handle));
             None
         }
     }
+}
+
+/// The pod's `imagePullSecrets` that exist and are of a pull-secret type, as
+/// `(namespace/name, .dockerconfigjson or .dockercfg data)`. A missing or unusable
+/// secret is skipped (a real kubelet also records a `FailedToRetrieveImagePullSecret`
+/// event, which the test bed does not).
+fn pod_pull_secrets(c: &Controllers, pod: &Value) -> Vec<(String, Vec<u8>)> {
+    use base64::Engine as _;
+    let (ns, _) = ns_name(pod);
+    let names = get_path(pod, "spec.imagePullSecrets")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    names
+        .iter()
+        .filter_map(|r| {
+            let name = r.get("name").and_then(Value::as_str)?;
+            let secret = c.store.get("secrets", &ns, name)?;
+            let key = match str_at(&secret, "type") {
+                "kubernetes.io/dockerconfigjson" => ".dockerconfigjson",
+                "kubernetes.io/dockercfg" => ".dockercfg",
+                _ => return None,
+            };
+            let data = match secret
+                .pointer(&format!("/data/{key}"))
+                .and_then(Value::as_str)
+            {
+                Some(b64) => base64::engine::general_purpose::STANDARD.decode(b64).ok()?,
+                None => secret
+                    .pointer(&format!("/stringData/{key}"))
+                    .and_then(Value::as_str)?
+                    .as_bytes()
+                    .to_vec(),
+            };
+            Some((format!("{ns}/{name}"), data))
+        })
+        .collect()
 }
 
 fn forget_pulls(c: &mut Controllers, uid: &str) {
@@ -358,6 +397,7 @@ fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
     let init_count = get_path(pod, "spec.initContainers")
         .and_then(Value::as_array)
         .map_or(0, Vec::len);
+    let pull_secrets = pod_pull_secrets(c, pod);
     let mut pulled = Vec::new();
     let mut waiting = false;
     for ct in &containers {
@@ -367,7 +407,7 @@ fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
             p => p,
         }
         .to_string();
-        match pull(c, &uid, node, &image, &policy) {
+        match pull(c, &uid, node, &image, &policy, &pull_secrets) {
             None => waiting = true,
             Some(Ok(p)) => {
                 let crash = crashes(c, &image, &p);

@@ -8,9 +8,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use freshet_apiserver::{ClusterOptions, TestCluster};
-use freshet_cluster::{Refresher, RunOptions};
+use freshet_cluster::{PullSecret, Refresher, RunOptions};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Event, Namespace};
+use k8s_openapi::api::core::v1::{Event, Namespace, Secret};
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::{Value, json};
 
@@ -37,11 +37,21 @@ pub async fn admin(cluster: &TestCluster) -> kube::Client {
     kube::Client::try_from(config).expect("client builds")
 }
 
-/// A refresher with an anonymous registry client.
+/// A refresher whose registry clients hold only the workloads' pull secrets (no
+/// docker config), as the CLI builds them.
 pub fn refresher(client: &kube::Client, options: RunOptions) -> Refresher {
     Refresher::new(
         client.clone(),
-        std::sync::Arc::new(|| Ok(freshet_registry::Client::anonymous()?)),
+        std::sync::Arc::new(|secrets: &[PullSecret]| {
+            let mut store = freshet_registry::CredentialStore::anonymous();
+            for s in secrets {
+                store = store.with_pull_secret(&s.name, &s.json)?;
+            }
+            Ok(freshet_registry::Client::new(
+                store,
+                freshet_registry::ClientOptions::default(),
+            )?)
+        }),
         options,
     )
 }
@@ -61,6 +71,9 @@ pub struct Deploy {
     name: String,
     annotations: BTreeMap<String, String>,
     containers: Vec<Value>,
+    pull_secrets: Vec<String>,
+    service_account: Option<String>,
+    node: Option<String>,
 }
 
 impl Deploy {
@@ -70,6 +83,9 @@ impl Deploy {
             name: name.into(),
             annotations: BTreeMap::new(),
             containers: Vec::new(),
+            pull_secrets: Vec::new(),
+            service_account: None,
+            node: None,
         }
     }
 
@@ -88,8 +104,40 @@ impl Deploy {
         self
     }
 
+    /// Names a pull secret in the pod template's `imagePullSecrets`.
+    pub fn pull_secret(mut self, name: &str) -> Self {
+        self.pull_secrets.push(name.into());
+        self
+    }
+
+    /// Sets the pod template's `serviceAccountName`.
+    pub fn service_account(mut self, name: &str) -> Self {
+        self.service_account = Some(name.into());
+        self
+    }
+
+    /// Pins its pods to the test-bed node `name` (by `kubernetes.io/hostname`).
+    pub fn node(mut self, name: &str) -> Self {
+        self.node = Some(name.into());
+        self
+    }
+
     /// Creates it in `namespace`.
     pub async fn create(self, client: &kube::Client, namespace: &str) -> Deployment {
+        let mut pod = json!({"containers": self.containers});
+        if !self.pull_secrets.is_empty() {
+            pod["imagePullSecrets"] = self
+                .pull_secrets
+                .iter()
+                .map(|n| json!({"name": n}))
+                .collect();
+        }
+        if let Some(sa) = &self.service_account {
+            pod["serviceAccountName"] = json!(sa);
+        }
+        if let Some(node) = &self.node {
+            pod["nodeSelector"] = json!({"kubernetes.io/hostname": node});
+        }
         let d: Deployment = serde_json::from_value(json!({
             "metadata": {"name": self.name, "annotations": self.annotations},
             "spec": {
@@ -97,7 +145,7 @@ impl Deploy {
                 "selector": {"matchLabels": {"app": self.name}},
                 "template": {
                     "metadata": {"labels": {"app": self.name}},
-                    "spec": {"containers": self.containers}
+                    "spec": pod
                 }
             }
         }))
@@ -107,6 +155,55 @@ impl Deploy {
             .await
             .expect("deployment created")
     }
+}
+
+/// Creates a `kubernetes.io/dockerconfigjson` Secret `name` in `namespace` holding
+/// `username`/`password` for `host`.
+pub async fn pull_secret(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    host: &str,
+    username: &str,
+    password: &str,
+) {
+    let config = json!({"auths": {host: {"username": username, "password": password}}});
+    create_secret(
+        client,
+        namespace,
+        name,
+        "kubernetes.io/dockerconfigjson",
+        ".dockerconfigjson",
+        config.to_string().as_bytes(),
+    )
+    .await;
+}
+
+/// Creates a Secret of `secret_type` with one data key.
+pub async fn create_secret(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    secret_type: &str,
+    key: &str,
+    data: &[u8],
+) {
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        type_: Some(secret_type.into()),
+        data: Some(BTreeMap::from([(
+            key.to_owned(),
+            k8s_openapi::ByteString(data.to_vec()),
+        )])),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("secret created");
 }
 
 /// The deployments API of `namespace`.

@@ -1,5 +1,6 @@
 //! Registry flags shared by every command that talks to registries, resolved once into
-//! a [`freshet_registry::Client`].
+//! a [`freshet_registry::Client`] (in cluster mode, one per set of image pull secrets,
+//! which come before the docker config in the credential chain).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -16,7 +17,8 @@ pub struct RegistryArgs {
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registry: Vec<String>,
     /// Directory holding a docker `config.json` with credentials (`auths`,
-    /// `credHelpers`, `credsStore`). Default: $DOCKER_CONFIG, else ~/.docker.
+    /// `credHelpers`, `credsStore`). Default: $DOCKER_CONFIG, else ~/.docker. In
+    /// cluster mode a workload's image pull secrets are tried before it.
     #[arg(long, value_name = "DIR")]
     pub docker_config: Option<PathBuf>,
     /// Allow a registry to send credentials to a token realm on another host
@@ -37,6 +39,15 @@ pub struct RegistryArgs {
 impl RegistryArgs {
     /// Builds the client: reads the docker config once, validates every flag.
     pub fn client(&self) -> anyhow::Result<Client> {
+        self.client_with_pull_secrets(std::iter::empty())
+    }
+
+    /// Builds a client whose credentials are these pull secrets (`namespace/name`
+    /// and a `.dockerconfigjson` document), first match wins, then the docker config.
+    pub fn client_with_pull_secrets<'a>(
+        &self,
+        pull_secrets: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> anyhow::Result<Client> {
         let RegistryArgs {
             insecure_registry,
             docker_config,
@@ -47,6 +58,9 @@ impl RegistryArgs {
         } = self;
         let dir = docker_config.clone().or_else(default_docker_config_dir);
         let mut store = CredentialStore::anonymous();
+        for (name, json) in pull_secrets {
+            store = store.with_pull_secret(name, json)?;
+        }
         if let Some(dir) = &dir {
             store = store.with_docker_config_dir(dir)?;
         }

@@ -102,8 +102,15 @@ impl ClusterArgs {
             interval,
             ..RunOptions::default()
         };
-        let factory: freshet_cluster::RegistryFactory =
-            Arc::new(move || registry.client().map_err(Into::into));
+        let factory: freshet_cluster::RegistryFactory = Arc::new(move |pull_secrets| {
+            registry
+                .client_with_pull_secrets(
+                    pull_secrets
+                        .iter()
+                        .map(|s| (s.name.as_str(), s.json.as_slice())),
+                )
+                .map_err(Into::into)
+        });
         Ok(Refresher::new(kube, factory, options))
     }
 }

@@ -1,7 +1,7 @@
 //! `freshet status`: the worklist. Every enrolled workload and tracked image with
 //! its current digest, the newest allowed target, the last refresh, the failure
-//! streak and the last error. Reads only; exit 0, or 1 when the cluster cannot be
-//! read, 2 on usage and config errors.
+//! streak and the last error (or a warning about an unusable pull secret). Reads
+//! only; exit 0, or 1 when the cluster cannot be read, 2 on usage and config errors.
 
 use clap::Args;
 
@@ -52,7 +52,11 @@ pub async fn run(args: StatusArgs) -> Result<u8, Failure> {
                     format!("{}/{}/{}", r.kind.to_lowercase(), r.namespace, r.name),
                     r.containers.join(","),
                     r.image.clone(),
-                    r.policy.clone(),
+                    match (&r.schedule, &r.next_due) {
+                        (Some(s), Some(next)) => format!("{} ({s}; next {next})", r.policy),
+                        (Some(s), None) => format!("{} ({s})", r.policy),
+                        _ => r.policy.clone(),
+                    },
                     short(&r.digest),
                     target,
                     r.last_refresh.clone().unwrap_or_else(|| "-".into()),
@@ -60,6 +64,7 @@ pub async fn run(args: StatusArgs) -> Result<u8, Failure> {
                     r.error
                         .clone()
                         .or_else(|| r.last_error.clone())
+                        .or_else(|| r.warnings.first().map(|w| format!("warning: {w}")))
                         .unwrap_or_else(|| "-".into()),
                 ]);
             }

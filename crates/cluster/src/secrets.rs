@@ -1,0 +1,456 @@
+//! Image pull secrets: which Kubernetes Secrets a workload's pulls use, reading each
+//! of them once per run, and grouping workloads by the set of secrets they use.
+//!
+//! Owns the choice of a workload's pull secrets (its pod template's
+//! `imagePullSecrets`; when it names none, those of the template's ServiceAccount, as
+//! the kubelet does), reading each Secret at most once per run and each
+//! ServiceAccount at most once per run ([`Reader`]), the normalisation of
+//! `kubernetes.io/dockerconfigjson` and legacy `kubernetes.io/dockercfg` data into a
+//! docker config document that holds **only** its `auths` map ([`docker_config`]: a
+//! secret can never make freshet run a credential helper), the warnings for a secret
+//! that is missing, forbidden or malformed ([`SecretError`]), and [`SecretSets`]: one
+//! credential set per distinct list of secrets, so answers obtained with one set's
+//! credentials are never used for a workload of another.
+//!
+//! Must not resolve images nor decide anything. Must never put a secret's contents in
+//! a log line, an error or a report: only `namespace/name` and what to do.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use kube::Api;
+use serde_json::{Value, json};
+
+use crate::workloads::ReadWorkload;
+
+/// The Secret type of a `.dockerconfigjson` pull secret.
+pub const DOCKER_CONFIG_JSON: &str = "kubernetes.io/dockerconfigjson";
+/// The legacy Secret type of a `.dockercfg` pull secret.
+pub const DOCKERCFG: &str = "kubernetes.io/dockercfg";
+
+/// The credentials of one pull secret, ready for
+/// `freshet_registry::CredentialStore::with_pull_secret`. `Debug` prints `***` for
+/// the document.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PullSecret {
+    /// `namespace/name`, for messages.
+    pub name: String,
+    /// A docker config document (`{"auths": {…}}`) and nothing else.
+    pub json: Vec<u8>,
+}
+
+impl fmt::Debug for PullSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PullSecret")
+            .field("name", &self.name)
+            .field("json", &"***")
+            .finish()
+    }
+}
+
+/// Why a pull secret cannot be used. Each message names the secret as
+/// `namespace/name` and the fix, and never its contents.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// The Secret does not exist.
+    #[error(
+        "pull secret {namespace}/{name} does not exist: create it (kubectl create secret docker-registry {name} -n {namespace} …) or remove it from imagePullSecrets; resolving without it"
+    )]
+    Missing {
+        /// The namespace.
+        namespace: String,
+        /// The Secret's name.
+        name: String,
+    },
+    /// freshet may not read the Secret.
+    #[error(
+        "freshet may not read pull secret {namespace}/{name}: grant its ServiceAccount get on that secret with a Role in namespace {namespace} (see deploy/pull-secrets); resolving without it"
+    )]
+    Forbidden {
+        /// The namespace.
+        namespace: String,
+        /// The Secret's name.
+        name: String,
+    },
+    /// The API failed otherwise.
+    #[error("reading pull secret {namespace}/{name} failed; resolving without it")]
+    Read {
+        /// The namespace.
+        namespace: String,
+        /// The Secret's name.
+        name: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The Secret is not a pull secret, or its data is not a docker config.
+    #[error(
+        "pull secret {namespace}/{name} is unusable ({reason}): recreate it with kubectl create secret docker-registry; resolving without it"
+    )]
+    Malformed {
+        /// The namespace.
+        namespace: String,
+        /// The Secret's name.
+        name: String,
+        /// What is wrong, never the contents.
+        reason: String,
+    },
+}
+
+/// Turns the data of a pull secret of type `secret_type` into a docker config
+/// document holding only its `auths` map: `.dockerconfigjson` is `{"auths": …}`
+/// already, legacy `.dockercfg` is the bare map and is wrapped. Anything else in the
+/// document (`credsStore`, `credHelpers`) is dropped, as the kubelet ignores it. The
+/// error says what is wrong without quoting the data.
+pub fn docker_config(secret_type: &str, data: &[u8]) -> Result<Vec<u8>, String> {
+    let key = match secret_type {
+        DOCKER_CONFIG_JSON => ".dockerconfigjson",
+        DOCKERCFG => ".dockercfg",
+        other => {
+            return Err(format!(
+                "type {other:?}; expected {DOCKER_CONFIG_JSON} or {DOCKERCFG}"
+            ));
+        }
+    };
+    let value: Value = serde_json::from_slice(data).map_err(|e| {
+        format!(
+            "{key} is not JSON: {:?} error at line {} column {}",
+            e.classify(),
+            e.line(),
+            e.column()
+        )
+    })?;
+    let auths = if secret_type == DOCKERCFG {
+        value
+    } else {
+        value.get("auths").cloned().unwrap_or(Value::Null)
+    };
+    if !auths.is_object() {
+        return Err(match secret_type {
+            DOCKERCFG => format!("{key} is not a JSON object of registries"),
+            _ => format!("{key} has no \"auths\" object"),
+        });
+    }
+    Ok(serde_json::to_vec(&json!({ "auths": auths })).expect("a JSON value serialises"))
+}
+
+/// A workload's usable pull secrets and the warnings about the others.
+#[derive(Debug, Clone, Default)]
+pub struct WorkloadSecrets {
+    /// In the order the workload names them.
+    pub secrets: Vec<PullSecret>,
+    /// One per secret that could not be used (see [`SecretError`]).
+    pub warnings: Vec<String>,
+}
+
+/// Reads pull secrets and ServiceAccounts through the API, each at most once (one
+/// reader per run).
+pub struct Reader {
+    kube: kube::Client,
+    secrets: HashMap<(String, String), Result<PullSecret, Arc<SecretError>>>,
+    accounts: HashMap<(String, String), Vec<String>>,
+}
+
+impl fmt::Debug for Reader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reader")
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .field("accounts", &self.accounts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reader {
+    /// A reader with empty caches.
+    pub fn new(kube: kube::Client) -> Self {
+        Self {
+            kube,
+            secrets: HashMap::new(),
+            accounts: HashMap::new(),
+        }
+    }
+
+    /// The pull secrets of `w`: its template's `imagePullSecrets`, else its
+    /// ServiceAccount's.
+    pub async fn for_workload(&mut self, w: &ReadWorkload) -> WorkloadSecrets {
+        let namespace = &w.workload.namespace;
+        let names = if w.pull_secrets.is_empty() {
+            self.account_secrets(namespace, &w.service_account).await
+        } else {
+            w.pull_secrets.clone()
+        };
+        let mut out = WorkloadSecrets::default();
+        let mut seen = Vec::new();
+        for name in names {
+            if seen.contains(&name) {
+                continue;
+            }
+            match self.secret(namespace, &name).await {
+                Ok(s) => out.secrets.push(s),
+                Err(e) => out.warnings.push(e.to_string()),
+            }
+            seen.push(name);
+        }
+        out
+    }
+
+    async fn account_secrets(&mut self, namespace: &str, account: &str) -> Vec<String> {
+        let key = (namespace.to_owned(), account.to_owned());
+        if let Some(names) = self.accounts.get(&key) {
+            return names.clone();
+        }
+        let api: Api<ServiceAccount> = Api::namespaced(self.kube.clone(), namespace);
+        let names = match api.get(account).await {
+            Ok(sa) => sa
+                .image_pull_secrets
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| r.name)
+                .filter(|n| !n.is_empty())
+                .collect(),
+            Err(e) => {
+                tracing::debug!(
+                    namespace, service_account = account, error = %crate::run::error_chain(&e),
+                    "cannot read the ServiceAccount for its imagePullSecrets; going on without them"
+                );
+                Vec::new()
+            }
+        };
+        self.accounts.insert(key, names.clone());
+        names
+    }
+
+    async fn secret(
+        &mut self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<PullSecret, Arc<SecretError>> {
+        let key = (namespace.to_owned(), name.to_owned());
+        if let Some(hit) = self.secrets.get(&key) {
+            return hit.clone();
+        }
+        let result = read_secret(&self.kube, namespace, name)
+            .await
+            .map_err(Arc::new);
+        if let Err(e) = &result {
+            tracing::warn!(
+                namespace, secret = name, error = %crate::run::error_chain(e.as_ref()),
+                "pull secret not used"
+            );
+        }
+        self.secrets.insert(key, result.clone());
+        result
+    }
+}
+
+async fn read_secret(
+    kube: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<PullSecret, SecretError> {
+    let api: Api<Secret> = Api::namespaced(kube.clone(), namespace);
+    let ids = || (namespace.to_owned(), name.to_owned());
+    let secret = api.get(name).await.map_err(|source| {
+        let (namespace, name) = ids();
+        match &source {
+            kube::Error::Api(s) if s.code == 404 => SecretError::Missing { namespace, name },
+            kube::Error::Api(s) if s.code == 403 => SecretError::Forbidden { namespace, name },
+            _ => SecretError::Read {
+                namespace,
+                name,
+                source,
+            },
+        }
+    })?;
+    let malformed = |reason: String| {
+        let (namespace, name) = ids();
+        SecretError::Malformed {
+            namespace,
+            name,
+            reason,
+        }
+    };
+    let secret_type = secret.type_.unwrap_or_default();
+    let key = match secret_type.as_str() {
+        DOCKER_CONFIG_JSON => ".dockerconfigjson",
+        DOCKERCFG => ".dockercfg",
+        _ => "",
+    };
+    let data = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|b| b.0.clone())
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(key))
+                .map(|s| s.clone().into_bytes())
+        });
+    let data = match data {
+        Some(data) => data,
+        None if key.is_empty() => Vec::new(),
+        None => return Err(malformed(format!("no {key} in its data"))),
+    };
+    let json = docker_config(&secret_type, &data).map_err(malformed)?;
+    Ok(PullSecret {
+        name: format!("{namespace}/{name}"),
+        json,
+    })
+}
+
+/// The distinct sets of pull secrets of a run, by the secrets' names in order. A
+/// workload with no usable secret is in the empty set (the plain credentials).
+#[derive(Debug, Default)]
+pub struct SecretSets {
+    sets: Vec<Vec<PullSecret>>,
+    index: HashMap<Vec<String>, usize>,
+}
+
+impl SecretSets {
+    /// The index of the set `secrets` (added if new).
+    pub fn insert(&mut self, secrets: Vec<PullSecret>) -> usize {
+        let key: Vec<String> = secrets.iter().map(|s| s.name.clone()).collect();
+        if let Some(i) = self.index.get(&key) {
+            return *i;
+        }
+        self.sets.push(secrets);
+        self.index.insert(key, self.sets.len() - 1);
+        self.sets.len() - 1
+    }
+
+    /// How many distinct sets.
+    pub fn len(&self) -> usize {
+        self.sets.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.sets.is_empty()
+    }
+
+    /// The sets, by index.
+    pub fn iter(&self) -> impl Iterator<Item = &[PullSecret]> {
+        self.sets.iter().map(Vec::as_slice)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PASSWORD: &str = "hunter2-never-printed";
+
+    #[test]
+    fn dockercfg_is_wrapped_in_auths_and_dockerconfigjson_keeps_only_auths() {
+        let legacy = json!({"registry.example": {"auth": "dTpw", "email": "a@b"}});
+        let wrapped = docker_config(DOCKERCFG, legacy.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&wrapped).unwrap(),
+            json!({"auths": legacy})
+        );
+        let modern = json!({
+            "auths": {"ghcr.io": {"username": "u", "password": "p"}},
+            "credsStore": "evil",
+            "credHelpers": {"ghcr.io": "evil"}
+        });
+        let kept = docker_config(DOCKER_CONFIG_JSON, modern.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&kept).unwrap(),
+            json!({"auths": {"ghcr.io": {"username": "u", "password": "p"}}}),
+            "a secret never names a credential helper for freshet to run"
+        );
+    }
+
+    #[test]
+    fn malformed_pull_secrets_say_why_without_quoting_the_data() {
+        let cases: [(&str, String, &str); 5] = [
+            (
+                "Opaque",
+                format!("{{\"p\": \"{PASSWORD}\"}}"),
+                "type \"Opaque\"",
+            ),
+            (
+                DOCKER_CONFIG_JSON,
+                format!("{{\"auths\": {{\"h\": {{\"password\": \"{PASSWORD}"),
+                "is not JSON",
+            ),
+            (
+                DOCKER_CONFIG_JSON,
+                format!("{{\"password\": \"{PASSWORD}\"}}"),
+                "no \"auths\" object",
+            ),
+            (DOCKERCFG, format!("[\"{PASSWORD}\"]"), "not a JSON object"),
+            (DOCKERCFG, format!("\"{PASSWORD}\""), "not a JSON object"),
+        ];
+        for (secret_type, data, want) in cases {
+            let reason = docker_config(secret_type, data.as_bytes()).unwrap_err();
+            assert!(reason.contains(want), "{secret_type}: {reason}");
+            assert!(!reason.contains(PASSWORD), "{reason}");
+            let error = SecretError::Malformed {
+                namespace: "team".into(),
+                name: "regcred".into(),
+                reason,
+            };
+            let text = error.to_string();
+            assert!(text.contains("team/regcred"), "{text}");
+            assert!(!text.contains(PASSWORD), "{text}");
+        }
+    }
+
+    #[test]
+    fn pull_secret_debug_is_redacted() {
+        let s = PullSecret {
+            name: "team/regcred".into(),
+            json: format!("{{\"auths\": {{\"h\": {{\"password\": \"{PASSWORD}\"}}}}}}").into(),
+        };
+        let debug = format!("{s:?}");
+        assert!(
+            debug.contains("team/regcred") && !debug.contains(PASSWORD),
+            "{debug}"
+        );
+    }
+
+    fn secret(name: &str) -> PullSecret {
+        PullSecret {
+            name: name.into(),
+            json: b"{\"auths\":{}}".to_vec(),
+        }
+    }
+
+    #[test]
+    fn workloads_group_by_their_list_of_secrets() {
+        let mut sets = SecretSets::default();
+        let plain = sets.insert(Vec::new());
+        let a = sets.insert(vec![secret("a/regcred")]);
+        let b = sets.insert(vec![secret("b/regcred")]);
+        let a_and_mirror = sets.insert(vec![secret("a/regcred"), secret("a/mirror")]);
+        assert_eq!(sets.insert(vec![secret("a/regcred")]), a);
+        assert_eq!(sets.insert(Vec::new()), plain);
+        assert_eq!(
+            sets.insert(vec![secret("a/regcred"), secret("a/mirror")]),
+            a_and_mirror
+        );
+        assert_eq!(sets.len(), 4);
+        assert_ne!(
+            a, b,
+            "the same secret name in another namespace is another set"
+        );
+        let names: Vec<Vec<&str>> = sets
+            .iter()
+            .map(|s| s.iter().map(|p| p.name.as_str()).collect())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                vec![],
+                vec!["a/regcred"],
+                vec!["b/regcred"],
+                vec!["a/regcred", "a/mirror"]
+            ]
+        );
+    }
+}
