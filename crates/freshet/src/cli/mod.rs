@@ -44,8 +44,9 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
     /// Log filter (tracing EnvFilter syntax), e.g. `debug` or `freshet_registry=trace`.
-    #[arg(long, global = true, env = "FRESHET_LOG", default_value = "warn")]
-    log: String,
+    /// Default: `info` for the controller (`run` without --once), else `warn`.
+    #[arg(long, global = true, env = "FRESHET_LOG")]
+    log: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -104,7 +105,11 @@ impl From<anyhow::Error> for Failure {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format, &cli.log);
+    let default_log = match &cli.command {
+        Command::Run(args) if args.is_controller() => "info",
+        _ => "warn",
+    };
+    init_logging(cli.log_format, cli.log.as_deref().unwrap_or(default_log));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

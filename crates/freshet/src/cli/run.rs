@@ -207,6 +207,13 @@ pub async fn run(args: RunArgs) -> Result<u8, Failure> {
     })
 }
 
+impl RunArgs {
+    /// Whether this is the controller mode (no `--once`).
+    pub fn is_controller(&self) -> bool {
+        !self.once
+    }
+}
+
 impl ControllerArgs {
     /// The lease settings (`None` without leader election).
     pub fn lease(&self) -> Option<freshet_cluster::controller::LeaseOptions> {
