@@ -2,8 +2,11 @@
 //! (over HTTPS, from its kubeconfig) and the real registry; exit codes, the JSON
 //! report, dry runs, skipping freshet's own workload, and config errors.
 
+mod common;
+
 use std::process::Output;
 
+use common::{admin, deploy};
 use freshet_apiserver::{ClusterOptions, TestCluster};
 use freshet_testbed::registry::fixtures;
 use freshet_testbed::registry::push::Pusher;
@@ -33,34 +36,6 @@ fn json_of(out: &Output) -> Value {
             String::from_utf8_lossy(&out.stderr)
         )
     })
-}
-
-async fn admin(cluster: &TestCluster) -> kube::Client {
-    let kc: kube::config::Kubeconfig =
-        serde_json::from_value(cluster.admin_kubeconfig()).expect("kubeconfig parses");
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .expect("kubeconfig loads");
-    kube::Client::try_from(config).expect("client")
-}
-
-async fn deploy(client: &kube::Client, name: &str, image: &str, annotations: Value) {
-    let d: Deployment = serde_json::from_value(json!({
-        "metadata": {"name": name, "annotations": annotations},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "app", "image": image, "imagePullPolicy": "Always"}]}
-            }
-        }
-    }))
-    .unwrap();
-    Api::<Deployment>::namespaced(client.clone(), "default")
-        .create(&PostParams::default(), &d)
-        .await
-        .expect("deployment created");
 }
 
 fn restarted_at(d: &Deployment) -> Option<String> {

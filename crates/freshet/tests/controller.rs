@@ -4,10 +4,13 @@
 //! leaves the process running, with a Warning Event and metrics. SIGTERM makes the
 //! leader release the lease and exit 0, and the follower takes over.
 
+mod common;
+
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use common::{admin, deploy};
 use freshet_apiserver::{ClusterOptions, TestCluster};
 use freshet_testbed::registry::fixtures;
 use freshet_testbed::registry::push::Pusher;
@@ -15,38 +18,10 @@ use freshet_testbed::registry::{RegistryOptions, RegistryServer};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Event;
-use kube::api::{Api, ListParams, PostParams};
-use serde_json::{Value, json};
+use kube::api::{Api, ListParams};
+use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::process::{Child, Command};
-
-async fn admin(cluster: &TestCluster) -> kube::Client {
-    let kc: kube::config::Kubeconfig =
-        serde_json::from_value(cluster.admin_kubeconfig()).expect("kubeconfig parses");
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .expect("kubeconfig loads");
-    kube::Client::try_from(config).expect("client")
-}
-
-async fn deploy(client: &kube::Client, name: &str, image: &str, annotations: Value) {
-    let d: Deployment = serde_json::from_value(json!({
-        "metadata": {"name": name, "annotations": annotations},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "app", "image": image, "imagePullPolicy": "Always"}]}
-            }
-        }
-    }))
-    .unwrap();
-    Api::<Deployment>::namespaced(client.clone(), "default")
-        .create(&PostParams::default(), &d)
-        .await
-        .expect("deployment created");
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
