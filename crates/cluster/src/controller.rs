@@ -161,11 +161,12 @@ async fn pass(
 ) -> Option<DateTime<Utc>> {
     // Whole seconds: the window's end is written as RFC 3339 seconds.
     let now = Utc::now().trunc_subsecs(0);
-    let since = last.or_else(|| {
+    // Without `RunOptions::interval` (--ignore-schedules) every workload is due.
+    let since = refresher.options().interval.and(last.or_else(|| {
         chrono::Duration::from_std(options.interval)
             .ok()
             .and_then(|d| now.checked_sub_signed(d))
-    });
+    }));
     match refresher
         .run_window(since, &schedule::format_time(now))
         .await
