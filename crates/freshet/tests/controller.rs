@@ -86,28 +86,23 @@ fn sample(metrics: &str, prefix: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-async fn wait_for<T, F, Fut>(what: &str, logs: &[&Path], mut check: F) -> T
+/// Waits for `check`, printing both replicas' logs if it never holds.
+async fn wait_for<T, F, Fut>(what: &str, logs: &[&Path], check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        if tokio::time::Instant::now() >= deadline {
+    freshet_testbed::wait::wait_for_or(
+        what,
+        || {
             for log in logs {
-                eprintln!(
-                    "--- {}\n{}",
-                    log.display(),
-                    std::fs::read_to_string(log).unwrap_or_default()
-                );
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                eprintln!("--- {}\n{text}", log.display());
             }
-            panic!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        },
+        check,
+    )
+    .await
 }
 
 async fn holder(leases: &Api<Lease>) -> Option<String> {

@@ -4,8 +4,6 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::time::Duration;
 
 use freshet_apiserver::{ClusterOptions, TestCluster};
 use freshet_cluster::{PullSecret, Refresher, RunOptions};
@@ -258,21 +256,6 @@ pub async fn events(client: &kube::Client, namespace: &str, name: &str) -> Vec<E
         .collect()
 }
 
-/// Polls `check` until it returns `Some`, failing after 60 s.
-pub async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+// Not every test binary that includes this module waits.
+#[allow(unused_imports)]
+pub use freshet_testbed::wait::wait_for;
