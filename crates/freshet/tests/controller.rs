@@ -250,13 +250,13 @@ async fn two_replicas_one_leader_refreshes_escalates_without_exiting_and_hands_o
     );
 
     // SIGTERM: the leader releases the lease and exits 0; the follower takes over.
-    let pid = leader.id().expect("leader pid").to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(killed.success());
+    // (through nix, not a `kill` binary: procps is not on every fresh machine)
+    let pid = leader.id().expect("leader pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(pid).expect("a pid fits i32")),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM sent");
     let status = tokio::time::timeout(Duration::from_secs(60), leader.wait())
         .await
         .expect("the leader stops")
