@@ -18,7 +18,7 @@
 //! | `freshet_pass_images` | gauge | (unique images asked about in the last pass) |
 //! | `freshet_leader` | gauge | (1 while this replica holds the lease) |
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
@@ -136,15 +136,18 @@ impl Metrics {
         self.writes.inc_by(report.writes() as u64);
         // Streaks of workloads a pass did not look at (not due) keep their value;
         // the others are replaced by what the pass found.
-        let mut streaks = self.streak_copy.lock().unwrap_or_else(|e| e.into_inner());
-        for w in report
+        let looked_at: Vec<_> = report
             .workloads
             .iter()
             .filter(|w| w.status != Status::NotDue)
-        {
-            streaks.retain(|l, _| {
-                !(l.namespace == w.namespace && l.name == w.name && l.kind == w.kind)
-            });
+            .collect();
+        let seen: BTreeSet<(&str, &str, &str)> = looked_at
+            .iter()
+            .map(|w| (w.namespace.as_str(), w.kind, w.name.as_str()))
+            .collect();
+        let mut streaks = self.streak_copy.lock().unwrap_or_else(|e| e.into_inner());
+        streaks.retain(|l, _| !seen.contains(&(l.namespace.as_str(), l.kind, l.name.as_str())));
+        for w in looked_at {
             let failures = w.transient.iter().map(|f| (f, false));
             for (f, escalated) in failures.chain(w.escalations.iter().map(|f| (f, true))) {
                 let labels = StreakLabels {
@@ -158,17 +161,16 @@ impl Metrics {
         }
         // prometheus-client cannot iterate a family, hence the copy.
         self.streaks.clear();
-        let mut escalated = std::collections::BTreeSet::new();
-        for (labels, (count, at_threshold)) in streaks.iter() {
+        for (labels, (count, _)) in streaks.iter() {
             self.streaks.get_or_create(labels).set(*count);
-            if *at_threshold {
-                escalated.insert((&labels.namespace, labels.kind, &labels.name));
-            }
         }
+        let escalated: BTreeSet<_> = streaks
+            .iter()
+            .filter(|(_, (_, at_threshold))| *at_threshold)
+            .map(|(l, _)| (&l.namespace, l.kind, &l.name))
+            .collect();
         self.escalated
             .set(i64::try_from(escalated.len()).unwrap_or(i64::MAX));
-        drop(escalated);
-        drop(streaks);
         self.images
             .set(i64::try_from(report.images).unwrap_or(i64::MAX));
         self.last_pass.set(unix_time);
