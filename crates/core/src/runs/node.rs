@@ -169,7 +169,7 @@ impl<'a> NodeIndex<'a> {
     /// Indexes at most [`MAX_NODES`] nodes (in the order given).
     pub fn new(nodes: &'a [Node], rules: &NodePlatformRules) -> Self {
         let kept = &nodes[..nodes.len().min(MAX_NODES)];
-        let truncated = (nodes.len() > MAX_NODES).then(|| Truncated {
+        let truncated = (nodes.len() > MAX_NODES).then_some(Truncated {
             cap: "MAX_NODES",
             kept: MAX_NODES,
             total: nodes.len(),

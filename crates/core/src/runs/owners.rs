@@ -15,6 +15,7 @@ use super::facts::{
     Intermediate, MAX_NAMES, MAX_OWNERS_PER_WORKLOAD, MAX_PODS_PER_WORKLOAD, OwnerRef, Pod,
     Truncated, WorkloadRef,
 };
+use super::text::{TOKEN_MAX_BYTES, bounded};
 
 /// Why a pod the shell passed is not one of the workload's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -97,85 +98,14 @@ pub fn pods_of<'a>(
     intermediates: &[Intermediate],
     pods: &'a [Pod],
 ) -> OwnedPods<'a> {
-    let is_workload = |o: &OwnerRef| o.kind == workload.kind.as_str() && o.uid == workload.uid;
-    let mut owner_uids = BTreeSet::new();
-    let mut owner_names = BTreeSet::new();
-    let mut stale_uids = BTreeSet::new();
-    let mut owners_total = 0;
-    if let Some(kind) = workload.kind.intermediate() {
-        for i in intermediates
-            .iter()
-            .filter(|i| i.kind == kind && i.namespace == workload.namespace)
-        {
-            let c = controller(&i.owners);
-            let earlier = c.is_some_and(|c| {
-                c.kind == workload.kind.as_str() && c.name == workload.name && c.uid != workload.uid
-            });
-            if earlier && stale_uids.len() < MAX_OWNERS_PER_WORKLOAD {
-                stale_uids.insert(i.uid.as_str());
-            }
-            if c.is_some_and(is_workload) {
-                owners_total += 1;
-                if owner_uids.len() < MAX_OWNERS_PER_WORKLOAD {
-                    owner_uids.insert(i.uid.as_str());
-                    owner_names.insert(i.name.as_str());
-                }
-            }
-        }
-    }
-    let owned = |c: &OwnerRef| match workload.kind.intermediate() {
-        Some(kind) => c.kind == kind && owner_uids.contains(c.uid.as_str()),
-        None => is_workload(c),
-    };
-    let stale = |c: &OwnerRef| match workload.kind.intermediate() {
-        Some(kind) => {
-            c.kind == kind
-                && (stale_uids.contains(c.uid.as_str()) || owner_names.contains(c.name.as_str()))
-        }
-        None => c.kind == workload.kind.as_str() && c.name == workload.name,
-    };
-
+    let owners = Owners::new(workload, intermediates);
     let mut out = OwnedPods::default();
     let mut mine: Vec<&Pod> = Vec::new();
-    let exclude = |e: Excluded, out: &mut OwnedPods<'a>| {
-        if out.excluded.len() < MAX_NAMES {
-            out.excluded.push(e);
-        } else {
-            out.excluded_more += 1;
-        }
-    };
     for pod in pods {
-        let name = || pod.name.clone();
-        if pod.namespace != workload.namespace {
-            exclude(Excluded::OtherNamespace { pod: name() }, &mut out);
-            continue;
-        }
-        let Some(c) = controller(&pod.owners) else {
-            exclude(Excluded::NoController { pod: name() }, &mut out);
-            continue;
-        };
-        if owned(c) {
-            mine.push(pod);
-        } else if stale(c) {
-            let (kind, n) = (c.kind.clone(), c.name.clone());
-            exclude(
-                Excluded::StaleOwner {
-                    pod: name(),
-                    kind,
-                    name: n,
-                },
-                &mut out,
-            );
-        } else {
-            let (kind, n) = (c.kind.clone(), c.name.clone());
-            exclude(
-                Excluded::OtherOwner {
-                    pod: name(),
-                    kind,
-                    name: n,
-                },
-                &mut out,
-            );
+        match owners.classify(pod) {
+            Ok(()) => mine.push(pod),
+            Err(e) if out.excluded.len() < MAX_NAMES => out.excluded.push(e),
+            Err(_) => out.excluded_more += 1,
         }
     }
     mine.sort_by(|a, b| a.name.cmp(&b.name));
@@ -188,16 +118,107 @@ pub fn pods_of<'a>(
             kept: MAX_PODS_PER_WORKLOAD,
             total,
         })
-    } else if owners_total > MAX_OWNERS_PER_WORKLOAD {
+    } else if owners.total > MAX_OWNERS_PER_WORKLOAD {
         Some(Truncated {
             cap: "MAX_OWNERS_PER_WORKLOAD",
             kept: MAX_OWNERS_PER_WORKLOAD,
-            total: owners_total,
+            total: owners.total,
         })
     } else {
         None
     };
     out
+}
+
+/// The workload and the intermediates it controls (or an earlier workload of the
+/// same name controlled).
+struct Owners<'w> {
+    workload: &'w WorkloadRef,
+    uids: BTreeSet<&'w str>,
+    names: BTreeSet<&'w str>,
+    stale_uids: BTreeSet<&'w str>,
+    total: usize,
+}
+
+impl<'w> Owners<'w> {
+    fn new(workload: &'w WorkloadRef, intermediates: &'w [Intermediate]) -> Self {
+        let mut owners = Self {
+            workload,
+            uids: BTreeSet::new(),
+            names: BTreeSet::new(),
+            stale_uids: BTreeSet::new(),
+            total: 0,
+        };
+        let Some(kind) = workload.kind.intermediate() else {
+            return owners;
+        };
+        for i in intermediates
+            .iter()
+            .filter(|i| i.kind == kind && i.namespace == workload.namespace)
+        {
+            let Some(c) = controller(&i.owners) else {
+                continue;
+            };
+            if owners.is_workload(c) {
+                owners.total += 1;
+                if owners.uids.len() < MAX_OWNERS_PER_WORKLOAD {
+                    owners.uids.insert(&i.uid);
+                    owners.names.insert(&i.name);
+                }
+            } else if c.kind == workload.kind.as_str()
+                && c.name == workload.name
+                && owners.stale_uids.len() < MAX_OWNERS_PER_WORKLOAD
+            {
+                owners.stale_uids.insert(&i.uid);
+            }
+        }
+        owners
+    }
+
+    fn is_workload(&self, o: &OwnerRef) -> bool {
+        o.kind == self.workload.kind.as_str() && o.uid == self.workload.uid
+    }
+
+    /// `Ok` for the workload's pod, else why not.
+    fn classify(&self, pod: &Pod) -> Result<(), Excluded> {
+        let w = self.workload;
+        let name = || bounded(&pod.name, TOKEN_MAX_BYTES);
+        if pod.namespace != w.namespace {
+            return Err(Excluded::OtherNamespace { pod: name() });
+        }
+        let Some(c) = controller(&pod.owners) else {
+            return Err(Excluded::NoController { pod: name() });
+        };
+        let (owned, stale) = match w.kind.intermediate() {
+            Some(kind) => (
+                c.kind == kind && self.uids.contains(c.uid.as_str()),
+                c.kind == kind
+                    && (self.stale_uids.contains(c.uid.as_str())
+                        || self.names.contains(c.name.as_str())),
+            ),
+            None => (
+                self.is_workload(c),
+                c.kind == w.kind.as_str() && c.name == w.name,
+            ),
+        };
+        let (kind, owner) = (
+            bounded(&c.kind, TOKEN_MAX_BYTES),
+            bounded(&c.name, TOKEN_MAX_BYTES),
+        );
+        match (owned, stale) {
+            (true, _) => Ok(()),
+            (false, true) => Err(Excluded::StaleOwner {
+                pod: name(),
+                kind,
+                name: owner,
+            }),
+            (false, false) => Err(Excluded::OtherOwner {
+                pod: name(),
+                kind,
+                name: owner,
+            }),
+        }
+    }
 }
 
 /// The controlling owner reference (the first with `controller: true`).
