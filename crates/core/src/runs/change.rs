@@ -6,7 +6,7 @@
 //! value the audit annotation records. Whenever that cannot be shown (no pods
 //! running, a node of unknown platform, a single image of unknown platform) the
 //! answer is to restart, as freshet did before, with the reason. It must not
-//! decide whether the target offers the platforms: that is [`super::guard`].
+//! decide whether the target offers the platforms: that is [`super::guard()`].
 
 use serde::Serialize;
 

@@ -46,13 +46,13 @@ pub enum ImageIdError {
         id: String,
     },
     /// A `…@digest` whose digest part is malformed.
-    #[error("the container's imageID {image_id:?} has a malformed digest")]
+    #[error("the container's imageID \"{image_id}\" has a malformed digest")]
     BadDigest {
         /// The imageID, escaped and bounded.
         image_id: String,
     },
     /// A shape no known runtime reports.
-    #[error("the container's imageID {image_id:?} is in no known form (expected repo@sha256:…)")]
+    #[error("the container's imageID \"{image_id}\" is in no known form (expected repo@sha256:…)")]
     Unrecognised {
         /// The imageID, escaped and bounded.
         image_id: String,

@@ -10,11 +10,11 @@
 //! - [`node_platform`] and [`workload_platforms`]: the platforms a workload runs on
 //!   and may run on ([`node_fits`] applies `nodeSelector`, required affinity and
 //!   taints);
-//! - [`observe`], [`freshness`] / [`catch_up`]: whether the pods run what the tag
+//! - [`observe()`], [`freshness()`] / [`catch_up`]: whether the pods run what the tag
 //!   names now;
 //! - [`detect_change`]: whether a moved tag changed anything for this workload's
 //!   platforms;
-//! - [`guard`]: whether the target offers every platform the workload needs;
+//! - [`guard()`]: whether the target offers every platform the workload needs;
 //! - [`stuck_pods`]: pods that cannot pull;
 //! - [`runs_report`]: what `status` shows per container.
 //!

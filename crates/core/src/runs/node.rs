@@ -77,7 +77,7 @@ pub enum NodePlatformError {
         node_info: String,
     },
     /// A value that is not an OS or an architecture name.
-    #[error("node {node} names an invalid platform part {value:?}")]
+    #[error("node {node} names an invalid platform part \"{value}\"")]
     Invalid {
         /// The node.
         node: String,

@@ -4,7 +4,7 @@
 //! Owns the join of pods, nodes and scheduling into per-platform node lists, and the
 //! explanation of every node whose platform is unknown (no labels, labels that
 //! disagree with the kubelet, a pod's node missing from the node list). It must not
-//! decide anything about images: that is [`super::guard`] and [`super::catchup`].
+//! decide anything about images: that is [`super::guard()`] and [`super::catchup`].
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -91,6 +91,47 @@ pub struct StuckPods {
     pub more: usize,
 }
 
+impl std::fmt::Display for PullCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::PlatformMissing { platform: Some(p) } => write!(f, "no image for {p}"),
+            Self::PlatformMissing { platform: None } => {
+                f.write_str("no image for the node's platform")
+            }
+            Self::NotFound => f.write_str("image not found"),
+            Self::Denied => f.write_str("access denied"),
+            Self::RateLimited => f.write_str("rate limited"),
+            Self::Unrecognised => f.write_str("cause not recognised"),
+        }
+    }
+}
+
+impl StuckPods {
+    /// The Warning Event message ([`EVENT_REASON`]): each stuck container with its
+    /// reason, cause and the kubelet's message; escaped and at most
+    /// [`MESSAGE_MAX_BYTES`] bytes. `None` when nothing is stuck.
+    pub fn message(&self) -> Option<String> {
+        if self.containers.is_empty() {
+            return None;
+        }
+        let parts: Vec<String> = self
+            .containers
+            .iter()
+            .map(|s| {
+                format!(
+                    "pod {} container {} {}: {} ({})",
+                    s.pod, s.container, s.reason, s.cause, s.message
+                )
+            })
+            .collect();
+        let mut text = parts.join("; ");
+        if self.more > 0 {
+            text = format!("{} more; {text}", self.more);
+        }
+        Some(bounded(&text, MESSAGE_MAX_BYTES))
+    }
+}
+
 /// The containers of `pods` whose pull failed (only those named `container`, when
 /// given).
 pub fn stuck_pods(pods: &[&Pod], nodes: &NodeIndex<'_>, container: Option<&str>) -> StuckPods {

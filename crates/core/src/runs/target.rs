@@ -6,7 +6,14 @@
 //! ([`Manifest::select`](crate::manifest::Manifest::select): `linux/arm64` is
 //! `linux/arm64/v8`, arm falls back to lower variants). A single-platform image's
 //! platform comes from its config blob, which the registry shell reads; when it
-//! could not, the answer is unknown and says so. It must not fetch anything.
+//! could not, the answer is unknown and says so.
+//!
+//! An earlier target need not be fetched again: [`Target::record`] keeps the
+//! per-platform digests that matter (to store next to the recorded digest, for
+//! example in `freshet.io/refreshed`), and [`Target::Recorded`] answers from them,
+//! "unknown" for any platform not recorded. It must not fetch anything.
+
+use std::collections::BTreeMap;
 
 use crate::digest::Digest;
 use crate::manifest::Manifest;
@@ -29,6 +36,14 @@ pub enum Target {
         /// Its platform, from the config blob; `None` when it was not read.
         platform: Option<Platform>,
     },
+    /// An earlier target, as recorded: its digest and the image it offered for the
+    /// platforms that were recorded. Other platforms are unknown, not missing.
+    Recorded {
+        /// The digest the tag named.
+        digest: Digest,
+        /// Platform → the digest a node of it pulled; `None` when not offered.
+        platforms: BTreeMap<Platform, Option<Digest>>,
+    },
 }
 
 /// What a node of one platform gets from a target.
@@ -38,7 +53,8 @@ pub enum ForPlatform {
     Offered(Digest),
     /// The target offers no image for the platform.
     NotOffered,
-    /// A single image whose platform is not known.
+    /// Not known: a single image whose platform was not read, or a recorded target
+    /// without that platform.
     Unknown,
 }
 
@@ -58,7 +74,9 @@ impl Target {
     /// The digest the tag resolves to.
     pub fn digest(&self) -> &Digest {
         match self {
-            Self::Index { digest, .. } | Self::Image { digest, .. } => digest,
+            Self::Index { digest, .. }
+            | Self::Image { digest, .. }
+            | Self::Recorded { digest, .. } => digest,
         }
     }
 
@@ -81,7 +99,40 @@ impl Target {
                 }
             }
             Self::Image { platform: None, .. } => ForPlatform::Unknown,
+            Self::Recorded { platforms, .. } => match platforms.get(platform) {
+                Some(Some(d)) => ForPlatform::Offered(d.clone()),
+                Some(None) => ForPlatform::NotOffered,
+                None => ForPlatform::Unknown,
+            },
         }
+    }
+
+    /// What to keep of this target for `platforms` (for example the platforms a
+    /// workload runs on), so that [`Target::Recorded`] can answer for them later
+    /// without fetching the manifest again. Platforms whose answer is unknown are
+    /// left out. The keys are platform strings (`linux/arm64`), for JSON.
+    pub fn record<'p>(
+        &self,
+        platforms: impl IntoIterator<Item = &'p Platform>,
+    ) -> BTreeMap<String, Option<Digest>> {
+        platforms
+            .into_iter()
+            .filter_map(|p| match self.for_platform(p) {
+                ForPlatform::Offered(d) => Some((p.to_string(), Some(d))),
+                ForPlatform::NotOffered => Some((p.to_string(), None)),
+                ForPlatform::Unknown => None,
+            })
+            .collect()
+    }
+
+    /// A [`Target::Recorded`] from what [`Target::record`] kept; entries whose key
+    /// is not a platform are dropped (so stored text cannot make one up).
+    pub fn recorded(digest: Digest, platforms: &BTreeMap<String, Option<Digest>>) -> Self {
+        let platforms = platforms
+            .iter()
+            .filter_map(|(k, v)| Some((Platform::parse(k).ok()?, v.clone())))
+            .collect();
+        Self::Recorded { digest, platforms }
     }
 
     /// True when `digest` is this target's digest or one of its runnable children.
@@ -90,6 +141,9 @@ impl Target {
             || match self {
                 Self::Index { index, .. } => index.platforms().any(|c| &c.digest == digest),
                 Self::Image { .. } => false,
+                Self::Recorded { platforms, .. } => {
+                    platforms.values().any(|d| d.as_ref() == Some(digest))
+                }
             }
     }
 
@@ -102,6 +156,11 @@ impl Target {
                 .filter_map(|c| c.platform.clone())
                 .collect(),
             Self::Image { platform, .. } => platform.iter().cloned().collect(),
+            Self::Recorded { platforms, .. } => platforms
+                .iter()
+                .filter(|(_, d)| d.is_some())
+                .map(|(p, _)| p.clone())
+                .collect(),
         }
     }
 }
@@ -208,6 +267,32 @@ mod tests {
         );
         assert!(multi.names(&d(1)) && multi.names(&d(3)) && !multi.names(&d(9)));
         assert_eq!(multi.platforms().len(), 3);
+    }
+
+    #[test]
+    fn a_recorded_target_answers_for_recorded_platforms_only() {
+        let multi = index(1, &[("linux/amd64", 2), ("linux/arm64", 3)]);
+        let kept = multi.record([&p("linux/amd64"), &p("linux/s390x")]);
+        let json = serde_json::to_string(&kept).unwrap();
+        assert_eq!(
+            json,
+            format!("{{\"linux/amd64\":\"{}\",\"linux/s390x\":null}}", d(2))
+        );
+        let mut stored: BTreeMap<String, Option<Digest>> = serde_json::from_str(&json).unwrap();
+        stored.insert("not a platform".into(), Some(d(9)));
+        let again = Target::recorded(d(1), &stored);
+        assert_eq!(again.digest(), &d(1));
+        assert_eq!(
+            again.for_platform(&p("linux/amd64")),
+            ForPlatform::Offered(d(2))
+        );
+        assert_eq!(
+            again.for_platform(&p("linux/s390x")),
+            ForPlatform::NotOffered
+        );
+        assert_eq!(again.for_platform(&p("linux/arm64")), ForPlatform::Unknown);
+        assert!(again.names(&d(2)) && !again.names(&d(9)));
+        assert_eq!(again.platforms(), [p("linux/amd64")]);
     }
 
     #[test]

@@ -285,6 +285,38 @@ fn an_index_change_that_only_touches_arm64_restarts_only_arm64_workloads() {
 }
 
 #[test]
+fn a_recorded_target_detects_changes_without_fetching_the_old_index() {
+    let before = index(1, &[("linux/amd64", 2), ("linux/arm64", 3)]);
+    let after = index(4, &[("linux/amd64", 2), ("linux/arm64", 5)]);
+    let amd = platforms_of(&[pod("a").on("amd-1")], &Scheduling::default(), &nodes());
+    // What the annotation would keep after the earlier refresh, for the running platforms.
+    let kept = before.record(amd.runs_on.keys());
+    let recorded = Target::recorded(d(1), &kept);
+    assert!(matches!(
+        detect_change(&recorded, &after, &amd),
+        Change::NoRestart { .. }
+    ));
+    // A platform that was not recorded cannot be compared: restart as before.
+    let both = platforms_of(
+        &[pod("a").on("amd-1"), pod("b").on("arm-1")],
+        &Scheduling::default(),
+        &nodes(),
+    );
+    assert_eq!(
+        detect_change(&recorded, &after, &both),
+        Change::Restart {
+            why: RestartWhy::TargetPlatformUnknown
+        }
+    );
+    // Catch-up reads the recorded target too: a pod on the old index, same amd64 image.
+    let pods = [pod("a").on("amd-1").runs(d(1))];
+    assert!(matches!(
+        fresh(&pods, &after, &[recorded]),
+        Freshness::Current { .. }
+    ));
+}
+
+#[test]
 fn change_detection_restarts_as_before_when_it_cannot_tell() {
     let before = index(1, &[("linux/amd64", 2)]);
     let after = index(4, &[("linux/amd64", 2)]);
