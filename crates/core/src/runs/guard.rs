@@ -30,6 +30,13 @@ pub enum Guard {
     Offers,
     /// The target lacks some of them: do not act.
     Missing(PlatformMissing),
+    /// The target lacks platforms the workload could be scheduled on but runs no
+    /// pod on, and the previous image lacked them too: acting changes nothing there.
+    #[serde(rename_all = "camelCase")]
+    NoRegression {
+        /// Those platforms, each with its nodes.
+        still_missing: Vec<MissingPlatform>,
+    },
     /// Nothing is known to be missing, but not every platform could be checked.
     /// Acting is what freshet did before the guard existed; the reason is reported.
     Unverified {
@@ -122,18 +129,40 @@ impl PlatformMissing {
 
 /// Checks that `target` (the tag `image` names now) offers every platform in
 /// `platforms` (running first, then schedulable).
-pub fn guard(image: &str, target: &Target, platforms: &WorkloadPlatforms) -> Guard {
+///
+/// With `previous` (what the workload ran before: the recorded target, or the one
+/// its pods run), a platform the workload could be scheduled on but runs no pod on,
+/// and that `previous` did not offer either, does not block: the target does not
+/// make it worse, and it is reported as [`Guard::NoRegression`]. Without
+/// `previous`, or when `previous` does not say, every platform counts.
+pub fn guard(
+    image: &str,
+    target: &Target,
+    previous: Option<&Target>,
+    platforms: &WorkloadPlatforms,
+) -> Guard {
     let mut missing = Vec::new();
+    let mut still_missing = Vec::new();
     let mut unknown = false;
     for p in platforms.platforms() {
+        let entry = || MissingPlatform {
+            platform: p.to_string(),
+            running: platforms.runs_on.get(p).cloned().unwrap_or_default(),
+            schedulable: platforms.may_run_on.get(p).cloned().unwrap_or_default(),
+        };
         match target.for_platform(p) {
             ForPlatform::Offered(_) => {}
             ForPlatform::Unknown => unknown = true,
-            ForPlatform::NotOffered => missing.push(MissingPlatform {
-                platform: p.to_string(),
-                running: platforms.runs_on.get(p).cloned().unwrap_or_default(),
-                schedulable: platforms.may_run_on.get(p).cloned().unwrap_or_default(),
-            }),
+            ForPlatform::NotOffered => {
+                let runs_there = platforms.runs_on.contains_key(p);
+                let never_offered =
+                    previous.is_some_and(|t| t.for_platform(p) == ForPlatform::NotOffered);
+                if !runs_there && never_offered {
+                    still_missing.push(entry());
+                } else {
+                    missing.push(entry());
+                }
+            }
         }
     }
     if !missing.is_empty() {
@@ -152,6 +181,8 @@ pub fn guard(image: &str, target: &Target, platforms: &WorkloadPlatforms) -> Gua
         }
     } else if platforms.platforms().is_empty() {
         Unverified::NoPlatforms
+    } else if !still_missing.is_empty() {
+        return Guard::NoRegression { still_missing };
     } else {
         return Guard::Offers;
     };

@@ -373,7 +373,7 @@ fn guard_refuses_an_amd64_only_target_for_a_workload_on_arm64() {
         &Scheduling::default(),
         &nodes(),
     );
-    let got = guard("ghcr.io/o/app:latest", &target, &wp);
+    let got = guard("ghcr.io/o/app:latest", &target, None, &wp);
     assert!(!got.allows());
     let Guard::Missing(m) = &got else {
         panic!("{got:?}")
@@ -401,16 +401,27 @@ fn guard_counts_nodes_the_workload_may_run_on() {
     let nodes = nodes();
     // Nothing runs on arm64 yet, but the workload may be scheduled there.
     let may = platforms_of(&[pod("a").on("amd-1")], &Scheduling::default(), &nodes);
-    let Guard::Missing(m) = guard(IMAGE, &target, &may) else {
+    let Guard::Missing(m) = guard(IMAGE, &target, None, &may) else {
         panic!()
     };
     assert_eq!(m.missing[0].schedulable.names, ["arm-1"]);
     assert!(m.message().contains("linux/arm64 (schedulable on arm-1)"));
+    // ... unless the image it ran before lacked arm64 too: no regression, no block.
+    let before = image(5, Some("linux/amd64"));
+    let got = guard(IMAGE, &target, Some(&before), &may);
+    assert!(got.allows());
+    let Guard::NoRegression { still_missing } = &got else {
+        panic!("{got:?}")
+    };
+    assert_eq!(still_missing[0].platform, "linux/arm64");
+    // A platform a pod runs on always blocks, whatever ran before.
+    let running = platforms_of(&[pod("b").on("arm-1")], &Scheduling::default(), &nodes);
+    assert!(!guard(IMAGE, &target, Some(&before), &running).allows());
     // An amd64-only affinity: the target offers all the workload needs.
     let pinned = platforms_of(&[pod("a").on("amd-1")], &arch_in(&["amd64"]), &nodes);
-    assert_eq!(guard(IMAGE, &target, &pinned), Guard::Offers);
+    assert_eq!(guard(IMAGE, &target, None, &pinned), Guard::Offers);
     // Unknowns are reported, and do not block.
-    let single = guard(IMAGE, &image(3, None), &pinned);
+    let single = guard(IMAGE, &image(3, None), None, &pinned);
     assert_eq!(
         single,
         Guard::Unverified {
@@ -420,14 +431,14 @@ fn guard_counts_nodes_the_workload_may_run_on() {
     assert!(single.allows());
     let unknown = platforms_of(&[pod("a").on("gone")], &arch_in(&["amd64"]), &nodes);
     assert!(matches!(
-        guard(IMAGE, &target, &unknown),
+        guard(IMAGE, &target, None, &unknown),
         Guard::Unverified {
             why: Unverified::NodesUnknown { .. }
         }
     ));
     let nothing = platforms_of(&[], &arch_in(&["s390x"]), &nodes);
     assert_eq!(
-        guard(IMAGE, &target, &nothing),
+        guard(IMAGE, &target, None, &nothing),
         Guard::Unverified {
             why: Unverified::NoPlatforms
         }
@@ -438,7 +449,8 @@ fn guard_counts_nodes_the_workload_may_run_on() {
 fn guard_message_is_escaped_and_bounded() {
     let target = image(7, Some("linux/amd64"));
     let wp = platforms_of(&[pod("b").on("arm-1")], &Scheduling::default(), &nodes());
-    let Guard::Missing(m) = guard(&format!("evil\n{}", "x".repeat(4000)), &target, &wp) else {
+    let Guard::Missing(m) = guard(&format!("evil\n{}", "x".repeat(4000)), &target, None, &wp)
+    else {
         panic!()
     };
     let msg = m.message();

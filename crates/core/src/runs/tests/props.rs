@@ -79,13 +79,28 @@ proptest! {
         let wp = platforms_of(&pods_on(on, 1), &arch_in(&archs), &all_nodes());
         let needed = (0..3).filter(|i| on[*i] || allowed[*i]);
         let missing = needed.clone().any(|i| offered[i] == 0);
-        let got = guard(IMAGE, &target, &wp);
+        let got = guard(IMAGE, &target, None, &wp);
         prop_assert_eq!(!got.allows(), missing, "{:?}", got);
         if let Guard::Missing(m) = &got {
             let named: Vec<&str> = m.missing.iter().map(|m| m.platform.as_str()).collect();
             let want: Vec<&str> = needed.filter(|i| offered[*i] == 0).map(|i| PLATFORMS[i]).collect();
             prop_assert_eq!(named, want);
         }
+    }
+
+    #[test]
+    fn with_a_previous_image_only_a_regression_blocks(
+        offered in prop::array::uniform3(0u8..3),
+        before in prop::array::uniform3(0u8..3),
+        on in prop::array::uniform3(any::<bool>()),
+    ) {
+        let (target, previous) = (idx(100, &offered), idx(99, &before));
+        let wp = platforms_of(&pods_on(on, 1), &Scheduling::default(), &all_nodes());
+        // Every node fits, so every platform is needed; only a missing platform that
+        // runs a pod, or that the previous image offered, is a regression.
+        let regression = (0..3).any(|i| offered[i] == 0 && (on[i] || before[i] != 0));
+        let got = guard(IMAGE, &target, Some(&previous), &wp);
+        prop_assert_eq!(!got.allows(), regression, "{:?}", got);
     }
 
     #[test]
