@@ -16,6 +16,8 @@
 //!   platforms;
 //! - [`guard()`]: whether the target offers every platform the workload needs;
 //! - [`stuck_pods`]: pods that cannot pull;
+//! - [`decide()`]: the above composed for one tracked container of a digest watch
+//!   (guard, then catch-up or per-platform change detection), loop-safe;
 //! - [`runs_report`]: what `status` shows per container.
 //!
 //! Every "unknown" carries a reason, every list is capped by a named constant in
@@ -25,6 +27,7 @@
 
 pub mod catchup;
 pub mod change;
+pub mod decide;
 pub mod facts;
 pub mod guard;
 pub mod image_id;
@@ -46,6 +49,9 @@ pub use catchup::{
     freshness, pod_freshness,
 };
 pub use change::{Change, NoRestartWhy, RestartWhy, detect_change};
+pub use decide::{
+    NothingReason, RecordReason, RestartReason, RunsAction, RunsDecision, Tracked, decide,
+};
 pub use facts::{
     Intermediate, Names, Node, OwnerRef, Pod, PodContainer, Requirement, Scheduling, SelectorTerm,
     Taint, Toleration, Truncated, WorkloadKind, WorkloadRef,

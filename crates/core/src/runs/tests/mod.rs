@@ -2,6 +2,7 @@
 //! fixtures (`pod("web-1").on("arm-1").runs(d(1))`).
 
 mod decisions;
+mod flow;
 mod props;
 mod report;
 
