@@ -46,12 +46,14 @@ pub enum ImageIdError {
         id: String,
     },
     /// A `…@digest` whose digest part is malformed.
+    #[serde(rename_all = "camelCase")]
     #[error("the container's imageID \"{image_id}\" has a malformed digest")]
     BadDigest {
         /// The imageID, escaped and bounded.
         image_id: String,
     },
     /// A shape no known runtime reports.
+    #[serde(rename_all = "camelCase")]
     #[error("the container's imageID \"{image_id}\" is in no known form (expected repo@sha256:…)")]
     Unrecognised {
         /// The imageID, escaped and bounded.

@@ -67,6 +67,7 @@ pub enum NodePlatformError {
         node: String,
     },
     /// The labels and `nodeInfo` name different platforms.
+    #[serde(rename_all = "camelCase")]
     #[error("node {node} is labelled {labels} but its kubelet reports {node_info}")]
     Disagree {
         /// The node.
@@ -357,6 +358,9 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(e, NodePlatformError::Disagree { .. }), "{e}");
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["reason"], "disagree");
+        assert_eq!(json["nodeInfo"], "linux/arm64");
 
         let e = node_platform(
             &node(&[(LABEL_OS, "linux"), (LABEL_ARCH, "am\nd64")], None),
