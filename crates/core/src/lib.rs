@@ -18,6 +18,7 @@ pub mod platform;
 pub mod policy;
 pub mod reference;
 pub mod refresh;
+pub mod safety;
 
 pub use digest::Digest;
 pub use platform::Platform;
