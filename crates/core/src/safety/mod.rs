@@ -34,6 +34,7 @@ use chrono::{DateTime, Utc};
 
 pub use health::{Failure, Health, RolloutStatus};
 pub use hold::{HoldCheck, Holds};
+pub use pacing::{Budget, DueWorkload, Pace, Pacing, PacingState, pace};
 pub use rollback::{OnFailure, Rollback};
 pub use rollout::{Action, Rollout, RolloutChange};
 pub use spec::{Container, Restore};
