@@ -38,6 +38,7 @@ pub use pacing::{Budget, DueWorkload, Pace, Pacing, PacingState, pace};
 pub use rollback::{OnFailure, Rollback};
 pub use rollout::{Action, Rollout, RolloutChange};
 pub use spec::{Container, Restore};
+pub use window::{Window, Windows};
 
 /// Formats a time the way freshet writes times (RFC 3339, whole seconds, `Z`).
 pub(crate) fn format_time(t: DateTime<Utc>) -> String {
