@@ -32,12 +32,15 @@ pub mod window;
 
 use chrono::{DateTime, Utc};
 
+pub use approval::{Approval, ApprovalDecision, ApprovalPolicy, ApprovalRequest};
 pub use health::{Failure, Health, RolloutStatus};
 pub use hold::{HoldCheck, Holds};
+pub use keel::KeelWarning;
 pub use pacing::{Budget, DueWorkload, Pace, Pacing, PacingState, pace};
 pub use rollback::{OnFailure, Rollback};
 pub use rollout::{Action, Rollout, RolloutChange};
 pub use spec::{Container, Restore};
+pub use threshold::{ImageThresholds, Threshold};
 pub use window::{Window, Windows};
 
 /// Formats a time the way freshet writes times (RFC 3339, whole seconds, `Z`).

@@ -278,15 +278,16 @@ mod tests {
         let pinned_a = format!("ghcr.io/acme/api:1.2@{}", d('a'));
         let pinned_b = format!("ghcr.io/acme/api:1.2@{}", d('b'));
         let latest_a = format!("ghcr.io/acme/api:latest@{}", d('a'));
-        let cases: Vec<(
+        type Case<'a> = (
             Action,
             Option<String>,
             String,
-            Option<&str>,
-            &str,
-            Vec<(&str, String)>,
+            Option<&'a str>,
+            &'a str,
+            Vec<(&'a str, String)>,
             Restore,
-        )> = vec![
+        );
+        let cases: Vec<Case<'_>> = vec![
             (
                 Action::Restart,
                 Some(d('a')),
