@@ -10,9 +10,12 @@
 //!   `updatedReplicas >= spec.replicas`, no old replicas are left
 //!   (`status.replicas <= updatedReplicas`) and `availableReplicas >= updatedReplicas`.
 //! - **StatefulSet** (`RollingUpdate`): waits for the generation, then for
-//!   `readyReplicas >= spec.replicas`; with a partition, done when `updatedReplicas
-//!   >= replicas - partition`; otherwise done when `updateRevision == currentRevision`.
-//!   `OnDelete` never rolls by itself: judged healthy (kubectl refuses to judge it).
+//!   `readyReplicas >= spec.replicas`; with `rollingUpdate.partition` set (the API
+//!   server defaults it to 0), done when `updatedReplicas >= replicas - partition`;
+//!   without it, done when `updateRevision == currentRevision` (kubectl calls a
+//!   `rollingUpdate` block without a partition done at once; freshet waits for the
+//!   revision). `OnDelete` never rolls by itself: judged healthy (kubectl refuses to
+//!   judge it).
 //! - **DaemonSet** (`RollingUpdate`): waits for the generation, then
 //!   `updatedNumberScheduled >= desiredNumberScheduled` and `numberAvailable >=
 //!   desiredNumberScheduled` (and no unavailable pods).
@@ -73,7 +76,8 @@ pub struct DeploymentStatus {
 /// A StatefulSet's update strategy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StatefulSetStrategy {
-    /// `RollingUpdate`, with `rollingUpdate.partition` when set.
+    /// `RollingUpdate`, with `rollingUpdate.partition` when set (the API server
+    /// defaults it to 0).
     RollingUpdate {
         /// `spec.updateStrategy.rollingUpdate.partition`.
         partition: Option<i32>,
@@ -365,7 +369,7 @@ fn stateful_set(s: &StatefulSetStatus) -> Health {
             s.replicas - s.ready_replicas
         ));
     }
-    if let Some(partition) = partition.filter(|p| *p > 0) {
+    if let Some(partition) = partition {
         let want = (s.replicas - partition).max(0);
         if s.updated_replicas < want {
             return progressing(format!(
@@ -412,7 +416,9 @@ fn cron_job(c: &CronJobStatus) -> Health {
         Some(job) => match &job.failed_reason {
             Some(reason) => Health::Failed(Failure::JobFailed {
                 job: job.name.clone(),
-                reason: reason.clone(),
+                // Status text anyone with status access could write: escaped and
+                // bounded before it reaches an Event.
+                reason: reason.escape_debug().take(128).collect(),
             }),
             None if job.complete => Health::Healthy,
             None => progressing(format!("waiting for job {} to complete", job.name)),

@@ -458,6 +458,52 @@ mod tests {
     }
 
     #[test]
+    fn a_second_response_to_the_same_rollout_restores_nothing() {
+        // What a second replica (or a retried run) would compute after the first
+        // rollback landed: the containers no longer hold what freshet rolled out.
+        let r = rollout(Action::Restart, Some(&d('a')), &d('b'), None);
+        let first = respond(
+            OnFailure::Rollback,
+            &r,
+            &api("ghcr.io/acme/api:latest", &[]),
+            &Holds::default(),
+            t(700),
+        );
+        let Restore::Image { to, .. } = &first.restores[0] else {
+            panic!()
+        };
+        let second = respond(OnFailure::Rollback, &r, &api(to, &[]), &first.holds, t(800));
+        assert!(second.restores.is_empty());
+        assert_eq!(second.holds, first.holds);
+        assert!(!second.annotations.contains_key(HOLD));
+    }
+
+    proptest::proptest! {
+        /// A restart's rollback pins the container's own repository and tag to the
+        /// last good digest, in the spelling it was written in.
+        #[test]
+        fn restart_rollbacks_pin_the_same_repository_and_tag(
+            registry in proptest::sample::select(vec!["", "docker.io/", "ghcr.io/", "127.0.0.1:5000/"]),
+            repo in "[a-z]{1,8}(/[a-z]{1,8})?",
+            tag in proptest::option::of("[a-z0-9][a-z0-9._-]{0,10}"),
+            good in "[0-9a-f]{64}",
+        ) {
+            let written = format!("{registry}{repo}{}", tag.as_ref().map(|t| format!(":{t}")).unwrap_or_default());
+            let current = Reference::parse(&written).unwrap();
+            let mut r = rollout(Action::Restart, Some(&format!("sha256:{good}")), &d('b'), None);
+            r.changes[0].image = current.name();
+            let out = respond(OnFailure::Rollback, &r, &api(&written, &[]), &Holds::default(), t(700));
+            proptest::prop_assert_eq!(out.restores.len(), 1);
+            let Restore::Image { to, .. } = &out.restores[0] else { panic!() };
+            let pinned = Reference::parse(to).unwrap();
+            proptest::prop_assert_eq!(pinned.name(), current.name());
+            proptest::prop_assert_eq!(pinned.tag(), current.tag());
+            proptest::prop_assert_eq!(pinned.digest().map(|d| d.hex().to_owned()), Some(good));
+            proptest::prop_assert_eq!(to.starts_with("docker.io/"), written.starts_with("docker.io/"));
+        }
+    }
+
+    #[test]
     fn on_failure_parses_with_a_default_and_names_the_key() {
         let ann = |v: &str| BTreeMap::from([(ON_FAILURE.to_owned(), v.to_owned())]);
         assert_eq!(

@@ -117,7 +117,13 @@ fn stateful_sets_follow_kubectl() {
             "1 out of 2 new pods",
         ),
         (sts((2, 2), 4, Some(2), 4, 2, ("a", "b")), "healthy"),
-        (sts((2, 2), 3, Some(0), 3, 3, ("a", "b")), "at revision b"),
+        // With a partition (defaulted to 0), kubectl counts updated replicas.
+        (
+            sts((2, 2), 3, Some(0), 3, 2, ("a", "b")),
+            "2 out of 3 new pods",
+        ),
+        (sts((2, 2), 3, Some(0), 3, 3, ("a", "b")), "healthy"),
+        (sts((2, 2), 3, Some(5), 3, 0, ("a", "b")), "healthy"),
     ];
     for (status, want) in cases {
         let h = judge(&status, &[], 3, t(600), t(10));
