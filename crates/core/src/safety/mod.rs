@@ -14,6 +14,23 @@
 //! calls the functions here and writes what they return (annotations, patches,
 //! Events), always with a `resourceVersion` precondition.
 //!
+//! One pass over a workload, as the shell wires it:
+//! 1. A `freshet.io/rollout` record ([`Rollout::parse`]) means a rollout is being
+//!    followed: [`health::judge`] it with the record's deadline. `Healthy`: remove
+//!    the record. `Failed`: [`rollback::respond`] with the workload's [`OnFailure`]
+//!    and send its restores and annotations in one patch. `Progressing`: wait.
+//! 2. Otherwise plan as usual; before rolling a candidate digest out, ask
+//!    [`Holds::check`]: `Held` skips it, `Lift` writes the lifted holds and unpins.
+//! 3. [`approval::decide`] for the update's target; only `may_roll()` goes on.
+//! 4. Keep the workloads whose [`Windows`] are open, then [`pacing::pace`] them
+//!    together; queued ones are due at `Windows::next_open(due)`.
+//! 5. The patch that starts a rollout also writes its [`Rollout`] record, with the
+//!    deadline from [`health::deadline`].
+//!
+//! Every write carries the `resourceVersion` the decision was made on, so two
+//! replicas or runs never both act on one decision (the loser gets a conflict and
+//! decides again on fresh facts).
+//!
 //! Annotation values freshet writes here are JSON with a fixed field order, parsed
 //! strictly (unknown fields, missing fields and bad times are errors naming the
 //! annotation and the fix) so a hand edit that breaks them is reported, never

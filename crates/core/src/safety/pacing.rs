@@ -293,11 +293,12 @@ impl PacingState {
             let Some(budget) = pacing.budget_of(scope) else {
                 continue;
             };
-            let kept: Vec<Slot> = slots
+            let mut kept: Vec<Slot> = slots
                 .iter()
                 .copied()
                 .filter(|s| s.0 + budget.per() > now)
                 .collect();
+            kept.sort();
             if !kept.is_empty() {
                 out.slots.insert(scope.clone(), kept);
             }
@@ -395,8 +396,8 @@ pub fn pace(
         let (at, binding) = earliest_all(&planned, &scopes, now);
         for (scope, _) in &scopes {
             let slots = planned.slots.entry(scope.clone()).or_default();
-            slots.push(Slot(at));
-            slots.sort();
+            let i = slots.partition_point(|s| s.0 <= at);
+            slots.insert(i, Slot(at));
         }
         if at == now {
             for (scope, _) in &scopes {
@@ -413,6 +414,9 @@ pub fn pace(
                 },
             });
         }
+    }
+    for slots in real.slots.values_mut() {
+        slots.sort();
     }
     out.state = real;
     out
@@ -444,21 +448,21 @@ fn earliest_all(
     }
 }
 
-/// The earliest time from `from` at which fewer than `max` of `slots` are active
-/// (a slot at `s` is active during `[s, s + per)`).
+/// The earliest time from `from` at which fewer than `max` of `slots` (sorted) are
+/// active (a slot at `s` is active during `[s, s + per)`).
 fn earliest(slots: &[Slot], budget: Budget, from: DateTime<Utc>) -> DateTime<Utc> {
     let per = budget.per();
+    let max = budget.max as usize;
     let mut at = from;
     loop {
-        let active: Vec<DateTime<Utc>> = slots
-            .iter()
-            .map(|s| s.0)
-            .filter(|s| *s <= at && at < *s + per)
-            .collect();
-        if active.len() < budget.max as usize {
+        let lo = slots.partition_point(|s| s.0 + per <= at);
+        let hi = slots.partition_point(|s| s.0 <= at);
+        let active = hi.saturating_sub(lo);
+        if active < max {
             return at;
         }
-        at = active.iter().map(|s| *s + per).min().expect("max >= 1");
+        // Wait until all but max - 1 of the active slots have expired.
+        at = slots[lo + active - max].0 + per;
     }
 }
 

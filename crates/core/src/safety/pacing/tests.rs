@@ -275,3 +275,19 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_large_budget_and_queue_stay_cheap() {
+    // 10 000 slots per day over 30 000 due workloads: every lookup is a binary
+    // search, so this is instant rather than quadratic.
+    let pacing = Pacing {
+        cluster: Some(Budget::parse("pacing", 10_000, "1d").unwrap()),
+        ..Pacing::default()
+    };
+    let workloads: Vec<DueWorkload> = (0..30_000)
+        .map(|i| due(&format!("w{i:05}"), "x", None, 0))
+        .collect();
+    let p = pace(&pacing, &PacingState::default(), &workloads, 0, t(0));
+    assert_eq!(p.roll.len(), 10_000);
+    assert_eq!(p.queued.last().unwrap().due, Some(t(2 * 24 * H)));
+}
