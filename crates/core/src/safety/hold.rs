@@ -189,8 +189,19 @@ impl Holds {
         }
         let mut holds = self.clone();
         holds.0.remove(repository);
-        let unpin = held
-            .floating
+        HoldCheck::Lift {
+            holds,
+            unpin: held.unpin(repository, containers),
+        }
+    }
+}
+
+impl Held {
+    /// The changes that put containers a rollback pinned back on their floating image
+    /// string (for a lifted hold, and for `freshet release`). A container whose image
+    /// no longer names a digest of `repository` was changed since and is left alone.
+    pub fn unpin(&self, repository: &str, containers: &[Container]) -> Vec<Restore> {
+        self.floating
             .iter()
             .filter_map(|(name, floating)| {
                 let c = containers.iter().find(|c| &c.name == name)?;
@@ -203,8 +214,7 @@ impl Holds {
                     to: floating.clone(),
                 })
             })
-            .collect();
-        HoldCheck::Lift { holds, unpin }
+            .collect()
     }
 }
 
@@ -298,7 +308,17 @@ mod tests {
         assert_eq!(held.digests.len(), 2);
         assert_eq!(held.floating["web"], "nginx:1");
         assert!(holds.is_held(repo, &d('c')));
-        assert!(holds.release(repo).is_some());
+        let pinned = format!("nginx:1@{}", d('a'));
+        let released = holds.release(repo).unwrap();
+        assert_eq!(
+            released.unpin(repo, &[container("web", &pinned)]),
+            vec![Restore::Image {
+                container: "web".into(),
+                init: false,
+                from: pinned,
+                to: "nginx:1".into()
+            }]
+        );
         assert_eq!(holds.render(), None);
     }
 

@@ -11,7 +11,9 @@
 //! | `pin`, `set-image` | the previous image string | |
 //! | `set-env` | the previous value (or removes a variable that was unset) | |
 //!
-//! A container whose value is no longer what freshet rolled out (a person or a GitOps
+//! [`respond`] answers a failed rollout from its record; [`to_digest`] is the
+//! manual `freshet rollback … --to DIGEST` (and, with `running: None`, the pin of
+//! `freshet pin`). A container whose value is no longer what freshet rolled out (a person or a GitOps
 //! tool changed it since) is left alone and reported in [`Rollback::skipped`]. Must
 //! not write or look anything up: the shell checks the target digest exists in the
 //! registry, then sends [`Rollback::restores`] and [`Rollback::annotations`] in one
@@ -145,6 +147,53 @@ pub fn respond(
         if let Ok(digest) = Digest::parse(&change.digest) {
             out.holds.hold(&change.image, &digest, floating, now);
         }
+    }
+    if out.holds != *holds {
+        out.annotations.insert(HOLD.into(), out.holds.render());
+    }
+    out
+}
+
+/// `freshet rollback … --to DIGEST`: pins every container running `repository` to
+/// `to` (keeping each one's tag and spelling) and holds `running`, the digest the
+/// pods run now (from their `imageID`), when it differs. The shell checks first that
+/// the registry has `to`. Containers that were floating are remembered, so a lifted
+/// hold or `freshet release` puts them back on their tag.
+pub fn to_digest(
+    repository: &str,
+    to: &Digest,
+    running: Option<&Digest>,
+    containers: &[Container],
+    holds: &Holds,
+    now: DateTime<Utc>,
+) -> Rollback {
+    let mut out = Rollback {
+        holds: holds.clone(),
+        ..Rollback::default()
+    };
+    let mut floating = BTreeMap::new();
+    for c in containers {
+        let Ok(r) = Reference::parse(&c.image) else {
+            continue;
+        };
+        if r.name() != repository {
+            continue;
+        }
+        let Some(pin) = pinned(&c.image, to).filter(|p| *p != c.image) else {
+            continue;
+        };
+        if r.digest().is_none() {
+            floating.insert(c.name.clone(), c.image.clone());
+        }
+        out.restores.push(Restore::Image {
+            container: c.name.clone(),
+            init: c.init,
+            from: c.image.clone(),
+            to: pin,
+        });
+    }
+    if let Some(bad) = running.filter(|d| *d != to) {
+        out.holds.hold(repository, bad, floating, now);
     }
     if out.holds != *holds {
         out.annotations.insert(HOLD.into(), out.holds.render());
@@ -455,6 +504,68 @@ mod tests {
         assert!(!out.pause && out.restores.is_empty());
         assert_eq!(out.annotations.len(), 1);
         assert_eq!(out.annotations[ROLLOUT], None);
+    }
+
+    #[test]
+    fn a_manual_rollback_pins_every_container_of_the_repository_and_holds_what_runs() {
+        let a = Digest::parse(&d('a')).unwrap();
+        let b = Digest::parse(&d('b')).unwrap();
+        let containers = vec![
+            Container {
+                name: "api".into(),
+                image: "ghcr.io/acme/api:latest".into(),
+                ..Container::default()
+            },
+            Container {
+                name: "migrate".into(),
+                init: true,
+                image: format!("ghcr.io/acme/api:latest@{b}"),
+                ..Container::default()
+            },
+            Container {
+                name: "proxy".into(),
+                image: "envoy:1".into(),
+                ..Container::default()
+            },
+        ];
+        let out = to_digest(
+            "ghcr.io/acme/api",
+            &a,
+            Some(&b),
+            &containers,
+            &Holds::default(),
+            t(0),
+        );
+        let pinned = format!("ghcr.io/acme/api:latest@{a}");
+        let targets: Vec<(&str, &str)> = out
+            .restores
+            .iter()
+            .map(|r| match r {
+                Restore::Image { container, to, .. } => (container.as_str(), to.as_str()),
+                Restore::Env { .. } => panic!(),
+            })
+            .collect();
+        assert_eq!(
+            targets,
+            [("api", pinned.as_str()), ("migrate", pinned.as_str())]
+        );
+        let held = &out.holds.0["ghcr.io/acme/api"];
+        assert!(held.digests.contains(b.as_str()));
+        assert_eq!(
+            held.floating,
+            BTreeMap::from([("api".to_owned(), "ghcr.io/acme/api:latest".to_owned())])
+        );
+        assert_eq!(out.annotations[HOLD], out.holds.render());
+        // Rolling back to what already runs holds nothing.
+        let same = to_digest(
+            "ghcr.io/acme/api",
+            &b,
+            Some(&b),
+            &containers,
+            &Holds::default(),
+            t(0),
+        );
+        assert!(same.annotations.is_empty());
     }
 
     #[test]
