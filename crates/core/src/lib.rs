@@ -19,6 +19,7 @@ pub mod policy;
 pub mod reference;
 pub mod refresh;
 pub mod runs;
+pub mod safety;
 
 pub use digest::Digest;
 pub use platform::Platform;
