@@ -94,7 +94,7 @@ pub enum AnnotationError {
         key: String,
         /// What is wrong with the value.
         #[source]
-        source: SettingError,
+        source: Box<SettingError>,
     },
     /// An `image-list` entry is malformed.
     #[error("annotation {IMAGE_LIST} entry {entry:?}: {reason}")]
@@ -151,7 +151,7 @@ pub fn from_annotations(
         }
         let spec = ImageSpec::parse(&spec_text).map_err(|source| AnnotationError::Setting {
             key: IMAGE_LIST.to_owned(),
-            source,
+            source: Box::new(source),
         })?;
         let reader = Reader {
             annotations,
@@ -267,7 +267,10 @@ impl Reader<'_> {
     ) -> Result<ImageConfig, AnnotationError> {
         let setting = |key: &str| {
             let key = key.to_owned();
-            move |source| AnnotationError::Setting { key, source }
+            move |source: SettingError| AnnotationError::Setting {
+                key,
+                source: Box::new(source),
+            }
         };
         let (strategy, strategy_key) = match self.value("update-strategy", true) {
             Some((key, v)) => {
@@ -341,10 +344,10 @@ impl Reader<'_> {
         if helm_configured && let Some((key, _)) = &kustomize {
             return Err(AnnotationError::Setting {
                 key: key.clone(),
-                source: SettingError::Image {
+                source: Box::new(SettingError::Image {
                     value: self.alias.unwrap_or_default().to_owned(),
                     reason: "both helm.* and kustomize.image-name are set for this alias; keep the one that matches the Application's source".into(),
-                },
+                }),
             });
         }
         Ok(ManifestTarget {
@@ -371,7 +374,10 @@ impl Reader<'_> {
             });
         found
             .map(|(key, v)| {
-                DigestForm::parse(v).map_err(|source| AnnotationError::Setting { key, source })
+                DigestForm::parse(v).map_err(|source| AnnotationError::Setting {
+                    key,
+                    source: Box::new(source),
+                })
             })
             .transpose()
     }

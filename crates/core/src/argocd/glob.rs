@@ -55,12 +55,13 @@ pub(crate) fn matches(pattern: &str, name: &str) -> bool {
         if si == s.len() && pi == p.len() {
             return true;
         }
-        if si < s.len() && pi < p.len() {
-            if let Some(next) = step(&p, pi, s[si]) {
-                pi = next;
-                si += 1;
-                continue;
-            }
+        if si < s.len()
+            && pi < p.len()
+            && let Some(next) = step(&p, pi, s[si])
+        {
+            pi = next;
+            si += 1;
+            continue;
         }
         // Backtrack: let the last star swallow one more character (never a `/`).
         match star {

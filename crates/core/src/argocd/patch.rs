@@ -358,7 +358,7 @@ fn argo_match(existing: &str, new: &str) -> bool {
     existing.split(delim).next() == new.split(delim).next()
 }
 
-fn set_kustomize(
+pub(crate) fn set_kustomize(
     list: &mut Vec<Value>,
     w: &Write<'_>,
     field: &str,
