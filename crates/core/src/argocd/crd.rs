@@ -557,7 +557,7 @@ impl ImageUpdater {
         };
         let spec =
             ImageSpec::parse(&entry.image_name).map_err(setting(&format!("{at}.imageName")))?;
-        let levels = [
+        let levels = Levels([
             (
                 "spec.commonUpdateSettings".to_owned(),
                 self.spec.common_update_settings.as_ref(),
@@ -573,14 +573,8 @@ impl ImageUpdater {
                 format!("{at}.commonUpdateSettings"),
                 entry.common_update_settings.as_ref(),
             ),
-        ];
-        // The narrowest level that sets a field wins; remember which, for errors.
-        let pick = |get: &dyn Fn(&CommonUpdateSettings) -> bool| {
-            levels
-                .iter()
-                .rev()
-                .find_map(|(f, s)| s.filter(|s| get(s)).map(|s| (f.clone(), s)))
-        };
+        ]);
+        let pick = |get: &dyn Fn(&CommonUpdateSettings) -> bool| levels.pick(get);
         let mut strategy = Strategy::Semver;
         let mut strategy_field = format!("{at}.imageName");
         if let Some((f, s)) = pick(&|s| s.update_strategy.is_some()) {
@@ -602,21 +596,7 @@ impl ImageUpdater {
                 None
             }
         };
-        let allow_tags = match pick(&|s| s.allow_tags.is_some()) {
-            Some((f, s)) => TagFilter::parse(s.allow_tags.as_deref().unwrap_or_default())
-                .map_err(setting(&format!("{f}.allowTags")))?,
-            None => TagFilter::Any,
-        };
-        let ignore_tags = match pick(&|s| s.ignore_tags.is_some()) {
-            Some((f, s)) => parse_ignore(s.ignore_tags.as_deref().unwrap_or_default())
-                .map_err(setting(&format!("{f}.ignoreTags")))?,
-            None => Vec::new(),
-        };
-        let platforms = match pick(&|s| s.platforms.is_some()) {
-            Some((f, s)) => parse_platforms(s.platforms.as_deref().unwrap_or_default())
-                .map_err(setting(&format!("{f}.platforms")))?,
-            None => Vec::new(),
-        };
+        let (allow_tags, ignore_tags, platforms) = self.tag_settings(&levels)?;
         let pull_secret = match pick(&|s| {
             s.pull_secret
                 .as_deref()
@@ -631,6 +611,67 @@ impl ImageUpdater {
         let force_update = pick(&|s| s.force_update.is_some())
             .and_then(|(_, s)| s.force_update)
             .unwrap_or(false);
+        let (target, plugin) = self.manifest_target(entry, at)?;
+        let mut image = ImageConfig {
+            alias: Some(entry.alias.clone()),
+            image: spec,
+            strategy,
+            policy,
+            allow_tags,
+            ignore_tags,
+            platforms,
+            pull_secret,
+            force_update,
+            target,
+            digest_form: None,
+        };
+        if plugin {
+            image.policy = None;
+            warnings.push(Warning::new(
+                format!("{at}.manifestTargets.plugin"),
+                "freshet does not write plugin env vars; this image is not updated: use a helm or kustomize target",
+            ));
+        }
+        Ok(image)
+    }
+
+    /// `allowTags`, `ignoreTags` and `platforms` after the cascade.
+    fn tag_settings(
+        &self,
+        levels: &Levels<'_>,
+    ) -> Result<(TagFilter, Vec<String>, Vec<crate::Platform>), CrError> {
+        let setting = |field: String| {
+            let name = self.name();
+            move |source: SettingError| CrError::Setting {
+                name,
+                field,
+                source: Box::new(source),
+            }
+        };
+        let allow_tags = match levels.pick(&|s| s.allow_tags.is_some()) {
+            Some((f, s)) => TagFilter::parse(s.allow_tags.as_deref().unwrap_or_default())
+                .map_err(setting(format!("{f}.allowTags")))?,
+            None => TagFilter::Any,
+        };
+        let ignore_tags = match levels.pick(&|s| s.ignore_tags.is_some()) {
+            Some((f, s)) => parse_ignore(s.ignore_tags.as_deref().unwrap_or_default())
+                .map_err(setting(format!("{f}.ignoreTags")))?,
+            None => Vec::new(),
+        };
+        let platforms = match levels.pick(&|s| s.platforms.is_some()) {
+            Some((f, s)) => parse_platforms(s.platforms.as_deref().unwrap_or_default())
+                .map_err(setting(format!("{f}.platforms")))?,
+            None => Vec::new(),
+        };
+        Ok((allow_tags, ignore_tags, platforms))
+    }
+
+    /// `manifestTargets`, and whether it is a plugin target.
+    fn manifest_target(
+        &self,
+        entry: &ImageEntry,
+        at: &str,
+    ) -> Result<(ManifestTarget, bool), CrError> {
         let targets = entry.manifest_targets.clone().unwrap_or_default();
         let set = [
             targets.helm.is_some(),
@@ -643,33 +684,30 @@ impl ImageUpdater {
                 "set exactly one of helm, kustomize and plugin".into(),
             ));
         }
-        let mut image = ImageConfig {
-            alias: Some(entry.alias.clone()),
-            image: spec,
-            strategy,
-            policy,
-            allow_tags,
-            ignore_tags,
-            platforms,
-            pull_secret,
-            force_update,
-            target: ManifestTarget {
-                helm: targets.helm.as_ref().map_or_else(HelmTarget::default, |h| {
-                    HelmTarget::new(h.name.as_deref(), h.tag.as_deref(), h.spec.as_deref())
-                }),
-                helm_configured: targets.helm.is_some(),
-                kustomize_name: targets.kustomize.and_then(|k| k.name),
-            },
-            digest_form: None,
+        let target = ManifestTarget {
+            helm: targets.helm.as_ref().map_or_else(HelmTarget::default, |h| {
+                HelmTarget::new(h.name.as_deref(), h.tag.as_deref(), h.spec.as_deref())
+            }),
+            helm_configured: targets.helm.is_some(),
+            kustomize_name: targets.kustomize.and_then(|k| k.name),
         };
-        if targets.plugin.is_some() {
-            image.policy = None;
-            warnings.push(Warning::new(
-                format!("{at}.manifestTargets.plugin"),
-                "freshet does not write plugin env vars; this image is not updated: use a helm or kustomize target",
-            ));
-        }
-        Ok(image)
+        Ok((target, targets.plugin.is_some()))
+    }
+}
+
+/// The settings levels of one image, broadest first, with their field paths.
+struct Levels<'a>([(String, Option<&'a CommonUpdateSettings>); 3]);
+
+impl<'a> Levels<'a> {
+    /// The narrowest level that sets a field (as `get` says), with its field path.
+    fn pick(
+        &self,
+        get: &dyn Fn(&CommonUpdateSettings) -> bool,
+    ) -> Option<(String, &'a CommonUpdateSettings)> {
+        self.0
+            .iter()
+            .rev()
+            .find_map(|(f, s)| s.filter(|s| get(s)).map(|s| (f.clone(), s)))
     }
 }
 

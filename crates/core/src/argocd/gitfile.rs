@@ -244,71 +244,12 @@ fn helm_override(
             wanted.push((k, v));
         }
     }
-    let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
-    let mut edits = Vec::new();
-    let mut changes = Vec::new();
-    if root.is_none() {
+    let (edits, changes) = if root.is_none() {
         wanted.sort();
-        let mut out = format!("helm:{eol}  parameters:{eol}");
-        for (k, v) in &wanted {
-            out.push_str(&param_entry(k, v, "  ", "    ", eol));
-            changes.push(Change {
-                field: k.clone(),
-                old: None,
-                new: v.clone(),
-            });
-        }
-        edits.push(Edit {
-            span: 0..text.len(),
-            new: out,
-        });
+        new_helm_override(text, &wanted)
     } else {
-        let mut appended = String::new();
-        let indent = || {
-            item_indent(text, &items).ok_or_else(|| GitFileError::NotEditable {
-                path: path.to_owned(),
-                reason: "its helm.parameters list is empty or written in flow style".into(),
-            })
-        };
-        for (k, v) in &wanted {
-            match param_scalar(&items, k) {
-                Some(s) => {
-                    if let Some(e) = yamlpath::set_scalar(text, s, v) {
-                        changes.push(Change {
-                            field: k.clone(),
-                            old: Some(s.value.clone()),
-                            new: v.clone(),
-                        });
-                        edits.push(e);
-                    }
-                }
-                None => {
-                    let (dash, key) = indent()?;
-                    appended.push_str(&param_entry(k, v, &dash, &key, eol));
-                    changes.push(Change {
-                        field: k.clone(),
-                        old: None,
-                        new: v.clone(),
-                    });
-                }
-            }
-        }
-        if !appended.is_empty() {
-            let at = items
-                .iter()
-                .filter_map(yamlpath::end)
-                .max()
-                .map(|e| yamlpath::next_line(text, e))
-                .unwrap_or(text.len());
-            if at == text.len() && !text.ends_with('\n') {
-                appended.insert_str(0, eol);
-            }
-            edits.push(Edit {
-                span: at..at,
-                new: appended,
-            });
-        }
-    }
+        edit_helm_override(path, text, &items, &wanted)?
+    };
     finish(path, root.is_none(), text, edits, changes, |r| {
         let items = param_nodes(r).ok_or("helm.parameters is gone")?;
         for (k, v) in &wanted {
@@ -321,6 +262,93 @@ fn helm_override(
     })
 }
 
+/// The whole text of a new Helm override file.
+fn new_helm_override(text: &str, wanted: &[(String, String)]) -> (Vec<Edit>, Vec<Change>) {
+    let eol = eol_of(text);
+    let mut out = format!("helm:{eol}  parameters:{eol}");
+    let mut changes = Vec::new();
+    for (k, v) in wanted {
+        out.push_str(&param_entry(k, v, "  ", "    ", eol));
+        changes.push(added(k, v));
+    }
+    (
+        vec![Edit {
+            span: 0..text.len(),
+            new: out,
+        }],
+        changes,
+    )
+}
+
+/// Edits of an existing Helm override file: values replaced in place, new parameters
+/// appended after the last one in the list's own indentation.
+fn edit_helm_override(
+    path: &str,
+    text: &str,
+    items: &[Node],
+    wanted: &[(String, String)],
+) -> Result<(Vec<Edit>, Vec<Change>), GitFileError> {
+    let eol = eol_of(text);
+    let mut edits = Vec::new();
+    let mut changes = Vec::new();
+    let mut appended = String::new();
+    for (k, v) in wanted {
+        match param_scalar(items, k) {
+            Some(s) => {
+                if let Some(e) = yamlpath::set_scalar(text, s, v) {
+                    changes.push(Change {
+                        field: k.clone(),
+                        old: Some(s.value.clone()),
+                        new: v.clone(),
+                    });
+                    edits.push(e);
+                }
+            }
+            None => {
+                let (dash, key) =
+                    item_indent(text, items).ok_or_else(|| GitFileError::NotEditable {
+                        path: path.to_owned(),
+                        reason: "its helm.parameters list is empty or written in flow style".into(),
+                    })?;
+                appended.push_str(&param_entry(k, v, &dash, &key, eol));
+                changes.push(added(k, v));
+            }
+        }
+    }
+    if !appended.is_empty() {
+        edits.push(append_after(text, items, appended));
+    }
+    Ok((edits, changes))
+}
+
+fn eol_of(text: &str) -> &'static str {
+    if text.contains("\r\n") { "\r\n" } else { "\n" }
+}
+
+fn added(k: &str, v: &str) -> Change {
+    Change {
+        field: k.to_owned(),
+        old: None,
+        new: v.to_owned(),
+    }
+}
+
+/// An insertion of whole lines after the last item of a block list.
+fn append_after(text: &str, items: &[Node], mut lines: String) -> Edit {
+    let at = items
+        .iter()
+        .filter_map(yamlpath::end)
+        .max()
+        .map_or(text.len(), |e| yamlpath::next_line(text, e));
+    if at == text.len() && !text.is_empty() && !text.ends_with('\n') {
+        lines.insert_str(0, eol_of(text));
+    }
+    Edit {
+        span: at..at,
+        new: lines,
+    }
+}
+
 /// The indentation of a block list's `-` and of its items' keys, from its first item.
 fn item_indent(text: &str, items: &[Node]) -> Option<(String, String)> {
     let first = yamlpath::start(items.first()?)?;
@@ -331,6 +359,45 @@ fn item_indent(text: &str, items: &[Node]) -> Option<(String, String)> {
         return None;
     }
     Some((" ".repeat(dash), " ".repeat(first - line)))
+}
+
+fn new_kustomize_override(text: &str, list: &[String]) -> Vec<Edit> {
+    let eol = eol_of(text);
+    let mut out = format!("kustomize:{eol}  images:{eol}");
+    for e in list {
+        out.push_str(&format!("  - {}{eol}", yamlpath::render(e)));
+    }
+    vec![Edit {
+        span: 0..text.len(),
+        new: out,
+    }]
+}
+
+fn edit_kustomize_override(
+    path: &str,
+    text: &str,
+    items: &[Node],
+    scalars: &[&yamlpath::Scalar],
+    list: &[String],
+) -> Result<Vec<Edit>, GitFileError> {
+    let mut edits: Vec<Edit> = scalars
+        .iter()
+        .zip(list)
+        .filter_map(|(s, new)| yamlpath::set_scalar(text, s, new))
+        .collect();
+    if list.len() > scalars.len() {
+        let (dash, _) = item_indent(text, items).ok_or_else(|| GitFileError::NotEditable {
+            path: path.to_owned(),
+            reason: "its kustomize.images list is empty or written in flow style".into(),
+        })?;
+        let eol = eol_of(text);
+        let add: String = list[scalars.len()..]
+            .iter()
+            .map(|e| format!("{dash}- {}{eol}", yamlpath::render(e)))
+            .collect();
+        edits.push(append_after(text, items, add));
+    }
+    Ok(edits)
 }
 
 fn kustomize_override(
@@ -383,43 +450,11 @@ fn kustomize_override(
             .filter_map(|v| v.as_str().map(str::to_owned))
             .collect();
     }
-    let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
-    let mut edits = Vec::new();
-    if root.is_none() {
-        let mut out = format!("kustomize:{eol}  images:{eol}");
-        for e in &list {
-            out.push_str(&format!("  - {}{eol}", yamlpath::render(e)));
-        }
-        edits.push(Edit {
-            span: 0..text.len(),
-            new: out,
-        });
+    let edits = if root.is_none() {
+        new_kustomize_override(text, &list)
     } else {
-        for (s, new) in scalars.iter().zip(&list) {
-            edits.extend(yamlpath::set_scalar(text, s, new));
-        }
-        if list.len() > scalars.len() {
-            let (dash, _) = item_indent(text, &items).ok_or_else(|| GitFileError::NotEditable {
-                path: path.to_owned(),
-                reason: "its kustomize.images list is empty or written in flow style".into(),
-            })?;
-            let at = yamlpath::next_line(
-                text,
-                items.iter().filter_map(yamlpath::end).max().unwrap_or(0),
-            );
-            let mut add: String = list[scalars.len()..]
-                .iter()
-                .map(|e| format!("{dash}- {}{eol}", yamlpath::render(e)))
-                .collect();
-            if at == text.len() && !text.ends_with('\n') {
-                add.insert_str(0, eol);
-            }
-            edits.push(Edit {
-                span: at..at,
-                new: add,
-            });
-        }
-    }
+        edit_kustomize_override(path, text, &items, &scalars, &list)?
+    };
     finish(path, root.is_none(), text, edits, changes, |r| {
         let got: Vec<String> =
             match yamlpath::get(r, "kustomize").and_then(|k| yamlpath::get(k, "images")) {
@@ -548,41 +583,7 @@ pub fn kustomization_file(
             });
         };
         let form = w.image.digest_form.unwrap_or_default();
-        let pin = match (&w.new.digest, form) {
-            (None, _) => PinForm::Tag,
-            (Some(_), DigestForm::TagDigest) => PinForm::TagDigest,
-            (Some(_), DigestForm::Digest) => PinForm::Digest,
-        };
-        let target = files::Target {
-            tag: w.new.tag.clone().unwrap_or_else(|| "latest".to_owned()),
-            digest: w.new.digest.clone(),
-        };
-        let mut mine =
-            files::edits_for(text, entry, &target, pin).map_err(|e| GitFileError::NotEditable {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })?;
-        if let Spans::Kustomize {
-            name,
-            new_name,
-            indent,
-            insert_at,
-            ..
-        } = &entry.spans
-        {
-            let want_name = (text[name.clone()] != *w.new.name).then_some(w.new.name.as_str());
-            match (new_name, want_name) {
-                (Some(span), Some(n)) if text[span.clone()] != *n => mine.push(Edit {
-                    span: span.clone(),
-                    new: n.to_owned(),
-                }),
-                (None, Some(n)) => mine.push(Edit {
-                    span: *insert_at..*insert_at,
-                    new: format!("{}newName: {n}\n", " ".repeat(*indent)),
-                }),
-                _ => {}
-            }
-        }
+        let mine = entry_edits(path, text, entry, w, form)?;
         if !mine.is_empty() {
             changes.push(Change {
                 field: key.to_owned(),
@@ -595,7 +596,70 @@ pub fn kustomization_file(
     if edits.is_empty() {
         return Ok(None);
     }
-    // Two inserted lines at the same spot would be refused: merge them.
+    let merged = merge_inserts(edits);
+    let new_text = files::apply_edits(path, text, &merged).map_err(|e| GitFileError::Check {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    Ok(Some(FileChange {
+        path: path.to_owned(),
+        create: false,
+        edits: merged,
+        text: new_text,
+        changes,
+    }))
+}
+
+/// The edits that set one kustomization entry: `newTag`/`digest` as the pin form says,
+/// and `newName` when the image differs from the entry's name.
+fn entry_edits(
+    path: &str,
+    text: &str,
+    entry: &files::Found,
+    w: &Write<'_>,
+    form: DigestForm,
+) -> Result<Vec<Edit>, GitFileError> {
+    let pin = match (&w.new.digest, form) {
+        (None, _) => PinForm::Tag,
+        (Some(_), DigestForm::TagDigest) => PinForm::TagDigest,
+        (Some(_), DigestForm::Digest) => PinForm::Digest,
+    };
+    let target = files::Target {
+        tag: w.new.tag.clone().unwrap_or_else(|| "latest".to_owned()),
+        digest: w.new.digest.clone(),
+    };
+    let mut mine =
+        files::edits_for(text, entry, &target, pin).map_err(|e| GitFileError::NotEditable {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+    if let Spans::Kustomize {
+        name,
+        new_name,
+        indent,
+        insert_at,
+        ..
+    } = &entry.spans
+    {
+        let want_name = (text[name.clone()] != *w.new.name).then_some(w.new.name.as_str());
+        match (new_name, want_name) {
+            (Some(span), Some(n)) if text[span.clone()] != *n => mine.push(Edit {
+                span: span.clone(),
+                new: n.to_owned(),
+            }),
+            (None, Some(n)) => mine.push(Edit {
+                span: *insert_at..*insert_at,
+                new: format!("{}newName: {n}{}", " ".repeat(*indent), eol_of(text)),
+            }),
+            _ => {}
+        }
+    }
+    Ok(mine)
+}
+
+/// Sorts edits and joins insertions at the same spot (which `apply_edits` refuses as
+/// overlapping), in order.
+fn merge_inserts(mut edits: Vec<Edit>) -> Vec<Edit> {
     edits.sort_by_key(|e| (e.span.start, e.span.end));
     let mut merged: Vec<Edit> = Vec::with_capacity(edits.len());
     for e in edits {
@@ -608,15 +672,5 @@ pub fn kustomization_file(
             _ => merged.push(e),
         }
     }
-    let new_text = files::apply_edits(path, text, &merged).map_err(|e| GitFileError::Check {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
-    Ok(Some(FileChange {
-        path: path.to_owned(),
-        create: false,
-        edits: merged,
-        text: new_text,
-        changes,
-    }))
+    merged
 }
