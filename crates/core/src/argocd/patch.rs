@@ -488,3 +488,69 @@ pub fn is_live(image: &ImageConfig, live: &[String]) -> bool {
         })
     })
 }
+
+/// The digest a written value pins, in any of the forms: `tag@sha256:…`, a bare
+/// `sha256:…`, `repo@sha256:…` or `repo:tag@sha256:…` (for a `digest` strategy's
+/// [`crate::policy::Current`]).
+pub fn written_digest(value: &str) -> Option<Digest> {
+    let d = match value.rsplit_once('@') {
+        Some((_, d)) => d,
+        None => value,
+    };
+    Digest::parse(d).ok()
+}
+
+/// The tag and digest an image is at now, for [`crate::policy::Current`]: from the
+/// source's parameters or override when it sets the image, else from the running image
+/// in `status.summary.images` (what upstream compares against). A `digest` strategy's tag
+/// is always the tag it follows.
+pub fn current_tag(
+    app: &Value,
+    source: &SourceChoice,
+    image: &ImageConfig,
+) -> (Option<String>, Option<Digest>) {
+    let written =
+        current(app, source, image).map(|value| match (&image.target.helm, source.kind) {
+            // `name:tag` from two parameters: the tag part may itself hold `@sha256:…` or be
+            // a bare digest, so split at the first colon after the name.
+            (HelmTarget::Names { .. }, SourceKind::Helm) => {
+                let name_len = value.find(':').unwrap_or(value.len());
+                let tag = &value[(name_len + 1).min(value.len())..];
+                (tag_part(tag), written_digest(tag))
+            }
+            _ => {
+                let image = value.split_once('=').map_or(value.as_str(), |(_, i)| i);
+                let (_, tag, d) = crate::files::split_written(image);
+                (
+                    tag.map(str::to_owned),
+                    d.and_then(|d| Digest::parse(d).ok()),
+                )
+            }
+        });
+    let (tag, digest) = written.unwrap_or_else(|| {
+        let repo = override_repo(&image.image.name);
+        live_images(app)
+            .iter()
+            .find(|l| override_repo(l) == repo)
+            .map(|l| {
+                let (_, tag, d) = crate::files::split_written(l);
+                (
+                    tag.map(str::to_owned),
+                    d.and_then(|d| Digest::parse(d).ok()),
+                )
+            })
+            .unwrap_or((None, None))
+    });
+    match image.tracked_tag() {
+        Some(t) => (Some(t.to_owned()), digest),
+        None => (tag, digest),
+    }
+}
+
+/// The tag in a tag parameter's value (`1.2`, `1.2@sha256:…`), none for a bare digest.
+fn tag_part(value: &str) -> Option<String> {
+    if value.starts_with("sha256:") || value.is_empty() {
+        return None;
+    }
+    Some(value.split('@').next().unwrap_or(value).to_owned())
+}

@@ -5,7 +5,8 @@ use crate::argocd::AppConfig;
 use crate::argocd::annotations::from_annotations;
 use crate::argocd::image::{DigestForm, ImageConfig};
 use crate::argocd::patch::{
-    NewImage, PatchError, Write, argocd_patch, current, is_live, live_images,
+    NewImage, PatchError, Write, argocd_patch, current, current_tag, is_live, live_images,
+    written_digest,
 };
 use crate::argocd::source::{SourceAt, SourceChoice, SourceKind, choose};
 use crate::argocd::writeback::WriteBack;
@@ -507,4 +508,56 @@ fn an_image_that_does_not_run_is_skipped_unless_forced() {
     let mut unforced = cfg.images[1].clone();
     unforced.force_update = false;
     assert!(!is_live(&unforced, &live));
+}
+
+#[test]
+fn the_digest_is_read_back_from_every_form() {
+    let d = digest('9');
+    for value in [
+        d.to_string(),
+        format!("preview@{d}"),
+        format!("ghcr.io/o/a@{d}"),
+        format!("localhost:5000/o/a:preview@{d}"),
+    ] {
+        assert_eq!(written_digest(&value), Some(d.clone()), "{value}");
+    }
+    for value in ["preview", "sha-1a2b3c4", "ghcr.io/o/a:1.2", "sha256:short"] {
+        assert_eq!(written_digest(value), None, "{value}");
+    }
+}
+
+#[test]
+fn the_current_tag_comes_from_the_spec_else_from_the_running_image() {
+    let d = digest('7');
+    let cfg = seed(None);
+    let source = choose(&preview_app(json!([])), &cfg.write_back).unwrap();
+    // Nothing written yet: the running image (the bootstrap pin) has no digest.
+    let app = preview_app(json!([]));
+    assert_eq!(
+        current_tag(&app, &source, &cfg.images[0]),
+        (Some("preview".into()), None)
+    );
+    let app = preview_app(json!([
+        {"name": "image.repository", "value": "ghcr.io/acme/backend"},
+        {"name": "image.tag", "value": d.to_string()}
+    ]));
+    assert_eq!(
+        current_tag(&app, &source, &cfg.images[0]),
+        (Some("preview".into()), Some(d.clone()))
+    );
+    // A semver image reads its tag from the parameters, or from the running image.
+    let semver = config(&[(iu("image-list"), "backend=ghcr.io/acme/backend:~1.2")]);
+    let app = preview_app(json!([
+        {"name": "image.name", "value": "ghcr.io/acme/backend"},
+        {"name": "image.tag", "value": "1.2.3"}
+    ]));
+    assert_eq!(
+        current_tag(&app, &source, &semver.images[0]),
+        (Some("1.2.3".into()), None)
+    );
+    let app = preview_app(json!([]));
+    assert_eq!(
+        current_tag(&app, &source, &semver.images[0]),
+        (Some("sha-1a2b3c4".into()), None)
+    );
 }
