@@ -245,7 +245,7 @@ impl PullSecretRef {
     /// Parses a reference. `env:` and `ext:` are refused: freshet never reads its own
     /// environment for a credential named by an Application, and never runs a script an
     /// Application names. The namespace must be the Application's, as Image Updater
-    /// enforces since v1.x (`pkg/argocd/update.go`).
+    /// enforces since v1.3.0 (`pkg/argocd/update.go`; earlier versions read any namespace).
     pub fn parse(value: &str, app_namespace: &str) -> Result<PullSecretRef, SettingError> {
         let err = |reason: String| SettingError::PullSecret {
             value: value.to_owned(),

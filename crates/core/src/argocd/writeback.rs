@@ -286,14 +286,46 @@ impl Default for Target {
 /// One change, as the branch template sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
-    /// The image name (`.Name`).
+    /// The image name without its registry (`.Name`; upstream's `ImageName`).
     pub name: String,
     /// The alias (`.Alias`).
     pub alias: String,
-    /// The previous tag or digest (`.OldTag`).
+    /// The previous digest, else tag (`.OldTag`; upstream's `ImageTag.String()`).
     pub old_tag: String,
-    /// The new tag or digest (`.NewTag`).
+    /// The new digest, else tag (`.NewTag`).
     pub new_tag: String,
+}
+
+impl Change {
+    /// A change as upstream's `TemplateBranchName` sees it: the repository path of
+    /// `image` (`ghcr.io/acme/api` → `acme/api`, `nginx` → `nginx`), and for each side
+    /// the digest when there is one, else the tag.
+    pub fn new(
+        image: &str,
+        alias: &str,
+        old: (Option<&str>, Option<&crate::Digest>),
+        new: (Option<&str>, Option<&crate::Digest>),
+    ) -> Change {
+        let name = match crate::Reference::parse(image) {
+            Ok(r) if !image.starts_with("library/") => r
+                .repository()
+                .strip_prefix("library/")
+                .unwrap_or(r.repository())
+                .to_owned(),
+            Ok(r) => r.repository().to_owned(),
+            Err(_) => image.to_owned(),
+        };
+        let side = |(tag, digest): (Option<&str>, Option<&crate::Digest>)| match digest {
+            Some(d) => d.to_string(),
+            None => tag.unwrap_or_default().to_owned(),
+        };
+        Change {
+            name,
+            alias: alias.to_owned(),
+            old_tag: side(old),
+            new_tag: side(new),
+        }
+    }
 }
 
 /// What a branch template is rendered with.

@@ -1,3 +1,5 @@
+//! Annotation sets from Image Updater's documentation, read as upstream reads them, and bad input rejected with the annotation and the fix.
+
 use super::{iu, map};
 use crate::argocd::annotations::{AnnotationError, IMAGE_LIST, from_annotations};
 use crate::argocd::image::{DigestForm, HelmTarget, PullSecretRef, Strategy};

@@ -1,3 +1,5 @@
+//! `ImageUpdater` resources from Image Updater's documentation: selection by specificity and labels, the settings cascade, and what freshet refuses.
+
 use serde_json::json;
 
 use super::{iu, map};

@@ -1,3 +1,5 @@
+//! Golden tests of the Git write-back's file changes: the override file, Helm values and kustomizations, edited byte-minimally.
+
 use super::{digest, iu, map};
 use crate::argocd::AppConfig;
 use crate::argocd::annotations::from_annotations;

@@ -5,6 +5,7 @@ mod annotations;
 mod crd;
 mod gitfile;
 mod patch;
+mod props;
 mod writeback;
 
 use std::collections::BTreeMap;

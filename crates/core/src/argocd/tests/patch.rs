@@ -1,3 +1,5 @@
+//! Golden tests of the argocd write-back's patch bodies, for single- and multi-source Applications, Helm and kustomize, in both digest forms.
+
 use serde_json::{Value, json};
 
 use super::{digest, iu, map};

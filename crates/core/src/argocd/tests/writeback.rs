@@ -1,3 +1,5 @@
+//! Write-back settings, the write-branch template, and the guard for workloads Argo CD manages.
+
 use std::collections::BTreeMap;
 
 use sha2::{Digest as _, Sha256};
@@ -242,4 +244,35 @@ fn a_deployment_argo_cd_manages_warns_naming_the_application() {
         ..w
     };
     assert!(managed_by_argo(&plain, |_| true).is_none());
+}
+
+#[test]
+fn a_change_names_the_image_as_upstream_does() {
+    let d = crate::Digest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap();
+    let c = Change::new(
+        "ghcr.io/acme/api",
+        "api",
+        (Some("1.0"), None),
+        (Some("1.1"), None),
+    );
+    assert_eq!(
+        (c.name.as_str(), c.old_tag.as_str(), c.new_tag.as_str()),
+        ("acme/api", "1.0", "1.1")
+    );
+    assert_eq!(
+        Change::new("nginx", "", (None, None), (Some("1"), None)).name,
+        "nginx"
+    );
+    assert_eq!(
+        Change::new("library/nginx", "", (None, None), (Some("1"), None)).name,
+        "library/nginx"
+    );
+    assert_eq!(
+        Change::new("localhost:5000/app", "", (None, None), (Some("1"), None)).name,
+        "app"
+    );
+    assert_eq!(
+        Change::new("ghcr.io/a/b", "b", (Some("p"), None), (Some("p"), Some(&d))).new_tag,
+        d.to_string()
+    );
 }
