@@ -30,6 +30,14 @@ pub enum SourceError {
         "the Application has neither spec.source, spec.sources nor spec.sourceHydrator; nothing can be written"
     )]
     NoSource,
+    /// A `git` write-back has no repository to commit to.
+    #[error(
+        "the Application's source has no repoURL and git-repository is not set; set git-repository (or gitConfig.repository)"
+    )]
+    NoRepository,
+    /// The write-back target climbs out of the repository.
+    #[error("write-back target {0:?} resolves outside the repository; fix write-back-target")]
+    OutsideRepository(String),
     /// The source type is not one Image Updater can write to.
     #[error(
         "the Application's source is of type {0}; images can only be written to a Helm or Kustomize source (a Plugin source only with write-back-method: git)"
@@ -224,4 +232,70 @@ fn multi_index(sources: &[Value], status_types: &Value, kind: SourceKind) -> usi
                 .any(|b| s[*b].is_object())
         })
         .unwrap_or(0)
+}
+
+/// Where a `git` write-back commits, as upstream's `parseGitConfig`,
+/// `getWriteBackBranch` and `WriteBackTargetKey` decide it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GitPlace {
+    /// The repository URL (`git-repository`, else the source's `repoURL`).
+    pub repository: String,
+    /// The branch to check out: `git-branch`'s base, else the `targetRevision` of the
+    /// source in that repository (for a multi-source Application), else the chosen
+    /// source's. `None` (or `HEAD`, normalised to `None`): the remote's default branch,
+    /// which the Git shell resolves.
+    pub checkout: Option<String>,
+    /// The file (or, for `kustomization`, the directory) to edit, from the repository
+    /// root.
+    pub target: String,
+    /// `.TargetKey` for the branch template.
+    pub target_key: String,
+}
+
+/// Resolves a `git` write-back's repository, branch and target; `app_file` is the
+/// default override file name ([`super::gitfile::override_file_name`]).
+pub fn git_place(
+    app: &Value,
+    source: &SourceChoice,
+    write_back: &WriteBack,
+    app_file: &str,
+) -> Result<GitPlace, SourceError> {
+    let src = source.get(app).ok_or(SourceError::NoSource)?;
+    let repository = write_back
+        .repository
+        .clone()
+        .or_else(|| src["repoURL"].as_str().map(str::to_owned))
+        .filter(|r| !r.is_empty())
+        .ok_or(SourceError::NoRepository)?;
+    let revision = |s: &Value| s["targetRevision"].as_str().map(str::to_owned);
+    let from_source = match (&write_back.repository, app["spec"]["sources"].as_array()) {
+        (Some(repo), Some(sources)) => sources
+            .iter()
+            .find(|s| s["repoURL"].as_str() == Some(repo))
+            .and_then(revision)
+            .or_else(|| revision(src)),
+        _ => revision(src),
+    };
+    let checkout = write_back
+        .branch
+        .base
+        .clone()
+        .or(from_source)
+        .filter(|b| !b.is_empty() && b != "HEAD");
+    let path = src["path"].as_str().unwrap_or(".");
+    let target = write_back
+        .target
+        .resolve(path, app_file)
+        .ok_or_else(|| SourceError::OutsideRepository(format!("{:?}", write_back.target)))?;
+    let target_key = super::writeback::target_key(
+        &repository,
+        write_back.branch.base.as_deref().unwrap_or(""),
+        &target,
+    );
+    Ok(GitPlace {
+        repository,
+        checkout,
+        target,
+        target_key,
+    })
 }

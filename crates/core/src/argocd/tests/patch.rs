@@ -10,7 +10,7 @@ use crate::argocd::patch::{
     NewImage, PatchError, Write, argocd_patch, current, current_tag, is_live, live_images,
     written_digest,
 };
-use crate::argocd::source::{SourceAt, SourceChoice, SourceKind, choose};
+use crate::argocd::source::{SourceAt, SourceChoice, SourceKind, choose, git_place};
 use crate::argocd::writeback::WriteBack;
 
 fn config(pairs: &[(String, &str)]) -> AppConfig {
@@ -561,5 +561,45 @@ fn the_current_tag_comes_from_the_spec_else_from_the_running_image() {
     assert_eq!(
         current_tag(&app, &source, &semver.images[0]),
         (Some("sha-1a2b3c4".into()), None)
+    );
+}
+
+#[test]
+fn a_git_write_back_commits_where_upstream_would() {
+    let cfg = config(&[
+        (iu("image-list"), "shop=ghcr.io/acme/shop:~1.4"),
+        (iu("write-back-method"), "git"),
+        (iu("git-repository"), "https://git.example/acme/deploy.git"),
+        (iu("write-back-target"), "helmvalues:/shop/values.yaml"),
+    ]);
+    let app = multi_source_app();
+    let source = choose(&app, &cfg.write_back).unwrap();
+    let place = git_place(&app, &source, &cfg.write_back, ".argocd-source-shop.yaml").unwrap();
+    assert_eq!(place.repository, "https://git.example/acme/deploy.git");
+    // The revision of the source in that repository, not the chart's version.
+    assert_eq!(place.checkout.as_deref(), Some("main"));
+    assert_eq!(place.target, "shop/values.yaml");
+    assert_eq!(place.target_key.len(), 8);
+
+    let default = config(&[
+        (iu("image-list"), "backend=ghcr.io/acme/backend:preview"),
+        (iu("backend.update-strategy"), "digest"),
+        (iu("write-back-method"), "git"),
+        (iu("git-branch"), ":preview-{{.SHA256}}"),
+    ]);
+    let mut app = preview_app(json!([]));
+    app["spec"]["source"]["targetRevision"] = json!("HEAD");
+    let source = choose(&app, &default.write_back).unwrap();
+    let place = git_place(
+        &app,
+        &source,
+        &default.write_back,
+        ".argocd-source-backend-preview.yaml",
+    )
+    .unwrap();
+    assert_eq!(place.checkout, None, "HEAD: the remote's default branch");
+    assert_eq!(
+        place.target,
+        "charts/backend/.argocd-source-backend-preview.yaml"
     );
 }
