@@ -3,6 +3,7 @@
 
 mod annotations;
 mod crd;
+mod flow;
 mod gitfile;
 mod patch;
 mod props;
