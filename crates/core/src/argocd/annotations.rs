@@ -445,12 +445,19 @@ fn warn_unknown(
         if APP_SETTINGS.contains(&rest) {
             continue;
         }
-        let per_alias = aliases.iter().find_map(|a| {
-            rest.strip_prefix(a.as_str())
-                .and_then(|r| r.strip_prefix('.'))
-        });
+        // Aliases may contain dots, so try each alias that prefixes the key.
+        let settings: Vec<&str> = aliases
+            .iter()
+            .filter_map(|a| rest.strip_prefix(a.as_str())?.strip_prefix('.'))
+            .collect();
+        let per_alias = if settings.iter().any(|s| ALIAS_SETTINGS.contains(s)) {
+            continue;
+        } else if settings.contains(&"tag-match") {
+            Some("tag-match")
+        } else {
+            settings.first().copied()
+        };
         match per_alias {
-            Some(s) if ALIAS_SETTINGS.contains(&s) => {}
             Some("tag-match") => warnings.push(Warning::new(
                 key,
                 "tag-match was removed from Image Updater and freshet does not read it; rename it to allow-tags",

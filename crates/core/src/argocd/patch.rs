@@ -270,18 +270,15 @@ fn param_value<'a>(list: &'a [Value], name: &str) -> Option<&'a str> {
 fn set_param(list: &mut Vec<Value>, name: &str, value: String, changes: &mut Vec<Change>) {
     let entry = json!({"name": name, "value": value, "forceString": true});
     match list.iter().position(|p| p["name"].as_str() == Some(name)) {
+        // Already this value: leave the entry as it is (no write for a forceString).
+        Some(i) if list[i]["value"].as_str() == Some(value.as_str()) => {}
         Some(i) => {
-            let old = list[i]["value"].as_str().map(str::to_owned);
-            if list[i] != entry {
-                if old.as_deref() != Some(value.as_str()) {
-                    changes.push(Change {
-                        field: name.to_owned(),
-                        old,
-                        new: value,
-                    });
-                }
-                list[i] = entry;
-            }
+            changes.push(Change {
+                field: name.to_owned(),
+                old: list[i]["value"].as_str().map(str::to_owned),
+                new: value,
+            });
+            list[i] = entry;
         }
         None => {
             changes.push(Change {

@@ -285,7 +285,7 @@ impl Default for Target {
 
 /// One change, as the branch template sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
+pub struct ImageChange {
     /// The image name without its registry (`.Name`; upstream's `ImageName`).
     pub name: String,
     /// The alias (`.Alias`).
@@ -296,7 +296,7 @@ pub struct Change {
     pub new_tag: String,
 }
 
-impl Change {
+impl ImageChange {
     /// A change as upstream's `TemplateBranchName` sees it: the repository path of
     /// `image` (`ghcr.io/acme/api` → `acme/api`, `nginx` → `nginx`), and for each side
     /// the digest when there is one, else the tag.
@@ -305,7 +305,7 @@ impl Change {
         alias: &str,
         old: (Option<&str>, Option<&crate::Digest>),
         new: (Option<&str>, Option<&crate::Digest>),
-    ) -> Change {
+    ) -> ImageChange {
         let name = match crate::Reference::parse(image) {
             Ok(r) if !image.starts_with("library/") => r
                 .repository()
@@ -319,7 +319,7 @@ impl Change {
             Some(d) => d.to_string(),
             None => tag.unwrap_or_default().to_owned(),
         };
-        Change {
+        ImageChange {
             name,
             alias: alias.to_owned(),
             old_tag: side(old),
@@ -338,7 +338,7 @@ pub struct Context {
     /// `.TargetKey`: see [`target_key`].
     pub target_key: String,
     /// `.Images`; `.SHA256` is computed from them.
-    pub changes: Vec<Change>,
+    pub changes: Vec<ImageChange>,
 }
 
 /// Image Updater's `.TargetKey`: the first 8 hex digits of
@@ -353,7 +353,7 @@ fn hex8(bytes: &[u8]) -> String {
 }
 
 /// Image Updater's `.SHA256`: sha256 over `"<name>-<old>-<new>,"` for each change.
-pub fn changes_sha256(changes: &[Change]) -> String {
+pub fn changes_sha256(changes: &[ImageChange]) -> String {
     let mut h = Sha256::new();
     for c in changes {
         h.update(format!("{}-{}-{},", c.name, c.old_tag, c.new_tag).as_bytes());
@@ -510,7 +510,13 @@ fn push_text(stack: &mut [Vec<Node>], text: String) {
     }
 }
 
-fn render_nodes(nodes: &[Node], ctx: &Context, sha: &str, item: Option<&Change>, out: &mut String) {
+fn render_nodes(
+    nodes: &[Node],
+    ctx: &Context,
+    sha: &str,
+    item: Option<&ImageChange>,
+    out: &mut String,
+) {
     for node in nodes {
         match node {
             Node::Text(t) => out.push_str(t),

@@ -440,3 +440,20 @@ fn application_wide_settings_apply_under_per_alias_ones() {
     let tags: Vec<String> = ["v1", "v2-rc1", "v3"].map(String::from).to_vec();
     assert_eq!(plain.filter_tags(&tags, Some("v1")), ["v1", "v3"]);
 }
+
+#[test]
+fn regression_dotted_aliases_do_not_shadow_each_other() {
+    let set = [
+        (iu("image-list"), "a=nginx, a.b=redis"),
+        (iu("a.b.update-strategy"), "alphabetical"),
+        (iu("a.update-strategy"), "alphabetical"),
+    ];
+    let config = parse(&set, "ns").unwrap().unwrap();
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    assert!(
+        config
+            .images
+            .iter()
+            .all(|i| i.strategy == Strategy::Alphabetical)
+    );
+}

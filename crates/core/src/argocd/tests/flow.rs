@@ -8,7 +8,7 @@ use crate::argocd::annotations::from_annotations;
 use crate::argocd::gitfile::{override_file, override_file_name};
 use crate::argocd::patch::{NewImage, Write, argocd_patch, current_tag, is_live, live_images};
 use crate::argocd::source::{choose, git_place};
-use crate::argocd::writeback::{Change, Context};
+use crate::argocd::writeback::{Context, ImageChange};
 use crate::policy::{Current, Decision, Facts, decide};
 
 #[test]
@@ -126,7 +126,7 @@ fn a_git_write_back_flows_to_an_override_file_and_a_branch() {
         app_name: "api".into(),
         app_namespace: "team-a".into(),
         target_key: place.target_key.clone(),
-        changes: vec![Change::new(
+        changes: vec![ImageChange::new(
             &image.image.name,
             "api",
             (Some("1.4.0"), None),

@@ -603,3 +603,26 @@ fn a_git_write_back_commits_where_upstream_would() {
         "charts/backend/.argocd-source-backend-preview.yaml"
     );
 }
+
+#[test]
+fn regression_an_unchanged_value_is_not_rewritten_for_force_string() {
+    let cfg = seed(Some("digest"));
+    let new = new_preview('b');
+    let app = preview_app(json!([
+        {"name": "image.repository", "value": "ghcr.io/acme/backend"},
+        {"name": "image.tag", "value": new.digest.as_ref().unwrap().to_string()}
+    ]));
+    let source = choose(&app, &cfg.write_back).unwrap();
+    assert_eq!(
+        argocd_patch(
+            &app,
+            &source,
+            &[Write {
+                image: &cfg.images[0],
+                new: &new
+            }]
+        )
+        .unwrap(),
+        None
+    );
+}

@@ -6,18 +6,19 @@ use sha2::{Digest as _, Sha256};
 
 use crate::argocd::guard::{TRACKING_ID, Tracking, Workload, managed_by_argo};
 use crate::argocd::writeback::{
-    BranchError, Change, Context, GitBranch, GitCreds, Method, Target, Template, clean, target_key,
+    BranchError, Context, GitBranch, GitCreds, ImageChange, Method, Target, Template, clean,
+    target_key,
 };
 
-fn changes() -> Vec<Change> {
+fn changes() -> Vec<ImageChange> {
     vec![
-        Change {
+        ImageChange {
             name: "acme/backend".into(),
             alias: "backend".into(),
             old_tag: "1.0".into(),
             new_tag: "1.1".into(),
         },
-        Change {
+        ImageChange {
             name: "acme/worker".into(),
             alias: "worker".into(),
             old_tag: "2.0".into(),
@@ -87,7 +88,7 @@ fn templates_that_do_not_render_are_errors() {
         assert!(matches!(err, BranchError::Template { .. }), "{bad}: {err}");
     }
     let ctx = Context {
-        changes: vec![Change {
+        changes: vec![ImageChange {
             name: "a".into(),
             alias: "a".into(),
             old_tag: "x".into(),
@@ -249,7 +250,7 @@ fn a_deployment_argo_cd_manages_warns_naming_the_application() {
 #[test]
 fn a_change_names_the_image_as_upstream_does() {
     let d = crate::Digest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap();
-    let c = Change::new(
+    let c = ImageChange::new(
         "ghcr.io/acme/api",
         "api",
         (Some("1.0"), None),
@@ -260,19 +261,19 @@ fn a_change_names_the_image_as_upstream_does() {
         ("acme/api", "1.0", "1.1")
     );
     assert_eq!(
-        Change::new("nginx", "", (None, None), (Some("1"), None)).name,
+        ImageChange::new("nginx", "", (None, None), (Some("1"), None)).name,
         "nginx"
     );
     assert_eq!(
-        Change::new("library/nginx", "", (None, None), (Some("1"), None)).name,
+        ImageChange::new("library/nginx", "", (None, None), (Some("1"), None)).name,
         "library/nginx"
     );
     assert_eq!(
-        Change::new("localhost:5000/app", "", (None, None), (Some("1"), None)).name,
+        ImageChange::new("localhost:5000/app", "", (None, None), (Some("1"), None)).name,
         "app"
     );
     assert_eq!(
-        Change::new("ghcr.io/a/b", "b", (Some("p"), None), (Some("p"), Some(&d))).new_tag,
+        ImageChange::new("ghcr.io/a/b", "b", (Some("p"), None), (Some("p"), Some(&d))).new_tag,
         d.to_string()
     );
 }
