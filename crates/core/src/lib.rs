@@ -11,6 +11,7 @@
 //! this: the crate does not depend on any of them.
 #![forbid(unsafe_code)]
 
+pub mod argocd;
 pub mod digest;
 pub mod files;
 pub mod manifest;
