@@ -73,10 +73,7 @@ impl Failure {
                 detail,
                 source: Some(err),
             },
-            Self::HeadersTooLarge => RegistryError::Malformed {
-                host,
-                detail: "the response headers exceed the HTTP client's limit".into(),
-            },
+            Self::HeadersTooLarge => RegistryError::HeadersTooLarge { host, source: err },
             Self::Connect(how) => RegistryError::Connect {
                 host,
                 detail: match how {

@@ -25,9 +25,13 @@ use crate::secret::{Credential, Secret};
 pub enum CredentialsError {
     /// The docker config file could not be read.
     #[error(
-        "cannot read docker config {path}: {reason}; fix the file or pass another directory with --docker-config"
+        "cannot read docker config {path}: {source}; fix the file or pass another directory with --docker-config"
     )]
-    ConfigUnreadable { path: PathBuf, reason: String },
+    ConfigUnreadable {
+        path: PathBuf,
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
     /// A pull secret is not a `.dockerconfigjson` document.
     #[error("pull secret {name} is not a valid .dockerconfigjson: {reason}")]
     BadPullSecret { name: String, reason: String },
@@ -97,7 +101,7 @@ impl CredentialStore {
                 serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|e| {
                     CredentialsError::ConfigUnreadable {
                         path: path.clone(),
-                        reason: e.to_string(),
+                        source: Arc::new(e),
                     }
                 })?;
                 self.sources.push(Source::Config {
@@ -109,7 +113,7 @@ impl CredentialStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(self),
             Err(e) => Err(CredentialsError::ConfigUnreadable {
                 path,
-                reason: e.to_string(),
+                source: Arc::new(e),
             }),
         }
     }

@@ -174,6 +174,16 @@ pub enum RegistryError {
     /// The answer is not what the distribution API says.
     #[error("{host}: malformed response: {detail}")]
     Malformed { host: String, detail: String },
+    /// The response head exceeded the HTTP client's limit (not retried: it will
+    /// not shrink by asking again).
+    #[error(
+        "{host}: the response headers exceed the HTTP client's limit: the registry or a proxy in front of it sends headers no registry needs"
+    )]
+    HeadersTooLarge {
+        host: String,
+        #[source]
+        source: Source,
+    },
     /// The body ended early or the connection dropped while reading it.
     #[error("{host}: response body was cut off ({detail}); the connection or a proxy dropped it")]
     Truncated {
@@ -238,9 +248,10 @@ impl RegistryError {
             Self::NotFound { .. } | Self::NoMatchingPlatform { .. } => ErrorClass::NotFound,
             Self::RateLimited { .. } => ErrorClass::RateLimited,
             Self::Server { .. } => ErrorClass::ServerError,
-            Self::Malformed { .. } | Self::Truncated { .. } | Self::RedirectLoop { .. } => {
-                ErrorClass::MalformedResponse
-            }
+            Self::Malformed { .. }
+            | Self::HeadersTooLarge { .. }
+            | Self::Truncated { .. }
+            | Self::RedirectLoop { .. } => ErrorClass::MalformedResponse,
             Self::TooLarge { .. } => ErrorClass::TooLarge,
             Self::ForeignRealm { .. } | Self::Redirect { .. } => ErrorClass::ForeignRealm,
             Self::Credentials { .. } => ErrorClass::Credentials,
@@ -302,6 +313,7 @@ impl RegistryError {
             | Self::RateLimited { host, .. }
             | Self::Server { host, .. }
             | Self::Malformed { host, .. }
+            | Self::HeadersTooLarge { host, .. }
             | Self::Truncated { host, .. }
             | Self::TooLarge { host, .. }
             | Self::ForeignRealm { host, .. }
@@ -410,6 +422,14 @@ mod tests {
                 false,
             ),
             (
+                RegistryError::HeadersTooLarge {
+                    host: h(),
+                    source: Arc::new(std::io::Error::other("x")),
+                },
+                "malformed_response",
+                false,
+            ),
+            (
                 RegistryError::Truncated {
                     host: h(),
                     detail: "x".into(),
@@ -504,7 +524,11 @@ mod tests {
             RegistryError::Truncated {
                 host: "h".into(),
                 detail: "d".into(),
-                source: Some(src),
+                source: Some(src.clone()),
+            },
+            RegistryError::HeadersTooLarge {
+                host: "h".into(),
+                source: src,
             },
             RegistryError::Credentials {
                 host: "h".into(),
