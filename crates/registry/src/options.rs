@@ -84,6 +84,87 @@ pub enum OptionError {
         "requests per second must be a number between {min} (one per hour) and {max}, got {got}"
     )]
     RequestsPerSecond { got: String, min: f64, max: f64 },
+    /// A duration outside its accepted range.
+    #[error("{name} must be between {min:?} and {max:?}, got {got:?}")]
+    Duration {
+        name: &'static str,
+        got: Duration,
+        min: Duration,
+        max: Duration,
+    },
+    /// A count outside its accepted range.
+    #[error("{name} must be between {min} and {max}, got {got}")]
+    Count {
+        name: &'static str,
+        got: u64,
+        min: u64,
+        max: u64,
+    },
+}
+
+impl ClientOptions {
+    /// Checks every number against its accepted range, for options built from
+    /// outside input (flags, config). The CLI calls this before building a client.
+    pub fn validated(self) -> Result<Self, OptionError> {
+        let day = Duration::from_secs(24 * 3600);
+        let ms = Duration::from_millis(1);
+        for (name, got, min, max) in [
+            ("the request timeout", self.request_timeout, ms, day),
+            ("the connect timeout", self.connect_timeout, ms, day),
+            (
+                "the longest Retry-After",
+                self.max_retry_after,
+                Duration::ZERO,
+                day,
+            ),
+            (
+                "the backoff base",
+                self.backoff_base,
+                Duration::ZERO,
+                Duration::from_secs(60),
+            ),
+        ] {
+            if !(min..=max).contains(&got) {
+                return Err(OptionError::Duration {
+                    name,
+                    got,
+                    min,
+                    max,
+                });
+            }
+        }
+        let t = &self.tag_limits;
+        for (name, got, min, max) in [
+            (
+                "the concurrency per registry",
+                self.max_concurrency_per_registry as u64,
+                1,
+                10_000,
+            ),
+            (
+                "the attempts per request",
+                u64::from(self.max_attempts),
+                1,
+                100,
+            ),
+            ("the tag cap", t.max_tags as u64, 1, 10_000_000),
+            ("the tag list byte cap", t.max_bytes as u64, 1024, 1 << 32),
+            ("the tag page cap", t.max_pages as u64, 1, 1_000_000),
+        ] {
+            if !(min..=max).contains(&got) {
+                return Err(OptionError::Count {
+                    name,
+                    got,
+                    min,
+                    max,
+                });
+            }
+        }
+        if let Some(rps) = self.requests_per_second {
+            requests_per_second(rps)?;
+        }
+        Ok(self)
+    }
 }
 
 /// Validates a requests-per-second value from outside: finite, at least one request
@@ -120,6 +201,44 @@ mod tests {
         }
         for good in [MIN_REQUESTS_PER_SECOND, 0.5, 10.0, 1e6] {
             assert_eq!(requests_per_second(good), Ok(good));
+        }
+    }
+
+    #[test]
+    fn options_from_outside_are_range_checked() {
+        assert!(ClientOptions::default().validated().is_ok());
+        let bad = [
+            ClientOptions {
+                request_timeout: Duration::ZERO,
+                ..Default::default()
+            },
+            ClientOptions {
+                connect_timeout: Duration::from_secs(1_000_000_000 * 365 * 86400),
+                ..Default::default()
+            },
+            ClientOptions {
+                max_concurrency_per_registry: 0,
+                ..Default::default()
+            },
+            ClientOptions {
+                max_attempts: 1_000_000,
+                ..Default::default()
+            },
+            ClientOptions {
+                requests_per_second: Some(1e-300),
+                ..Default::default()
+            },
+            ClientOptions {
+                tag_limits: TagLimits {
+                    max_tags: 0,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        ];
+        for options in bad {
+            let err = options.clone().validated().unwrap_err();
+            assert!(err.to_string().contains("between"), "{err}");
         }
     }
 

@@ -120,9 +120,14 @@ impl Transport {
                 format!("{label} (redirected to {})", url.host_str().unwrap_or("?"))
             };
             let auth = req.authorization.filter(|_| credentials);
+            let first_hop = seen.len() == 1;
             let resp = self
                 .with_retries(&hop_label, limits.filter(|_| credentials), || {
-                    self.stats.count(req.kind);
+                    // Kinds count attempts at the registry; redirect hops count as
+                    // requests only.
+                    if first_hop {
+                        self.stats.count(req.kind);
+                    }
                     self.build(&method, &url, req.accept, auth, form.as_deref())
                 })
                 .await?;
