@@ -142,9 +142,12 @@ pub fn check_realm_scheme(realm: &Url, registry_insecure: bool) -> Result<(), Au
     Ok(())
 }
 
+/// A realm as shown in messages: no query, no user info.
 fn strip_query(u: &Url) -> String {
     let mut u = u.clone();
     u.set_query(None);
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
     u.to_string()
 }
 
@@ -306,6 +309,14 @@ mod tests {
             err.to_string().contains("evil.example") && !err.to_string().contains("account=x"),
             "{err}"
         );
+        let err = check_realm_for_credentials(
+            "ghcr.io",
+            &u("https://realm-user:realm-pass@evil.example/token"),
+            false,
+            &[],
+        )
+        .unwrap_err();
+        assert!(!err.to_string().contains("realm-pass"), "{err}");
     }
 
     #[test]

@@ -96,6 +96,7 @@ async fn single_arch_platform_check_follows_a_blob_redirect_to_another_host_with
         "credentials crossed to the CDN host: {:?}",
         cdn.requests()
     );
+    assert_eq!(client.stats().blob_gets, 1, "one logical blob GET");
     // And the registry did see credentials: the redirect came after authenticating.
     assert!(registry.request_count("GET", "/v2/team/api/blobs/") >= 1);
 
