@@ -807,3 +807,23 @@ async fn a_failing_helpers_stderr_never_reaches_the_error() {
     assert!(!shown.contains("SUPER-SECRET"), "{shown}");
     assert!(shown.contains("docker-credential-leaky"), "{shown}");
 }
+
+#[tokio::test]
+async fn a_huge_error_body_from_the_token_realm_is_read_only_up_to_the_cap() {
+    let token = FaultServer::start(|_| {
+        Reply::status(403)
+            .body(vec![b'y'; 1024 * 1024])
+            .declare_length(1_200_000_000)
+    })
+    .await
+    .unwrap();
+    let realm = format!("{}/token", token.base_url());
+    let server = FaultServer::start(move |_| {
+        Reply::status(401).header("WWW-Authenticate", &format!(r#"Bearer realm="{realm}""#))
+    })
+    .await
+    .unwrap();
+    let err = resolve_err(&server).await;
+    assert_eq!(err.class(), ErrorClass::Forbidden, "{err}");
+    assert!(err.to_string().len() < 1000, "bounded message: {err}");
+}
