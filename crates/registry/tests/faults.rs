@@ -827,3 +827,75 @@ async fn a_huge_error_body_from_the_token_realm_is_read_only_up_to_the_cap() {
     assert_eq!(err.class(), ErrorClass::Forbidden, "{err}");
     assert!(err.to_string().len() < 1000, "bounded message: {err}");
 }
+
+/// A server that answers every request with `status` and a chunked body that never
+/// ends (no Content-Length to refuse by), until the client hangs up. Stops when
+/// dropped.
+struct EndlessChunked {
+    addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for EndlessChunked {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn endless_chunked(status: &'static str) -> EndlessChunked {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let start = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                );
+                if stream.write_all(start.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = format!("1000\r\n{}\r\n", "z".repeat(0x1000));
+                while stream.write_all(chunk.as_bytes()).await.is_ok() {}
+            });
+        }
+    });
+    EndlessChunked { addr, task }
+}
+
+#[tokio::test]
+async fn an_endless_chunked_error_body_on_v2_does_not_grow_without_bound() {
+    let server = endless_chunked("400 Bad Request").await;
+    let r = Reference::parse(&format!("{}/a/b:1", server.addr)).unwrap();
+    let err = client_with(fast_options())
+        .resolve(&r, &Want::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::MalformedResponse, "{err}");
+    assert!(err.to_string().len() < 1000, "bounded message: {err}");
+}
+
+#[tokio::test]
+async fn an_endless_chunked_tag_page_is_too_large_naming_the_host() {
+    let server = endless_chunked("200 OK").await;
+    // `/v2/` answers 200 with an endless body too; the ping does not read it.
+    let r = Reference::parse(&format!("{}/a/b", server.addr)).unwrap();
+    let client = client_with(ClientOptions {
+        tag_limits: freshet_registry::TagLimits {
+            max_bytes: 1024 * 1024,
+            ..Default::default()
+        },
+        ..fast_options()
+    });
+    let err = client.list_tags(&r).await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::TooLarge, "{err}");
+    assert!(err.to_string().contains(&server.addr.to_string()), "{err}");
+}
