@@ -289,8 +289,11 @@ async fn all_tracks_unmarked_references_with_the_default_policy() {
     assert_eq!(all.updates[0].policy, "semver:minor");
 }
 
+/// Regression (issue 15): a lookup that fails was only a warning, so `plan
+/// --detailed-exitcode` said "nothing pending" (exit 0) while the registry was
+/// unreachable. It is an error naming its class, file, line and reference.
 #[tokio::test]
-async fn a_failed_or_empty_tag_list_keeps_the_reference_and_warns() {
+async fn a_failed_lookup_is_an_error_not_a_silent_keep() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     write(
@@ -304,20 +307,25 @@ async fn a_failed_or_empty_tag_list_keeps_the_reference_and_warns() {
         .repo("ghcr.io/acme/empty", &[]);
     let report = plan(&[root.to_owned()], &options(root, false), &source).await;
     assert!(report.updates.is_empty());
-    assert!(report.errors.is_empty(), "a kept reference is not an error");
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    let e = &report.errors[0];
+    assert_eq!((e.file.as_str(), e.line), ("a.yaml", 2));
+    assert!(e.message.contains("401 unauthorized"), "{e:?}");
+    assert_eq!(e.class.as_deref(), Some("lookup"));
+    assert_eq!(e.reference.as_deref(), Some("ghcr.io/acme/api:v1.2.3"));
+    // Kept for a reason that is not a failure: warnings, not errors.
     let warnings: Vec<(usize, &str)> = report
         .warnings
         .iter()
         .map(|w| (w.line, w.message.as_str()))
         .collect();
-    assert_eq!(warnings.len(), 3, "{warnings:?}");
-    assert!(warnings[0].1.contains("401 unauthorized"), "{warnings:?}");
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
     assert!(
-        warnings[1].1.contains("no longer in the registry"),
+        warnings[0].1.contains("no longer in the registry"),
         "{warnings:?}"
     );
-    assert!(warnings[2].1.contains("no tags"), "{warnings:?}");
-    assert_eq!(report.exit_code(true), 0);
+    assert!(warnings[1].1.contains("no tags"), "{warnings:?}");
+    assert_eq!(report.exit_code(true), 1);
 }
 
 #[tokio::test]

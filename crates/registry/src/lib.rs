@@ -13,6 +13,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod created;
 pub mod credentials;
 pub mod endpoint;
 pub mod error;
@@ -21,6 +22,7 @@ pub mod secret;
 pub mod tags;
 
 pub use client::{Client, ClientOptions, RateLimit, StatsSnapshot};
+pub use created::BuildTimes;
 pub use credentials::CredentialStore;
 pub use error::{ErrorClass, RegistryError};
 pub use resolve::{PlatformDigest, Resolved, Want};
