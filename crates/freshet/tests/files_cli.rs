@@ -318,7 +318,12 @@ async fn an_unreachable_registry_is_an_error_not_nothing_pending() {
     );
     let args = ["--detailed-exitcode", "--max-attempts", "1"];
     let out = bed.freshet(root, &[&["plan", "-o", "json"][..], &args[..]].concat());
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report = json(&out);
     let errors = report["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 1, "{report}");
@@ -327,7 +332,10 @@ async fn an_unreachable_registry_is_an_error_not_nothing_pending() {
     assert_eq!(errors[0]["class"], "connect");
     assert_eq!(errors[0]["reference"], "127.0.0.1:9/team/api:1.0.0");
     assert!(
-        errors[0]["message"].as_str().unwrap().contains("listing tags"),
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("listing tags"),
         "{report}"
     );
     assert_eq!(report["updates"].as_array().unwrap().len(), 1, "{report}");

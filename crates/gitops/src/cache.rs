@@ -31,7 +31,7 @@ pub(crate) struct Cache {
     /// Digests by (repository name, tag).
     digests: HashMap<(String, String), Result<Digest, FactError>>,
     /// Build times by (repository name, tag, platform).
-    builds: HashMap<BuildKey, Result<BuildTime, FactError>>,
+    builds: HashMap<BuildKey, Result<Option<BuildTime>, FactError>>,
 }
 
 /// The questions of one batch, deduplicated: a reference to ask with, per repository,

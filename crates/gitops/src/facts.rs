@@ -48,12 +48,13 @@ pub trait FactSource: Send + Sync {
     async fn digest(&self, reference: &Reference) -> Result<Digest, FactError>;
 
     /// When the image `reference` (which has a tag) names was built, for `platform`:
-    /// its config's `created`. Sources that cannot tell say so.
+    /// its config's `created`; `None` when the tag has no image for that platform.
+    /// Sources that cannot tell say so.
     async fn created(
         &self,
         reference: &Reference,
         platform: &Platform,
-    ) -> Result<BuildTime, FactError> {
+    ) -> Result<Option<BuildTime>, FactError> {
         let _ = platform;
         Err(FactError::new(format!(
             "this source cannot read build times ({})",

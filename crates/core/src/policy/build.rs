@@ -25,8 +25,9 @@ pub const MAX_BUILD_CANDIDATES: usize = 500;
 /// When an image was built: its config's `created`, in UTC.
 pub type BuildTime = DateTime<Utc>;
 
-/// Build times by tag, or why reading one failed.
-pub type Builds = BTreeMap<String, Result<BuildTime, String>>;
+/// Build times by tag (`None`: the tag has no image for the platform asked about, so it
+/// is not a candidate), or why reading one failed.
+pub type Builds = BTreeMap<String, Result<Option<BuildTime>, String>>;
 
 /// Parses an image config's `created` (RFC 3339, any offset).
 pub fn parse_created(text: &str) -> Option<BuildTime> {
@@ -87,7 +88,12 @@ pub fn decide_newest_build(
         Some(Ok(c)) => c,
     };
     let current_time = match builds.get(tag) {
-        Some(Ok(t)) => *t,
+        Some(Ok(Some(t))) => *t,
+        Some(Ok(None)) => {
+            return Decision::warn(format!(
+                "the current tag {tag} has no image for the platform asked about; keeping it"
+            ));
+        }
         Some(Err(e)) => {
             return Decision::warn(format!(
                 "reading the build time of {tag} failed ({e}); keeping it"
@@ -99,7 +105,8 @@ pub fn decide_newest_build(
     let mut best: Option<(BuildTime, &str)> = None;
     for c in &candidates {
         match builds.get(c) {
-            Some(Ok(t)) => {
+            Some(Ok(None)) => {}
+            Some(Ok(Some(t))) => {
                 if best.is_none_or(|(bt, bc)| (*t, c.as_str()) > (bt, bc)) {
                     best = Some((*t, c));
                 }
@@ -141,7 +148,7 @@ mod tests {
     fn builds(pairs: &[(&str, &str)]) -> Builds {
         pairs
             .iter()
-            .map(|(tag, time)| ((*tag).to_owned(), Ok(t(time))))
+            .map(|(tag, time)| ((*tag).to_owned(), Ok(Some(t(time)))))
             .collect()
     }
 

@@ -88,16 +88,19 @@ impl FactSource for RegistryFacts {
         &self,
         reference: &Reference,
         platform: &Platform,
-    ) -> Result<BuildTime, FactError> {
-        self.builds.created(reference, platform).await.map_err(|e| {
-            fact_error(
+    ) -> Result<Option<BuildTime>, FactError> {
+        match self.builds.created(reference, platform).await {
+            Ok(t) => Ok(Some(t)),
+            // A tag without an image for this platform is not a candidate.
+            Err(RegistryError::NoMatchingPlatform { .. }) => Ok(None),
+            Err(e) => Err(fact_error(
                 format!(
                     "reading the build time of {} ({platform})",
                     reference.familiar()
                 ),
                 e,
-            )
-        })
+            )),
+        }
     }
 
     fn requests(&self) -> Option<serde_json::Value> {
