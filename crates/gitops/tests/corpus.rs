@@ -217,7 +217,7 @@ async fn plan_and_apply_over_real_repositories() {
         all: true,
         root: Some(root.clone()),
     };
-    let report = plan(&[root.clone()], &options, &source).await;
+    let report = plan(std::slice::from_ref(&root), &options, &source).await;
     let lookups: Vec<_> = report.errors.iter().filter(|e| e.class.is_some()).collect();
     assert!(lookups.is_empty(), "failed lookups: {lookups:#?}");
     assert!(
@@ -264,7 +264,7 @@ async fn plan_and_apply_over_real_repositories() {
     }
 
     // A plan after the apply is empty.
-    let again = plan(&[root.clone()], &options, &source).await;
+    let again = plan(std::slice::from_ref(&root), &options, &source).await;
     let pending: Vec<_> = again
         .updates
         .iter()
