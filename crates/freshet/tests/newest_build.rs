@@ -191,3 +191,114 @@ async fn apply_moves_pulumi_config_and_terraform_image_tag_to_the_newest_build()
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// The Python with helm-python-sdk that `scripts/setup` installs.
+fn helm_python() -> Option<std::path::PathBuf> {
+    let venv = std::env::var_os("FRESHET_HELM_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/opt/freshet-helm-venv".into());
+    let python = venv.join("bin/python");
+    if python.exists() {
+        return Some(python);
+    }
+    let has_python = Command::new("python3").arg("--version").output().is_ok();
+    assert!(
+        !has_python,
+        "python3 is here but {} is not: run scripts/setup (it installs helm-python-sdk)",
+        python.display()
+    );
+    eprintln!(
+        "\n\n*** SKIPPED: no python3 on this machine, so real Helm (helm-python-sdk) cannot render the chart ***\n\n"
+    );
+    None
+}
+
+/// A chart whose helper switches `:`/`@` on a `sha256:` tag gets `tag: sha256:…` from
+/// `digestForm=digest`, and real Helm renders `repo@sha256:…` from it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chart_with_a_sha256_tag_helper_renders_repo_at_digest_with_real_helm() {
+    let Some(python) = helm_python() else {
+        return;
+    };
+    let registry = RegistryServer::start(RegistryOptions::open())
+        .await
+        .expect("registry starts");
+    let host = registry.host();
+    let pusher = Pusher::new(&registry).expect("pusher");
+    let digest = push_build(
+        &pusher,
+        "team/app",
+        "1.0.0",
+        "2026-01-01T00:00:00Z",
+        &[Platform::linux_amd64()],
+    )
+    .await
+    .expect("push");
+
+    let dir = tempfile::tempdir().unwrap();
+    let chart = dir.path();
+    let docker_config = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    std::fs::write(
+        chart.join("Chart.yaml"),
+        "apiVersion: v2\nname: app\nversion: 0.1.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        chart.join("templates/_helpers.tpl"),
+        "{{- define \"app.image\" -}}\n{{- if hasPrefix \"sha256:\" .Values.image.tag -}}\n{{ .Values.image.repository }}@{{ .Values.image.tag }}\n{{- else -}}\n{{ .Values.image.repository }}:{{ .Values.image.tag }}\n{{- end -}}\n{{- end -}}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        chart.join("templates/deployment.yaml"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  template:\n    spec:\n      containers:\n        - name: app\n          image: {{ include \"app.image\" . | quote }}\n",
+    )
+    .unwrap();
+    let values = format!(
+        "image:\n  repository: {host}/team/app\n  tag: 1.0.0 # freshet: tag=1.0.0 policy=digest digestForm=digest\n"
+    );
+    std::fs::write(chart.join("values.yaml"), &values).unwrap();
+
+    let out = freshet(chart, docker_config.path(), &["apply", "-o", "json", "."]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(&out);
+    // The templates are Helm's, not freshet's: skipped, not errors.
+    assert_eq!(report["skipped"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(
+        std::fs::read_to_string(chart.join("values.yaml")).unwrap(),
+        values.replace("tag: 1.0.0 #", &format!("tag: {digest} #"))
+    );
+    let out = freshet(
+        chart,
+        docker_config.path(),
+        &["plan", "--detailed-exitcode", "."],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let render = Command::new(python)
+        .arg("-c")
+        .arg("import sys, helm_python\nout = helm_python.Chart.load(sys.argv[1]).render({}, name='app', namespace='default')\nprint(''.join(out.values()))")
+        .arg(chart)
+        .output()
+        .expect("python runs");
+    assert!(
+        render.status.success(),
+        "{}",
+        String::from_utf8_lossy(&render.stderr)
+    );
+    let rendered = String::from_utf8_lossy(&render.stdout);
+    assert!(
+        rendered.contains(&format!("image: \"{host}/team/app@{digest}\"")),
+        "{rendered}"
+    );
+}
