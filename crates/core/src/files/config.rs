@@ -184,6 +184,106 @@ fn pin(key: &str, value: &str) -> Result<PinForm, ConfigError> {
     })
 }
 
+/// Validates one rule; errors name `rules[index].key`.
+fn compile_rule(index: usize, rule: RawRule) -> Result<CompiledRule, ConfigError> {
+    let key = |k: &str| format!("rules[{index}].{k}");
+    let mut policy: Policy = rule.policy.parse().map_err(|e| ConfigError::Invalid {
+        key: key("policy"),
+        message: format!("{e}"),
+        fix: "write e.g. policy: semver:minor".into(),
+    })?;
+    policy = policy.with_prerelease(rule.prerelease);
+    if let Some(order) = &rule.order {
+        let order: Order = order.parse().map_err(|e| ConfigError::Invalid {
+            key: key("order"),
+            message: format!("{e}"),
+            fix: "use alphabetical, numerical or semver".into(),
+        })?;
+        policy = policy.with_order(order).map_err(|_| ConfigError::Invalid {
+            key: key("order"),
+            message: "order only applies to regex policies".into(),
+            fix: "remove order, or use a regex: policy".into(),
+        })?;
+    }
+    let paths = rule
+        .paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| glob(&key(&format!("paths[{i}]")), p))
+        .collect::<Result<_, _>>()?;
+    let images = rule
+        .images
+        .iter()
+        .enumerate()
+        .map(|(i, p)| glob(&key(&format!("images[{i}]")), p))
+        .collect::<Result<_, _>>()?;
+    let pin = rule
+        .pin
+        .as_deref()
+        .map(|p| pin(&key("pin"), p))
+        .transpose()?;
+    let keys = rule
+        .keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            key_glob(k).map_err(|e| ConfigError::Invalid {
+                key: key(&format!("keys[{i}]")),
+                message: format!("{k:?} is not a valid key path glob: {e}"),
+                fix: "write dotted key paths, e.g. config.*Image or values.**.tag".into(),
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let image = match rule.image {
+        Some(i) => {
+            let (_, tag, digest) = super::split_written(&i);
+            if tag.is_some() || digest.is_some() || Reference::parse(&i).is_err() {
+                return Err(ConfigError::Invalid {
+                    key: key("image"),
+                    message: format!("{i:?} is not an image name"),
+                    fix: "write the name without tag or digest, e.g. image: ghcr.io/acme/app"
+                        .into(),
+                });
+            }
+            Some(i)
+        }
+        None => None,
+    };
+    let digest_form = rule
+        .digest_form
+        .as_deref()
+        .map(|f| {
+            f.parse::<DigestForm>().map_err(|v| ConfigError::Invalid {
+                key: key("digestForm"),
+                message: format!("unknown digest form {v:?}"),
+                fix: "use tag@digest or digest".into(),
+            })
+        })
+        .transpose()?;
+    let platform = rule
+        .platform
+        .as_deref()
+        .map(|p| {
+            p.parse::<Platform>().map_err(|e| ConfigError::Invalid {
+                key: key("platform"),
+                message: e.to_string(),
+                fix: "write os/arch[/variant], e.g. linux/amd64".into(),
+            })
+        })
+        .transpose()?;
+    Ok(CompiledRule {
+        index,
+        paths,
+        images,
+        policy,
+        pin,
+        keys,
+        image,
+        digest_form,
+        platform,
+    })
+}
+
 impl Config {
     /// Parses and validates `freshet.yaml`.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
@@ -220,106 +320,12 @@ impl Config {
             .as_deref()
             .map(|p| pin("defaultPin", p))
             .transpose()?;
-        let mut rules = Vec::new();
-        for (index, rule) in raw.rules.into_iter().enumerate() {
-            let key = |k: &str| format!("rules[{index}].{k}");
-            let mut policy: Policy = rule.policy.parse().map_err(|e| ConfigError::Invalid {
-                key: key("policy"),
-                message: format!("{e}"),
-                fix: "write e.g. policy: semver:minor".into(),
-            })?;
-            policy = policy.with_prerelease(rule.prerelease);
-            if let Some(order) = &rule.order {
-                let order: Order = order.parse().map_err(|e| ConfigError::Invalid {
-                    key: key("order"),
-                    message: format!("{e}"),
-                    fix: "use alphabetical, numerical or semver".into(),
-                })?;
-                policy = policy.with_order(order).map_err(|_| ConfigError::Invalid {
-                    key: key("order"),
-                    message: "order only applies to regex policies".into(),
-                    fix: "remove order, or use a regex: policy".into(),
-                })?;
-            }
-            let paths = rule
-                .paths
-                .iter()
-                .enumerate()
-                .map(|(i, p)| glob(&key(&format!("paths[{i}]")), p))
-                .collect::<Result<_, _>>()?;
-            let images = rule
-                .images
-                .iter()
-                .enumerate()
-                .map(|(i, p)| glob(&key(&format!("images[{i}]")), p))
-                .collect::<Result<_, _>>()?;
-            let pin = rule
-                .pin
-                .as_deref()
-                .map(|p| pin(&key("pin"), p))
-                .transpose()?;
-            let keys = rule
-                .keys
-                .iter()
-                .enumerate()
-                .map(|(i, k)| {
-                    key_glob(k).map_err(|e| ConfigError::Invalid {
-                        key: key(&format!("keys[{i}]")),
-                        message: format!("{k:?} is not a valid key path glob: {e}"),
-                        fix: "write dotted key paths, e.g. config.*Image or values.**.tag".into(),
-                    })
-                })
-                .collect::<Result<_, _>>()?;
-            let image = match rule.image {
-                Some(i) => {
-                    let (_, tag, digest) = super::split_written(&i);
-                    if tag.is_some() || digest.is_some() || Reference::parse(&i).is_err() {
-                        return Err(ConfigError::Invalid {
-                            key: key("image"),
-                            message: format!("{i:?} is not an image name"),
-                            fix:
-                                "write the name without tag or digest, e.g. image: ghcr.io/acme/app"
-                                    .into(),
-                        });
-                    }
-                    Some(i)
-                }
-                None => None,
-            };
-            let digest_form = rule
-                .digest_form
-                .as_deref()
-                .map(|f| {
-                    f.parse::<DigestForm>().map_err(|v| ConfigError::Invalid {
-                        key: key("digestForm"),
-                        message: format!("unknown digest form {v:?}"),
-                        fix: "use tag@digest or digest".into(),
-                    })
-                })
-                .transpose()?;
-            let platform = rule
-                .platform
-                .as_deref()
-                .map(|p| {
-                    p.parse::<Platform>().map_err(|e| ConfigError::Invalid {
-                        key: key("platform"),
-                        message: e.to_string(),
-                        fix: "write os/arch[/variant], e.g. linux/amd64".into(),
-                    })
-                })
-                .transpose()?;
-            rules.push(CompiledRule {
-                index,
-                paths,
-                images,
-                policy,
-                pin,
-                keys,
-                image,
-                digest_form,
-                platform,
-            });
-        }
+        let rules = raw
+            .rules
+            .into_iter()
+            .enumerate()
+            .map(|(index, rule)| compile_rule(index, rule))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Config {
             default_policy,
             default_pin,

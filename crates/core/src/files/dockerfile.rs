@@ -159,54 +159,14 @@ pub(super) fn scan(path: &str, text: &str) -> Result<Vec<Found>, ScanError> {
         if !keyword.eq_ignore_ascii_case("from") || !trimmed[4..].starts_with([' ', '\t']) {
             continue;
         }
-        // Tokens with their byte offsets in the line.
-        let mut tokens = Vec::new();
-        let mut pos = 0;
-        for token in body.split([' ', '\t']) {
-            if !token.is_empty() {
-                tokens.push((pos, token));
-            }
-            pos += token.len() + 1;
-        }
-        let mut rest = tokens
-            .into_iter()
-            .skip(1)
-            .skip_while(|(_, t)| t.starts_with("--"));
         let error = |message: String| ScanError::Dockerfile {
             path: path.to_owned(),
             line: line_no,
             message,
         };
-        let Some((image_at, image)) = rest.next() else {
-            return Err(error("FROM has no image".into()));
-        };
-        if image == "\\" {
-            // `FROM --platform=… \` continues on the next line; such images are not
-            // offered for editing.
+        let Some((image_at, image)) = from_image(body, &mut stages).map_err(error)? else {
             continue;
-        }
-        match (rest.next(), rest.next(), rest.next()) {
-            (None, _, _) => {}
-            (Some((_, kw)), Some((_, name)), None) if kw.eq_ignore_ascii_case("as") => {
-                stages.push(name.to_ascii_lowercase())
-            }
-            (Some((_, t)), _, _) if t.ends_with('\\') || t == "\\" => {}
-            (Some((_, kw)), None, _) if kw.eq_ignore_ascii_case("as") => {
-                return Err(error(format!(
-                    "{kw} without a stage name; write `FROM {image} AS name`"
-                )));
-            }
-            (Some((_, kw)), Some(_), Some((_, extra))) if kw.eq_ignore_ascii_case("as") => {
-                return Err(error(format!(
-                    "unexpected {extra:?} after the stage name; write `FROM {image} AS name`"
-                )));
-            }
-            (Some((_, t)), _, _) => {
-                return Err(error(format!(
-                    "unexpected {t:?} after the image; expected `AS name`"
-                )));
-            }
-        }
+        };
         if let Some(name) = arg_use(image) {
             use_arg(text, name, RefKind::DockerfileArg, &mut args, &mut found);
             continue;
@@ -225,6 +185,58 @@ pub(super) fn scan(path: &str, text: &str) -> Result<Vec<Found>, ScanError> {
     }
     found.sort_by_key(|f| f.region.start);
     Ok(found)
+}
+
+/// The image of a `FROM` line and its offset, recording a stage name; `None` for a
+/// line continued on the next one; `Err` with what is malformed.
+fn from_image<'a>(
+    body: &'a str,
+    stages: &mut Vec<String>,
+) -> Result<Option<(usize, &'a str)>, String> {
+    // Tokens with their byte offsets in the line.
+    let mut tokens = Vec::new();
+    let mut pos = 0;
+    for token in body.split([' ', '\t']) {
+        if !token.is_empty() {
+            tokens.push((pos, token));
+        }
+        pos += token.len() + 1;
+    }
+    let mut rest = tokens
+        .into_iter()
+        .skip(1)
+        .skip_while(|(_, t)| t.starts_with("--"));
+    let Some((image_at, image)) = rest.next() else {
+        return Err("FROM has no image".into());
+    };
+    if image == "\\" {
+        // `FROM --platform=… \` continues on the next line; such images are not
+        // offered for editing.
+        return Ok(None);
+    }
+    match (rest.next(), rest.next(), rest.next()) {
+        (None, _, _) => {}
+        (Some((_, kw)), Some((_, name)), None) if kw.eq_ignore_ascii_case("as") => {
+            stages.push(name.to_ascii_lowercase())
+        }
+        (Some((_, t)), _, _) if t.ends_with('\\') || t == "\\" => {}
+        (Some((_, kw)), None, _) if kw.eq_ignore_ascii_case("as") => {
+            return Err(format!(
+                "{kw} without a stage name; write `FROM {image} AS name`"
+            ));
+        }
+        (Some((_, kw)), Some(_), Some((_, extra))) if kw.eq_ignore_ascii_case("as") => {
+            return Err(format!(
+                "unexpected {extra:?} after the stage name; write `FROM {image} AS name`"
+            ));
+        }
+        (Some((_, t)), _, _) => {
+            return Err(format!(
+                "unexpected {t:?} after the image; expected `AS name`"
+            ));
+        }
+    }
+    Ok(Some((image_at, image)))
 }
 
 /// Reports the default of ARG `name` as an image the first time something uses it.

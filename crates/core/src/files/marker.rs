@@ -233,47 +233,11 @@ pub fn parse(body: &str, line: usize) -> Result<Marker, MarkerError> {
         platform: None,
         line,
     };
-    let bad = |key: &str, value: String, message: &str| MarkerError::BadValue {
-        line,
-        key: key.to_owned(),
-        value,
-        message: message.to_owned(),
-    };
     for (key, value) in pairs {
+        if set_naming(&mut marker, &key, &value, line)? {
+            continue;
+        }
         match key.as_str() {
-            "image" => {
-                let (name, tag, digest) = super::split_written(&value);
-                if tag.is_some() || digest.is_some() || crate::Reference::parse(name).is_err() {
-                    return Err(bad(
-                        "image",
-                        value,
-                        "must be an image name without tag or digest, e.g. image=ghcr.io/acme/api",
-                    ));
-                }
-                marker.image = Some(value);
-            }
-            "tag" => {
-                if crate::Reference::parse(&format!("x:{value}")).is_err() {
-                    return Err(bad("tag", value, "is not a valid tag"));
-                }
-                marker.tag = Some(value);
-            }
-            "digestForm" => {
-                marker.digest_form = Some(
-                    value
-                        .parse()
-                        .map_err(|v| bad("digestForm", v, "must be tag@digest or digest"))?,
-                )
-            }
-            "platform" => {
-                marker.platform = Some(value.parse().map_err(|_| {
-                    bad(
-                        "platform",
-                        value.clone(),
-                        "must be os/arch[/variant], e.g. linux/amd64",
-                    )
-                })?)
-            }
             "policy" => policy = Some(value),
             "pin" => {
                 pin = Some(
@@ -311,6 +275,59 @@ pub fn parse(body: &str, line: usize) -> Result<Marker, MarkerError> {
     marker.policy = policy;
     marker.pin = pin;
     Ok(marker)
+}
+
+/// Sets `image=`, `tag=`, `digestForm=` or `platform=`; `Ok(false)` for other keys.
+fn set_naming(
+    marker: &mut Marker,
+    key: &str,
+    value: &str,
+    line: usize,
+) -> Result<bool, MarkerError> {
+    let value = value.to_owned();
+    let bad = |key: &str, value: String, message: &str| MarkerError::BadValue {
+        line,
+        key: key.to_owned(),
+        value,
+        message: message.to_owned(),
+    };
+    match key {
+        "image" => {
+            let (name, tag, digest) = super::split_written(&value);
+            if tag.is_some() || digest.is_some() || crate::Reference::parse(name).is_err() {
+                return Err(bad(
+                    "image",
+                    value,
+                    "must be an image name without tag or digest, e.g. image=ghcr.io/acme/api",
+                ));
+            }
+            marker.image = Some(value);
+        }
+        "tag" => {
+            if crate::Reference::parse(&format!("x:{value}")).is_err() {
+                return Err(bad("tag", value, "is not a valid tag"));
+            }
+            marker.tag = Some(value);
+        }
+        "digestForm" => {
+            marker.digest_form = Some(
+                value
+                    .parse()
+                    .map_err(|v| bad("digestForm", v, "must be tag@digest or digest"))?,
+            )
+        }
+        "platform" => {
+            marker.platform = Some(value.parse().map_err(|_| {
+                bad(
+                    "platform",
+                    value.clone(),
+                    "must be os/arch[/variant], e.g. linux/amd64",
+                )
+            })?)
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
 }
 
 /// Finds a marker in a comment after any of `positions` on their lines, or alone on the

@@ -591,64 +591,8 @@ pub fn edits_for(
         Spans::Value { span, .. } => {
             set(span, render_value(target, pin, digest_form, &found.image)?)
         }
-        Spans::Split {
-            tag,
-            digest,
-            digest_key,
-            digest_hex,
-            digest_insert,
-            tag_form,
-            ..
-        } => {
-            // Helm's `tag: sha256:…` convention: the digest goes into the tag value,
-            // when asked for or when the chart already writes it so.
-            let in_tag = digest_form.or(match tag_form {
-                ValueForm::Tag => None,
-                ValueForm::TagDigest => Some(DigestForm::TagAtDigest),
-                ValueForm::Digest => Some(DigestForm::Digest),
-            });
-            if let Some(f) = in_tag.filter(|_| pin.has_digest()) {
-                set(tag, render_value(target, pin, Some(f), &found.image)?);
-                if let Some(d) = digest {
-                    set(d, empty_value(text, d));
-                }
-                return Ok(edits);
-            }
-            let hex = |d: &Digest| {
-                if *digest_hex {
-                    d.as_str().trim_start_matches("sha256:").to_owned()
-                } else {
-                    d.to_string()
-                }
-            };
-            match (pin, digest, digest_insert) {
-                (PinForm::Tag, Some(d), _) => {
-                    set(tag, target.tag.clone());
-                    set(d, empty_value(text, d));
-                }
-                (PinForm::Tag, None, _) => set(tag, target.tag.clone()),
-                (PinForm::TagDigest | PinForm::Digest, Some(d), _) => {
-                    set(tag, target.tag.clone());
-                    set(d, hex(target.digest.as_ref().ok_or_else(missing)?));
-                }
-                (PinForm::TagDigest | PinForm::Digest, None, Some((indent, at))) => {
-                    // The split form of a pin: a digest key beside `tag:`.
-                    let d = target.digest.as_ref().ok_or_else(missing)?;
-                    set(tag, target.tag.clone());
-                    edits.push(insert_line(
-                        text,
-                        *at,
-                        &[format!("{}{digest_key}: {}", " ".repeat(*indent), hex(d))],
-                        eol,
-                    ));
-                }
-                (PinForm::TagDigest | PinForm::Digest, None, None) => {
-                    // A flow mapping has no line to add; charts that join `repository:tag`
-                    // accept `tag@digest` in the tag value.
-                    let d = target.digest.as_ref().ok_or_else(missing)?;
-                    set(tag, format!("{}@{d}", target.tag));
-                }
-            }
+        Spans::Split { .. } => {
+            return split_edits(text, found, target, WriteForm { pin, digest_form }, eol);
         }
         Spans::Kustomize {
             new_tag,
@@ -682,6 +626,93 @@ pub fn edits_for(
             if !lines.is_empty() {
                 edits.push(insert_line(text, *insert_at, &lines, eol));
             }
+        }
+    }
+    Ok(edits)
+}
+
+/// The edits of Helm's split `repository`/`tag`/digest-key form.
+fn split_edits(
+    text: &str,
+    found: &Found,
+    target: &Target,
+    form: WriteForm,
+    eol: &str,
+) -> Result<Vec<Edit>, EditError> {
+    let WriteForm { pin, digest_form } = form;
+    let Spans::Split {
+        tag,
+        digest,
+        digest_key,
+        digest_hex,
+        digest_insert,
+        tag_form,
+        ..
+    } = &found.spans
+    else {
+        return Ok(Vec::new());
+    };
+    let missing = || EditError::MissingDigest {
+        pin,
+        image: found.image.clone(),
+    };
+    let mut edits = Vec::new();
+    let mut set = |span: &Range<usize>, new: String| {
+        if text[span.clone()] != new {
+            edits.push(Edit {
+                span: span.clone(),
+                new,
+            });
+        }
+    };
+
+    // Helm's `tag: sha256:…` convention: the digest goes into the tag value,
+    // when asked for or when the chart already writes it so.
+    let in_tag = digest_form.or(match tag_form {
+        ValueForm::Tag => None,
+        ValueForm::TagDigest => Some(DigestForm::TagAtDigest),
+        ValueForm::Digest => Some(DigestForm::Digest),
+    });
+    if let Some(f) = in_tag.filter(|_| pin.has_digest()) {
+        set(tag, render_value(target, pin, Some(f), &found.image)?);
+        if let Some(d) = digest {
+            set(d, empty_value(text, d));
+        }
+        return Ok(edits);
+    }
+    let hex = |d: &Digest| {
+        if *digest_hex {
+            d.as_str().trim_start_matches("sha256:").to_owned()
+        } else {
+            d.to_string()
+        }
+    };
+    match (pin, digest, digest_insert) {
+        (PinForm::Tag, Some(d), _) => {
+            set(tag, target.tag.clone());
+            set(d, empty_value(text, d));
+        }
+        (PinForm::Tag, None, _) => set(tag, target.tag.clone()),
+        (PinForm::TagDigest | PinForm::Digest, Some(d), _) => {
+            set(tag, target.tag.clone());
+            set(d, hex(target.digest.as_ref().ok_or_else(missing)?));
+        }
+        (PinForm::TagDigest | PinForm::Digest, None, Some((indent, at))) => {
+            // The split form of a pin: a digest key beside `tag:`.
+            let d = target.digest.as_ref().ok_or_else(missing)?;
+            set(tag, target.tag.clone());
+            edits.push(insert_line(
+                text,
+                *at,
+                &[format!("{}{digest_key}: {}", " ".repeat(*indent), hex(d))],
+                eol,
+            ));
+        }
+        (PinForm::TagDigest | PinForm::Digest, None, None) => {
+            // A flow mapping has no line to add; charts that join `repository:tag`
+            // accept `tag@digest` in the tag value.
+            let d = target.digest.as_ref().ok_or_else(missing)?;
+            set(tag, format!("{}@{d}", target.tag));
         }
     }
     Ok(edits)
@@ -737,88 +768,4 @@ pub(crate) fn next_line_start(text: &str, offset: usize) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn split_written_keeps_the_name_as_written() {
-        let cases = [
-            ("nginx", ("nginx", None, None)),
-            ("nginx:1.27", ("nginx", Some("1.27"), None)),
-            ("127.0.0.1:5000/app", ("127.0.0.1:5000/app", None, None)),
-            (
-                "127.0.0.1:5000/app:v1",
-                ("127.0.0.1:5000/app", Some("v1"), None),
-            ),
-            (
-                "ghcr.io/o/a:1@sha256:ab",
-                ("ghcr.io/o/a", Some("1"), Some("sha256:ab")),
-            ),
-            (
-                "ghcr.io/o/a@sha256:ab",
-                ("ghcr.io/o/a", None, Some("sha256:ab")),
-            ),
-        ];
-        for (input, expected) in cases {
-            assert_eq!(split_written(input), expected, "{input}");
-        }
-    }
-
-    #[test]
-    fn detects_formats_by_name() {
-        let cases = [
-            ("deploy/app.yaml", Some(FileFormat::Yaml)),
-            ("values.yml", Some(FileFormat::Yaml)),
-            ("k/kustomization.yaml", Some(FileFormat::Kustomization)),
-            ("Dockerfile", Some(FileFormat::Dockerfile)),
-            ("build/Dockerfile.prod", Some(FileFormat::Dockerfile)),
-            ("api.Containerfile", Some(FileFormat::Dockerfile)),
-            ("main.tf", Some(FileFormat::Hcl)),
-            ("freshet.yaml", None),
-            ("README.md", None),
-        ];
-        for (path, expected) in cases {
-            assert_eq!(detect(path), expected, "{path}");
-        }
-    }
-
-    #[test]
-    fn overlapping_and_out_of_bounds_edits_are_rejected() {
-        let text = "image: nginx:1.0\n";
-        let overlap = [
-            Edit {
-                span: 7..12,
-                new: "a".into(),
-            },
-            Edit {
-                span: 10..16,
-                new: "b".into(),
-            },
-        ];
-        assert!(matches!(
-            apply_edits("a.yaml", text, &overlap),
-            Err(EditError::Overlap { .. })
-        ));
-        let oob = [Edit {
-            span: 7..99,
-            new: "a".into(),
-        }];
-        assert!(matches!(
-            apply_edits("a.yaml", text, &oob),
-            Err(EditError::OutOfBounds { .. })
-        ));
-    }
-
-    #[test]
-    fn an_edit_that_breaks_the_file_is_rejected() {
-        let text = "image: nginx:1.0\n";
-        let bad = [Edit {
-            span: 7..16,
-            new: "\"nginx".into(),
-        }];
-        assert!(matches!(
-            apply_edits("a.yaml", text, &bad),
-            Err(EditError::Rescan(_))
-        ));
-    }
-}
+mod tests;

@@ -189,6 +189,39 @@ fn compose(
     Ok((name, reference))
 }
 
+/// The policy, pin form and reason for tracking: a marker beats a rule, a rule beats
+/// `--all` (which skips what the default policy cannot order).
+fn choose(
+    marker: Option<&super::Marker>,
+    rule: Option<&super::CompiledRule>,
+    config: &Config,
+    reference: &Reference,
+) -> Option<(Policy, Option<PinForm>, TrackedBy)> {
+    Some(match (marker, rule) {
+        (Some(m), _) => (
+            m.policy.clone(),
+            m.pin.or(rule.and_then(|r| r.pin)),
+            TrackedBy::Marker { line: m.line },
+        ),
+        (None, Some(rule)) => (
+            rule.policy.clone(),
+            rule.pin,
+            TrackedBy::Rule { index: rule.index },
+        ),
+        (None, None) => {
+            // `--all` skips what the default policy cannot order, instead of warning.
+            let orderable = match config.default_policy.kind() {
+                PolicyKind::Semver(_) => reference.tag().and_then(Version::parse).is_some(),
+                _ => true,
+            };
+            if !orderable {
+                return None;
+            }
+            (config.default_policy.clone(), None, TrackedBy::All)
+        }
+    })
+}
+
 /// Decides which found references are tracked, with which policy and pin form.
 pub fn track(
     file: &str,
@@ -238,28 +271,8 @@ pub fn track(
             (None, Some(_)) => PinForm::Digest,
             _ => PinForm::Tag,
         };
-        let (policy, pin, by) = match (&marker, rule) {
-            (Some(m), _) => (
-                m.policy.clone(),
-                m.pin.or(rule.and_then(|r| r.pin)),
-                TrackedBy::Marker { line: m.line },
-            ),
-            (None, Some(rule)) => (
-                rule.policy.clone(),
-                rule.pin,
-                TrackedBy::Rule { index: rule.index },
-            ),
-            (None, None) => {
-                // `--all` skips what the default policy cannot order, instead of warning.
-                let orderable = match config.default_policy.kind() {
-                    PolicyKind::Semver(_) => reference.tag().and_then(Version::parse).is_some(),
-                    _ => true,
-                };
-                if !orderable {
-                    continue;
-                }
-                (config.default_policy.clone(), None, TrackedBy::All)
-            }
+        let Some((policy, pin, by)) = choose(marker.as_ref(), rule, config, &reference) else {
+            continue;
         };
         if policy.is_never() {
             continue;

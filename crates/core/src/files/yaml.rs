@@ -443,6 +443,44 @@ fn has_host(repository: &str) -> bool {
         .is_some_and(|(first, _)| first.contains(['.', ':']) || first == "localhost")
 }
 
+/// The span of a digest key's value that a pin may fill (`None`: none), adding a
+/// digest that the key holds to `image`. `None` overall: the block is not an image.
+fn digest_span(
+    text: &str,
+    slot: Option<&DigestSlot<'_>>,
+    tag_form: ValueForm,
+    image: &mut String,
+) -> Option<Option<std::ops::Range<usize>>> {
+    Some(match slot {
+        None => None,
+        Some(DigestSlot { scalar: None, .. }) => None,
+        Some(DigestSlot {
+            scalar: Some(d),
+            digest: None,
+            ..
+        }) => {
+            // An empty `digest: ""` can be filled in between its quotes; a bare
+            // `digest:` (null) cannot, and a new key beside it would be a duplicate.
+            let source = text.get(d.raw.clone()).unwrap_or("");
+            (source.len() == 2 && d.value.is_empty()).then(|| d.inner.clone())
+        }
+        Some(DigestSlot {
+            scalar: Some(d),
+            digest: Some(digest),
+            ..
+        }) => {
+            if !d.editable {
+                return None;
+            }
+            if tag_form == ValueForm::Tag {
+                image.push('@');
+                image.push_str(digest.as_str());
+            }
+            Some(d.inner.clone())
+        }
+    })
+}
+
 fn helm_split(
     ctx: &Ctx<'_>,
     pairs: &[(Node, Node)],
@@ -479,34 +517,7 @@ fn helm_split(
         }
         _ => image.push_str(&tag.value),
     }
-    let digest_span = match &slot {
-        None => None,
-        Some(DigestSlot { scalar: None, .. }) => None,
-        Some(DigestSlot {
-            scalar: Some(d),
-            digest: None,
-            ..
-        }) => {
-            // An empty `digest: ""` can be filled in between its quotes; a bare
-            // `digest:` (null) cannot, and a new key beside it would be a duplicate.
-            let source = text.get(d.raw.clone()).unwrap_or("");
-            (source.len() == 2 && d.value.is_empty()).then(|| d.inner.clone())
-        }
-        Some(DigestSlot {
-            scalar: Some(d),
-            digest: Some(digest),
-            ..
-        }) => {
-            if !d.editable {
-                return None;
-            }
-            if tag_form == ValueForm::Tag {
-                image.push('@');
-                image.push_str(digest.as_str());
-            }
-            Some(d.inner.clone())
-        }
-    };
+    let digest_span = digest_span(text, slot.as_ref(), tag_form, &mut image)?;
     Reference::parse(&image).ok()?;
     let mut ends = vec![tag.raw.end, repository.raw.end];
     ends.extend(registry.map(|r| r.raw.end));
