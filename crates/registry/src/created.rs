@@ -8,6 +8,10 @@
 //! point at it. Per tag that is 1 HEAD plus, for each distinct image, 1 manifest GET and
 //! 1 blob GET (and 1 index GET for a multi-arch tag).
 //!
+//! Config blobs are served from a CDN on another host on every large registry (a 307
+//! to a presigned URL): that redirect is followed here once, without any credential,
+//! over https (or to loopback), with the body capped.
+//!
 //! Must not decide which tag is newest: that is `freshet_core::policy::build`.
 
 use std::collections::HashMap;
@@ -141,7 +145,7 @@ impl BuildTimes {
             }
         };
         let what = format!("{registry}/{repo}@{config} (image config)");
-        let resp = self
+        let mut resp = self
             .client
             .send(
                 &host,
@@ -152,6 +156,9 @@ impl BuildTimes {
                 Kind::BlobGet,
             )
             .await?;
+        if resp.status().is_redirection() {
+            resp = self.follow(registry, &what, &resp).await?;
+        }
         if resp.status() != StatusCode::OK {
             return Err(RegistryError::NotFound {
                 host: registry.to_owned(),
@@ -161,6 +168,47 @@ impl BuildTimes {
         let body = read_capped(registry, resp, MAX_CONFIG_BYTES, &what).await?;
         check_hash(registry, &what, &body, &config)?;
         parse_config(registry, &what, &body, platform, check_platform)
+    }
+}
+
+impl BuildTimes {
+    /// Follows a blob redirect to its storage host: no credential, https or loopback
+    /// only, no further redirects.
+    async fn follow(
+        &self,
+        registry: &str,
+        what: &str,
+        resp: &reqwest::Response,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let malformed = |detail: String| RegistryError::Malformed {
+            host: registry.to_owned(),
+            detail: format!("{what}: {detail}"),
+        };
+        let location = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| malformed("a redirect without a Location".into()))?;
+        let url = resp
+            .url()
+            .join(location)
+            .map_err(|e| malformed(format!("a redirect to a bad URL: {e}")))?;
+        let host = url.host_str().unwrap_or_default();
+        if url.scheme() != "https" && !crate::endpoint::is_loopback(host) {
+            return Err(malformed(format!(
+                "refusing to follow a blob redirect to plain http on {host}"
+            )));
+        }
+        let plain = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| malformed(format!("cannot build an HTTP client: {e}")))?;
+        plain
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| malformed(format!("the blob's storage host failed: {e}")))
     }
 }
 
