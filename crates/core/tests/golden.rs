@@ -10,7 +10,7 @@ use std::fs;
 use std::path::Path;
 
 use freshet_core::Digest;
-use freshet_core::files::{Config, Step, apply_edits, scan, track};
+use freshet_core::files::{Config, Step, apply_edits_with, scan_with, track};
 use freshet_core::policy::Facts;
 
 /// The fake registry: repository name (canonical) → tags.
@@ -31,6 +31,7 @@ fn tags(name: &str) -> Vec<&'static str> {
             "1.26",
         ],
         "docker.io/library/busybox" => vec!["1.36.0", "1.36.1", "1.37.0"],
+        "docker.io/library/memcached" => vec!["1.6.38-alpine", "1.6.39-alpine", "1.6.40-alpine"],
         "docker.io/library/postgres" => vec!["15.4", "15.5", "16.1", "17.0-beta1"],
         "docker.io/library/redis" => vec!["latest", "7.2"],
         "docker.io/library/golang" => vec!["1.21.5", "1.21.6", "1.22.0", "1.22.0-alpine"],
@@ -67,7 +68,8 @@ fn plan_file(
     config: &Config,
     all: bool,
 ) -> Result<(String, Vec<String>), String> {
-    let found = scan(file, text).map_err(|e| e.to_string())?;
+    let options = config.scan_options(file);
+    let found = scan_with(file, text, &options).map_err(|e| e.to_string())?;
     let (tracked, errors) = track(file, found, config, all);
     let mut log: Vec<String> = errors
         .iter()
@@ -98,8 +100,14 @@ fn plan_file(
                     break;
                 }
                 Step::Update(u) => {
+                    // The plan says when it adds a key (a digest key, a newTag).
+                    let added = u
+                        .reason
+                        .rsplit_once("; adds ")
+                        .map(|(_, k)| format!(" [adds {k}]"))
+                        .unwrap_or_default();
                     log.push(format!(
-                        "update {}:{}: {} -> {} ({})",
+                        "update {}:{}: {} -> {} ({}){added}",
                         u.file, u.line, u.current, u.new, u.policy
                     ));
                     edits.extend(u.edits);
@@ -109,11 +117,33 @@ fn plan_file(
                     log.push(format!("error {}:{}: {}", e.file, e.line, e.message));
                     break;
                 }
+                Step::NeedBuilds(tags) => {
+                    log.push(format!(
+                        "builds {file}:{}: {}",
+                        t.found.line,
+                        tags.join(",")
+                    ));
+                    break;
+                }
             }
         }
     }
-    let out = apply_edits(file, text, &edits).map_err(|e| e.to_string())?;
+    let out = apply_edits_with(file, text, &edits, &options).map_err(|e| e.to_string())?;
     Ok((out, log))
+}
+
+/// Every file under a case directory, in subdirectories too.
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }
 
 #[test]
@@ -134,13 +164,15 @@ fn golden_files() {
             Err(_) => Config::default(),
         };
         let all = fs::read_to_string(case.join("ARGS")).is_ok_and(|a| a.trim() == "all");
-        let mut inputs: Vec<_> = fs::read_dir(&case)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
+        let mut inputs = files_under(&case);
         inputs.sort();
         for input in inputs {
-            let name = input.file_name().unwrap().to_string_lossy().into_owned();
+            // The name relative to the case, `/` separated (CI files are found by path).
+            let name = input
+                .strip_prefix(&case)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
             if name.ends_with(".after")
                 || name.ends_with(".error")
                 || name.ends_with(".log")

@@ -6,13 +6,24 @@
 //! directory given as the first argument, prints `host=<registry host>` and `ready`
 //! on stdout, then keeps the registry up until stdin closes.
 //!
-//! Usage: `cargo run --example bench_fixture -- DIR`
+//! With `newest-build` as the second argument it builds the `newest-build` case
+//! instead: `SHA_IMAGES` repositories `bench/shaNNN`, each with `SHA_TAGS` tags named by
+//! 8-character git SHAs whose order says nothing about their build times, and a
+//! Kubernetes manifest per image with a `newest-build` marker.
+//!
+//! While it runs, each line `count NAME` on stdin makes it print
+//! `count NAME requests=… heads=… gets=… blobs=… tag_lists=…` (the registry's access
+//! log since the previous count) on stdout, so the caller can compare the requests two
+//! tools sent to the same registry.
+//!
+//! Usage: `cargo run --example bench_fixture -- DIR [newest-build]`
 
 use std::fmt::Write as _;
-use std::io::Read as _;
+use std::io::BufRead as _;
 use std::path::Path;
 
-use freshet_testbed::registry::push::{ImageSpec, Pusher};
+use freshet_testbed::registry::builds::push_build;
+use freshet_testbed::registry::push::{ImageSpec, Platform, Pusher};
 use freshet_testbed::registry::{RegistryOptions, RegistryServer};
 use futures::stream::{self, StreamExt as _};
 
@@ -117,6 +128,71 @@ fn generate(root: &Path, host: &str) -> (usize, usize) {
     (files, refs)
 }
 
+const SHA_IMAGES: usize = 50;
+const SHA_TAGS: usize = 20;
+
+/// The `n`th SHA-like tag of image `i` (deterministic, unordered).
+fn sha_tag(i: usize, n: usize) -> String {
+    let x = (i as u64 * 1_000_003 + n as u64 * 7_919).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    format!("{:08x}", x >> 32)
+}
+
+/// The `newest-build` case: SHA-tagged builds, one manifest per image.
+async fn newest_build(root: &Path, pusher: &Pusher, host: &str) {
+    let jobs: Vec<(usize, usize)> = (0..SHA_IMAGES)
+        .flat_map(|i| (0..SHA_TAGS).map(move |n| (i, n)))
+        .collect();
+    let pushed: Vec<_> = stream::iter(jobs)
+        .map(|(i, n)| async move {
+            // Build n was made on day n: the newest is the last, whatever its name.
+            let created = format!("2026-01-{:02}T00:00:00Z", n + 1);
+            push_build(
+                pusher,
+                &format!("bench/sha{i:03}"),
+                &sha_tag(i, n),
+                &created,
+                &[Platform::linux_amd64()],
+            )
+            .await
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    for p in pushed {
+        p.expect("push");
+    }
+    for i in 0..SHA_IMAGES {
+        write(
+            root,
+            &format!("deploy/sha{i:03}.yaml"),
+            &format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: sha{i:03}\nspec:\n  template:\n    spec:\n      containers:\n        - name: app\n          image: {host}/bench/sha{i:03}:{} # freshet: policy=newest-build:^[0-9a-f]{{8}}$\n",
+                sha_tag(i, 0)
+            ),
+        );
+    }
+    eprintln!("bench_fixture: newest-build: {SHA_IMAGES} images x {SHA_TAGS} SHA tags at {host}");
+}
+
+/// Prints what the registry served since the last count.
+fn count(registry: &RegistryServer, name: &str) {
+    let log = registry.access_log();
+    registry.clear_access_log();
+    let n = |method: &str, part: &str| {
+        log.iter()
+            .filter(|e| e.method == method && e.path.contains(part))
+            .count()
+    };
+    println!(
+        "count {name} requests={} heads={} gets={} blobs={} tag_lists={}",
+        log.len(),
+        n("HEAD", "/manifests/"),
+        n("GET", "/manifests/"),
+        n("GET", "/blobs/"),
+        n("GET", "/tags/list"),
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let dir = std::env::args().nth(1).expect("usage: bench_fixture DIR");
@@ -125,6 +201,12 @@ async fn main() {
         .await
         .expect("registry starts");
     let pusher = Pusher::new(&registry).expect("pusher");
+    if std::env::args().nth(2).as_deref() == Some("newest-build") {
+        let host = registry.host();
+        newest_build(root, &pusher, &host).await;
+        serve(&registry, &host);
+        return;
+    }
     let jobs: Vec<(usize, &str)> = (0..IMAGES)
         .flat_map(|i| TAGS.iter().map(move |t| (i, *t)))
         .collect();
@@ -144,10 +226,18 @@ async fn main() {
     let host = registry.host();
     let (files, refs) = generate(root, &host);
     eprintln!("bench_fixture: {files} files, {refs} references, {IMAGES} images at {host}");
+    serve(&registry, &host);
+}
+
+/// Says where the registry is, then answers `count NAME` lines until stdin closes.
+fn serve(registry: &RegistryServer, host: &str) {
+    registry.clear_access_log();
     println!("host={host}");
     println!("ready");
-    // Keep the registry up until the caller closes stdin.
-    let mut sink = Vec::new();
-    let _ = std::io::stdin().read_to_end(&mut sink);
-    drop(registry);
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        if let Some(name) = line.strip_prefix("count ") {
+            count(registry, name.trim());
+        }
+    }
 }

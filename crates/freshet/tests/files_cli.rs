@@ -147,7 +147,8 @@ async fn plan_prints_the_json_contract_and_detailed_exit_codes() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report = json(&out);
-    assert_eq!(keys(&report), ["errors", "updates"]);
+    assert_eq!(keys(&report), ["cost", "errors", "skipped", "updates"]);
+    assert!(report["cost"]["requests"].as_u64().unwrap() > 0, "{report}");
     assert_eq!(report["errors"], Value::Array(vec![]));
     let updates = report["updates"].as_array().unwrap();
     for u in updates {
@@ -297,32 +298,63 @@ async fn a_moved_tag_repins_the_digest() {
     );
 }
 
+/// Regression (issue 15): with every lookup failing, `plan --detailed-exitcode` said
+/// `"errors": []`, "0 error(s)" and exited 0 ("nothing pending"), so a CI gate read
+/// "up to date" forever. A failed lookup is an error with its class, file, line and
+/// reference; the summary counts it; the exit code is 1; `apply` still writes what it
+/// could and exits 1.
 #[tokio::test(flavor = "multi_thread")]
-async fn an_unreachable_registry_keeps_everything_and_warns() {
+async fn an_unreachable_registry_is_an_error_not_nothing_pending() {
     let bed = Bed::start().await;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     write(
         root,
         "app.yaml",
-        "image: 127.0.0.1:9/team/api:1.0.0 # freshet: policy=semver:minor\n",
+        &format!(
+            "a:\n  image: 127.0.0.1:9/team/api:1.0.0 # freshet: policy=semver:minor\nb:\n  image: {} # freshet: policy=semver:minor\n",
+            bed.api("1.0.0")
+        ),
     );
-    let out = bed.freshet(
-        root,
-        &[
-            "plan",
-            "-o",
-            "json",
-            "--detailed-exitcode",
-            "--max-attempts",
-            "1",
-        ],
+    let args = ["--detailed-exitcode", "--max-attempts", "1"];
+    let out = bed.freshet(root, &[&["plan", "-o", "json"][..], &args[..]].concat());
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(out.status.code(), Some(0));
-    assert_eq!(json(&out)["updates"], Value::Array(vec![]));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("warning: app.yaml:1:"), "{stderr}");
-    assert!(stderr.contains("listing tags"), "{stderr}");
+    let report = json(&out);
+    let errors = report["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{report}");
+    assert_eq!(errors[0]["file"], "app.yaml");
+    assert_eq!(errors[0]["line"], 2);
+    assert_eq!(errors[0]["class"], "connect");
+    assert_eq!(errors[0]["reference"], "127.0.0.1:9/team/api:1.0.0");
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("listing tags"),
+        "{report}"
+    );
+    assert_eq!(report["updates"].as_array().unwrap().len(), 1, "{report}");
+
+    let out = bed.freshet(root, &[&["plan"][..], &args[..]].concat());
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("1 update(s) pending, 1 error(s) (1 failed registry lookup(s))"),
+        "{text}"
+    );
+    assert!(text.contains("error: app.yaml:2: [connect] "), "{text}");
+
+    // apply writes what it could, and still fails.
+    let out = bed.freshet(root, &["apply", "--max-attempts", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let after = read(root, "app.yaml");
+    assert!(after.contains("127.0.0.1:9/team/api:1.0.0"), "{after}");
+    assert!(after.contains(&bed.api("1.1.0")), "{after}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

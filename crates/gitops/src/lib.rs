@@ -11,12 +11,15 @@
 //! Must not put credentials in argv, URLs or logs: git gets them from the environment.
 #![forbid(unsafe_code)]
 
+mod cache;
 pub mod facts;
 pub mod git;
 pub mod plan;
+pub mod walk;
 pub mod write;
 
 pub use facts::{FactError, FactSource};
 pub use git::{DEFAULT_MESSAGE, Git, GitError, GitToken, PushOutcome, render_message};
-pub use plan::{ApplyReport, FilePlan, PlanOptions, PlanReport, apply, plan, walk};
+pub use plan::{ApplyReport, FilePlan, PlanOptions, PlanReport, apply, plan};
+pub use walk::{Skipped, walk, walk_all};
 pub use write::{WriteError, write_atomic};

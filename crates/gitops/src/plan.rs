@@ -1,22 +1,22 @@
 //! `plan` and `apply` over real files.
 //!
-//! Owns walking the given paths (skipping `.git` and honouring `.gitignore` through the
-//! `ignore` crate), reading files, loading `freshet.yaml` from the repository root,
-//! fetching facts through a [`FactSource`] with a per-run cache, and writing planned edits
-//! atomically. Every file that can be read is planned; every problem is reported with its
-//! file and line, and a file that fails to parse is left untouched.
+//! Owns reading the files [`walk_all`] finds, loading `freshet.yaml` from the repository
+//! root, fetching facts through a [`FactSource`] with a per-run [`Cache`], and writing
+//! planned edits atomically. Every file that can be read is planned; every problem is
+//! reported with its file and line, and a file that fails to parse is left untouched.
+//! A registry lookup that fails is an error naming its class, file, line and reference:
+//! a plan never reports "nothing pending" for references it could not check.
 //!
 //! Must not decide updates (that is `freshet_core::files`) or run git.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use freshet_core::files::{self, Config, Edit, PlanError, Step, Tracked, Update};
-use freshet_core::policy::Facts;
-use freshet_core::{Digest, Reference};
-use futures::stream::{self, StreamExt as _};
+use freshet_core::files::{self, Config, Edit, PlanError, ScanOptions, Step, Tracked, Update};
 
+use crate::cache::{Asked, Cache, Wanted};
 use crate::facts::FactSource;
+use crate::walk::{Skipped, chart_writes_hex_sha, display_name, find_root, walk_all};
 use crate::write::write_atomic;
 
 /// What `plan` and `apply` should do.
@@ -41,6 +41,8 @@ pub struct FilePlan {
     pub original: String,
     /// The edits to make.
     pub edits: Vec<Edit>,
+    /// The scan options the plan used, so the write re-checks the same way.
+    pub options: ScanOptions,
 }
 
 /// The result of `plan`: `{"updates": [...], "errors": [...]}` in JSON. Warnings are
@@ -49,9 +51,16 @@ pub struct FilePlan {
 pub struct PlanReport {
     /// Pending updates: `{file, line, current, new, policy, reason}`.
     pub updates: Vec<Update>,
-    /// Errors: `{file, line, message}`; unreadable or unparsable files, bad markers,
-    /// references that cannot be edited.
+    /// Errors: `{file, line, message}`, plus `class` and `reference` for a failed
+    /// registry lookup; unreadable or unparsable files, bad markers, references that
+    /// cannot be edited or checked.
     pub errors: Vec<PlanError>,
+    /// Files set aside: `{file, reason}` (Helm chart templates).
+    pub skipped: Vec<Skipped>,
+    /// What the run cost the registries (`{"requests": …, …}`), when the source
+    /// counts it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<serde_json::Value>,
     /// References kept for a reason worth knowing (tag list failed, current tag gone…):
     /// `{file, line, message}`.
     #[serde(skip)]
@@ -85,171 +94,19 @@ pub struct ApplyReport {
 }
 
 fn error(file: &str, line: usize, message: impl Into<String>) -> PlanError {
-    PlanError {
-        file: file.to_owned(),
-        line,
-        message: message.into(),
-    }
+    PlanError::new(file, line, message)
 }
 
-/// Expands paths into the files freshet reads, sorted and without duplicates. A
-/// directory is walked (skipping `.git`, hidden entries and git-ignored files); a file
-/// named explicitly is kept even if its format is unknown, so it is reported.
-pub fn walk(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<PlanError>) {
-    let mut out = Vec::new();
-    let mut errors = Vec::new();
-    for path in paths {
-        if path.is_file() {
-            out.push(path.clone());
-            continue;
-        }
-        if !path.exists() {
-            errors.push(error(
-                &path.display().to_string(),
-                0,
-                "no such file or directory",
-            ));
-            continue;
-        }
-        let walker = ignore::WalkBuilder::new(path)
-            .require_git(false)
-            .filter_entry(|e| e.file_name() != ".git")
-            .build();
-        for entry in walker {
-            match entry {
-                Ok(e) if e.file_type().is_some_and(|t| t.is_file()) => {
-                    if files::detect(&e.path().to_string_lossy()).is_some() {
-                        out.push(e.into_path());
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => errors.push(error(&path.display().to_string(), 0, e.to_string())),
-            }
-        }
-    }
-    out.sort();
-    out.dedup();
-    (out, errors)
-}
-
-fn find_root(paths: &[PathBuf]) -> PathBuf {
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let Some(first) = paths.first() else {
-        return cwd;
-    };
-    let start = std::fs::canonicalize(first).unwrap_or_else(|_| cwd.join(first));
-    let mut dir = if start.is_dir() {
-        Some(start.as_path())
-    } else {
-        start.parent()
-    };
-    while let Some(d) = dir {
-        if d.join(".git").exists() || d.join("freshet.yaml").is_file() {
-            return d.to_owned();
-        }
-        dir = d.parent();
-    }
-    cwd
-}
-
-fn display_name(root: &Path, path: &Path) -> String {
-    let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
-    let shown = absolute
-        .strip_prefix(root)
-        .map(Path::to_owned)
-        .unwrap_or_else(|_| path.to_owned());
-    shown.to_string_lossy().replace('\\', "/")
-}
-
-/// How many registry questions are in flight at once. The registry client applies its
-/// own per-registry limits below this.
-const FETCH_CONCURRENCY: usize = 64;
-
-/// How many rounds of [`Step::NeedDigest`] a reference may ask for (a policy asks for at
-/// most one digest after its decision, plus one to re-check a pin).
-const MAX_ROUNDS: usize = 4;
-
-/// Per-run cache of registry answers, filled in batches so every unique question is asked
-/// once and the questions of one batch run concurrently.
-#[derive(Default)]
-struct Cache {
-    /// Tag lists by repository name.
-    tags: HashMap<String, Result<Vec<String>, String>>,
-    /// Digests by (repository name, tag).
-    digests: HashMap<(String, String), Result<Digest, String>>,
-}
-
-impl Cache {
-    /// Fetches every tag list and digest in `wanted` that is not cached yet.
-    async fn fill(&mut self, source: &dyn FactSource, wanted: &Wanted) {
-        let tag_jobs: Vec<&Reference> = wanted
-            .tags
-            .iter()
-            .filter(|(name, _)| !self.tags.contains_key(*name))
-            .map(|(_, r)| r)
-            .collect();
-        let tag_answers: Vec<(String, Result<Vec<String>, String>)> = stream::iter(tag_jobs)
-            .map(|r| async move { (r.name(), source.tags(r).await.map_err(|e| e.to_string())) })
-            .buffer_unordered(FETCH_CONCURRENCY)
-            .collect()
-            .await;
-        self.tags.extend(tag_answers);
-
-        let digest_jobs: Vec<(&(String, String), &Reference)> = wanted
-            .digests
-            .iter()
-            .filter(|(key, _)| !self.digests.contains_key(*key))
-            .collect();
-        let digest_answers: Vec<((String, String), Result<Digest, String>)> =
-            stream::iter(digest_jobs)
-                .map(|(key, r)| async move {
-                    let answer = match r.with_tag(&key.1) {
-                        Ok(tagged) => source.digest(&tagged).await.map_err(|e| e.to_string()),
-                        Err(e) => Err(e.to_string()),
-                    };
-                    (key.clone(), answer)
-                })
-                .buffer_unordered(FETCH_CONCURRENCY)
-                .collect()
-                .await;
-        self.digests.extend(digest_answers);
-    }
-
-    /// The facts for one reference: its tag list if asked for, and the digests of `tags`.
-    fn facts(&self, reference: &Reference, tag_list: bool, tags: &[String]) -> Facts {
-        let name = reference.name();
-        let mut facts = Facts::default();
-        if tag_list {
-            facts.tags = self.tags.get(&name).cloned();
-        }
-        for tag in tags {
-            if let Some(d) = self.digests.get(&(name.clone(), tag.clone())) {
-                facts.digests.insert(tag.clone(), d.clone());
-            }
-        }
-        facts
-    }
-}
-
-/// The questions of one batch, deduplicated: a reference to ask with, per repository
-/// and per (repository, tag).
-#[derive(Default)]
-struct Wanted {
-    tags: BTreeMap<String, Reference>,
-    digests: BTreeMap<(String, String), Reference>,
-}
-
-impl Wanted {
-    fn is_empty(&self) -> bool {
-        self.tags.is_empty() && self.digests.is_empty()
-    }
-}
+/// How many rounds of questions a reference may ask (a tag list, then build times, a
+/// digest after its decision, and one to re-check a pin).
+const MAX_ROUNDS: usize = 5;
 
 /// One file that scanned cleanly, with its tracked references.
 struct Scanned {
     path: PathBuf,
     display: String,
     text: String,
+    options: ScanOptions,
     tracked: Vec<Tracked>,
 }
 
@@ -258,10 +115,8 @@ struct Pending {
     /// Index into the scanned files, and into that file's tracked references.
     file: usize,
     index: usize,
-    /// Whether the policy wants the tag list.
-    tag_list: bool,
-    /// Tags whose digests the planner asked for.
-    digest_tags: Vec<String>,
+    /// What it asked for so far.
+    asked: Asked,
 }
 
 /// Plans updates for every file under `paths`. Never fails as a whole: every problem is
@@ -280,13 +135,37 @@ pub async fn plan(paths: &[PathBuf], options: &PlanOptions, source: &dyn FactSou
             return report;
         }
     };
-    let (paths, walk_errors) = walk(paths);
-    report.errors.extend(walk_errors);
+    let walked = walk_all(paths);
+    report.errors.extend(walked.errors);
+    report.skipped = walked
+        .skipped
+        .iter()
+        .map(|p| Skipped {
+            file: display_name(&root, p),
+            reason:
+                "a Helm chart template (templates/ beside Chart.yaml): rendered by Helm, not edited"
+                    .into(),
+        })
+        .collect();
+    let scanned = read_and_track(&root, walked.files, &config, options.all, &mut report);
+    let outcomes = decide_all(&scanned, source).await;
+    collect(scanned, outcomes, &mut report);
+    report.cost = source.requests();
+    report
+}
 
-    // 1. Read, scan and track every file.
-    let mut scanned: Vec<Scanned> = Vec::new();
+/// Reads, scans and tracks every file.
+fn read_and_track(
+    root: &Path,
+    paths: Vec<PathBuf>,
+    config: &Config,
+    all: bool,
+    report: &mut PlanReport,
+) -> Vec<Scanned> {
+    let mut scanned = Vec::new();
+    let mut hex_charts: BTreeMap<PathBuf, bool> = BTreeMap::new();
     for path in paths {
-        let display = display_name(&root, &path);
+        let display = display_name(root, &path);
         let text = match std::fs::read(&path) {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(t) => t,
@@ -304,92 +183,104 @@ pub async fn plan(paths: &[PathBuf], options: &PlanOptions, source: &dyn FactSou
                 continue;
             }
         };
-        let found = match files::scan(&display, &text) {
+        let mut scan_options = config.scan_options(&display);
+        if text.contains("sha:") {
+            let chart = path.parent().map(Path::to_owned).unwrap_or_default();
+            scan_options.sha_hex = *hex_charts
+                .entry(chart)
+                .or_insert_with(|| chart_writes_hex_sha(&path));
+        }
+        let found = match files::scan_with(&display, &text, &scan_options) {
             Ok(f) => f,
             Err(e) => {
-                report
-                    .errors
-                    .push(error(&display, e.line(), format!("{e}; left untouched")));
+                report.errors.push(error(
+                    &display,
+                    e.line(),
+                    format!("{}; left untouched", e.detail()),
+                ));
                 continue;
             }
         };
-        let (tracked, errors) = files::track(&display, found, &config, options.all);
+        let (tracked, errors) = files::track(&display, found, config, all);
         report.errors.extend(errors);
         scanned.push(Scanned {
             path,
             display,
             text,
+            options: scan_options,
             tracked,
         });
     }
+    scanned
+}
 
-    // 2. Decide in rounds: ask every pending reference what it needs, fetch all of it
-    //    at once, step again.
+/// The outcome of one tracked reference, and the failed lookup behind it, if any.
+type Outcome = (Step, Option<crate::facts::FactError>);
+
+/// Decides in rounds: asks every pending reference what it needs, fetches all of it at
+/// once, steps again.
+async fn decide_all(
+    scanned: &[Scanned],
+    source: &dyn FactSource,
+) -> BTreeMap<(usize, usize), Outcome> {
     let mut pending: Vec<Pending> = Vec::new();
     let mut wanted = Wanted::default();
     for (file, s) in scanned.iter().enumerate() {
         for (index, t) in s.tracked.iter().enumerate() {
             let needs = t.needs();
-            if needs.tag_list {
-                wanted
-                    .tags
-                    .entry(t.reference.name())
-                    .or_insert_with(|| t.reference.clone());
-            }
-            let mut digest_tags = Vec::new();
-            if let Some(tag) = needs.digest_of {
-                wanted
-                    .digests
-                    .entry((t.reference.name(), tag.clone()))
-                    .or_insert_with(|| t.reference.clone());
-                digest_tags.push(tag);
-            }
-            pending.push(Pending {
-                file,
-                index,
+            let mut asked = Asked {
                 tag_list: needs.tag_list,
-                digest_tags,
-            });
+                ..Asked::default()
+            };
+            if needs.tag_list {
+                wanted.tag_list(&t.reference);
+            }
+            if let Some(tag) = needs.digest_of {
+                wanted.digest(&t.reference, &tag);
+                asked.digest_tags.push(tag);
+            }
+            pending.push(Pending { file, index, asked });
         }
     }
     let mut cache = Cache::default();
-    let mut outcomes: BTreeMap<(usize, usize), Step> = BTreeMap::new();
+    let mut outcomes = BTreeMap::new();
     for round in 0..MAX_ROUNDS {
         if !wanted.is_empty() {
             cache.fill(source, &wanted).await;
         }
         wanted = Wanted::default();
         let mut still = Vec::new();
-        for p in pending {
+        for mut p in pending {
             let s = &scanned[p.file];
             let t = &s.tracked[p.index];
-            let facts = cache.facts(&t.reference, p.tag_list, &p.digest_tags);
-            match t.step(&s.text, &facts) {
-                Step::NeedDigest(tag)
-                    if round + 1 < MAX_ROUNDS && !p.digest_tags.contains(&tag) =>
-                {
-                    wanted
-                        .digests
-                        .entry((t.reference.name(), tag.clone()))
-                        .or_insert_with(|| t.reference.clone());
-                    let mut p = p;
-                    p.digest_tags.push(tag);
+            let platform = t.build_platform();
+            let facts = cache.facts(&t.reference, &p.asked);
+            let builds = cache.builds(&t.reference, &p.asked, &platform);
+            let last = round + 1 == MAX_ROUNDS;
+            match t.step_with(&s.text, &facts, &builds) {
+                Step::NeedDigest(tag) if !last && !p.asked.digest_tags.contains(&tag) => {
+                    wanted.digest(&t.reference, &tag);
+                    p.asked.digest_tags.push(tag);
                     still.push(p);
                 }
-                Step::NeedDigest(tag) => {
-                    outcomes.insert(
-                        (p.file, p.index),
-                        Step::Error(error(
-                            &s.display,
-                            t.found.line,
-                            format!(
-                                "the planner asked for the digest of {tag} again; this is a bug"
-                            ),
-                        )),
-                    );
+                Step::NeedBuilds(tags) if !last && p.asked.build_tags.is_empty() => {
+                    for tag in &tags {
+                        wanted.build(&t.reference, tag, &platform);
+                    }
+                    p.asked.build_tags = tags;
+                    still.push(p);
+                }
+                Step::NeedDigest(_) | Step::NeedBuilds(_) => {
+                    let bug = Step::Error(error(
+                        &s.display,
+                        t.found.line,
+                        "the planner asked for the same facts again; this is a bug",
+                    ));
+                    outcomes.insert((p.file, p.index), (bug, None));
                 }
                 step => {
-                    outcomes.insert((p.file, p.index), step);
+                    let failed = cache.failure(&t.reference, &p.asked, &platform);
+                    outcomes.insert((p.file, p.index), (step, failed));
                 }
             }
         }
@@ -398,21 +289,43 @@ pub async fn plan(paths: &[PathBuf], options: &PlanOptions, source: &dyn FactSou
             break;
         }
     }
+    outcomes
+}
 
-    // 3. Collect the outcomes in file and reference order, and check each file's edits.
+/// Collects the outcomes in file and reference order, and checks each file's edits.
+fn collect(
+    scanned: Vec<Scanned>,
+    outcomes: BTreeMap<(usize, usize), Outcome>,
+    report: &mut PlanReport,
+) {
     let mut outcomes = outcomes.into_iter().peekable();
     for (file, s) in scanned.into_iter().enumerate() {
         let mut edits: Vec<Edit> = Vec::new();
         let mut updates: Vec<Update> = Vec::new();
-        while let Some(((_, index), step)) = outcomes.next_if(|((f, _), _)| *f == file) {
-            let line = s.tracked[index].found.line;
+        while let Some(((_, index), (step, failed))) = outcomes.next_if(|((f, _), _)| *f == file) {
+            let t = &s.tracked[index];
+            let line = t.found.line;
+            let lookup_failed = failed.is_some();
+            if let Some(failed) = failed {
+                // A lookup that failed is an error, never a silent "nothing pending".
+                let mut e = error(
+                    &s.display,
+                    line,
+                    format!("{failed}; {} was not checked", t.found.image),
+                );
+                e.class = Some(failed.class.clone().unwrap_or_else(|| "lookup".into()));
+                e.reference = Some(t.reference.to_string());
+                report.errors.push(e);
+            }
             match step {
                 Step::Update(u) => {
                     edits.extend(u.edits.iter().cloned());
                     updates.push(u);
                 }
+                // The error above already says why it was kept.
+                Step::Keep { warning: Some(_) } if lookup_failed => {}
                 Step::Keep { warning: Some(w) } => report.warnings.push(error(&s.display, line, w)),
-                Step::Keep { warning: None } | Step::NeedDigest(_) => {}
+                Step::Keep { warning: None } | Step::NeedDigest(_) | Step::NeedBuilds(_) => {}
                 Step::Error(e) => report.errors.push(e),
             }
         }
@@ -420,7 +333,7 @@ pub async fn plan(paths: &[PathBuf], options: &PlanOptions, source: &dyn FactSou
             continue;
         }
         // Check the edits now, so `plan` reports what `apply` would refuse.
-        if let Err(e) = files::apply_edits(&s.display, &s.text, &edits) {
+        if let Err(e) = files::apply_edits_with(&s.display, &s.text, &edits, &s.options) {
             report
                 .errors
                 .push(error(&s.display, 0, format!("{e}; left untouched")));
@@ -432,9 +345,9 @@ pub async fn plan(paths: &[PathBuf], options: &PlanOptions, source: &dyn FactSou
             display: s.display,
             original: s.text,
             edits,
+            options: s.options,
         });
     }
-    report
 }
 
 /// Reads and validates `freshet.yaml` at the root; a missing file is the default config.
@@ -473,7 +386,8 @@ pub fn apply(report: &PlanReport) -> ApplyReport {
             ));
             continue;
         }
-        let new = match files::apply_edits(&file.display, &current, &file.edits) {
+        let new = match files::apply_edits_with(&file.display, &current, &file.edits, &file.options)
+        {
             Ok(n) => n,
             Err(e) => {
                 out.errors

@@ -289,8 +289,11 @@ async fn all_tracks_unmarked_references_with_the_default_policy() {
     assert_eq!(all.updates[0].policy, "semver:minor");
 }
 
+/// Regression (issue 15): a lookup that fails was only a warning, so `plan
+/// --detailed-exitcode` said "nothing pending" (exit 0) while the registry was
+/// unreachable. It is an error naming its class, file, line and reference.
 #[tokio::test]
-async fn a_failed_or_empty_tag_list_keeps_the_reference_and_warns() {
+async fn a_failed_lookup_is_an_error_not_a_silent_keep() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     write(
@@ -304,20 +307,25 @@ async fn a_failed_or_empty_tag_list_keeps_the_reference_and_warns() {
         .repo("ghcr.io/acme/empty", &[]);
     let report = plan(&[root.to_owned()], &options(root, false), &source).await;
     assert!(report.updates.is_empty());
-    assert!(report.errors.is_empty(), "a kept reference is not an error");
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    let e = &report.errors[0];
+    assert_eq!((e.file.as_str(), e.line), ("a.yaml", 2));
+    assert!(e.message.contains("401 unauthorized"), "{e:?}");
+    assert_eq!(e.class.as_deref(), Some("lookup"));
+    assert_eq!(e.reference.as_deref(), Some("ghcr.io/acme/api:v1.2.3"));
+    // Kept for a reason that is not a failure: warnings, not errors.
     let warnings: Vec<(usize, &str)> = report
         .warnings
         .iter()
         .map(|w| (w.line, w.message.as_str()))
         .collect();
-    assert_eq!(warnings.len(), 3, "{warnings:?}");
-    assert!(warnings[0].1.contains("401 unauthorized"), "{warnings:?}");
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
     assert!(
-        warnings[1].1.contains("no longer in the registry"),
+        warnings[0].1.contains("no longer in the registry"),
         "{warnings:?}"
     );
-    assert!(warnings[2].1.contains("no tags"), "{warnings:?}");
-    assert_eq!(report.exit_code(true), 0);
+    assert!(warnings[1].1.contains("no tags"), "{warnings:?}");
+    assert_eq!(report.exit_code(true), 1);
 }
 
 #[tokio::test]
@@ -452,4 +460,67 @@ fn write_atomic_keeps_permissions_and_replaces_the_contents() {
     }
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     assert!(write_atomic(&dir.path().join("missing"), b"x").is_err());
+}
+
+/// Regression (issue 15): any repository with a Helm chart made `plan --all .` exit 1,
+/// its `templates/*.yaml` reported as YAML errors with `path:line` twice; hidden
+/// directories (`.github/workflows`) were not read; a pin went to a new `digest:` key
+/// while the chart reads `sha:` as bare hex (`@sha256:{{ .sha }}`).
+#[tokio::test]
+async fn a_repository_with_a_helm_chart_and_ci_files_plans_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(
+        root,
+        "chart/Chart.yaml",
+        "apiVersion: v2\nname: c\nversion: 1.0.0\n",
+    );
+    write(
+        root,
+        "chart/templates/deployment.yaml",
+        "spec:\n  image: \"{{ .Values.image.repository }}:{{ .Values.image.tag }}@sha256:{{ .Values.image.sha }}\"\n{{- if .Values.x }}\n",
+    );
+    write(
+        root,
+        "chart/values.yaml",
+        "image:\n  repository: nginx\n  tag: 1.25.3\n  sha: \"\" # freshet: policy=semver:patch pin=tag+digest\n",
+    );
+    write(
+        root,
+        ".github/workflows/ci.yml",
+        "jobs:\n  t:\n    container: golang:1.21.5\n",
+    );
+    write(root, "broken.yaml", "a: [1\n");
+    let report = plan(&[root.to_owned()], &options(root, true), &registry()).await;
+    assert_eq!(
+        report
+            .skipped
+            .iter()
+            .map(|s| s.file.as_str())
+            .collect::<Vec<_>>(),
+        ["chart/templates/deployment.yaml"]
+    );
+    // Only the broken file is an error, and its message does not repeat path:line.
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    let e = &report.errors[0];
+    assert_eq!(e.file, "broken.yaml");
+    assert!(!e.message.contains("broken.yaml"), "{}", e.message);
+    let updated: Vec<(&str, &str)> = report
+        .updates
+        .iter()
+        .map(|u| (u.file.as_str(), u.new.as_str()))
+        .collect();
+    assert_eq!(updated.len(), 2, "{updated:?}");
+    assert_eq!(updated[0], (".github/workflows/ci.yml", "golang:1.22.0"));
+    apply(&report);
+    let hex = digest_of("1.25.5")
+        .as_str()
+        .trim_start_matches("sha256:")
+        .to_owned();
+    assert_eq!(
+        read(root, "chart/values.yaml"),
+        format!(
+            "image:\n  repository: nginx\n  tag: 1.25.5\n  sha: \"{hex}\" # freshet: policy=semver:patch pin=tag+digest\n"
+        )
+    );
 }

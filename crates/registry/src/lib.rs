@@ -22,6 +22,7 @@ pub mod auth;
 mod body;
 mod classify;
 pub mod client;
+pub mod created;
 pub mod credentials;
 pub mod endpoint;
 pub mod error;
@@ -40,6 +41,7 @@ mod token;
 mod transport;
 
 pub use client::{Client, ClientOptions, RateLimit, StatsSnapshot};
+pub use created::BuildTimes;
 pub use credentials::CredentialStore;
 pub use error::{ErrorClass, RegistryError};
 pub use options::{TagLimits, requests_per_second};

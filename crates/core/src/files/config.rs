@@ -8,12 +8,20 @@
 //! defaultPolicy: semver:minor     # what `plan --all` uses (default: semver:minor)
 //! defaultPin: tag                 # optional; otherwise the reference's own form is kept
 //! rules:
-//!   - paths: ["deploy/**"]        # globs relative to the repository root (default: all)
+//!   - paths: ["deploy/**"]        # globs relative to the repository root (default: all;
+//!                                 # `files:` is the same key)
 //!     images: ["ghcr.io/acme/*"]  # globs over the image name (default: all)
 //!     policy: semver:patch
 //!     pin: tag+digest             # optional
 //!     order: numerical            # optional, regex policies only
 //!     prerelease: false           # optional
+//!   - files: ["Pulumi.*.yaml"]
+//!     keys: ["config.*Image", "config.*ImageTag"]  # key paths: `*` within a segment,
+//!                                 # `**` across; offers those values even unmarked
+//!     image: ghcr.io/acme/app     # the image a tag-only or digest-only value belongs to
+//!     policy: newest-build:^[0-9a-f]{40}$
+//!     digestForm: tag@digest      # optional: Helm's `tag: …@sha256:…` / `tag: sha256:…`
+//!     platform: linux/arm64       # optional: the platform newest-build compares
 //! ```
 //!
 //! Must not read the file itself; the shell passes its text.
@@ -21,9 +29,9 @@
 use globset::{Glob, GlobBuilder, GlobMatcher};
 use serde::Deserialize;
 
-use super::PinForm;
-use crate::Reference;
+use super::{DigestForm, PinForm, ScanOptions};
 use crate::policy::{Order, Policy};
+use crate::{Platform, Reference};
 
 /// The policy `plan --all` applies when `freshet.yaml` names none.
 pub const DEFAULT_POLICY: &str = "semver:minor";
@@ -44,8 +52,16 @@ struct RawConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawRule {
-    #[serde(default)]
+    #[serde(default, alias = "files")]
     paths: Vec<String>,
+    #[serde(default)]
+    keys: Vec<String>,
+    #[serde(default)]
+    image: Option<String>,
+    #[serde(default)]
+    digest_form: Option<String>,
+    #[serde(default)]
+    platform: Option<String>,
     #[serde(default)]
     images: Vec<String>,
     policy: String,
@@ -62,7 +78,7 @@ struct RawRule {
 pub enum ConfigError {
     /// The YAML does not parse or does not fit the schema (unknown key, wrong type).
     #[error(
-        "freshet.yaml:{line}:{column}: {message} (keys: defaultPolicy, defaultPin, rules[].paths, rules[].images, rules[].policy, rules[].pin, rules[].order, rules[].prerelease)"
+        "freshet.yaml:{line}:{column}: {message} (keys: defaultPolicy, defaultPin, rules[].paths (or files), rules[].keys, rules[].images, rules[].image, rules[].policy, rules[].pin, rules[].digestForm, rules[].platform, rules[].order, rules[].prerelease)"
     )]
     Syntax {
         /// 1-based line (0 when unknown).
@@ -95,6 +111,36 @@ pub struct CompiledRule {
     pub policy: Policy,
     /// The pin form, if the rule sets one.
     pub pin: Option<PinForm>,
+    /// Key paths whose values the rule covers (empty: any).
+    keys: Vec<regex::Regex>,
+    /// The image a tag-only or digest-only value belongs to.
+    pub image: Option<String>,
+    /// How a digest goes into a tag value.
+    pub digest_form: Option<DigestForm>,
+    /// The platform newest-build compares.
+    pub platform: Option<Platform>,
+}
+
+/// Compiles a key-path glob (`config.*Image`: `*` within one dotted segment, `**`
+/// across segments) to an anchored regex.
+pub(crate) fn key_glob(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    let mut out = String::from("^");
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' if chars.peek() == Some(&'*') => {
+                chars.next();
+                out.push_str(".*");
+            }
+            '*' => out.push_str("[^.]*"),
+            '?' => out.push_str("[^.]"),
+            c => out.push_str(&regex::escape(&c.to_string())),
+        }
+    }
+    out.push('$');
+    regex::RegexBuilder::new(&out)
+        .size_limit(crate::policy::REGEX_SIZE_LIMIT)
+        .build()
 }
 
 /// A validated `freshet.yaml`.
@@ -138,6 +184,106 @@ fn pin(key: &str, value: &str) -> Result<PinForm, ConfigError> {
     })
 }
 
+/// Validates one rule; errors name `rules[index].key`.
+fn compile_rule(index: usize, rule: RawRule) -> Result<CompiledRule, ConfigError> {
+    let key = |k: &str| format!("rules[{index}].{k}");
+    let mut policy: Policy = rule.policy.parse().map_err(|e| ConfigError::Invalid {
+        key: key("policy"),
+        message: format!("{e}"),
+        fix: "write e.g. policy: semver:minor".into(),
+    })?;
+    policy = policy.with_prerelease(rule.prerelease);
+    if let Some(order) = &rule.order {
+        let order: Order = order.parse().map_err(|e| ConfigError::Invalid {
+            key: key("order"),
+            message: format!("{e}"),
+            fix: "use alphabetical, numerical or semver".into(),
+        })?;
+        policy = policy.with_order(order).map_err(|_| ConfigError::Invalid {
+            key: key("order"),
+            message: "order only applies to regex policies".into(),
+            fix: "remove order, or use a regex: policy".into(),
+        })?;
+    }
+    let paths = rule
+        .paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| glob(&key(&format!("paths[{i}]")), p))
+        .collect::<Result<_, _>>()?;
+    let images = rule
+        .images
+        .iter()
+        .enumerate()
+        .map(|(i, p)| glob(&key(&format!("images[{i}]")), p))
+        .collect::<Result<_, _>>()?;
+    let pin = rule
+        .pin
+        .as_deref()
+        .map(|p| pin(&key("pin"), p))
+        .transpose()?;
+    let keys = rule
+        .keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            key_glob(k).map_err(|e| ConfigError::Invalid {
+                key: key(&format!("keys[{i}]")),
+                message: format!("{k:?} is not a valid key path glob: {e}"),
+                fix: "write dotted key paths, e.g. config.*Image or values.**.tag".into(),
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let image = match rule.image {
+        Some(i) => {
+            let (_, tag, digest) = super::split_written(&i);
+            if tag.is_some() || digest.is_some() || Reference::parse(&i).is_err() {
+                return Err(ConfigError::Invalid {
+                    key: key("image"),
+                    message: format!("{i:?} is not an image name"),
+                    fix: "write the name without tag or digest, e.g. image: ghcr.io/acme/app"
+                        .into(),
+                });
+            }
+            Some(i)
+        }
+        None => None,
+    };
+    let digest_form = rule
+        .digest_form
+        .as_deref()
+        .map(|f| {
+            f.parse::<DigestForm>().map_err(|v| ConfigError::Invalid {
+                key: key("digestForm"),
+                message: format!("unknown digest form {v:?}"),
+                fix: "use tag@digest or digest".into(),
+            })
+        })
+        .transpose()?;
+    let platform = rule
+        .platform
+        .as_deref()
+        .map(|p| {
+            p.parse::<Platform>().map_err(|e| ConfigError::Invalid {
+                key: key("platform"),
+                message: e.to_string(),
+                fix: "write os/arch[/variant], e.g. linux/amd64".into(),
+            })
+        })
+        .transpose()?;
+    Ok(CompiledRule {
+        index,
+        paths,
+        images,
+        policy,
+        pin,
+        keys,
+        image,
+        digest_form,
+        platform,
+    })
+}
+
 impl Config {
     /// Parses and validates `freshet.yaml`.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
@@ -174,52 +320,12 @@ impl Config {
             .as_deref()
             .map(|p| pin("defaultPin", p))
             .transpose()?;
-        let mut rules = Vec::new();
-        for (index, rule) in raw.rules.into_iter().enumerate() {
-            let key = |k: &str| format!("rules[{index}].{k}");
-            let mut policy: Policy = rule.policy.parse().map_err(|e| ConfigError::Invalid {
-                key: key("policy"),
-                message: format!("{e}"),
-                fix: "write e.g. policy: semver:minor".into(),
-            })?;
-            policy = policy.with_prerelease(rule.prerelease);
-            if let Some(order) = &rule.order {
-                let order: Order = order.parse().map_err(|e| ConfigError::Invalid {
-                    key: key("order"),
-                    message: format!("{e}"),
-                    fix: "use alphabetical, numerical or semver".into(),
-                })?;
-                policy = policy.with_order(order).map_err(|_| ConfigError::Invalid {
-                    key: key("order"),
-                    message: "order only applies to regex policies".into(),
-                    fix: "remove order, or use a regex: policy".into(),
-                })?;
-            }
-            let paths = rule
-                .paths
-                .iter()
-                .enumerate()
-                .map(|(i, p)| glob(&key(&format!("paths[{i}]")), p))
-                .collect::<Result<_, _>>()?;
-            let images = rule
-                .images
-                .iter()
-                .enumerate()
-                .map(|(i, p)| glob(&key(&format!("images[{i}]")), p))
-                .collect::<Result<_, _>>()?;
-            let pin = rule
-                .pin
-                .as_deref()
-                .map(|p| pin(&key("pin"), p))
-                .transpose()?;
-            rules.push(CompiledRule {
-                index,
-                paths,
-                images,
-                policy,
-                pin,
-            });
-        }
+        let rules = raw
+            .rules
+            .into_iter()
+            .enumerate()
+            .map(|(index, rule)| compile_rule(index, rule))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Config {
             default_policy,
             default_pin,
@@ -230,22 +336,62 @@ impl Config {
     /// The first rule covering a file (path relative to the repository root, `/`
     /// separated) and an image as written.
     pub fn rule_for(&self, path: &str, image: &str) -> Option<&CompiledRule> {
-        let (written, _, _) = super::split_written(image);
-        let parsed = Reference::parse(image).ok();
-        let mut names = vec![written.to_owned()];
-        if let Some(r) = &parsed {
-            names.push(r.name());
-            let familiar = r.without_digest().familiar();
-            names.push(super::split_written(&familiar).0.to_owned());
-        }
+        self.rule_for_key(path, None, Some(image))
+    }
+
+    /// The first rule covering a file, a value's key path and the image it names (for a
+    /// tag-only value, the image is the rule's own `image:`). A rule with `keys:` covers
+    /// only values under those keys.
+    pub fn rule_for_key(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        image: Option<&str>,
+    ) -> Option<&CompiledRule> {
+        let names = |image: &str| {
+            let (written, _, _) = super::split_written(image);
+            let mut names = vec![written.to_owned()];
+            if let Ok(r) = Reference::parse(image) {
+                names.push(r.name());
+                let familiar = r.without_digest().familiar();
+                names.push(super::split_written(&familiar).0.to_owned());
+            }
+            names
+        };
         self.rules.iter().find(|rule| {
+            let image = image.or(rule.image.as_deref());
             (rule.paths.is_empty() || rule.paths.iter().any(|g| g.is_match(path)))
+                && (rule.keys.is_empty()
+                    || key.is_some_and(|k| rule.keys.iter().any(|r| r.is_match(k))))
                 && (rule.images.is_empty()
-                    || rule
-                        .images
-                        .iter()
-                        .any(|g| names.iter().any(|n| g.is_match(n))))
+                    || image.is_some_and(|i| {
+                        let names = names(i);
+                        rule.images
+                            .iter()
+                            .any(|g| names.iter().any(|n| g.is_match(n)))
+                    }))
         })
+    }
+
+    /// What a scan of `path` must look for: the key paths of the rules covering it.
+    pub fn scan_options(&self, path: &str) -> ScanOptions {
+        let patterns: Vec<&str> = self
+            .rules
+            .iter()
+            .filter(|r| r.paths.is_empty() || r.paths.iter().any(|g| g.is_match(path)))
+            .flat_map(|r| r.keys.iter().map(regex::Regex::as_str))
+            .collect();
+        ScanOptions {
+            keys: (!patterns.is_empty())
+                .then(|| {
+                    regex::RegexSetBuilder::new(patterns)
+                        .size_limit(crate::policy::REGEX_SIZE_LIMIT)
+                        .build()
+                        .ok()
+                })
+                .flatten(),
+            sha_hex: false,
+        }
     }
 }
 

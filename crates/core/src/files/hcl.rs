@@ -3,6 +3,11 @@
 //! `variable` whose name mentions an image, and any other string carrying a
 //! `freshet:` marker.
 //!
+//! A variable named for a tag (`image_tag`, `app_version`, `*_digest`) is not an image:
+//! its default is a tag-only value, offered only when a marker or rule names the image
+//! (`# freshet: image=registry.example/team/app policy=newest-build`). The `name` of a
+//! `docker_image` resource (and `docker_registry_image` data source) is an image.
+//!
 //! Owns locating those strings by byte span with hcl-edit's parser. Strings with
 //! interpolation or escapes are skipped. Markers are `# freshet:` or `// freshet:`
 //! comments.
@@ -13,10 +18,10 @@ use hcl_edit::Span as _;
 use hcl_edit::expr::{Expression, ObjectKey};
 use hcl_edit::structure::{BlockLabel, Body, Structure};
 
-use super::{Found, RefKind, ScanError, Spans, line_of, marker, next_line_start};
+use super::{Found, RefKind, ScanError, ScanOptions, Spans, line_of, marker, next_line_start};
 use crate::Reference;
 
-pub(super) fn scan(path: &str, text: &str) -> Result<Vec<Found>, ScanError> {
+pub(super) fn scan(path: &str, text: &str, options: &ScanOptions) -> Result<Vec<Found>, ScanError> {
     let body = hcl_edit::parser::parse_body(text).map_err(|e| ScanError::Hcl {
         path: path.to_owned(),
         line: e.location().line(),
@@ -24,14 +29,40 @@ pub(super) fn scan(path: &str, text: &str) -> Result<Vec<Found>, ScanError> {
         message: e.message().to_owned(),
     })?;
     let mut found = Vec::new();
-    walk(text, &body, None, &mut found);
+    let ctx = Ctx { text, options };
+    walk(&ctx, &body, Scope::default(), "", &mut found);
     found.sort_by_key(|f| f.region.start);
     Ok(found)
+}
+
+struct Ctx<'a> {
+    text: &'a str,
+    options: &'a ScanOptions,
 }
 
 fn is_image_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     key == "image" || key.ends_with("_image") || key == "image_name" || key == "container_image"
+}
+
+/// Whether a variable's name says it holds an image (`image`, `app_image`, `base_image`)
+/// rather than a tag or digest of one (`image_tag`, `image_version`, `image_digest`).
+fn names_an_image(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.contains("image")
+        && ![
+            "tag",
+            "tags",
+            "version",
+            "digest",
+            "sha",
+            "hash",
+            "pull_policy",
+            "policy",
+            "count",
+        ]
+        .iter()
+        .any(|suffix| name.ends_with(&format!("_{suffix}")) || name.ends_with(suffix))
 }
 
 /// Where a string sits, which decides whether it is an image reference.
@@ -41,40 +72,72 @@ enum Role {
     Image,
     /// The `default` of a variable named for an image: always a candidate.
     ImageDefault,
-    /// Any other string: a candidate only when a `freshet:` marker is on its line.
+    /// The `name` of a `docker_image` resource.
+    DockerImage,
+    /// Any other string: a candidate only with a `freshet:` marker or a rule's `keys:`.
     Other,
 }
 
-fn role_of(key: &str, variable: Option<bool>) -> Role {
+/// The block a structure sits in.
+#[derive(Debug, Clone, Copy, Default)]
+struct Scope {
+    /// `Some(named_for_an_image)` inside a `variable` block.
+    variable: Option<bool>,
+    /// Inside a `resource "docker_image"` (or `data "docker_registry_image"`) block.
+    docker_image: bool,
+}
+
+fn role_of(key: &str, scope: Scope) -> Role {
     if is_image_key(key) {
         Role::Image
-    } else if key == "default" && variable == Some(true) {
+    } else if key == "default" && scope.variable == Some(true) {
         Role::ImageDefault
+    } else if key == "name" && scope.docker_image {
+        Role::DockerImage
     } else {
         Role::Other
     }
 }
 
-/// `variable` is `Some(named_for_an_image)` inside a `variable` block.
-fn walk(text: &str, body: &Body, variable: Option<bool>, found: &mut Vec<Found>) {
+fn label(l: &BlockLabel) -> &str {
+    match l {
+        BlockLabel::String(s) => s.value().as_str(),
+        BlockLabel::Ident(i) => i.as_str(),
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn walk(ctx: &Ctx<'_>, body: &Body, scope: Scope, path: &str, found: &mut Vec<Found>) {
     for structure in body.iter() {
         match structure {
             Structure::Attribute(attr) => {
                 let key = attr.key.as_str();
-                let role = role_of(key, if key == "default" { variable } else { None });
-                expression(text, &attr.value, role, found);
+                let role = role_of(key, scope);
+                expression(ctx, &attr.value, role, &join(path, key), found);
             }
             Structure::Block(block) => {
-                let variable = (block.ident.as_str() == "variable").then(|| {
-                    block.labels.iter().any(|l| {
-                        let name = match l {
-                            BlockLabel::String(s) => s.value().as_str(),
-                            BlockLabel::Ident(i) => i.as_str(),
-                        };
-                        name.to_ascii_lowercase().contains("image")
-                    })
-                });
-                walk(text, &block.body, variable, found);
+                let ident = block.ident.as_str();
+                let labels: Vec<&str> = block.labels.iter().map(label).collect();
+                let scope = Scope {
+                    variable: (ident == "variable")
+                        .then(|| labels.iter().any(|l| names_an_image(l))),
+                    docker_image: matches!(ident, "resource" | "data")
+                        && labels.first().is_some_and(|l| {
+                            matches!(*l, "docker_image" | "docker_registry_image")
+                        }),
+                };
+                let mut inner = join(path, ident);
+                for l in &labels {
+                    inner = join(&inner, l);
+                }
+                walk(ctx, &block.body, scope, &inner, found);
             }
         }
     }
@@ -82,9 +145,9 @@ fn walk(text: &str, body: &Body, variable: Option<bool>, found: &mut Vec<Found>)
 
 /// Looks for references in an attribute's value: a plain string, or strings under
 /// image keys inside objects, arrays and function calls (`jsonencode([{ image = … }])`).
-fn expression(text: &str, expr: &Expression, role: Role, found: &mut Vec<Found>) {
+fn expression(ctx: &Ctx<'_>, expr: &Expression, role: Role, path: &str, found: &mut Vec<Found>) {
     match expr {
-        Expression::String(s) => string(text, s, role, found),
+        Expression::String(s) => string(ctx, s, role, path, found),
         Expression::Object(object) => {
             for (key, value) in object.iter() {
                 let name = match key {
@@ -92,26 +155,34 @@ fn expression(text: &str, expr: &Expression, role: Role, found: &mut Vec<Found>)
                     ObjectKey::Expression(Expression::String(s)) => Some(s.value().as_str()),
                     ObjectKey::Expression(_) => None,
                 };
-                let role = name.map_or(Role::Other, |n| role_of(n, None));
-                expression(text, value.expr(), role, found);
+                let role = name.map_or(Role::Other, |n| role_of(n, Scope::default()));
+                let path = join(path, name.unwrap_or("*"));
+                expression(ctx, value.expr(), role, &path, found);
             }
         }
         Expression::Array(array) => {
-            for item in array.iter() {
-                expression(text, item, Role::Other, found);
+            for (i, item) in array.iter().enumerate() {
+                expression(ctx, item, Role::Other, &join(path, &i.to_string()), found);
             }
         }
         Expression::FuncCall(call) => {
             for arg in call.args.iter() {
-                expression(text, arg, Role::Other, found);
+                expression(ctx, arg, Role::Other, path, found);
             }
         }
-        Expression::Parenthesis(inner) => expression(text, inner.inner(), role, found),
+        Expression::Parenthesis(inner) => expression(ctx, inner.inner(), role, path, found),
         _ => {}
     }
 }
 
-fn string(text: &str, s: &hcl_edit::Decorated<String>, role: Role, found: &mut Vec<Found>) {
+fn string(
+    ctx: &Ctx<'_>,
+    s: &hcl_edit::Decorated<String>,
+    role: Role,
+    path: &str,
+    found: &mut Vec<Found>,
+) {
+    let text = ctx.text;
     let Some(raw) = s.span() else { return };
     let value = s.value().as_str();
     let inner = raw.start + 1..raw.end.saturating_sub(1);
@@ -119,23 +190,36 @@ fn string(text: &str, s: &hcl_edit::Decorated<String>, role: Role, found: &mut V
     if text.get(inner.clone()) != Some(value) || value.is_empty() {
         return;
     }
-    let marker = marker::find(text, &[raw.end]);
+    let marker = match role {
+        Role::Other => marker::find_own(text, raw.end),
+        _ => marker::find(text, &[raw.end]),
+    };
     let valid = Reference::parse(value).is_ok();
-    let wanted = match role {
+    let named = marker.is_some() || ctx.options.key_wanted(path);
+    let (kind, spans) = match role {
         // A marked image value is kept even when it is not a reference, so a typo in a
         // tracked value is reported rather than silently skipped.
-        Role::Image | Role::ImageDefault => valid || marker.is_some(),
-        Role::Other => valid && marker.is_some(),
+        Role::Image | Role::ImageDefault if valid || marker.is_some() => {
+            (RefKind::HclString, Spans::Whole(inner.clone()))
+        }
+        Role::DockerImage if valid || marker.is_some() => {
+            (RefKind::HclDockerImage, Spans::Whole(inner.clone()))
+        }
+        // Anything else only when a marker or rule names it, and then a bare word is a
+        // tag, never guessed as an image.
+        _ if named => match super::yaml::whole_or_part(value, inner.clone()) {
+            spans @ Spans::Value { .. } => (RefKind::Value, spans),
+            spans => (RefKind::HclString, spans),
+        },
+        _ => return,
     };
-    if !wanted {
-        return;
-    }
     found.push(Found {
-        kind: RefKind::HclString,
+        kind,
         line: line_of(text, inner.start),
         image: value.to_owned(),
         marker,
         region: inner.start..next_line_start(text, raw.end),
-        spans: Spans::Whole(inner),
+        spans,
+        key: Some(path.to_owned()),
     });
 }

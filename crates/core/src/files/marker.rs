@@ -1,8 +1,14 @@
 //! Inline `freshet:` markers in comments.
 //!
 //! Owns the marker grammar (`# freshet: policy=<policy> pin=<form> order=<order>
-//! prerelease=true`, or `// freshet: …` in HCL) and where a marker may sit: in a comment
-//! on the reference's line, or alone on the comment line just above it.
+//! prerelease=true image=<name> tag=<tag> digestForm=tag@digest|digest
+//! platform=<os/arch>`, or `// freshet: …` in HCL) and where a marker may sit: in a
+//! comment on the reference's line, or alone on the comment line just above it.
+//!
+//! `image=` names the image a tag-only or digest-only value belongs to (a Terraform
+//! `image_tag` default, a Pulumi config value, a Helm `tag:`); `tag=` names the tag a
+//! digest-only reference follows; `digestForm=` writes a digest into a tag value
+//! (Helm's `tag: sha256:…` convention) instead of a digest key.
 //!
 //! Must not decide anything about registries; it only reads text.
 
@@ -57,6 +63,38 @@ impl fmt::Display for PinForm {
     }
 }
 
+/// How a digest is written into a tag value (Helm's `tag: sha256:…` convention), set
+/// by `digestForm=` on a marker or rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum DigestForm {
+    /// `tag: 1.2.3@sha256:…` (what Argo CD Image Updater writes since its PR #317).
+    #[serde(rename = "tag@digest")]
+    TagAtDigest,
+    /// `tag: sha256:…` (charts that switch `:`/`@` on a `sha256:` prefix).
+    #[serde(rename = "digest")]
+    Digest,
+}
+
+impl FromStr for DigestForm {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "tag@digest" => Ok(DigestForm::TagAtDigest),
+            "digest" => Ok(DigestForm::Digest),
+            other => Err(other.to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for DigestForm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DigestForm::TagAtDigest => "tag@digest",
+            DigestForm::Digest => "digest",
+        })
+    }
+}
+
 /// A parsed inline marker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Marker {
@@ -64,6 +102,14 @@ pub struct Marker {
     pub policy: Policy,
     /// The pin form (`pin=`), if given.
     pub pin: Option<PinForm>,
+    /// The image a tag-only or digest-only value belongs to (`image=`).
+    pub image: Option<String>,
+    /// The tag a digest-only reference follows (`tag=`).
+    pub tag: Option<String>,
+    /// How a digest goes into a tag value (`digestForm=`).
+    pub digest_form: Option<DigestForm>,
+    /// The platform whose build time `newest-build` compares (`platform=`).
+    pub platform: Option<crate::Platform>,
     /// 1-based line the marker is on.
     pub line: usize,
 }
@@ -81,7 +127,7 @@ pub enum MarkerError {
     },
     /// A key is not one we know.
     #[error(
-        "line {line}: unknown freshet marker key {key:?}; use policy=, pin=, order= or prerelease="
+        "line {line}: unknown freshet marker key {key:?}; use policy=, pin=, order=, prerelease=, image=, tag=, digestForm= or platform="
     )]
     UnknownKey {
         /// 1-based line.
@@ -106,6 +152,18 @@ pub enum MarkerError {
         /// The value.
         value: String,
     },
+    /// `image=`, `tag=`, `digestForm=` or `platform=` has a bad value.
+    #[error("line {line}: {key}={value:?} {message}")]
+    BadValue {
+        /// 1-based line.
+        line: usize,
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
     /// `prerelease=` is not a boolean.
     #[error("line {line}: prerelease={value:?} must be true or false")]
     BadBool {
@@ -116,7 +174,16 @@ pub enum MarkerError {
     },
 }
 
-const KEYS: &[&str] = &["policy", "pin", "order", "prerelease"];
+const KEYS: &[&str] = &[
+    "policy",
+    "pin",
+    "order",
+    "prerelease",
+    "image",
+    "tag",
+    "digestForm",
+    "platform",
+];
 
 /// Parses the text after `freshet:` on a given line.
 pub fn parse(body: &str, line: usize) -> Result<Marker, MarkerError> {
@@ -157,7 +224,19 @@ pub fn parse(body: &str, line: usize) -> Result<Marker, MarkerError> {
     let mut pin = None;
     let mut order = None;
     let mut prerelease = false;
+    let mut marker = Marker {
+        policy: Policy::parse("never").expect("never parses"),
+        pin: None,
+        image: None,
+        tag: None,
+        digest_form: None,
+        platform: None,
+        line,
+    };
     for (key, value) in pairs {
+        if set_naming(&mut marker, &key, &value, line)? {
+            continue;
+        }
         match key.as_str() {
             "policy" => policy = Some(value),
             "pin" => {
@@ -193,7 +272,62 @@ pub fn parse(body: &str, line: usize) -> Result<Marker, MarkerError> {
             .with_order(order)
             .map_err(|source| MarkerError::Policy { line, source })?;
     }
-    Ok(Marker { policy, pin, line })
+    marker.policy = policy;
+    marker.pin = pin;
+    Ok(marker)
+}
+
+/// Sets `image=`, `tag=`, `digestForm=` or `platform=`; `Ok(false)` for other keys.
+fn set_naming(
+    marker: &mut Marker,
+    key: &str,
+    value: &str,
+    line: usize,
+) -> Result<bool, MarkerError> {
+    let value = value.to_owned();
+    let bad = |key: &str, value: String, message: &str| MarkerError::BadValue {
+        line,
+        key: key.to_owned(),
+        value,
+        message: message.to_owned(),
+    };
+    match key {
+        "image" => {
+            let (name, tag, digest) = super::split_written(&value);
+            if tag.is_some() || digest.is_some() || crate::Reference::parse(name).is_err() {
+                return Err(bad(
+                    "image",
+                    value,
+                    "must be an image name without tag or digest, e.g. image=ghcr.io/acme/api",
+                ));
+            }
+            marker.image = Some(value);
+        }
+        "tag" => {
+            if crate::Reference::parse(&format!("x:{value}")).is_err() {
+                return Err(bad("tag", value, "is not a valid tag"));
+            }
+            marker.tag = Some(value);
+        }
+        "digestForm" => {
+            marker.digest_form = Some(
+                value
+                    .parse()
+                    .map_err(|v| bad("digestForm", v, "must be tag@digest or digest"))?,
+            )
+        }
+        "platform" => {
+            marker.platform = Some(value.parse().map_err(|_| {
+                bad(
+                    "platform",
+                    value.clone(),
+                    "must be os/arch[/variant], e.g. linux/amd64",
+                )
+            })?)
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
 }
 
 /// Finds a marker in a comment after any of `positions` on their lines, or alone on the
@@ -219,6 +353,20 @@ pub(crate) fn find(text: &str, positions: &[usize]) -> Option<Result<Marker, Mar
         return Some(parse(body, super::line_of(text, prev_start)));
     }
     None
+}
+
+/// [`find`] for a value that is not an image by its key: the marker counts only when
+/// nothing but the comment follows the value on its line, so a marker on a flow mapping
+/// (`{name: a, image: b}  # freshet: …`) belongs to its last value, not to every one.
+pub(crate) fn find_own(text: &str, value_end: usize) -> Option<Result<Marker, MarkerError>> {
+    let end = text[value_end..]
+        .find('\n')
+        .map_or(text.len(), |i| value_end + i);
+    let rest = text[value_end..end].trim();
+    if !(rest.is_empty() || rest.starts_with('#') || rest.starts_with("//")) {
+        return None;
+    }
+    find(text, &[value_end])
 }
 
 /// The text after `freshet:` in the first comment of `rest`, if it is a marker.

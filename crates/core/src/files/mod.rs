@@ -20,7 +20,7 @@ mod yaml;
 use std::ops::Range;
 
 pub use config::{CompiledRule, Config, ConfigError};
-pub use marker::{Marker, MarkerError, PinForm};
+pub use marker::{DigestForm, Marker, MarkerError, PinForm};
 pub use plan::{PlanError, Step, Tracked, TrackedBy, Update, track};
 
 use crate::Digest;
@@ -81,6 +81,61 @@ pub enum RefKind {
     DockerfileFrom,
     /// An HCL string attribute or variable default.
     HclString,
+    /// A Dockerfile `COPY --from=<image>` (or `RUN --mount=…,from=<image>`).
+    DockerfileCopyFrom,
+    /// A Dockerfile `# syntax=<image>` parser directive.
+    DockerfileSyntax,
+    /// A Dockerfile `ARG NAME=<image>` default that a `FROM $NAME` uses.
+    DockerfileArg,
+    /// A CI file's image: GitHub Actions `container:`, `services:`, `uses: docker://…`,
+    /// GitLab `image:` and `services:`.
+    CiImage,
+    /// A terraform `docker_image` resource's `name`.
+    HclDockerImage,
+    /// A value holding only part of a reference (a tag, `tag@digest` or a digest),
+    /// tracked because a marker or rule names its image.
+    Value,
+}
+
+/// What a value that holds part of a reference holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ValueForm {
+    /// A tag: `1.2.3`, `abc12345`.
+    Tag,
+    /// `tag@sha256:…`.
+    TagDigest,
+    /// `sha256:…`.
+    Digest,
+}
+
+impl ValueForm {
+    /// The form of a written value: `sha256:…` is a digest, `x@sha256:…` a tag and
+    /// digest, anything else a tag.
+    pub fn of(value: &str) -> ValueForm {
+        if Digest::parse(value).is_ok() {
+            ValueForm::Digest
+        } else if value
+            .split_once('@')
+            .is_some_and(|(_, d)| Digest::parse(d).is_ok())
+        {
+            ValueForm::TagDigest
+        } else {
+            ValueForm::Tag
+        }
+    }
+
+    /// The (tag, digest) a value of this form holds.
+    pub fn parts(value: &str) -> (Option<&str>, Option<&str>) {
+        match ValueForm::of(value) {
+            ValueForm::Tag => (Some(value), None),
+            ValueForm::Digest => (None, Some(value)),
+            ValueForm::TagDigest => {
+                let (t, d) = value.split_once('@').expect("checked by of()");
+                (Some(t), Some(d))
+            }
+        }
+    }
 }
 
 /// The byte ranges that hold a reference's text (quotes excluded).
@@ -96,12 +151,27 @@ pub enum Spans {
         repository: Range<usize>,
         /// `tag:` value.
         tag: Range<usize>,
-        /// `digest:` value, if present.
+        /// The digest key's value (`digest:`, `sha:`, `imageDigest:`, …), if present
+        /// and editable.
         digest: Option<Range<usize>>,
-        /// Where a missing `digest:` key may be inserted in a block mapping: the column
+        /// The digest key's name: the one the block has, or `digest` to add.
+        digest_key: String,
+        /// The digest key holds bare hex (`sha: abc…`, for charts that write
+        /// `@sha256:{{ .sha }}`), not `sha256:abc…`.
+        digest_hex: bool,
+        /// Where a missing digest key may be inserted in a block mapping: the column
         /// of the `tag:` key and the start of the line after it. `None` for flow
         /// mappings, where a digest goes into the tag value instead (`tag@sha256:…`).
         digest_insert: Option<(usize, usize)>,
+        /// What the `tag:` value holds (a tag, or Helm's `sha256:…` / `tag@sha256:…`).
+        tag_form: ValueForm,
+    },
+    /// A value holding part of a reference; the image comes from a marker or rule.
+    Value {
+        /// The value's bytes.
+        span: Range<usize>,
+        /// What it holds now.
+        form: ValueForm,
     },
     /// A kustomization `images:` entry.
     Kustomize {
@@ -136,6 +206,27 @@ pub struct Found {
     pub marker: Option<Result<Marker, MarkerError>>,
     /// Bytes an edit of this reference may touch; used to check edits.
     pub region: Range<usize>,
+    /// The key path of the value (`spec.template.spec.containers.0.image`,
+    /// `config.proj:adapterImage`, `variable.image_tag.default`), for rules' `keys:`.
+    pub key: Option<String>,
+}
+
+/// What a scan looks for besides what every scan finds.
+#[derive(Debug, Clone, Default)]
+pub struct ScanOptions {
+    /// Key paths (globs over dotted paths, `*` within one segment, `**` across) whose
+    /// values are offered even without a marker: from `freshet.yaml` rules' `keys:`.
+    pub keys: Option<regex::RegexSet>,
+    /// The chart next to a values file writes `@sha256:{{ .sha }}`: an empty `sha:`
+    /// key takes bare hex.
+    pub sha_hex: bool,
+}
+
+impl ScanOptions {
+    /// Whether a key path is named by a rule.
+    pub(crate) fn key_wanted(&self, key: &str) -> bool {
+        self.keys.as_ref().is_some_and(|g| g.is_match(key))
+    }
 }
 
 /// Why a file could not be scanned. The file is left untouched.
@@ -175,6 +266,13 @@ pub enum ScanError {
         /// What is wrong.
         message: String,
     },
+    /// A template of a Helm chart (`templates/` beside a `Chart.yaml`): not a file to
+    /// edit. Reported as skipped, not as an error.
+    #[error("{path}: a Helm chart template; skipped")]
+    ChartTemplate {
+        /// The file.
+        path: String,
+    },
     /// The file name matches no format.
     #[error("{path}: not a format freshet reads (YAML, kustomization, Dockerfile, HCL)")]
     UnknownFormat {
@@ -190,7 +288,26 @@ impl ScanError {
             ScanError::Yaml { path, .. }
             | ScanError::Hcl { path, .. }
             | ScanError::Dockerfile { path, .. }
+            | ScanError::ChartTemplate { path }
             | ScanError::UnknownFormat { path } => path,
+        }
+    }
+
+    /// The message without the leading `path:line:`, for reports that print the
+    /// file and line themselves.
+    pub fn detail(&self) -> String {
+        match self {
+            ScanError::Yaml {
+                column, message, ..
+            } => format!("column {column}: YAML does not parse: {message}"),
+            ScanError::Hcl {
+                column, message, ..
+            } => format!("column {column}: HCL does not parse: {message}"),
+            ScanError::Dockerfile { message, .. } => format!("Dockerfile: {message}"),
+            ScanError::ChartTemplate { .. } => "a Helm chart template; skipped".into(),
+            ScanError::UnknownFormat { .. } => {
+                "not a format freshet reads (YAML, kustomization, Dockerfile, HCL)".into()
+            }
         }
     }
     /// The 1-based line the error is on (0 when it is about the whole file).
@@ -199,18 +316,23 @@ impl ScanError {
             ScanError::Yaml { line, .. }
             | ScanError::Hcl { line, .. }
             | ScanError::Dockerfile { line, .. } => *line,
-            ScanError::UnknownFormat { .. } => 0,
+            ScanError::UnknownFormat { .. } | ScanError::ChartTemplate { .. } => 0,
         }
     }
 }
 
 /// Finds every image reference in a file's text. The format comes from [`detect`].
 pub fn scan(path: &str, text: &str) -> Result<Vec<Found>, ScanError> {
+    scan_with(path, text, &ScanOptions::default())
+}
+
+/// [`scan`], also offering the values under the key paths `options` names.
+pub fn scan_with(path: &str, text: &str, options: &ScanOptions) -> Result<Vec<Found>, ScanError> {
     match detect(path) {
-        Some(FileFormat::Yaml) => yaml::scan(path, text, false),
-        Some(FileFormat::Kustomization) => yaml::scan(path, text, true),
+        Some(FileFormat::Yaml) => yaml::scan(path, text, false, options),
+        Some(FileFormat::Kustomization) => yaml::scan(path, text, true, options),
         Some(FileFormat::Dockerfile) => dockerfile::scan(path, text),
-        Some(FileFormat::Hcl) => hcl::scan(path, text),
+        Some(FileFormat::Hcl) => hcl::scan(path, text, options),
         None => Err(ScanError::UnknownFormat {
             path: path.to_owned(),
         }),
@@ -269,6 +391,16 @@ pub enum EditError {
 /// Applies non-overlapping edits, then scans the result again and checks that every
 /// reference the edits did not target is unchanged and the file still parses.
 pub fn apply_edits(path: &str, text: &str, edits: &[Edit]) -> Result<String, EditError> {
+    apply_edits_with(path, text, edits, &ScanOptions::default())
+}
+
+/// [`apply_edits`], re-scanning with the same options the plan scanned with.
+pub fn apply_edits_with(
+    path: &str,
+    text: &str,
+    edits: &[Edit],
+    options: &ScanOptions,
+) -> Result<String, EditError> {
     let mut sorted: Vec<&Edit> = edits.iter().collect();
     sorted.sort_by_key(|e| (e.span.start, e.span.end));
     for e in &sorted {
@@ -304,8 +436,8 @@ pub fn apply_edits(path: &str, text: &str, edits: &[Edit]) -> Result<String, Edi
     }
     out.push_str(&text[at..]);
 
-    let before = scan(path, text).map_err(EditError::Rescan)?;
-    let after = scan(path, &out).map_err(EditError::Rescan)?;
+    let before = scan_with(path, text, options).map_err(EditError::Rescan)?;
+    let after = scan_with(path, &out, options).map_err(EditError::Rescan)?;
     if before.len() != after.len() {
         return Err(EditError::Unintended {
             line: 1,
@@ -322,7 +454,7 @@ pub fn apply_edits(path: &str, text: &str, edits: &[Edit]) -> Result<String, Edi
                 message: format!("{} became {}", old.image, new.image),
             });
         }
-        if touched && crate::Reference::parse(&new.image).is_err() {
+        if touched && !new.is_valid() {
             return Err(EditError::Unintended {
                 line: new.line,
                 message: format!("{} is not a valid reference", new.image),
@@ -330,6 +462,21 @@ pub fn apply_edits(path: &str, text: &str, edits: &[Edit]) -> Result<String, Edi
         }
     }
     Ok(out)
+}
+
+impl Found {
+    /// Whether what is written is well-formed: a reference, or for a [`Spans::Value`]
+    /// a tag, a digest or `tag@digest`.
+    pub fn is_valid(&self) -> bool {
+        match &self.spans {
+            Spans::Value { .. } => {
+                let (tag, digest) = ValueForm::parts(&self.image);
+                tag.is_none_or(|t| crate::Reference::parse(&format!("x:{t}")).is_ok())
+                    && digest.is_none_or(|d| Digest::parse(d).is_ok())
+            }
+            _ => crate::Reference::parse(&self.image).is_ok(),
+        }
+    }
 }
 
 /// Splits a written reference into name, tag and digest, without normalising anything.
@@ -354,20 +501,64 @@ pub struct Target {
     pub digest: Option<Digest>,
 }
 
-/// Renders a whole reference in the pin form, keeping the name exactly as written.
-pub fn render(written: &str, target: &Target, pin: PinForm) -> Result<String, EditError> {
-    let (name, _, _) = split_written(written);
-    let digest = || {
-        target.digest.as_ref().ok_or(EditError::MissingDigest {
+/// How the digest of a target is written.
+fn digest_text(target: &Target, pin: PinForm, image: &str) -> Result<String, EditError> {
+    target
+        .digest
+        .as_ref()
+        .map(|d| d.to_string())
+        .ok_or(EditError::MissingDigest {
             pin,
-            image: written.to_owned(),
+            image: image.to_owned(),
         })
-    };
+}
+
+/// Renders a whole reference in the pin form, with `name` exactly as written.
+pub fn render(name: &str, target: &Target, pin: PinForm) -> Result<String, EditError> {
     Ok(match pin {
         PinForm::Tag => format!("{name}:{}", target.tag),
-        PinForm::TagDigest => format!("{name}:{}@{}", target.tag, digest()?),
-        PinForm::Digest => format!("{name}@{}", digest()?),
+        PinForm::TagDigest => format!("{name}:{}@{}", target.tag, digest_text(target, pin, name)?),
+        PinForm::Digest => format!("{name}@{}", digest_text(target, pin, name)?),
     })
+}
+
+/// Renders a value that holds part of a reference: the tag, or the digest in a form.
+fn render_value(
+    target: &Target,
+    pin: PinForm,
+    form: Option<DigestForm>,
+    image: &str,
+) -> Result<String, EditError> {
+    let form = form.or(match pin {
+        PinForm::Tag => None,
+        PinForm::TagDigest => Some(DigestForm::TagAtDigest),
+        PinForm::Digest => Some(DigestForm::Digest),
+    });
+    Ok(match form {
+        None => target.tag.clone(),
+        Some(DigestForm::TagAtDigest) => {
+            format!("{}@{}", target.tag, digest_text(target, pin, image)?)
+        }
+        Some(DigestForm::Digest) => digest_text(target, pin, image)?,
+    })
+}
+
+/// How one tracked reference is to be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteForm {
+    /// The pin form.
+    pub pin: PinForm,
+    /// For split and value forms: write the digest into the tag value in this form.
+    pub digest_form: Option<DigestForm>,
+}
+
+impl From<PinForm> for WriteForm {
+    fn from(pin: PinForm) -> Self {
+        WriteForm {
+            pin,
+            digest_form: None,
+        }
+    }
 }
 
 /// The edits that turn `found` into `target` in the pin form.
@@ -375,8 +566,9 @@ pub fn edits_for(
     text: &str,
     found: &Found,
     target: &Target,
-    pin: PinForm,
+    form: impl Into<WriteForm>,
 ) -> Result<Vec<Edit>, EditError> {
+    let WriteForm { pin, digest_form } = form.into();
     let missing = || EditError::MissingDigest {
         pin,
         image: found.image.clone(),
@@ -392,40 +584,16 @@ pub fn edits_for(
         }
     };
     match &found.spans {
-        Spans::Whole(span) => set(span, render(&found.image, target, pin)?),
-        Spans::Split {
-            tag,
-            digest,
-            digest_insert,
-            ..
-        } => match (pin, digest, digest_insert) {
-            (PinForm::Tag, Some(d), _) => {
-                set(tag, target.tag.clone());
-                set(d, empty_value(text, d));
-            }
-            (PinForm::Tag, None, _) => set(tag, target.tag.clone()),
-            (PinForm::TagDigest | PinForm::Digest, Some(d), _) => {
-                set(tag, target.tag.clone());
-                set(d, target.digest.as_ref().ok_or_else(missing)?.to_string());
-            }
-            (PinForm::TagDigest | PinForm::Digest, None, Some((indent, at))) => {
-                // The split form of a pin: a `digest:` key beside `tag:`.
-                let d = target.digest.as_ref().ok_or_else(missing)?;
-                set(tag, target.tag.clone());
-                edits.push(insert_line(
-                    text,
-                    *at,
-                    &[format!("{}digest: {d}", " ".repeat(*indent))],
-                    eol,
-                ));
-            }
-            (PinForm::TagDigest | PinForm::Digest, None, None) => {
-                // A flow mapping has no line to add; charts that join `repository:tag`
-                // accept `tag@digest` in the tag value.
-                let d = target.digest.as_ref().ok_or_else(missing)?;
-                set(tag, format!("{}@{d}", target.tag));
-            }
-        },
+        Spans::Whole(span) => {
+            let (name, _, _) = split_written(&found.image);
+            set(span, render(name, target, pin)?)
+        }
+        Spans::Value { span, .. } => {
+            set(span, render_value(target, pin, digest_form, &found.image)?)
+        }
+        Spans::Split { .. } => {
+            return split_edits(text, found, target, WriteForm { pin, digest_form }, eol);
+        }
         Spans::Kustomize {
             new_tag,
             digest,
@@ -458,6 +626,93 @@ pub fn edits_for(
             if !lines.is_empty() {
                 edits.push(insert_line(text, *insert_at, &lines, eol));
             }
+        }
+    }
+    Ok(edits)
+}
+
+/// The edits of Helm's split `repository`/`tag`/digest-key form.
+fn split_edits(
+    text: &str,
+    found: &Found,
+    target: &Target,
+    form: WriteForm,
+    eol: &str,
+) -> Result<Vec<Edit>, EditError> {
+    let WriteForm { pin, digest_form } = form;
+    let Spans::Split {
+        tag,
+        digest,
+        digest_key,
+        digest_hex,
+        digest_insert,
+        tag_form,
+        ..
+    } = &found.spans
+    else {
+        return Ok(Vec::new());
+    };
+    let missing = || EditError::MissingDigest {
+        pin,
+        image: found.image.clone(),
+    };
+    let mut edits = Vec::new();
+    let mut set = |span: &Range<usize>, new: String| {
+        if text[span.clone()] != new {
+            edits.push(Edit {
+                span: span.clone(),
+                new,
+            });
+        }
+    };
+
+    // Helm's `tag: sha256:…` convention: the digest goes into the tag value,
+    // when asked for or when the chart already writes it so.
+    let in_tag = digest_form.or(match tag_form {
+        ValueForm::Tag => None,
+        ValueForm::TagDigest => Some(DigestForm::TagAtDigest),
+        ValueForm::Digest => Some(DigestForm::Digest),
+    });
+    if let Some(f) = in_tag.filter(|_| pin.has_digest()) {
+        set(tag, render_value(target, pin, Some(f), &found.image)?);
+        if let Some(d) = digest {
+            set(d, empty_value(text, d));
+        }
+        return Ok(edits);
+    }
+    let hex = |d: &Digest| {
+        if *digest_hex {
+            d.as_str().trim_start_matches("sha256:").to_owned()
+        } else {
+            d.to_string()
+        }
+    };
+    match (pin, digest, digest_insert) {
+        (PinForm::Tag, Some(d), _) => {
+            set(tag, target.tag.clone());
+            set(d, empty_value(text, d));
+        }
+        (PinForm::Tag, None, _) => set(tag, target.tag.clone()),
+        (PinForm::TagDigest | PinForm::Digest, Some(d), _) => {
+            set(tag, target.tag.clone());
+            set(d, hex(target.digest.as_ref().ok_or_else(missing)?));
+        }
+        (PinForm::TagDigest | PinForm::Digest, None, Some((indent, at))) => {
+            // The split form of a pin: a digest key beside `tag:`.
+            let d = target.digest.as_ref().ok_or_else(missing)?;
+            set(tag, target.tag.clone());
+            edits.push(insert_line(
+                text,
+                *at,
+                &[format!("{}{digest_key}: {}", " ".repeat(*indent), hex(d))],
+                eol,
+            ));
+        }
+        (PinForm::TagDigest | PinForm::Digest, None, None) => {
+            // A flow mapping has no line to add; charts that join `repository:tag`
+            // accept `tag@digest` in the tag value.
+            let d = target.digest.as_ref().ok_or_else(missing)?;
+            set(tag, format!("{}@{d}", target.tag));
         }
     }
     Ok(edits)
@@ -513,88 +768,4 @@ pub(crate) fn next_line_start(text: &str, offset: usize) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn split_written_keeps_the_name_as_written() {
-        let cases = [
-            ("nginx", ("nginx", None, None)),
-            ("nginx:1.27", ("nginx", Some("1.27"), None)),
-            ("127.0.0.1:5000/app", ("127.0.0.1:5000/app", None, None)),
-            (
-                "127.0.0.1:5000/app:v1",
-                ("127.0.0.1:5000/app", Some("v1"), None),
-            ),
-            (
-                "ghcr.io/o/a:1@sha256:ab",
-                ("ghcr.io/o/a", Some("1"), Some("sha256:ab")),
-            ),
-            (
-                "ghcr.io/o/a@sha256:ab",
-                ("ghcr.io/o/a", None, Some("sha256:ab")),
-            ),
-        ];
-        for (input, expected) in cases {
-            assert_eq!(split_written(input), expected, "{input}");
-        }
-    }
-
-    #[test]
-    fn detects_formats_by_name() {
-        let cases = [
-            ("deploy/app.yaml", Some(FileFormat::Yaml)),
-            ("values.yml", Some(FileFormat::Yaml)),
-            ("k/kustomization.yaml", Some(FileFormat::Kustomization)),
-            ("Dockerfile", Some(FileFormat::Dockerfile)),
-            ("build/Dockerfile.prod", Some(FileFormat::Dockerfile)),
-            ("api.Containerfile", Some(FileFormat::Dockerfile)),
-            ("main.tf", Some(FileFormat::Hcl)),
-            ("freshet.yaml", None),
-            ("README.md", None),
-        ];
-        for (path, expected) in cases {
-            assert_eq!(detect(path), expected, "{path}");
-        }
-    }
-
-    #[test]
-    fn overlapping_and_out_of_bounds_edits_are_rejected() {
-        let text = "image: nginx:1.0\n";
-        let overlap = [
-            Edit {
-                span: 7..12,
-                new: "a".into(),
-            },
-            Edit {
-                span: 10..16,
-                new: "b".into(),
-            },
-        ];
-        assert!(matches!(
-            apply_edits("a.yaml", text, &overlap),
-            Err(EditError::Overlap { .. })
-        ));
-        let oob = [Edit {
-            span: 7..99,
-            new: "a".into(),
-        }];
-        assert!(matches!(
-            apply_edits("a.yaml", text, &oob),
-            Err(EditError::OutOfBounds { .. })
-        ));
-    }
-
-    #[test]
-    fn an_edit_that_breaks_the_file_is_rejected() {
-        let text = "image: nginx:1.0\n";
-        let bad = [Edit {
-            span: 7..16,
-            new: "\"nginx".into(),
-        }];
-        assert!(matches!(
-            apply_edits("a.yaml", text, &bad),
-            Err(EditError::Rescan(_))
-        ));
-    }
-}
+mod tests;

@@ -8,9 +8,15 @@
 //!
 //! Must not fetch anything or touch files.
 
-use super::{Config, Edit, Found, PinForm, Target, edits_for, render};
-use crate::Reference;
-use crate::policy::{Current, Decision, Facts, Needs, Policy, PolicyKind, Version, decide};
+use super::{
+    Config, DigestForm, Edit, Found, PinForm, Spans, Target, ValueForm, WriteForm, edits_for,
+    render, split_written,
+};
+use crate::policy::{
+    Builds, Current, Decision, Facts, Needs, Policy, PolicyKind, Version, decide,
+    decide_newest_build,
+};
+use crate::{Platform, Reference};
 
 /// Why a reference is tracked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -37,12 +43,19 @@ pub struct Tracked {
     pub file: String,
     /// Where and how it is written.
     pub found: Found,
-    /// The reference, parsed and normalised.
+    /// The reference, parsed and normalised (for a value holding only a tag or digest,
+    /// joined with the image its marker or rule names).
     pub reference: Reference,
+    /// The image name as written (or as the marker or rule names it).
+    pub name: String,
     /// The policy that applies.
     pub policy: Policy,
     /// How to write it after an update.
     pub pin: PinForm,
+    /// Write the digest into a tag value in this form (Helm's `tag: sha256:…`).
+    pub digest_form: Option<DigestForm>,
+    /// The platform whose build time `newest-build` compares (default linux/amd64).
+    pub platform: Option<Platform>,
     /// Why it is tracked.
     pub by: TrackedBy,
 }
@@ -68,7 +81,8 @@ pub struct Update {
     pub edits: Vec<Edit>,
 }
 
-/// A problem with one reference or file. Serialises as `{file, line, message}`.
+/// A problem with one reference or file. Serialises as `{file, line, message}`, plus
+/// `class` and `reference` when a registry lookup failed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PlanError {
     /// The file.
@@ -77,6 +91,25 @@ pub struct PlanError {
     pub line: usize,
     /// What went wrong.
     pub message: String,
+    /// The failure class of a registry lookup (`dns`, `unauthorized`, `not_found`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    /// The reference whose lookup failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
+impl PlanError {
+    /// An error about a file and line.
+    pub fn new(file: &str, line: usize, message: impl Into<String>) -> Self {
+        PlanError {
+            file: file.to_owned(),
+            line,
+            message: message.into(),
+            class: None,
+            reference: None,
+        }
+    }
 }
 
 /// The next thing the planner needs, or its answer, for one tracked reference.
@@ -84,6 +117,8 @@ pub struct PlanError {
 pub enum Step {
     /// Fetch the digest of this tag into [`Facts::digests`] and call again.
     NeedDigest(String),
+    /// Fetch the build times of these tags (for `newest-build`) and call again.
+    NeedBuilds(Vec<String>),
     /// Nothing to do; the warning says why when something is wrong.
     Keep {
         /// Why nothing changes.
@@ -93,6 +128,98 @@ pub enum Step {
     Update(Update),
     /// The reference cannot be edited.
     Error(PlanError),
+}
+
+/// What a value or reference holds as written: (tag, digest).
+fn written_parts(found: &Found) -> (Option<&str>, Option<&str>) {
+    match &found.spans {
+        Spans::Value { .. } => ValueForm::parts(&found.image),
+        _ => {
+            let (_, tag, digest) = split_written(&found.image);
+            (tag, digest)
+        }
+    }
+}
+
+/// Joins what is written with the image and tag a marker or rule names.
+fn compose(
+    found: &Found,
+    image: Option<&str>,
+    tag: Option<&str>,
+) -> Result<(String, Reference), String> {
+    let (written_tag, written_digest) = written_parts(found);
+    let name = match (&found.spans, image) {
+        (Spans::Value { .. }, Some(image)) => image.to_owned(),
+        (Spans::Value { .. }, None) => {
+            return Err(format!(
+                "{:?} holds only a {}; say which image it belongs to with image= on the marker (or image: on the rule), e.g. `# freshet: image=ghcr.io/acme/app policy=…`",
+                found.image,
+                if written_tag.is_some() {
+                    "tag"
+                } else {
+                    "digest"
+                }
+            ));
+        }
+        (Spans::Split { .. }, _) => {
+            let n = match written_digest {
+                Some(_) if written_tag.is_none() => found.image.split('@').next().unwrap_or(""),
+                _ => split_written(&found.image).0,
+            };
+            n.to_owned()
+        }
+        _ => split_written(&found.image).0.to_owned(),
+    };
+    let mut text = name.clone();
+    if let Some(t) = written_tag.or(tag) {
+        text.push(':');
+        text.push_str(t);
+    }
+    if let Some(d) = written_digest {
+        text.push('@');
+        text.push_str(d);
+    }
+    let reference = Reference::parse(&text).map_err(|e| e.to_string())?;
+    if reference.tag().is_none() && reference.digest().is_some() {
+        return Err(format!(
+            "{} is pinned to a digest only; name the tag it follows with tag= on the marker, e.g. `# freshet: tag=1.36 policy=digest`",
+            found.image
+        ));
+    }
+    Ok((name, reference))
+}
+
+/// The policy, pin form and reason for tracking: a marker beats a rule, a rule beats
+/// `--all` (which skips what the default policy cannot order).
+fn choose(
+    marker: Option<&super::Marker>,
+    rule: Option<&super::CompiledRule>,
+    config: &Config,
+    reference: &Reference,
+) -> Option<(Policy, Option<PinForm>, TrackedBy)> {
+    Some(match (marker, rule) {
+        (Some(m), _) => (
+            m.policy.clone(),
+            m.pin.or(rule.and_then(|r| r.pin)),
+            TrackedBy::Marker { line: m.line },
+        ),
+        (None, Some(rule)) => (
+            rule.policy.clone(),
+            rule.pin,
+            TrackedBy::Rule { index: rule.index },
+        ),
+        (None, None) => {
+            // `--all` skips what the default policy cannot order, instead of warning.
+            let orderable = match config.default_policy.kind() {
+                PolicyKind::Semver(_) => reference.tag().and_then(Version::parse).is_some(),
+                _ => true,
+            };
+            if !orderable {
+                return None;
+            }
+            (config.default_policy.clone(), None, TrackedBy::All)
+        }
+    })
 }
 
 /// Decides which found references are tracked, with which policy and pin form.
@@ -105,67 +232,76 @@ pub fn track(
     let mut tracked = Vec::new();
     let mut errors = Vec::new();
     for f in found {
-        let error = |message: String| PlanError {
-            file: file.to_owned(),
-            line: f.line,
-            message,
-        };
-        let reference = match Reference::parse(&f.image) {
-            Ok(r) => r,
-            Err(e) => {
-                if f.marker.is_some() {
-                    errors.push(error(e.to_string()));
-                }
-                continue;
-            }
-        };
-        let natural_pin = match (reference.tag(), reference.digest()) {
-            (Some(_), Some(_)) => PinForm::TagDigest,
-            (None, Some(_)) => PinForm::Digest,
-            _ => PinForm::Tag,
-        };
-        let (policy, pin, by) = match &f.marker {
+        let error = |message: String| PlanError::new(file, f.line, message);
+        let marker = match &f.marker {
             Some(Err(e)) => {
                 errors.push(error(e.to_string()));
                 continue;
             }
-            Some(Ok(m)) => {
-                let rule_pin = config.rule_for(file, &f.image).and_then(|r| r.pin);
-                (
-                    m.policy.clone(),
-                    m.pin.or(rule_pin),
-                    TrackedBy::Marker { line: m.line },
-                )
-            }
-            None => match config.rule_for(file, &f.image) {
-                Some(rule) => (
-                    rule.policy.clone(),
-                    rule.pin,
-                    TrackedBy::Rule { index: rule.index },
-                ),
-                None if all => {
-                    // `--all` skips what the default policy cannot order, instead of warning.
-                    let orderable = match config.default_policy.kind() {
-                        PolicyKind::Semver(_) => reference.tag().and_then(Version::parse).is_some(),
-                        _ => true,
-                    };
-                    if !orderable {
-                        continue;
-                    }
-                    (config.default_policy.clone(), None, TrackedBy::All)
+            Some(Ok(m)) => Some(m.clone()),
+            None => None,
+        };
+        let is_value = matches!(f.spans, Spans::Value { .. });
+        let image_for_rules = match (&marker, is_value) {
+            (Some(m), true) => m.image.clone(),
+            (_, true) => None,
+            (_, false) => Some(f.image.clone()),
+        };
+        let rule = config.rule_for_key(file, f.key.as_deref(), image_for_rules.as_deref());
+        let explicit = marker.is_some() || rule.is_some();
+        if !explicit && (!all || is_value) {
+            continue;
+        }
+        let image = marker
+            .as_ref()
+            .and_then(|m| m.image.clone())
+            .or_else(|| rule.and_then(|r| r.image.clone()));
+        let tag = marker.as_ref().and_then(|m| m.tag.clone());
+        let (name, reference) = match compose(&f, image.as_deref(), tag.as_deref()) {
+            Ok(r) => r,
+            Err(e) => {
+                if explicit {
+                    errors.push(error(e));
                 }
-                None => continue,
-            },
+                continue;
+            }
+        };
+        let natural_pin = match written_parts(&f) {
+            (Some(_), Some(_)) => PinForm::TagDigest,
+            (None, Some(_)) => PinForm::Digest,
+            _ => PinForm::Tag,
+        };
+        let Some((policy, pin, by)) = choose(marker.as_ref(), rule, config, &reference) else {
+            continue;
         };
         if policy.is_never() {
             continue;
         }
+        let digest_form = marker
+            .as_ref()
+            .and_then(|m| m.digest_form)
+            .or(rule.and_then(|r| r.digest_form));
+        let platform = marker
+            .as_ref()
+            .and_then(|m| m.platform.clone())
+            .or(rule.and_then(|r| r.platform.clone()));
+        // `digestForm=` asks for a digest: it implies the matching pin form.
+        let form_pin = digest_form.map(|f| match f {
+            DigestForm::TagAtDigest => PinForm::TagDigest,
+            DigestForm::Digest => PinForm::Digest,
+        });
         tracked.push(Tracked {
             file: file.to_owned(),
-            pin: pin.or(config.default_pin).unwrap_or(natural_pin),
+            pin: pin
+                .or(form_pin)
+                .or(config.default_pin)
+                .unwrap_or(natural_pin),
             found: f,
             reference,
+            name,
             policy,
+            digest_form,
+            platform,
             by,
         });
     }
@@ -178,11 +314,77 @@ impl Tracked {
         self.policy.needs(Current::from(&self.reference).tag)
     }
 
-    /// One planning step. `text` is the file's text the reference was found in.
+    /// The platform `newest-build` compares.
+    pub fn build_platform(&self) -> Platform {
+        self.platform
+            .clone()
+            .unwrap_or_else(|| Platform::new("linux", "amd64", None))
+    }
+
+    /// One planning step, for policies that need no build times.
     pub fn step(&self, text: &str, facts: &Facts) -> Step {
+        self.step_with(text, facts, &Builds::new())
+    }
+
+    /// The decision for `newest-build`, or the step to take first.
+    fn newest_build(&self, facts: &Facts, builds: &Builds) -> Result<Decision, Box<Step>> {
+        let current = Current::from(&self.reference);
+        let Some(tag) = current.tag else {
+            return Ok(decide(current, &self.policy, facts));
+        };
+        let tags = match &facts.tags {
+            Some(Ok(tags)) => tags,
+            None => {
+                return Ok(Decision::Keep {
+                    warning: Some("the tag list was not fetched; keeping the current tag".into()),
+                });
+            }
+            Some(Err(e)) => {
+                return Ok(Decision::Keep {
+                    warning: Some(format!("listing tags failed ({e}); keeping {tag}")),
+                });
+            }
+        };
+        match self.policy.build_candidates(tag, tags) {
+            Some(Ok(candidates)) => {
+                let missing: Vec<String> = candidates
+                    .into_iter()
+                    .filter(|c| !builds.contains_key(c) && tags.contains(c))
+                    .collect();
+                if !missing.is_empty() {
+                    return Err(Box::new(Step::NeedBuilds(missing)));
+                }
+            }
+            Some(Err(n)) => {
+                return Err(Box::new(Step::Error(PlanError::new(
+                    &self.file,
+                    self.found.line,
+                    format!(
+                        "{} admits {n} tags of {}, more than the {} whose build times it reads; narrow the pattern",
+                        self.policy,
+                        self.reference.name(),
+                        crate::policy::MAX_BUILD_CANDIDATES
+                    ),
+                ))));
+            }
+            None => {}
+        }
+        Ok(decide_newest_build(current, &self.policy, tags, builds))
+    }
+
+    /// One planning step. `text` is the file's text the reference was found in;
+    /// `builds` holds the build times `newest-build` asked for.
+    pub fn step_with(&self, text: &str, facts: &Facts, builds: &Builds) -> Step {
         let current = Current::from(&self.reference);
         let digest_of = |tag: &str| facts.digests.get(tag);
-        let (tag, digest, reason) = match decide(current, &self.policy, facts) {
+        let decision = match self.policy.kind() {
+            PolicyKind::NewestBuild(_) => match self.newest_build(facts, builds) {
+                Ok(d) => d,
+                Err(step) => return *step,
+            },
+            _ => decide(current, &self.policy, facts),
+        };
+        let (tag, digest, reason) = match decision {
             Decision::Keep { warning: Some(w) } => return Step::Keep { warning: Some(w) },
             Decision::Keep { warning: None } => {
                 let Some(tag) = current.tag else {
@@ -227,6 +429,29 @@ impl Tracked {
             }
             Decision::Update { to, digest, reason } => (to, digest, reason),
         };
+        self.update(text, tag, digest, reason, &|tag| digest_of(tag).cloned())
+    }
+
+    /// The update to `tag` (with its digest, fetched if the pin form needs one).
+    fn update(
+        &self,
+        text: &str,
+        tag: String,
+        digest: Option<crate::Digest>,
+        mut reason: String,
+        digest_of: &dyn Fn(&str) -> Option<Result<crate::Digest, String>>,
+    ) -> Step {
+        if written_parts(&self.found).0.is_none() && self.reference.tag() != Some(tag.as_str()) {
+            return Step::Error(PlanError::new(
+                &self.file,
+                self.found.line,
+                format!(
+                    "{} would move from tag {} to {tag}, but the file holds only a digest and the marker's tag= names the tag; track it with policy=digest, or write the tag",
+                    self.found.image,
+                    self.reference.tag().unwrap_or("?"),
+                ),
+            ));
+        }
         let digest = if self.pin.has_digest() {
             match digest {
                 Some(d) => Some(d),
@@ -240,7 +465,7 @@ impl Tracked {
                             )),
                         };
                     }
-                    Some(Ok(d)) => Some(d.clone()),
+                    Some(Ok(d)) => Some(d),
                 },
             }
         } else {
@@ -248,32 +473,65 @@ impl Tracked {
         };
         let target = Target { tag, digest };
         let error = |e: super::EditError| {
-            Step::Error(PlanError {
-                file: self.file.clone(),
-                line: self.found.line,
-                message: e.to_string(),
-            })
+            Step::Error(PlanError::new(&self.file, self.found.line, e.to_string()))
         };
-        let edits = match edits_for(text, &self.found, &target, self.pin) {
+        let form = WriteForm {
+            pin: self.pin,
+            digest_form: self.digest_form,
+        };
+        let edits = match edits_for(text, &self.found, &target, form) {
             Ok(e) => e,
             Err(e) => return error(e),
         };
         if edits.is_empty() {
             return Step::Keep { warning: None };
         }
-        let new = match render(&self.found.image, &target, self.pin) {
+        let shown_pin = match (self.pin.has_digest(), self.digest_form) {
+            (true, Some(DigestForm::TagAtDigest)) => PinForm::TagDigest,
+            (true, Some(DigestForm::Digest)) => PinForm::Digest,
+            _ => self.pin,
+        };
+        let new = match render(&self.name, &target, shown_pin) {
             Ok(n) => n,
             Err(e) => return error(e),
         };
+        if let Some(added) = added_key(&self.found, &edits) {
+            reason.push_str(&format!("; adds `{added}:`"));
+        }
         Step::Update(Update {
             file: self.file.clone(),
             line: self.found.line,
-            current: self.found.image.clone(),
+            current: self.current(),
             new,
             policy: self.policy.to_string(),
             reason,
             edits,
         })
+    }
+
+    /// The reference as written, joined with its image for a value.
+    fn current(&self) -> String {
+        match &self.found.spans {
+            Spans::Value { form, .. } => match form {
+                ValueForm::Digest => format!("{}@{}", self.name, self.found.image),
+                _ => format!("{}:{}", self.name, self.found.image),
+            },
+            _ => self.found.image.clone(),
+        }
+    }
+}
+
+/// The key an update adds to the file (a digest key beside `tag:`, a kustomize
+/// `newTag:` or `digest:`), so the plan says so.
+fn added_key(found: &Found, edits: &[Edit]) -> Option<String> {
+    // An inserted line, not a value filled in between empty quotes.
+    let inserted = edits.iter().find(|e| {
+        e.span.is_empty() && (e.new.ends_with('\n') || e.new.starts_with(['\r', '\n']))
+    })?;
+    let key = inserted.new.trim_start().split(':').next()?.to_owned();
+    match &found.spans {
+        Spans::Split { .. } | Spans::Kustomize { .. } => Some(key),
+        _ => None,
     }
 }
 
@@ -346,6 +604,7 @@ mod tests {
         assert!(tracked.is_empty());
         assert_eq!(errors.len(), 1);
         assert_eq!((errors[0].file.as_str(), errors[0].line), ("a.yaml", 2));
+        assert!(errors[0].class.is_none());
         assert!(errors[0].message.contains("Bad Ref"), "{errors:?}");
     }
 }

@@ -1,7 +1,7 @@
 //! Update policies and the pure decision engine (issue 3).
 //!
 //! Owns the policy grammar (`digest`, `semver:patch|minor|major|all`, `semver:<range>`,
-//! `regex:<re>` with an order, `never`, and Keel's `patch`, `minor`, `major`, `all`,
+//! `regex:<re>` with an order, `newest-build[:<re>]` ([`build`]), `never`, and Keel's `patch`, `minor`, `major`, `all`,
 //! `glob:<pat>`, `regexp:<re>` and `force`), the facts a policy needs from a registry
 //! ([`Needs`]), and [`decide`]: for the current tag, a policy and the [`Facts`] a shell
 //! gathered, either [`Decision::Keep`] or [`Decision::Update`] with a reason.
@@ -12,6 +12,7 @@
 //! Must not perform I/O: no registry calls, no clocks, no files. Shells fetch exactly
 //! what [`Policy::needs`] asks for and pass it in.
 
+pub mod build;
 mod version;
 
 use std::cmp::Ordering;
@@ -19,6 +20,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+pub use build::{BuildTime, Builds, MAX_BUILD_CANDIDATES, decide_newest_build};
 pub use version::{MAX_PARTS, Shape, Version};
 
 use crate::Digest;
@@ -131,6 +133,10 @@ impl RegexRule {
     pub fn key_group(&self) -> Option<&str> {
         self.key_group.as_deref()
     }
+    /// Whether the pattern admits a tag.
+    pub fn admits(&self, tag: &str) -> bool {
+        self.regex.is_match(tag)
+    }
     /// The order of the sort keys.
     pub fn order(&self) -> Order {
         self.order
@@ -174,6 +180,9 @@ pub enum PolicyKind {
     Regex(RegexRule),
     /// Keel's `force`: `semver:major` when the current tag is a version, `digest` otherwise.
     Force,
+    /// Move to the tag whose image was built last (the image config's `created`),
+    /// among the tags the pattern admits: for tags that do not sort, such as git SHAs.
+    NewestBuild(RegexRule),
     /// Never change this reference.
     Never,
 }
@@ -298,6 +307,18 @@ impl FromStr for Policy {
                     regex,
                     key_group,
                     order: Order::default(),
+                })
+            }
+            ("newest-build", arg) => {
+                let pattern = match arg {
+                    Some(a) if !a.trim().is_empty() => a.trim().to_owned(),
+                    Some(_) => return Err(PolicyError::MissingArgument(input.to_owned())),
+                    None => build::DEFAULT_PATTERN.to_owned(),
+                };
+                PolicyKind::NewestBuild(RegexRule {
+                    regex: compile_regex(input, &pattern)?,
+                    key_group: None,
+                    order: Order::Alphabetical,
                 })
             }
             ("glob", arg) => {
@@ -493,7 +514,7 @@ impl Policy {
                 tag_list: false,
                 digest_of: current_tag.map(str::to_owned),
             },
-            PolicyKind::Semver(_) | PolicyKind::Regex(_) => Needs {
+            PolicyKind::Semver(_) | PolicyKind::Regex(_) | PolicyKind::NewestBuild(_) => Needs {
                 tag_list: current_tag.is_some(),
                 digest_of: None,
             },
@@ -511,7 +532,9 @@ impl Policy {
                 };
                 self.semver_admits(&rule, &cur, &cand)
             }
-            PolicyKind::Regex(rule) => rule.key(candidate).is_some(),
+            PolicyKind::Regex(rule) | PolicyKind::NewestBuild(rule) => {
+                rule.key(candidate).is_some()
+            }
             PolicyKind::Digest | PolicyKind::Force => current == candidate,
             PolicyKind::Never => false,
         }
@@ -554,6 +577,9 @@ pub fn decide(current: Current<'_>, policy: &Policy, facts: &Facts) -> Decision 
     match kind {
         PolicyKind::Never => Decision::Keep { warning: None },
         PolicyKind::Digest | PolicyKind::Force => decide_digest(current, policy, facts),
+        PolicyKind::NewestBuild(_) => Decision::warn(format!(
+            "{policy} needs the build times of the candidate tags; only file mode (plan/apply) reads them"
+        )),
         PolicyKind::Semver(_) | PolicyKind::Regex(_) => {
             let Some(tag) = current.tag else {
                 return Decision::warn(format!(

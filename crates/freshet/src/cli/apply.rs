@@ -10,7 +10,8 @@
 //! as an HTTP header; otherwise git uses its own credential helpers. Never argv or URLs.
 //!
 //! Exit codes: 0 when everything planned was written (and committed and pushed, if
-//! asked); 1 when anything failed.
+//! asked); 1 when anything failed, a registry lookup included: what could be planned is
+//! still written.
 
 use std::path::PathBuf;
 
@@ -65,6 +66,7 @@ pub struct ApplyArgs {
 struct ApplyJson<'a> {
     updates: &'a [Update],
     errors: &'a [PlanError],
+    skipped: &'a [freshet_gitops::Skipped],
     written: Vec<String>,
     commit: Option<String>,
     pushed: bool,
@@ -132,12 +134,11 @@ pub async fn run(args: ApplyArgs) -> Result<u8, Failure> {
             report.files.retain(|f| !dirty.contains(&f.path));
             for file in names {
                 report.updates.retain(|u| u.file != file);
-                report.errors.push(PlanError {
-                    file,
-                    line: 0,
-                    message: "has uncommitted changes; commit or stash them first (left untouched)"
-                        .into(),
-                });
+                report.errors.push(PlanError::new(
+                    &file,
+                    0,
+                    "has uncommitted changes; commit or stash them first (left untouched)",
+                ));
             }
         }
     }
@@ -207,6 +208,7 @@ pub async fn run(args: ApplyArgs) -> Result<u8, Failure> {
         OutputFormat::Json => print_json(&ApplyJson {
             updates: &report.updates,
             errors: &report.errors,
+            skipped: &report.skipped,
             written: written_names.clone(),
             commit: made.clone(),
             pushed,
@@ -245,9 +247,5 @@ fn report_name(report: &PlanReport, path: &std::path::Path) -> String {
 }
 
 fn git_error(git: &Git, e: freshet_gitops::GitError) -> PlanError {
-    PlanError {
-        file: git.dir().display().to_string(),
-        line: 0,
-        message: e.to_string(),
-    }
+    PlanError::new(&git.dir().display().to_string(), 0, e.to_string())
 }

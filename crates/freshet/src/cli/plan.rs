@@ -1,11 +1,14 @@
 //! `freshet plan`: which image references in files would change, and why.
 //!
 //! Owns the command's flags, the [`RegistryFacts`] adapter that answers the planner's
-//! registry questions with the registry client, and the report's output. JSON is exactly
+//! registry questions with the registry client, and the report's output. JSON is
 //! `{"updates": [{file, line, current, new, policy, reason}], "errors": [{file, line,
-//! message}]}`; warnings (references kept because a tag list failed, …) go to stderr.
+//! message, class?, reference?}], "skipped": [{file, reason}], "cost": {requests, …}}`;
+//! a registry lookup that failed is an error with its `class` and `reference`. Warnings
+//! (a current tag gone from the registry, …) go to stderr.
 //!
-//! Exit codes: 1 on any error (an error wins over pending updates); with
+//! Exit codes: 1 on any error, failed lookups included (an error wins over pending
+//! updates); with
 //! `--detailed-exitcode`, 2 when updates are pending; otherwise 0. The files that could
 //! be read are planned and reported even when others fail.
 //!
@@ -14,9 +17,10 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use freshet_core::{Digest, Reference};
+use freshet_core::policy::BuildTime;
+use freshet_core::{Digest, Platform, Reference};
 use freshet_gitops::{FactError, FactSource, PlanOptions, PlanReport};
-use freshet_registry::{Client, Want};
+use freshet_registry::{BuildTimes, Client, RegistryError, Want};
 
 use super::output::{OutputFormat, print_json, print_text, table};
 use super::{Failure, RegistryArgs};
@@ -45,13 +49,22 @@ pub struct PlanArgs {
 #[derive(Debug, Clone)]
 pub struct RegistryFacts {
     client: Client,
+    builds: BuildTimes,
 }
 
 impl RegistryFacts {
     /// Wraps a client; one per run, so its memos dedupe questions.
     pub fn new(client: Client) -> Self {
-        RegistryFacts { client }
+        RegistryFacts {
+            builds: BuildTimes::new(client.clone()),
+            client,
+        }
     }
+}
+
+/// A registry error as a fact error, keeping its class.
+fn fact_error(what: String, e: RegistryError) -> FactError {
+    FactError::new(format!("{what}: {e}")).with_class(e.class().label())
 }
 
 #[async_trait::async_trait]
@@ -60,7 +73,7 @@ impl FactSource for RegistryFacts {
         self.client
             .list_tags(reference)
             .await
-            .map_err(|e| FactError::new(format!("listing tags of {}: {e}", reference.name())))
+            .map_err(|e| fact_error(format!("listing tags of {}", reference.name()), e))
     }
 
     async fn digest(&self, reference: &Reference) -> Result<Digest, FactError> {
@@ -68,7 +81,30 @@ impl FactSource for RegistryFacts {
             .resolve(reference, &Want::default())
             .await
             .map(|r| r.digest)
-            .map_err(|e| FactError::new(format!("resolving {}: {e}", reference.familiar())))
+            .map_err(|e| fact_error(format!("resolving {}", reference.familiar()), e))
+    }
+
+    async fn created(
+        &self,
+        reference: &Reference,
+        platform: &Platform,
+    ) -> Result<Option<BuildTime>, FactError> {
+        match self.builds.created(reference, platform).await {
+            Ok(t) => Ok(Some(t)),
+            // A tag without an image for this platform is not a candidate.
+            Err(RegistryError::NoMatchingPlatform { .. }) => Ok(None),
+            Err(e) => Err(fact_error(
+                format!(
+                    "reading the build time of {} ({platform})",
+                    reference.familiar()
+                ),
+                e,
+            )),
+        }
+    }
+
+    fn requests(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(self.client.stats()).ok()
     }
 }
 
@@ -123,12 +159,31 @@ pub(super) fn text_report(report: &PlanReport) -> String {
         out.push('\n');
     }
     for e in &report.errors {
-        out.push_str(&format!("error: {}:{}: {}\n", e.file, e.line, e.message));
+        let class = e
+            .class
+            .as_deref()
+            .map(|c| format!("[{c}] "))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "error: {}:{}: {class}{}\n",
+            e.file, e.line, e.message
+        ));
     }
+    let lookups = report.errors.iter().filter(|e| e.class.is_some()).count();
     out.push_str(&format!(
-        "{} update(s) pending, {} error(s)\n",
+        "{} update(s) pending, {} error(s){}{}\n",
         report.updates.len(),
-        report.errors.len()
+        report.errors.len(),
+        if lookups > 0 {
+            format!(" ({lookups} failed registry lookup(s))")
+        } else {
+            String::new()
+        },
+        if report.skipped.is_empty() {
+            String::new()
+        } else {
+            format!(", {} chart template(s) skipped", report.skipped.len())
+        }
     ));
     out
 }

@@ -25,6 +25,7 @@
 //! ```
 
 pub mod access_log;
+pub mod builds;
 mod config;
 mod error;
 pub mod fixtures;
