@@ -79,6 +79,12 @@ impl Client {
         self.inner.hosts.rate_limits()
     }
 
+    /// The registries this client talks to, for crate-internal readers built on top
+    /// of the client (build times).
+    pub(crate) fn hosts(&self) -> &Hosts {
+        &self.inner.hosts
+    }
+
     fn resolver(&self) -> Resolver<'_> {
         Resolver {
             hosts: &self.inner.hosts,

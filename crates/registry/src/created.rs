@@ -9,8 +9,8 @@
 //! 1 blob GET (and 1 index GET for a multi-arch tag).
 //!
 //! Config blobs are served from a CDN on another host on every large registry (a 307
-//! to a presigned URL): that redirect is followed here once, without any credential,
-//! over https (or to loopback), with the body capped.
+//! to a presigned URL): the transport follows that redirect without any credential
+//! (see [`crate::redirect`]), and bodies are capped here.
 //!
 //! Must not decide which tag is newest: that is `freshet_core::policy::build`.
 
@@ -21,10 +21,14 @@ use freshet_core::manifest::{self, Manifest};
 use freshet_core::policy::{BuildTime, build::parse_created};
 use freshet_core::{Digest, Platform, Reference};
 use reqwest::{Method, StatusCode};
+
+use crate::body::read_capped;
+use crate::host::Ask;
+use crate::stats::Kind;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::OnceCell;
 
-use crate::client::{Client, Kind, read_capped};
+use crate::client::Client;
 use crate::error::RegistryError;
 use crate::resolve::Want;
 
@@ -107,27 +111,29 @@ impl BuildTimes {
     ) -> Result<BuildTime, RegistryError> {
         let registry = reference.registry();
         let repo = reference.repository();
-        let host = self.client.host(registry);
+        let hosts = self.client.hosts();
+        let host = hosts.get(registry);
         let base = host.endpoint.base_url();
+        let timeout = hosts.transport().options().request_timeout;
         let what = format!("{registry}/{repo}@{image}");
-        let resp = self
-            .client
-            .send(
-                &host,
-                Method::GET,
-                &format!("{base}/v2/{repo}/manifests/{image}"),
-                repo,
-                Some(manifest::ACCEPT),
-                Kind::ManifestGet,
-            )
-            .await?;
+        let url = format!("{base}/v2/{repo}/manifests/{image}");
+        let ask = Ask {
+            method: Method::GET,
+            url: &url,
+            repository: repo,
+            accept: Some(manifest::ACCEPT),
+            kind: Kind::ManifestGet,
+            what: &what,
+        };
+        let resp = hosts.send(&host, &ask).await?;
         if resp.status() != StatusCode::OK {
             return Err(RegistryError::NotFound {
                 host: registry.to_owned(),
                 what: format!("manifest {what}"),
             });
         }
-        let body = read_capped(registry, resp, manifest::MAX_MANIFEST_BYTES, &what).await?;
+        let body =
+            read_capped(registry, resp, manifest::MAX_MANIFEST_BYTES, &what, timeout).await?;
         check_hash(registry, &what, &body, image)?;
         let config = match Manifest::parse(None, &body) {
             Ok(Manifest::Image { config, .. }) => config,
@@ -145,70 +151,25 @@ impl BuildTimes {
             }
         };
         let what = format!("{registry}/{repo}@{config} (image config)");
-        let mut resp = self
-            .client
-            .send(
-                &host,
-                Method::GET,
-                &format!("{base}/v2/{repo}/blobs/{config}"),
-                repo,
-                None,
-                Kind::BlobGet,
-            )
-            .await?;
-        if resp.status().is_redirection() {
-            resp = self.follow(registry, &what, &resp).await?;
-        }
+        let url = format!("{base}/v2/{repo}/blobs/{config}");
+        let ask = Ask {
+            method: Method::GET,
+            url: &url,
+            repository: repo,
+            accept: None,
+            kind: Kind::BlobGet,
+            what: &what,
+        };
+        let resp = hosts.send(&host, &ask).await?;
         if resp.status() != StatusCode::OK {
             return Err(RegistryError::NotFound {
                 host: registry.to_owned(),
                 what,
             });
         }
-        let body = read_capped(registry, resp, MAX_CONFIG_BYTES, &what).await?;
+        let body = read_capped(registry, resp, MAX_CONFIG_BYTES, &what, timeout).await?;
         check_hash(registry, &what, &body, &config)?;
         parse_config(registry, &what, &body, platform, check_platform)
-    }
-}
-
-impl BuildTimes {
-    /// Follows a blob redirect to its storage host: no credential, https or loopback
-    /// only, no further redirects.
-    async fn follow(
-        &self,
-        registry: &str,
-        what: &str,
-        resp: &reqwest::Response,
-    ) -> Result<reqwest::Response, RegistryError> {
-        let malformed = |detail: String| RegistryError::Malformed {
-            host: registry.to_owned(),
-            detail: format!("{what}: {detail}"),
-        };
-        let location = resp
-            .headers()
-            .get(reqwest::header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| malformed("a redirect without a Location".into()))?;
-        let url = resp
-            .url()
-            .join(location)
-            .map_err(|e| malformed(format!("a redirect to a bad URL: {e}")))?;
-        let host = url.host_str().unwrap_or_default();
-        if url.scheme() != "https" && !crate::endpoint::is_loopback(host) {
-            return Err(malformed(format!(
-                "refusing to follow a blob redirect to plain http on {host}"
-            )));
-        }
-        let plain = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(|e| malformed(format!("cannot build an HTTP client: {e}")))?;
-        plain
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| malformed(format!("the blob's storage host failed: {e}")))
     }
 }
 
