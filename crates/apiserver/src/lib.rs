@@ -3,7 +3,7 @@
 //! resolve against a real registry.
 //!
 //! Start one in-process with [`TestCluster::start`], or run
-//! `freshet-testbed serve` (see [`serve`]). `crates/testbed/DIVERGENCES.md`
+//! `freshet-apiserver serve` (see [`serve`]). `crates/testbed/DIVERGENCES.md`
 //! lists every known way it differs from a real API server.
 //!
 //! ```no_run

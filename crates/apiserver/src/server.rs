@@ -455,7 +455,7 @@ async fn accept_loop(
     }
 }
 
-/// `freshet-testbed serve`: run the test bed until killed.
+/// `freshet-apiserver serve`: run the test bed until killed.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on (loopback only; port 0 picks a free port).
@@ -465,7 +465,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         value_name = "FILE",
-        default_value = "freshet-testbed.kubeconfig"
+        default_value = "freshet-apiserver.kubeconfig"
     )]
     pub write_kubeconfig: PathBuf,
     /// Serve plain http instead of TLS (every request acts as the admin).
@@ -554,7 +554,7 @@ mod tests {
         assert!(!cli.serve.plain_http);
         assert_eq!(
             cli.serve.write_kubeconfig,
-            PathBuf::from("freshet-testbed.kubeconfig")
+            PathBuf::from("freshet-apiserver.kubeconfig")
         );
         let cli = Cli::parse_from(["x", "--plain-http", "--nodes", "arm64,linux/arm64/v8"]);
         assert!(cli.serve.plain_http);

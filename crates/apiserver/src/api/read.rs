@@ -1,0 +1,102 @@
+//! Reads: `get` of one object (or its status or scale subresource) and `list`
+//! with label and field selectors and `limit`/`continue` pagination, as objects,
+//! Tables or `PartialObjectMetadata`.
+//!
+//! Owns the read verbs. It must not write to the store.
+
+use std::collections::HashMap;
+
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::request::{AppState, ListFilter, Output, Target, current, ok, partial};
+use super::scale::scale_of;
+use crate::status::ApiError;
+use crate::table;
+use crate::util::str_at;
+
+pub(crate) fn get(st: &AppState, t: &Target, output: Output) -> Result<Response, ApiError> {
+    let obj = current(st, t)?;
+    if t.subresource == "scale" {
+        return ok(&scale_of(&obj));
+    }
+    let view = t.def.to_view(&obj);
+    if !t.subresource.is_empty() {
+        return ok(&view);
+    }
+    match output {
+        Output::Table => ok(&table::table(t.def, &[view], None)),
+        Output::Metadata => ok(&partial(&view)),
+        Output::Object => ok(&view),
+    }
+}
+
+pub(crate) fn list(
+    st: &AppState,
+    t: &Target,
+    q: &HashMap<String, String>,
+    output: Output,
+) -> Result<Response, ApiError> {
+    let filter = ListFilter::from_query(q)?;
+    let ns = (!t.namespace.is_empty()).then_some(t.namespace.as_str());
+    let (items, rv) = st.store.list(t.def.storage, ns);
+    let mut views: Vec<Value> = items
+        .iter()
+        .map(|o| t.def.to_view(o))
+        .filter(|v| filter.matches(v))
+        .collect();
+    // `continue` names the last item already sent (`rv|namespace/name`).
+    if let Some(token) = q.get("continue").filter(|c| !c.is_empty()) {
+        use base64::Engine as _;
+        let bad = || ApiError::BadRequest(format!("invalid continue token: {token}"));
+        let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(bad)?;
+        let (_, after) = decoded.split_once('|').ok_or_else(bad)?;
+        let after = after.split_once('/').ok_or_else(bad)?;
+        views.retain(|v| (str_at(v, "metadata.namespace"), str_at(v, "metadata.name")) > after);
+    }
+    let mut next = None;
+    if let Some(limit) = q.get("limit").and_then(|l| l.parse::<usize>().ok())
+        && limit > 0
+        && views.len() > limit
+    {
+        use base64::Engine as _;
+        views.truncate(limit);
+        let last = views.last().map(object_key).unwrap_or_default();
+        next =
+            Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{rv}|{last}")));
+    }
+    if output == Output::Table {
+        return ok(&table::table(t.def, &views, Some(rv)));
+    }
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    if let Some(token) = next {
+        meta["continue"] = json!(token);
+    }
+    if output == Output::Metadata {
+        return ok(&json!({
+            "kind": "PartialObjectMetadataList",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": meta,
+            "items": views.iter().map(partial).collect::<Vec<_>>(),
+        }));
+    }
+    ok(&json!({
+        "kind": format!("{}List", t.def.kind),
+        "apiVersion": t.def.api_version(),
+        "metadata": meta,
+        "items": views,
+    }))
+}
+
+/// `namespace/name`, the order the store lists objects in.
+pub(crate) fn object_key(v: &Value) -> String {
+    format!(
+        "{}/{}",
+        str_at(v, "metadata.namespace"),
+        str_at(v, "metadata.name")
+    )
+}
