@@ -34,6 +34,7 @@ pub mod discovery;
 pub mod fieldmanager;
 pub mod images;
 pub mod kubeconfig;
+pub mod measure;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;

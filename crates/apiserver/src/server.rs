@@ -320,7 +320,7 @@ impl TestCluster {
             shutdown_rx.clone(),
         )));
         let controllers = Controllers::new(store.clone(), nodes, resolver, crash_images);
-        let pulls = controllers.pull_log.clone();
+        let pulls = controllers.pull_log();
         tasks.push(tokio::spawn(controllers.run(tick, shutdown_rx)));
 
         let (kubeconfig_path, dir) = match kubeconfig_path {
@@ -477,6 +477,10 @@ pub struct ServeArgs {
     /// An image whose containers crash (CrashLoopBackOff); repeatable.
     #[arg(long = "crash-image", value_name = "IMAGE")]
     pub crash_images: Vec<String>,
+    /// Resolve every image to a made-up digest without contacting a registry
+    /// (for measurements and demos that need no real images).
+    #[arg(long)]
+    pub fake_images: bool,
 }
 
 /// Runs the test bed until SIGINT or SIGTERM.
@@ -487,12 +491,16 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServerError> {
         plain_http,
         nodes,
         crash_images,
+        fake_images,
     } = args;
+    let resolver: Option<Arc<dyn ImageResolver>> =
+        fake_images.then(|| Arc::new(crate::images::FakeResolver::default()) as _);
     let options = ClusterOptions {
         listen,
         tls: !plain_http,
         nodes: parse_nodes(&nodes)?,
         crash_images,
+        resolver,
         kubeconfig_path: Some(write_kubeconfig),
         ..ClusterOptions::default()
     };

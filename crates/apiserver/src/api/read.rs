@@ -39,36 +39,39 @@ pub(crate) fn list(
 ) -> Result<Response, ApiError> {
     let filter = ListFilter::from_query(q)?;
     let ns = (!t.namespace.is_empty()).then_some(t.namespace.as_str());
-    let (items, rv) = st.store.list(t.def.storage, ns);
-    let mut views: Vec<Value> = items
-        .iter()
-        .map(|o| t.def.to_view(o))
-        .filter(|v| filter.matches(v))
-        .collect();
     // `continue` names the last item already sent (`rv|namespace/name`).
-    if let Some(token) = q.get("continue").filter(|c| !c.is_empty()) {
-        use base64::Engine as _;
-        let bad = || ApiError::BadRequest(format!("invalid continue token: {token}"));
-        let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(token)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(bad)?;
-        let (_, after) = decoded.split_once('|').ok_or_else(bad)?;
-        let after = after.split_once('/').ok_or_else(bad)?;
-        views.retain(|v| (str_at(v, "metadata.namespace"), str_at(v, "metadata.name")) > after);
+    let after = match q.get("continue").filter(|c| !c.is_empty()) {
+        Some(token) => Some(continue_after(token)?),
+        None => None,
+    };
+    let limit = q
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0);
+    let (items, rv) = st.store.list_after(
+        t.def.storage,
+        ns,
+        after.as_ref().map(|(n, m)| (n.as_str(), m.as_str())),
+    );
+    // Only the page is converted and kept: a paged list of many objects stays small.
+    let mut views: Vec<Value> = Vec::with_capacity(limit.unwrap_or(items.len()).min(items.len()));
+    let mut more = false;
+    for item in &items {
+        let view = t.def.to_view(item);
+        if !filter.matches(&view) {
+            continue;
+        }
+        if limit.is_some_and(|l| views.len() == l) {
+            more = true;
+            break;
+        }
+        views.push(view);
     }
-    let mut next = None;
-    if let Some(limit) = q.get("limit").and_then(|l| l.parse::<usize>().ok())
-        && limit > 0
-        && views.len() > limit
-    {
+    let next = more.then(|| {
         use base64::Engine as _;
-        views.truncate(limit);
         let last = views.last().map(object_key).unwrap_or_default();
-        next =
-            Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{rv}|{last}")));
-    }
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{rv}|{last}"))
+    });
     if output == Output::Table {
         return ok(&table::table(t.def, &views, Some(rv)));
     }
@@ -90,6 +93,20 @@ pub(crate) fn list(
         "metadata": meta,
         "items": views,
     }))
+}
+
+/// The `(namespace, name)` a `continue` token says the previous page ended with.
+fn continue_after(token: &str) -> Result<(String, String), ApiError> {
+    use base64::Engine as _;
+    let bad = || ApiError::BadRequest(format!("invalid continue token: {token}"));
+    let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(bad)?;
+    let (_, after) = decoded.split_once('|').ok_or_else(bad)?;
+    let (ns, name) = after.split_once('/').ok_or_else(bad)?;
+    Ok((ns.to_string(), name.to_string()))
 }
 
 /// `namespace/name`, the order the store lists objects in.

@@ -6,7 +6,8 @@
 
 use serde_json::{Value, json};
 
-use super::super::{Controllers, def};
+use super::super::context::Controllers;
+use super::super::objects::def;
 use super::conditions::pod_conditions;
 use super::reference::normalize;
 use crate::images::ImagePullError;

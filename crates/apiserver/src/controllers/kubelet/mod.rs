@@ -7,9 +7,11 @@
 //!
 //! Owns pod status, through its submodules: the Node objects and node fit
 //! (`node`), image names as containerd reports them (`reference`), pod
-//! conditions (`conditions`), scheduling (`schedule`), pulls and the node image
-//! cache (`pull`), starting containers (`start`), pull failures and back-off
-//! (`failure`) and running pods (`running`). It must not create or delete pods.
+//! conditions (`conditions`), scheduling (`schedule`), pulls (`pull`),
+//! starting containers (`start`), pull failures and back-off (`failure`),
+//! running pods (`running`) and the kubelets' memory (`state`). Each pod is
+//! reconciled when it changes or when a timer it set is due (a pull in flight,
+//! a back-off, a crash-loop restart). It must not create or delete pods.
 
 mod conditions;
 mod failure;
@@ -19,47 +21,38 @@ mod reference;
 mod running;
 mod schedule;
 mod start;
+pub(crate) mod state;
 
 pub use self::node::{fits_node, node_object};
-pub(crate) use self::pull::Pull;
 pub use self::reference::normalize;
 use self::running::keep_running;
 use self::schedule::schedule;
 use self::start::{image_changed, start};
-use super::{Controllers, pod_terminal};
+use serde_json::Value;
+
+use super::context::Controllers;
+use super::objects::pod_terminal;
 use crate::util::{get_path, str_at};
 
-/// One kubelet pass over every pod.
-pub fn run(c: &mut Controllers) {
-    let pods = c.store.list("pods", None).0;
-    let live: std::collections::HashSet<&str> =
-        pods.iter().map(|p| str_at(p, "metadata.uid")).collect();
-    c.pulls.retain(|(uid, _), _| live.contains(uid.as_str()));
-    let mut load: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    for p in &pods {
-        *load
-            .entry(str_at(p, "spec.nodeName").to_string())
-            .or_default() += 1;
+/// One kubelet step for one pod: schedule it if unbound, then start its
+/// containers (or restart them for a new image) or keep it running.
+pub fn reconcile_pod(c: &mut Controllers, pod: &Value) {
+    if pod_terminal(pod) {
+        return;
     }
-    for pod in pods {
-        if pod_terminal(&pod) {
-            continue;
-        }
-        let pod = match schedule(c, pod, &mut load) {
-            Some(p) => p,
-            None => continue,
-        };
-        let node_name = str_at(&pod, "spec.nodeName").to_string();
-        let Some(node) = c.nodes.iter().find(|n| n.name == node_name).cloned() else {
-            continue;
-        };
-        if get_path(&pod, "status.startTime").is_none()
-            || str_at(&pod, "status.phase") == "Pending"
-            || image_changed(&pod)
-        {
-            start(c, &pod, &node);
-        } else {
-            keep_running(c, &pod);
-        }
+    let Some(pod) = schedule(c, pod.clone()) else {
+        return;
+    };
+    let node_name = str_at(&pod, "spec.nodeName").to_string();
+    let Some(node) = c.nodes.iter().find(|n| n.name == node_name).cloned() else {
+        return;
+    };
+    if get_path(&pod, "status.startTime").is_none()
+        || str_at(&pod, "status.phase") == "Pending"
+        || image_changed(&pod)
+    {
+        start(c, &pod, &node);
+    } else {
+        keep_running(c, &pod);
     }
 }

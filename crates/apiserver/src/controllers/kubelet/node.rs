@@ -6,7 +6,8 @@
 
 use serde_json::{Value, json};
 
-use super::super::{Controllers, NodeSpec, def};
+use super::super::context::{Controllers, NodeSpec};
+use super::super::objects::def;
 use super::reference::normalize;
 use crate::selector::LabelSelector;
 use crate::store::UpdateMode;
@@ -84,6 +85,7 @@ pub fn fits_node(pod: &Value, n: &NodeSpec) -> bool {
 
 pub(crate) fn update_node_images(c: &Controllers, node: &NodeSpec) {
     let mut images: Vec<Value> = c
+        .kubelet
         .image_cache
         .iter()
         .filter(|((n, _), _)| *n == node.name)

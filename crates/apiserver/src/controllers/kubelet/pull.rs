@@ -9,8 +9,9 @@
 use futures::FutureExt as _;
 use serde_json::Value;
 
-use super::super::{Controllers, NodeSpec};
+use super::super::context::{Controllers, NodeSpec};
 use super::reference::normalize;
+use super::state::{Pull, PullRecord};
 use crate::images::{ImagePullError, PulledImage};
 use crate::store::ns_name;
 use crate::util::{get_path, str_at};
@@ -28,14 +29,6 @@ pub(crate) fn crashes(c: &Controllers, image: &str, pulled: &PulledImage) -> boo
     })
 }
 
-/// Where the pull of one image for one pod stands.
-pub(crate) enum Pull {
-    /// The resolver is working on it.
-    Running(tokio::task::JoinHandle<Result<PulledImage, ImagePullError>>),
-    /// Finished; kept until the pod has all its images.
-    Done(Result<PulledImage, ImagePullError>),
-}
-
 /// Pulls `image` for pod `uid` on `node`, honouring `policy` and the node's
 /// image cache. Pulls run in their own tasks so a slow registry never stalls
 /// the controllers: `None` means "still pulling, look again next tick".
@@ -48,7 +41,7 @@ pub(crate) fn pull(
     pull_secrets: &[(String, Vec<u8>)],
 ) -> Option<Result<PulledImage, ImagePullError>> {
     let cache_key = (node.name.clone(), image.to_string());
-    let cached = c.image_cache.get(&cache_key).cloned();
+    let cached = c.kubelet.image_cache.get(&cache_key).cloned();
     match (policy, cached) {
         ("IfNotPresent", Some(d)) | ("Never", Some(d)) => return Some(Ok(d)),
         ("Never", None) => {
@@ -60,14 +53,14 @@ pub(crate) fn pull(
         _ => {}
     }
     let key = (uid.to_string(), image.to_string());
-    match c.pulls.remove(&key) {
+    match c.kubelet.pulls.remove(&key) {
         Some(Pull::Done(result)) => {
-            c.pulls.insert(key, Pull::Done(result.clone()));
+            c.kubelet.pulls.insert(key, Pull::Done(result.clone()));
             Some(result)
         }
         Some(Pull::Running(mut handle)) => {
             if !handle.is_finished() {
-                c.pulls.insert(key, Pull::Running(handle));
+                c.kubelet.pulls.insert(key, Pull::Running(handle));
                 return None;
             }
             let result = match (&mut handle).now_or_never() {
@@ -79,14 +72,14 @@ pub(crate) fn pull(
                 None => return None,
             };
             if let Ok(p) = &result {
-                c.pull_log.push(super::super::PullRecord {
+                c.kubelet.pull_log.push(PullRecord {
                     node: node.name.clone(),
                     image: image.to_string(),
                     pulled: p.clone(),
                 });
-                c.image_cache.insert(cache_key, p.clone());
+                c.kubelet.image_cache.insert(cache_key, p.clone());
             }
-            c.pulls.insert(key, Pull::Done(result.clone()));
+            c.kubelet.pulls.insert(key, Pull::Done(result.clone()));
             Some(result)
         }
         None => {
@@ -103,7 +96,7 @@ pub(crate) fn pull(
                     .resolve_with_secrets(&image, &os, &arch, variant.as_deref(), &secrets)
                     .await
             });
-            c.pulls.insert(key, Pull::Running(handle));
+            c.kubelet.pulls.insert(key, Pull::Running(handle));
             None
         }
     }
@@ -147,5 +140,5 @@ pub(crate) fn pod_pull_secrets(c: &Controllers, pod: &Value) -> Vec<(String, Vec
 }
 
 pub(crate) fn forget_pulls(c: &mut Controllers, uid: &str) {
-    c.pulls.retain(|(u, _), _| u != uid);
+    c.kubelet.pulls.retain(|(u, _), _| u != uid);
 }

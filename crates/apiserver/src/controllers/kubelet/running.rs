@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::super::{Controllers, def};
+use super::super::context::Controllers;
+use super::super::objects::def;
 use super::conditions::pod_conditions;
 use crate::store::{UpdateMode, ns_name};
 use crate::util::{i64_at, now_rfc3339, str_at};
@@ -46,14 +47,16 @@ pub(crate) fn keep_running(c: &mut Controllers, pod: &Value) {
     if !crashing {
         return;
     }
-    let due = c
-        .crash_clock
-        .get(&uid)
-        .is_none_or(|t| t.elapsed() >= CRASH_PERIOD);
-    if !due {
+    let key = ("pods", ns.clone(), name.clone());
+    let since = c.kubelet.crash_clock.get(&uid).map(Instant::elapsed);
+    if let Some(since) = since
+        && since < CRASH_PERIOD
+    {
+        c.queue.add_after(key, CRASH_PERIOD - since);
         return;
     }
-    c.crash_clock.insert(uid, Instant::now());
+    c.kubelet.crash_clock.insert(uid, Instant::now());
+    c.queue.add_after(key, CRASH_PERIOD);
     c.store
         .modify(def("", "pods"), &ns, &name, UpdateMode::Status, |o| {
             if let Some(cs) = o

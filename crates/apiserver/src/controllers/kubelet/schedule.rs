@@ -6,27 +6,26 @@
 
 use serde_json::{Value, json};
 
-use super::super::{Controllers, NodeSpec, def};
+use super::super::context::{Controllers, NodeSpec};
+use super::super::objects::def;
 use super::node::fits_node;
 use crate::store::{UpdateMode, ns_name};
 use crate::util::{now_rfc3339, str_at};
 
-pub(crate) fn schedule(
-    c: &mut Controllers,
-    pod: Value,
-    load: &mut std::collections::HashMap<String, usize>,
-) -> Option<Value> {
+pub(crate) fn schedule(c: &mut Controllers, pod: Value) -> Option<Value> {
     if !str_at(&pod, "spec.nodeName").is_empty() {
         return Some(pod);
     }
     let (ns, name) = ns_name(&pod);
     let pod_def = def("", "pods");
     let mut candidates: Vec<&NodeSpec> = c.nodes.iter().filter(|n| fits_node(&pod, n)).collect();
-    candidates.sort_by_key(|n| (load.get(&n.name).copied().unwrap_or(0), n.name.clone()));
+    candidates.sort_by_key(|n| (c.kubelet.load(&n.name), n.name.clone()));
     match candidates.first() {
         Some(n) => {
-            *load.entry(n.name.clone()).or_default() += 1;
             let node = n.name.clone();
+            c.kubelet
+                .pod_nodes
+                .insert(str_at(&pod, "metadata.uid").to_string(), node.clone());
             let bound = c.store.modify(pod_def, &ns, &name, UpdateMode::Internal, |o| {
                 o["spec"]["nodeName"] = json!(node);
                 o["status"]["conditions"] = json!([{"type": "PodScheduled", "status": "True", "lastTransitionTime": now_rfc3339()}]);

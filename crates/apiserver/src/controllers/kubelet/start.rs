@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::super::{Controllers, NodeSpec, def};
+use super::super::context::{Controllers, NodeSpec};
+use super::super::objects::def;
 use super::conditions::pod_conditions;
 use super::failure::{back_off_pull, report_pull_failure};
 use super::node::update_node_images;
@@ -28,9 +29,12 @@ pub(crate) struct Pulled {
 pub(crate) fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
     let (ns, name) = ns_name(pod);
     let uid = str_at(pod, "metadata.uid").to_string();
-    if let Some((when, _)) = c.pull_backoff.get(&uid)
+    let key = ("pods", ns.clone(), name.clone());
+    if let Some((when, _)) = c.kubelet.pull_backoff.get(&uid)
         && Instant::now() < *when
     {
+        let wait = when.saturating_duration_since(Instant::now());
+        c.queue.add_after(key, wait);
         back_off_pull(c, pod);
         return;
     }
@@ -70,26 +74,31 @@ pub(crate) fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
             Some(Err(e)) => {
                 forget_pulls(c, &uid);
                 let backoff = c
+                    .kubelet
                     .pull_backoff
                     .get(&uid)
                     .map_or(Duration::from_millis(500), |(_, b)| {
                         (*b * 2).min(Duration::from_secs(10))
                     });
-                c.pull_backoff
+                c.kubelet
+                    .pull_backoff
                     .insert(uid.clone(), (Instant::now() + backoff, backoff));
+                c.queue.add_after(key, backoff);
                 report_pull_failure(c, pod, ct, &e);
                 return;
             }
         }
     }
     if waiting {
+        // A pull runs in its own task: look again at the next tick.
+        c.queue.add_after(key, Duration::ZERO);
         if pod.pointer("/status/containerStatuses").is_none() {
             creating(c, pod);
         }
         return;
     }
     forget_pulls(c, &uid);
-    c.pull_backoff.remove(&uid);
+    c.kubelet.pull_backoff.remove(&uid);
     let now = now_rfc3339();
     let job_like = str_at(pod, "spec.restartPolicy") != "Always";
     let any_crash = pulled[init_count..].iter().any(|p| p.crash);
@@ -142,8 +151,8 @@ pub(crate) fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
             s
         })
         .collect();
-    let ip = c.next_ip;
-    c.next_ip += 1;
+    let ip = c.kubelet.next_ip;
+    c.kubelet.next_ip += 1;
     let node_index = c
         .nodes
         .iter()
@@ -205,7 +214,7 @@ pub(crate) fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
                 );
             }
         }
-        c.crash_clock.insert(uid, Instant::now());
+        c.kubelet.crash_clock.insert(uid, Instant::now());
     }
     update_node_images(c, node);
 }
