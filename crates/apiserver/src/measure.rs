@@ -196,6 +196,8 @@ async fn start_server(args: &MeasureArgs) -> Result<Server, MeasureError> {
         .find(|w| w.starts_with("http://"))
         .ok_or_else(|| failed(format!("unexpected first line {first:?}")))?
         .to_string();
+    // Keep reading, so the server's later lines never meet a closed pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Ok(Server {
         child,
         pid,
