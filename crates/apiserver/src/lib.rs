@@ -30,6 +30,7 @@ pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod controllers;
+pub mod crds;
 pub mod discovery;
 pub mod fieldmanager;
 pub mod images;

@@ -240,6 +240,17 @@ fn bootstrap(store: &Store, nodes: &[NodeSpec]) -> Result<(), ServerError> {
                 source: Box::new(source),
             })?;
     }
+    let crd_def = ResourceDef::find("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        .expect("CRDs are served");
+    for crd in crate::crds::definitions() {
+        let what = format!("CRD {}", crd["metadata"]["name"]);
+        store
+            .create(crd_def, "", crd)
+            .map_err(|source| ServerError::Bootstrap {
+                what,
+                source: Box::new(source),
+            })?;
+    }
     let node_def = ResourceDef::find("", "v1", "nodes").expect("nodes are served");
     for (i, n) in nodes.iter().enumerate() {
         store
