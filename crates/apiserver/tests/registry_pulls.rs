@@ -8,8 +8,8 @@ use freshet_testbed::registry::fixtures;
 use freshet_testbed::registry::push::Pusher;
 use freshet_testbed::registry::{RegistryOptions, RegistryServer};
 use freshet_testbed::wait::wait_for;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, PostParams};
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 
 async fn admin(cluster: &TestCluster) -> kube::Client {
@@ -51,6 +51,21 @@ async fn settle(pods: &Api<Pod>, name: &str) -> (String, String) {
             .then(|| (w.reason.unwrap_or_default(), w.message.unwrap_or_default()))
     })
     .await
+}
+
+/// The message of the `Pulled` event of pod `name`.
+async fn pulled_message(cluster: &TestCluster, name: &str) -> String {
+    let events: Api<Event> = Api::namespaced(admin(cluster).await, "default");
+    let selector = format!("involvedObject.name={name},reason=Pulled");
+    let list = events
+        .list(&ListParams::default().fields(&selector))
+        .await
+        .expect("events list");
+    list.items
+        .into_iter()
+        .next()
+        .and_then(|e| e.message)
+        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -175,6 +190,15 @@ async fn if_not_present_keeps_the_node_cache_and_always_pulls_the_moved_tag() {
     .await
     .unwrap();
     assert_eq!(settle(&pods, "cached").await.1, old_id);
+    // A cached image is reported as a kubelet reports it: no pull happened.
+    assert_eq!(
+        pulled_message(&cluster, "cached").await,
+        format!("Container image \"{image}\" already present on machine")
+    );
+    assert_eq!(
+        pulled_message(&cluster, "first").await,
+        format!("Successfully pulled image \"{image}\"")
+    );
     // Another node has no cache: it pulls the moved tag.
     pods.create(
         &pp,

@@ -24,6 +24,8 @@ pub(crate) struct Pulled {
     pub(crate) image: String,
     pub(crate) digest: String,
     pub(crate) crash: bool,
+    /// Taken from the node's image cache (`IfNotPresent`/`Never`), not pulled.
+    pub(crate) cached: bool,
 }
 
 pub(crate) fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
@@ -60,6 +62,10 @@ pub(crate) fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
             p => p,
         }
         .to_string();
+        let cached = policy != "Always"
+            && c.kubelet
+                .image_cache
+                .contains_key(&(node.name.clone(), image.clone()));
         match pull(c, &uid, node, &image, &policy, &pull_secrets) {
             None => waiting = true,
             Some(Ok(p)) => {
@@ -69,6 +75,7 @@ pub(crate) fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
                     image,
                     digest: p.digest,
                     crash,
+                    cached,
                 });
             }
             Some(Err(e)) => {
@@ -184,7 +191,14 @@ pub(crate) fn start(c: &mut Controllers, pod: &Value, node: &NodeSpec) {
                 &p,
                 "Normal",
                 "Pulled",
-                &format!("Successfully pulled image \"{}\"", pl.image),
+                &if pl.cached {
+                    format!(
+                        "Container image \"{}\" already present on machine",
+                        pl.image
+                    )
+                } else {
+                    format!("Successfully pulled image \"{}\"", pl.image)
+                },
                 "kubelet",
             );
             c.event(
