@@ -3,7 +3,8 @@
 //! Owns the vocabulary every other crate speaks: image references and their Docker
 //! normalisation ([`reference`]), content digests ([`digest`]), platforms
 //! ([`platform`]), manifest media types and the parsing of manifest bodies
-//! ([`manifest`]), tag ordering and update policies ([`policy`]), and the finding and
+//! ([`manifest`]), tag ordering and update policies ([`policy`]), the redacted
+//! [`secret::Secret`] every crate keeps credentials in ([`secret`]), and the finding and
 //! byte-minimal editing of image references in files ([`files`]).
 //!
 //! Nothing here performs I/O: no tokio, no network, no Kubernetes, no git. Decisions
@@ -11,6 +12,7 @@
 //! this: the crate does not depend on any of them.
 #![forbid(unsafe_code)]
 
+pub mod argocd;
 pub mod digest;
 pub mod files;
 pub mod manifest;
@@ -18,6 +20,9 @@ pub mod platform;
 pub mod policy;
 pub mod reference;
 pub mod refresh;
+pub mod runs;
+pub mod safety;
+pub mod secret;
 
 pub use digest::Digest;
 pub use platform::Platform;

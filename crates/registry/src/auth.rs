@@ -2,8 +2,8 @@
 //!
 //! Owns the parsing of `WWW-Authenticate` (RFC 7235, several challenges in one
 //! header), the rule that decides whether credentials may go to a token realm, and the
-//! decoding of token responses with their lifetime. The requests themselves are sent
-//! by [`crate::client`].
+//! decoding of token responses with their lifetime. It is pure: the requests are sent
+//! by the `token` and `host` modules.
 //!
 //! **Credentials never go to a realm on another host** than the registry's own (ports
 //! aside), or its known pair (`registry-1.docker.io` with `auth.docker.io`), unless
@@ -142,9 +142,12 @@ pub fn check_realm_scheme(realm: &Url, registry_insecure: bool) -> Result<(), Au
     Ok(())
 }
 
+/// A realm as shown in messages: no query, no user info.
 fn strip_query(u: &Url) -> String {
     let mut u = u.clone();
     u.set_query(None);
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
     u.to_string()
 }
 
@@ -162,7 +165,20 @@ pub struct Token {
 struct TokenResponse {
     token: Option<String>,
     access_token: Option<String>,
-    expires_in: Option<u64>,
+    /// Any JSON: a value that is not a whole number of seconds falls back to the
+    /// default instead of failing the token.
+    expires_in: Option<serde_json::Value>,
+}
+
+/// The token spec's default and minimum lifetime.
+const DEFAULT_TOKEN_SECS: u64 = 60;
+
+/// `expires_in` as seconds: a non-negative integer (huge ones saturate), else the
+/// 60 s default (`-1`, `"300"`, `1.5`, `null`).
+fn expires_in_secs(v: Option<&serde_json::Value>) -> u64 {
+    v.and_then(serde_json::Value::as_u64)
+        .unwrap_or(DEFAULT_TOKEN_SECS)
+        .max(DEFAULT_TOKEN_SECS)
 }
 
 /// Decodes a token endpoint's JSON answer.
@@ -174,7 +190,7 @@ pub fn parse_token_response(body: &[u8]) -> Result<Token, String> {
         .filter(|t| !t.is_empty())
         .or(r.access_token.filter(|t| !t.is_empty()))
         .ok_or("token response has neither token nor access_token")?;
-    let secs = r.expires_in.unwrap_or(60).max(60);
+    let secs = expires_in_secs(r.expires_in.as_ref());
     // Renew a little early: 10% of the lifetime, at most 30 s.
     let margin = (secs / 10).clamp(1, 30);
     Ok(Token {
@@ -191,6 +207,20 @@ pub fn pull_scope(repository: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn odd_expires_in_falls_back_to_the_default_instead_of_failing_the_token() {
+        for body in [
+            r#"{"token":"a","expires_in":-1}"#,
+            r#"{"token":"a","expires_in":"300"}"#,
+            r#"{"token":"a","expires_in":1.5}"#,
+            r#"{"token":"a","expires_in":null}"#,
+            r#"{"token":"a","expires_in":{"x":1}}"#,
+        ] {
+            let t = parse_token_response(body.as_bytes()).expect(body);
+            assert_eq!(t.lifetime, Duration::from_secs(54), "{body}");
+        }
+    }
 
     #[test]
     fn challenges_table() {
@@ -279,6 +309,14 @@ mod tests {
             err.to_string().contains("evil.example") && !err.to_string().contains("account=x"),
             "{err}"
         );
+        let err = check_realm_for_credentials(
+            "ghcr.io",
+            &u("https://realm-user:realm-pass@evil.example/token"),
+            false,
+            &[],
+        )
+        .unwrap_err();
+        assert!(!err.to_string().contains("realm-pass"), "{err}");
     }
 
     #[test]
@@ -299,6 +337,10 @@ mod tests {
             Duration::from_secs(54)
         );
         assert!(parse_token_response(br#"{"token":""}"#).is_err());
+        // A token that never expires (by its own account) saturates instead of panicking.
+        let forever =
+            parse_token_response(br#"{"token":"a","expires_in":18446744073709551615}"#).unwrap();
+        assert_eq!(forever.lifetime, Duration::from_secs(u64::MAX - 30));
         assert!(parse_token_response(b"<html>").is_err());
     }
 }

@@ -4,16 +4,20 @@
 //!
 //! Owns the lookup of a [`Credential`] for a registry host, trying the key spellings
 //! Docker writes (`https://index.docker.io/v1/` for Docker Hub, `host`,
-//! `https://host`, …). Files are read once, when the store is built; credential
-//! helpers run on first use per host, off the async runtime, and their answers are
-//! cached for the run. It never sends anything anywhere.
+//! `https://host`, …), in docker's order: `credHelpers`, then `auths`, then
+//! `credsStore`. Files are read once, when the store is built; credential helpers
+//! run on first use per host through [`crate::helper`] (with a timeout), and their
+//! answers are cached for the run. It never sends anything anywhere, and no helper
+//! output reaches its errors.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use docker_credential::{CredentialRetrievalError, DockerCredential};
 
+use crate::helper::{Answer, HelperError, HelperRunner};
 use crate::secret::{Credential, Secret};
 
 /// Why a credential source could not be read.
@@ -21,17 +25,40 @@ use crate::secret::{Credential, Secret};
 pub enum CredentialsError {
     /// The docker config file could not be read.
     #[error(
-        "cannot read docker config {path}: {reason}; fix the file or pass another directory with --docker-config"
+        "cannot read docker config {path}: {source}; fix the file or pass another directory with --docker-config"
     )]
-    ConfigUnreadable { path: PathBuf, reason: String },
+    ConfigUnreadable {
+        path: PathBuf,
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
     /// A pull secret is not a `.dockerconfigjson` document.
     #[error("pull secret {name} is not a valid .dockerconfigjson: {reason}")]
     BadPullSecret { name: String, reason: String },
-    /// A credential helper failed.
+    /// A credential helper failed, is missing, or did not answer in time.
     #[error(
-        "credential helper for {host} failed: {reason}; run `docker-credential-<helper> get` by hand to see why"
+        "credential helper for {host} failed: {source}; run `{program} get` by hand to see why"
     )]
-    Helper { host: String, reason: String },
+    Helper {
+        host: String,
+        program: String,
+        #[source]
+        source: HelperError,
+    },
+    /// A credential helper is not installed.
+    #[error(
+        "credential helper {helper} for {host} is missing: it is named in the docker config but not installed on PATH; install it or remove it from the config"
+    )]
+    HelperMissing { host: String, helper: String },
+    /// A credential helper did not answer in time and was stopped.
+    #[error(
+        "credential helper {helper} for {host} did not answer within {after:?} and was stopped; only images on {host} are affected"
+    )]
+    HelperTimeout {
+        host: String,
+        helper: String,
+        after: Duration,
+    },
     /// An entry could not be decoded.
     #[error("credentials for {host} in {source_name} could not be decoded: {reason}")]
     Decode {
@@ -55,6 +82,7 @@ enum Source {
 #[derive(Debug, Clone, Default)]
 pub struct CredentialStore {
     sources: Vec<Source>,
+    helpers: HelperRunner,
     cache: Arc<Mutex<HashMap<String, Option<Credential>>>>,
 }
 
@@ -73,7 +101,7 @@ impl CredentialStore {
                 serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|e| {
                     CredentialsError::ConfigUnreadable {
                         path: path.clone(),
-                        reason: e.to_string(),
+                        source: Arc::new(e),
                     }
                 })?;
                 self.sources.push(Source::Config {
@@ -85,7 +113,7 @@ impl CredentialStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(self),
             Err(e) => Err(CredentialsError::ConfigUnreadable {
                 path,
-                reason: e.to_string(),
+                source: Arc::new(e),
             }),
         }
     }
@@ -127,25 +155,166 @@ impl CredentialStore {
         self
     }
 
+    /// How long a credential helper may take before it is stopped (default 30 s).
+    pub fn with_helper_timeout(mut self, timeout: Duration) -> Self {
+        self.helpers.timeout = timeout;
+        self
+    }
+
+    /// Looks for `docker-credential-*` helpers in these directories instead of `PATH`.
+    pub fn with_helper_search_path(mut self, dirs: Vec<PathBuf>) -> Self {
+        self.helpers.search_path = Some(dirs);
+        self
+    }
+
     /// The credential for `registry` (as written in a reference: `docker.io`,
     /// `ghcr.io`, `127.0.0.1:5000`), or `None` for anonymous access.
     pub async fn lookup(&self, registry: &str) -> Result<Option<Credential>, CredentialsError> {
         if let Some(hit) = self.cache.lock().expect("credential cache").get(registry) {
             return Ok(hit.clone());
         }
-        let sources = self.sources.clone();
-        let host = registry.to_owned();
-        let found = tokio::task::spawn_blocking(move || lookup_blocking(&sources, &host))
-            .await
-            .map_err(|e| CredentialsError::Helper {
-                host: registry.to_owned(),
-                reason: e.to_string(),
-            })??;
+        let found = self.lookup_uncached(registry).await?;
         self.cache
             .lock()
             .expect("credential cache")
             .insert(registry.to_owned(), found.clone());
         Ok(found)
+    }
+
+    async fn lookup_uncached(
+        &self,
+        registry: &str,
+    ) -> Result<Option<Credential>, CredentialsError> {
+        let keys = candidate_keys(registry);
+        for source in &self.sources {
+            let found = match source {
+                Source::Static { host, credential } => {
+                    keys.iter().any(|k| k == host).then(|| credential.clone())
+                }
+                Source::Config { name, json } => {
+                    self.lookup_in_config(registry, &keys, name, json).await?
+                }
+            };
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    /// A docker config's answer for the first key that has one, in docker's order:
+    /// `credHelpers`, then `auths`, then `credsStore`.
+    async fn lookup_in_config(
+        &self,
+        registry: &str,
+        keys: &[String],
+        name: &str,
+        json: &[u8],
+    ) -> Result<Option<Credential>, CredentialsError> {
+        let helpers = ConfigHelpers::parse(json);
+        for key in keys {
+            if let Some(helper) = helpers.cred_helpers.get(key).filter(|h| !h.is_empty()) {
+                if let Some(c) = self.run_helper(registry, helper, key).await? {
+                    return Ok(Some(c));
+                }
+                continue;
+            }
+            if let Some(c) = static_entry(registry, name, &helpers.without_helpers, key)? {
+                return Ok(Some(c));
+            }
+        }
+        if let Some(store) = helpers.creds_store.as_deref().filter(|h| !h.is_empty()) {
+            for key in keys {
+                if let Some(c) = self.run_helper(registry, store, key).await? {
+                    return Ok(Some(c));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    async fn run_helper(
+        &self,
+        registry: &str,
+        helper: &str,
+        key: &str,
+    ) -> Result<Option<Credential>, CredentialsError> {
+        match self.helpers.get(helper, key).await {
+            Ok(Answer::Found(c)) => Ok(Some(c)),
+            Ok(Answer::NotFound) => Ok(None),
+            Err(HelperError::Missing { program }) => Err(CredentialsError::HelperMissing {
+                host: registry.to_owned(),
+                helper: program,
+            }),
+            Err(HelperError::Timeout { program, after }) => Err(CredentialsError::HelperTimeout {
+                host: registry.to_owned(),
+                helper: program,
+                after,
+            }),
+            Err(source) => Err(CredentialsError::Helper {
+                host: registry.to_owned(),
+                program: format!("docker-credential-{helper}"),
+                source,
+            }),
+        }
+    }
+}
+
+/// The helper settings of a docker config, and the config without them (for the
+/// static `auths` lookup).
+struct ConfigHelpers {
+    cred_helpers: HashMap<String, String>,
+    creds_store: Option<String>,
+    without_helpers: Vec<u8>,
+}
+
+impl ConfigHelpers {
+    fn parse(json: &[u8]) -> Self {
+        let mut value: serde_json::Value = serde_json::from_slice(json).unwrap_or_default();
+        let mut take = |k: &str| value.as_object_mut().and_then(|o| o.remove(k));
+        let cred_helpers = take("credHelpers")
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        let creds_store = take("credsStore").and_then(|v| v.as_str().map(str::to_owned));
+        let without_helpers = serde_json::to_vec(&value).unwrap_or_default();
+        Self {
+            cred_helpers,
+            creds_store,
+            without_helpers,
+        }
+    }
+}
+
+/// An `auths` entry (auth, identity token, or user and password) for `key`.
+fn static_entry(
+    registry: &str,
+    name: &str,
+    json: &[u8],
+    key: &str,
+) -> Result<Option<Credential>, CredentialsError> {
+    match docker_credential::get_credential_from_reader(json, key) {
+        Ok(DockerCredential::UsernamePassword(u, p)) => Ok(Some(Credential::Basic {
+            username: u,
+            password: Secret::new(p),
+        })),
+        Ok(DockerCredential::IdentityToken(t)) => {
+            Ok(Some(Credential::IdentityToken(Secret::new(t))))
+        }
+        Err(CredentialRetrievalError::NoCredentialConfigured) => Ok(None),
+        Err(e) => Err(CredentialsError::Decode {
+            host: registry.to_owned(),
+            source_name: name.to_owned(),
+            reason: describe(&e),
+        }),
+    }
+}
+
+/// A docker_credential error in words that cannot carry a secret (helper output is
+/// never quoted; helpers are not run through docker_credential anyway).
+fn describe(e: &CredentialRetrievalError) -> String {
+    match e {
+        CredentialRetrievalError::HelperFailure { helper, .. } => format!("{helper} failed"),
+        other => other.to_string(),
     }
 }
 
@@ -173,68 +342,6 @@ fn candidate_keys(registry: &str) -> Vec<String> {
         format!("https://{registry}/v1/"),
         format!("https://{registry}/v2/"),
     ]
-}
-
-fn lookup_blocking(
-    sources: &[Source],
-    registry: &str,
-) -> Result<Option<Credential>, CredentialsError> {
-    let keys = candidate_keys(registry);
-    for source in sources {
-        match source {
-            Source::Static { host, credential } => {
-                if keys.iter().any(|k| k == host) {
-                    return Ok(Some(credential.clone()));
-                }
-            }
-            Source::Config { name, json } => {
-                for key in &keys {
-                    match docker_credential::get_credential_from_reader(&json[..], key) {
-                        Ok(DockerCredential::UsernamePassword(u, p)) => {
-                            return Ok(Some(Credential::Basic {
-                                username: u,
-                                password: Secret::new(p),
-                            }));
-                        }
-                        Ok(DockerCredential::IdentityToken(t)) => {
-                            return Ok(Some(Credential::IdentityToken(Secret::new(t))));
-                        }
-                        Err(CredentialRetrievalError::NoCredentialConfigured) => {}
-                        Err(CredentialRetrievalError::HelperFailure { stdout, stderr, .. })
-                            if is_not_found(&stdout) || is_not_found(&stderr) => {}
-                        Err(CredentialRetrievalError::HelperFailure { helper, stderr, .. }) => {
-                            return Err(CredentialsError::Helper {
-                                host: registry.to_owned(),
-                                reason: format!("{helper}: {}", stderr.trim()),
-                            });
-                        }
-                        Err(
-                            e @ (CredentialRetrievalError::HelperCommunicationError
-                            | CredentialRetrievalError::MalformedHelperResponse),
-                        ) => {
-                            return Err(CredentialsError::Helper {
-                                host: registry.to_owned(),
-                                reason: e.to_string(),
-                            });
-                        }
-                        Err(e) => {
-                            return Err(CredentialsError::Decode {
-                                host: registry.to_owned(),
-                                source_name: name.clone(),
-                                reason: e.to_string(),
-                            });
-                        }
-                    }
-                }
-            }
-        }
-    }
-    Ok(None)
-}
-
-fn is_not_found(s: &str) -> bool {
-    let s = s.to_ascii_lowercase();
-    s.contains("not found") || s.contains("no credentials")
 }
 
 #[cfg(test)]

@@ -117,7 +117,12 @@ pub enum RegistryError {
     #[error(
         "{host}: no answer within {after:?}: the registry or a proxy in between is slow or dropping traffic; check egress for {host}"
     )]
-    Timeout { host: String, after: Duration },
+    Timeout {
+        host: String,
+        after: Duration,
+        #[source]
+        source: Option<Source>,
+    },
     /// Credentials are missing or were rejected.
     #[error("{host}: unauthorized for {repository}{detail}: {hint}")]
     Unauthorized {
@@ -169,24 +174,64 @@ pub enum RegistryError {
     /// The answer is not what the distribution API says.
     #[error("{host}: malformed response: {detail}")]
     Malformed { host: String, detail: String },
+    /// The response head exceeded the HTTP client's limit (not retried: it will
+    /// not shrink by asking again).
+    #[error(
+        "{host}: the response headers exceed the HTTP client's limit: the registry or a proxy in front of it sends headers no registry needs"
+    )]
+    HeadersTooLarge {
+        host: String,
+        #[source]
+        source: Source,
+    },
     /// The body ended early or the connection dropped while reading it.
     #[error("{host}: response body was cut off ({detail}); the connection or a proxy dropped it")]
-    Truncated { host: String, detail: String },
-    /// The manifest exceeds the cap.
+    Truncated {
+        host: String,
+        detail: String,
+        #[source]
+        source: Option<Source>,
+    },
+    /// A body (manifest, error body, token answer, tag list) exceeds its cap.
     #[error(
-        "{host}: manifest for {what} is larger than {limit} bytes: refusing to read it (a manifest this large is not an image manifest)"
+        "{host}: {what} is larger than {limit} {unit}: refusing to read more (an answer this large is not what the distribution API sends)"
     )]
     TooLarge {
         host: String,
         what: String,
         limit: usize,
+        /// What `limit` counts: `bytes`, `tags`, `pages`.
+        unit: &'static str,
     },
     /// A token realm or Link on a host freshet will not send credentials to.
     #[error("{host}: {detail}")]
     ForeignRealm { host: String, detail: String },
+    /// A redirect freshet does not follow: to another host for anything but a blob
+    /// (credentials and manifests never cross hosts), or to plain http.
+    #[error("{host}: {what} redirected to {target}: {reason}")]
+    Redirect {
+        host: String,
+        what: String,
+        target: String,
+        reason: String,
+    },
+    /// Redirects that go round in a circle or do not end.
+    #[error(
+        "{host}: {what} was redirected {hops} times without an answer ({chain}): the registry or a proxy in front of it loops"
+    )]
+    RedirectLoop {
+        host: String,
+        what: String,
+        hops: usize,
+        chain: String,
+    },
     /// The credential source failed.
-    #[error("{host}: could not read credentials: {detail}")]
-    Credentials { host: String, detail: String },
+    #[error("{host}: could not read credentials: {source}")]
+    Credentials {
+        host: String,
+        #[source]
+        source: Arc<crate::credentials::CredentialsError>,
+    },
 }
 
 impl RegistryError {
@@ -203,9 +248,12 @@ impl RegistryError {
             Self::NotFound { .. } | Self::NoMatchingPlatform { .. } => ErrorClass::NotFound,
             Self::RateLimited { .. } => ErrorClass::RateLimited,
             Self::Server { .. } => ErrorClass::ServerError,
-            Self::Malformed { .. } | Self::Truncated { .. } => ErrorClass::MalformedResponse,
+            Self::Malformed { .. }
+            | Self::HeadersTooLarge { .. }
+            | Self::Truncated { .. }
+            | Self::RedirectLoop { .. } => ErrorClass::MalformedResponse,
             Self::TooLarge { .. } => ErrorClass::TooLarge,
-            Self::ForeignRealm { .. } => ErrorClass::ForeignRealm,
+            Self::ForeignRealm { .. } | Self::Redirect { .. } => ErrorClass::ForeignRealm,
             Self::Credentials { .. } => ErrorClass::Credentials,
         }
     }
@@ -226,6 +274,30 @@ impl RegistryError {
         )
     }
 
+    /// `401` after authenticating: the hint depends on whether credentials were sent.
+    pub(crate) fn unauthorized(
+        registry: &str,
+        repository: &str,
+        detail: String,
+        had_credentials: bool,
+    ) -> Self {
+        let hint = if had_credentials {
+            format!(
+                "the credentials for {registry} were rejected or lack pull access to {repository}: check the user and password or token in the docker config or pull secret"
+            )
+        } else {
+            format!(
+                "{registry} requires credentials for {repository}: run `docker login {registry}`, pass --docker-config DIR, or give the workload a pull secret"
+            )
+        };
+        Self::Unauthorized {
+            host: registry.to_owned(),
+            repository: repository.to_owned(),
+            detail,
+            hint,
+        }
+    }
+
     /// The registry host the error is about, when there is one.
     pub fn host(&self) -> Option<&str> {
         match self {
@@ -241,79 +313,15 @@ impl RegistryError {
             | Self::RateLimited { host, .. }
             | Self::Server { host, .. }
             | Self::Malformed { host, .. }
+            | Self::HeadersTooLarge { host, .. }
             | Self::Truncated { host, .. }
             | Self::TooLarge { host, .. }
             | Self::ForeignRealm { host, .. }
+            | Self::Redirect { host, .. }
+            | Self::RedirectLoop { host, .. }
             | Self::Credentials { host, .. } => Some(host),
         }
     }
-
-    /// Classifies a transport error from reqwest by walking its source chain.
-    pub(crate) fn from_transport(host: &str, err: reqwest::Error, timeout: Duration) -> Self {
-        let host = host.to_owned();
-        if err.is_timeout() {
-            return Self::Timeout {
-                host,
-                after: timeout,
-            };
-        }
-        let chain = source_chain(&err);
-        let lower = chain.to_ascii_lowercase();
-        let source: Source = Arc::new(err);
-        if lower.contains("dns error") || lower.contains("failed to lookup address") {
-            return Self::Dns { host, source };
-        }
-        let tls = lower.contains("certificate")
-            || lower.contains("tls")
-            || lower.contains("handshake")
-            || lower.contains("invalidcontenttype")
-            || lower.contains("corrupt message");
-        if tls {
-            return Self::Tls {
-                host,
-                detail: last_cause(&chain),
-                source,
-            };
-        }
-        let body = lower.contains("body")
-            || lower.contains("incomplete")
-            || lower.contains("unexpected eof");
-        if body && !lower.contains("connect") {
-            return Self::Truncated {
-                host,
-                detail: last_cause(&chain),
-            };
-        }
-        let detail = if lower.contains("connection refused") {
-            "connection refused".to_owned()
-        } else if lower.contains("reset") {
-            "connection reset".to_owned()
-        } else if lower.contains("unreachable") {
-            "network unreachable".to_owned()
-        } else {
-            last_cause(&chain)
-        };
-        Self::Connect {
-            host,
-            detail,
-            source,
-        }
-    }
-}
-
-fn source_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        cur = e.source();
-    }
-    out
-}
-
-fn last_cause(chain: &str) -> String {
-    chain.rsplit(": ").next().unwrap_or(chain).to_owned()
 }
 
 #[cfg(test)]
@@ -355,6 +363,7 @@ mod tests {
                 RegistryError::Timeout {
                     host: h(),
                     after: Duration::from_secs(1),
+                    source: None,
                 },
                 "timeout",
                 true,
@@ -413,9 +422,18 @@ mod tests {
                 false,
             ),
             (
+                RegistryError::HeadersTooLarge {
+                    host: h(),
+                    source: Arc::new(std::io::Error::other("x")),
+                },
+                "malformed_response",
+                false,
+            ),
+            (
                 RegistryError::Truncated {
                     host: h(),
                     detail: "x".into(),
+                    source: None,
                 },
                 "malformed_response",
                 true,
@@ -425,6 +443,7 @@ mod tests {
                     host: h(),
                     what: "o/a:1".into(),
                     limit: 4,
+                    unit: "bytes",
                 },
                 "too_large",
                 false,
@@ -440,9 +459,33 @@ mod tests {
             (
                 RegistryError::Credentials {
                     host: h(),
-                    detail: "x".into(),
+                    source: Arc::new(crate::credentials::CredentialsError::HelperTimeout {
+                        host: h(),
+                        helper: "docker-credential-x".into(),
+                        after: Duration::from_secs(5),
+                    }),
                 },
                 "credentials",
+                false,
+            ),
+            (
+                RegistryError::Redirect {
+                    host: h(),
+                    what: "manifest o/a:1".into(),
+                    target: "cdn.example".into(),
+                    reason: "manifests are served by the registry itself".into(),
+                },
+                "foreign_realm",
+                false,
+            ),
+            (
+                RegistryError::RedirectLoop {
+                    host: h(),
+                    what: "blob".into(),
+                    hops: 6,
+                    chain: "a -> b -> a".into(),
+                },
+                "malformed_response",
                 false,
             ),
         ];
@@ -451,6 +494,52 @@ mod tests {
             assert_eq!(err.is_transient(), transient, "{err}");
             assert_eq!(err.host(), Some("ghcr.io"));
             assert!(err.to_string().starts_with("ghcr.io: "), "{err}");
+        }
+    }
+
+    #[test]
+    fn every_variant_that_wraps_an_error_keeps_it_as_source() {
+        use std::error::Error as _;
+        let src: Source = Arc::new(std::io::Error::other("inner"));
+        let wrapping = [
+            RegistryError::Dns {
+                host: "h".into(),
+                source: src.clone(),
+            },
+            RegistryError::Connect {
+                host: "h".into(),
+                detail: "d".into(),
+                source: src.clone(),
+            },
+            RegistryError::Tls {
+                host: "h".into(),
+                detail: "d".into(),
+                source: src.clone(),
+            },
+            RegistryError::Timeout {
+                host: "h".into(),
+                after: Duration::from_secs(1),
+                source: Some(src.clone()),
+            },
+            RegistryError::Truncated {
+                host: "h".into(),
+                detail: "d".into(),
+                source: Some(src.clone()),
+            },
+            RegistryError::HeadersTooLarge {
+                host: "h".into(),
+                source: src,
+            },
+            RegistryError::Credentials {
+                host: "h".into(),
+                source: Arc::new(crate::credentials::CredentialsError::HelperMissing {
+                    host: "h".into(),
+                    helper: "docker-credential-gone".into(),
+                }),
+            },
+        ];
+        for err in wrapping {
+            assert!(err.source().is_some(), "{err:?} lost its source");
         }
     }
 

@@ -6,7 +6,10 @@
 //! is missing (some caches drop it) or HEAD is not allowed does it GET, and then it
 //! hashes the exact bytes and checks them against the header. An index body is fetched
 //! by digest only when platforms are wanted, and once per digest per run. Manifests
-//! over 4 MiB are refused.
+//! over 4 MiB are refused. A single image's platform comes from its config blob,
+//! which real registries serve through a redirect to a CDN (followed without
+//! credentials by [`crate::transport`]). It talks to registries only through
+//! [`Hosts::send`] and must not know about auth, retries or redirects.
 
 use bytes::Bytes;
 use freshet_core::manifest::{self, Manifest};
@@ -15,8 +18,37 @@ use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, StatusCode};
 use sha2::{Digest as _, Sha256};
 
-use crate::client::{Client, Host, Kind, body_detail, read_capped};
+use crate::body::{body_detail, read_capped};
 use crate::error::RegistryError;
+use crate::host::{Ask, Host, Hosts};
+use crate::memo::Memo;
+use crate::stats::Kind;
+
+/// Nested indexes followed at most when looking for one platform's image.
+const MAX_INDEX_DEPTH: usize = 3;
+
+/// The run-scoped answers of the resolver, keyed by (registry, repository, target).
+pub(crate) struct Memos {
+    heads: Memo<(String, String, String), Head>,
+    manifests: Memo<(String, String, String), Manifest>,
+    configs: Memo<(String, String, String), Platform>,
+}
+
+impl Memos {
+    pub(crate) fn new() -> Self {
+        Self {
+            heads: Memo::new(),
+            manifests: Memo::new(),
+            configs: Memo::new(),
+        }
+    }
+}
+
+/// The resolver of one client: its hosts and memos.
+pub(crate) struct Resolver<'a> {
+    pub(crate) hosts: &'a Hosts,
+    pub(crate) memos: &'a Memos,
+}
 
 /// What a caller wants to know besides the digest.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -66,9 +98,6 @@ pub(crate) struct Head {
     body: Option<Bytes>,
 }
 
-/// A manifest body, parsed.
-pub(crate) type ManifestBody = Manifest;
-
 fn is_index(media_type: &str) -> bool {
     media_type == manifest::OCI_INDEX || media_type == manifest::DOCKER_LIST
 }
@@ -81,15 +110,15 @@ fn sha256_digest(bytes: &[u8]) -> Digest {
     Digest::from_sha256_hex(&hex::encode(Sha256::digest(bytes))).expect("sha256 hex is valid")
 }
 
-impl Client {
+impl Resolver<'_> {
     /// Resolves one reference. For `repo:tag@digest` the tag is resolved (what the tag
     /// points to now); for `repo@digest` the digest is checked to exist.
-    pub async fn resolve(
+    pub(crate) async fn resolve(
         &self,
         reference: &Reference,
         want: &Want,
     ) -> Result<Resolved, RegistryError> {
-        let host = self.host(reference.registry());
+        let host = self.hosts.get(reference.registry());
         let repo = reference.repository();
         let target = match reference.tag_or_latest() {
             Some(tag) => tag.to_owned(),
@@ -104,11 +133,10 @@ impl Client {
             target.clone(),
         );
         let head = self
-            .memos()
+            .memos
             .heads
             .get_or_run(&key, || self.head(&host, repo, &target))
             .await?;
-        let what = format!("{}:{target}", reference.name());
         let mut resolved = Resolved {
             digest: head.digest.clone(),
             media_type: head.media_type.clone(),
@@ -118,96 +146,98 @@ impl Client {
         if !want.platforms && want.platform.is_none() {
             return Ok(resolved);
         }
-        let known_image = is_image(&head.media_type);
-        if known_image && want.platform.is_none() {
+        if is_image(&head.media_type) && want.platform.is_none() {
             return Ok(resolved);
         }
         let manifest = self.manifest(&host, repo, &head).await?;
         if let Manifest::Index { media_type, .. } = &manifest {
             resolved.media_type = media_type.clone();
-            resolved.platforms = manifest
-                .platforms()
-                .filter_map(|c| {
-                    Some(PlatformDigest {
-                        platform: c.platform.clone()?,
-                        digest: c.digest.clone(),
-                    })
-                })
-                .collect();
+            resolved.platforms = platform_list(&manifest);
         }
         if let Some(platform) = &want.platform {
-            resolved.platform_digest = Some(match &manifest {
-                Manifest::Index { .. } => match manifest.select(platform) {
-                    Some(child) => child.digest.clone(),
-                    None => {
-                        return Err(RegistryError::NoMatchingPlatform {
-                            host: host.endpoint.registry.clone(),
-                            what,
-                            platform: platform.to_string(),
-                            available: resolved
-                                .platforms
-                                .iter()
-                                .map(|p| p.platform.to_string())
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                        });
-                    }
-                },
-                Manifest::Image { config, media_type } => {
-                    resolved.media_type = media_type.clone();
-                    let image_platform = self.config_platform(&host, repo, config).await?;
-                    if &image_platform != platform {
-                        return Err(RegistryError::NoMatchingPlatform {
-                            host: host.endpoint.registry.clone(),
-                            what,
-                            platform: platform.to_string(),
-                            available: image_platform.to_string(),
-                        });
-                    }
-                    head.digest.clone()
-                }
-            });
+            let what = format!("{}:{target}", reference.name());
+            let (digest, media_type) = self
+                .platform_digest(&host, repo, &head, manifest, platform, &what)
+                .await?;
+            if let Some(media_type) = media_type {
+                resolved.media_type = media_type;
+            }
+            resolved.platform_digest = Some(digest);
         }
         Ok(resolved)
     }
 
-    /// Resolves many references concurrently. Each unique question is asked once;
-    /// results come back in input order.
-    pub async fn resolve_all(
+    /// The digest of `platform`'s image: a child of the index (following nested
+    /// indexes, never answering with an index digest), or the image itself when its
+    /// config says it is built for `platform`. Also the image's media type for a
+    /// single image.
+    async fn platform_digest(
         &self,
-        inputs: &[(Reference, Want)],
-    ) -> Vec<Result<Resolved, RegistryError>> {
-        use futures::stream::{self, StreamExt};
-        let mut results: Vec<Option<Result<Resolved, RegistryError>>> = vec![None; inputs.len()];
-        let done: Vec<(usize, Result<Resolved, RegistryError>)> =
-            stream::iter(inputs.iter().enumerate())
-                .map(|(i, (r, w))| async move { (i, self.resolve(r, w).await) })
-                .buffer_unordered(256)
-                .collect()
-                .await;
-        for (i, r) in done {
-            results[i] = Some(r);
+        host: &Host,
+        repo: &str,
+        head: &Head,
+        mut manifest: Manifest,
+        platform: &Platform,
+        what: &str,
+    ) -> Result<(Digest, Option<String>), RegistryError> {
+        let no_match = |available: String| RegistryError::NoMatchingPlatform {
+            host: host.name().to_owned(),
+            what: what.to_owned(),
+            platform: platform.to_string(),
+            available,
+        };
+        for _ in 0..MAX_INDEX_DEPTH {
+            match &manifest {
+                Manifest::Index { .. } => {
+                    let Some(child) = manifest.select(platform) else {
+                        let available = platform_list(&manifest)
+                            .iter()
+                            .map(|p| p.platform.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        return Err(no_match(available));
+                    };
+                    if !is_index(&child.media_type) {
+                        return Ok((child.digest.clone(), None));
+                    }
+                    // The platform's entry is itself an index: look inside it.
+                    let nested = Head {
+                        digest: child.digest.clone(),
+                        media_type: child.media_type.clone(),
+                        body: None,
+                    };
+                    manifest = self.manifest(host, repo, &nested).await?;
+                }
+                Manifest::Image { config, media_type } => {
+                    let image_platform = self.config_platform(host, repo, config).await?;
+                    if &image_platform != platform {
+                        return Err(no_match(image_platform.to_string()));
+                    }
+                    return Ok((head.digest.clone(), Some(media_type.clone())));
+                }
+            }
         }
-        results
-            .into_iter()
-            .map(|r| r.expect("every input resolved"))
-            .collect()
+        Err(RegistryError::Malformed {
+            host: host.name().to_owned(),
+            detail: format!(
+                "{what}: indexes nested more than {MAX_INDEX_DEPTH} deep for {platform}"
+            ),
+        })
     }
 
     async fn head(&self, host: &Host, repo: &str, target: &str) -> Result<Head, RegistryError> {
         let url = format!("{}/v2/{repo}/manifests/{target}", host.endpoint.base_url());
-        let resp = self
-            .send(
-                host,
-                Method::HEAD,
-                &url,
-                repo,
-                Some(manifest::ACCEPT),
-                Kind::ManifestHead,
-            )
-            .await?;
-        let registry = &host.endpoint.registry;
+        let registry = host.name();
         let what = format!("{registry}/{repo}:{target}");
+        let ask = Ask {
+            method: Method::HEAD,
+            url: &url,
+            repository: repo,
+            accept: Some(manifest::ACCEPT),
+            kind: Kind::ManifestHead,
+            what: &what,
+        };
+        let resp = self.hosts.send(host, &ask).await?;
         match resp.status() {
             StatusCode::OK => {
                 if resp
@@ -215,9 +245,10 @@ impl Client {
                     .is_some_and(|n| n > manifest::MAX_MANIFEST_BYTES as u64)
                 {
                     return Err(RegistryError::TooLarge {
-                        host: registry.clone(),
-                        what,
+                        host: registry.to_owned(),
+                        what: format!("manifest for {what}"),
                         limit: manifest::MAX_MANIFEST_BYTES,
+                        unit: "bytes",
                     });
                 }
                 let digest = resp
@@ -242,14 +273,14 @@ impl Client {
                 }
             }
             StatusCode::NOT_FOUND => Err(RegistryError::NotFound {
-                host: registry.clone(),
+                host: registry.to_owned(),
                 what: format!("manifest {repo}:{target}"),
             }),
             StatusCode::METHOD_NOT_ALLOWED
             | StatusCode::NOT_IMPLEMENTED
             | StatusCode::BAD_REQUEST => self.get_manifest(host, repo, target).await,
             other => Err(RegistryError::Malformed {
-                host: registry.clone(),
+                host: registry.to_owned(),
                 detail: format!("HEAD {what} answered {other}"),
             }),
         }
@@ -263,30 +294,29 @@ impl Client {
         repo: &str,
         target: &str,
     ) -> Result<Head, RegistryError> {
-        let registry = &host.endpoint.registry;
+        let registry = host.name();
         let url = format!("{}/v2/{repo}/manifests/{target}", host.endpoint.base_url());
-        let resp = self
-            .send(
-                host,
-                Method::GET,
-                &url,
-                repo,
-                Some(manifest::ACCEPT),
-                Kind::ManifestGet,
-            )
-            .await?;
         let what = format!("{registry}/{repo}:{target}");
+        let ask = Ask {
+            method: Method::GET,
+            url: &url,
+            repository: repo,
+            accept: Some(manifest::ACCEPT),
+            kind: Kind::ManifestGet,
+            what: &what,
+        };
+        let resp = self.hosts.send(host, &ask).await?;
         match resp.status() {
             StatusCode::OK => {}
             StatusCode::NOT_FOUND => {
                 return Err(RegistryError::NotFound {
-                    host: registry.clone(),
+                    host: registry.to_owned(),
                     what: format!("manifest {repo}:{target}"),
                 });
             }
             other => {
                 return Err(RegistryError::Malformed {
-                    host: registry.clone(),
+                    host: registry.to_owned(),
                     detail: format!("GET {what} answered {other}{}", body_detail(resp).await),
                 });
             }
@@ -297,34 +327,29 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .map(|s| s.trim().to_owned());
         let media_type = content_type(&resp);
-        let body = read_capped(registry, resp, manifest::MAX_MANIFEST_BYTES, &what).await?;
+        let timeout = self.hosts.transport().options().request_timeout;
+        let body = read_capped(
+            registry,
+            resp,
+            manifest::MAX_MANIFEST_BYTES,
+            &format!("manifest for {what}"),
+            timeout,
+        )
+        .await?;
         let digest = sha256_digest(&body);
         if let Some(header) = header
             && header != digest.as_str()
         {
             return Err(RegistryError::Malformed {
-                host: registry.clone(),
+                host: registry.to_owned(),
                 detail: format!(
-                    "{what}: Docker-Content-Digest {header} does not match the sha256 of the body ({digest}); a proxy may have altered or cut the manifest"
+                    "{what}: Docker-Content-Digest {} does not match the sha256 of the body ({digest}); a proxy may have altered or cut the manifest",
+                    crate::text::quote(&header, 100)
                 ),
             });
         }
         check_requested_digest(registry, target, &digest)?;
-        let media_type = if is_index(&media_type) || is_image(&media_type) {
-            media_type
-        } else {
-            match Manifest::parse(None, &body) {
-                Ok(Manifest::Index { media_type, .. } | Manifest::Image { media_type, .. }) => {
-                    media_type
-                }
-                Err(e) => {
-                    return Err(RegistryError::Malformed {
-                        host: registry.clone(),
-                        detail: format!("{what}: {e}"),
-                    });
-                }
-            }
-        };
+        let media_type = manifest_media_type(registry, &what, media_type, &body)?;
         Ok(Head {
             digest,
             media_type,
@@ -340,7 +365,7 @@ impl Client {
         repo: &str,
         head: &Head,
     ) -> Result<Manifest, RegistryError> {
-        let registry = host.endpoint.registry.clone();
+        let registry = host.name().to_owned();
         let parse = |body: &Bytes| {
             Manifest::parse(Some(&head.media_type), body).map_err(|e| RegistryError::Malformed {
                 host: registry.clone(),
@@ -351,7 +376,7 @@ impl Client {
             return parse(body);
         }
         let key = (registry.clone(), repo.to_owned(), head.digest.to_string());
-        self.memos()
+        self.memos
             .manifests
             .get_or_run(&key, || async {
                 let got = self.get_manifest(host, repo, head.digest.as_str()).await?;
@@ -360,51 +385,101 @@ impl Client {
             .await
     }
 
-    /// The platform recorded in a single image's config blob.
+    /// The platform recorded in a single image's config blob. Registries often
+    /// answer the blob GET with a redirect to a CDN on another host.
     async fn config_platform(
         &self,
         host: &Host,
         repo: &str,
         config: &Digest,
     ) -> Result<Platform, RegistryError> {
-        let registry = host.endpoint.registry.clone();
+        let registry = host.name().to_owned();
         let key = (registry.clone(), repo.to_owned(), config.to_string());
-        self.memos()
+        self.memos
             .configs
-            .get_or_run(&key, || async {
-                let url = format!("{}/v2/{repo}/blobs/{config}", host.endpoint.base_url());
-                let resp = self
-                    .send(host, Method::GET, &url, repo, None, Kind::BlobGet)
-                    .await?;
-                let what = format!("{registry}/{repo}@{config} (image config)");
-                if resp.status() != StatusCode::OK {
-                    return Err(RegistryError::NotFound {
-                        host: registry.clone(),
-                        what,
-                    });
-                }
-                let body =
-                    read_capped(&registry, resp, manifest::MAX_MANIFEST_BYTES, &what).await?;
-                if sha256_digest(&body) != *config {
-                    return Err(RegistryError::Malformed {
-                        host: registry.clone(),
-                        detail: format!("{what}: body does not hash to its digest"),
-                    });
-                }
-                #[derive(serde::Deserialize)]
-                struct Config {
-                    os: String,
-                    architecture: String,
-                    variant: Option<String>,
-                }
-                let c: Config =
-                    serde_json::from_slice(&body).map_err(|e| RegistryError::Malformed {
-                        host: registry.clone(),
-                        detail: format!("{what}: {e}"),
-                    })?;
-                Ok(Platform::new(&c.os, &c.architecture, c.variant.as_deref()))
-            })
+            .get_or_run(&key, || self.fetch_config_platform(host, repo, config))
             .await
+    }
+
+    async fn fetch_config_platform(
+        &self,
+        host: &Host,
+        repo: &str,
+        config: &Digest,
+    ) -> Result<Platform, RegistryError> {
+        let registry = host.name();
+        let url = format!("{}/v2/{repo}/blobs/{config}", host.endpoint.base_url());
+        let what = format!("{registry}/{repo}@{config} (image config)");
+        let ask = Ask {
+            method: Method::GET,
+            url: &url,
+            repository: repo,
+            accept: None,
+            kind: Kind::BlobGet,
+            what: &what,
+        };
+        let resp = self.hosts.send(host, &ask).await?;
+        if resp.status() != StatusCode::OK {
+            return Err(RegistryError::NotFound {
+                host: registry.to_owned(),
+                what: format!("{what} (answered {})", resp.status()),
+            });
+        }
+        let timeout = self.hosts.transport().options().request_timeout;
+        let body =
+            read_capped(registry, resp, manifest::MAX_MANIFEST_BYTES, &what, timeout).await?;
+        if sha256_digest(&body) != *config {
+            return Err(RegistryError::Malformed {
+                host: registry.to_owned(),
+                detail: format!("{what}: body does not hash to its digest"),
+            });
+        }
+        #[derive(serde::Deserialize)]
+        struct Config {
+            os: String,
+            architecture: String,
+            variant: Option<String>,
+        }
+        let c: Config = serde_json::from_slice(&body).map_err(|e| RegistryError::Malformed {
+            host: registry.to_owned(),
+            detail: format!("{what}: {e}"),
+        })?;
+        Ok(Platform::new(&c.os, &c.architecture, c.variant.as_deref()))
+    }
+}
+
+/// The platforms an index lists (children without a platform left out).
+fn platform_list(manifest: &Manifest) -> Vec<PlatformDigest> {
+    manifest
+        .platforms()
+        .filter_map(|c| {
+            Some(PlatformDigest {
+                platform: c.platform.clone()?,
+                digest: c.digest.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The media type of a GET body: the header's when it names a manifest type, else
+/// the body's own `mediaType`.
+fn manifest_media_type(
+    registry: &str,
+    what: &str,
+    header: String,
+    body: &[u8],
+) -> Result<String, RegistryError> {
+    if is_index(&header) || is_image(&header) {
+        return Ok(header);
+    }
+    match Manifest::parse(None, body) {
+        Ok(Manifest::Index { media_type, .. } | Manifest::Image { media_type, .. }) => {
+            Ok(media_type)
+        }
+        Err(e) => Err(RegistryError::Malformed {
+            host: registry.to_owned(),
+            detail: format!("{what}: {e}"),
+        }),
     }
 }
 

@@ -1,37 +1,11 @@
-//! Secrets and credentials: values that must never reach a log, an error or `Debug`.
+//! Credentials: the forms a registry accepts, holding their secrets as
+//! [`Secret`]s that never reach a log, an error or `Debug`.
 //!
-//! Owns the [`Secret`] newtype (prints `***`) and the [`Credential`] forms a registry
-//! accepts. Reading credentials from files lives in [`crate::credentials`].
+//! Owns [`Credential`]. [`Secret`] is the project's one secret type,
+//! `freshet_core::secret::Secret`, re-exported here so `freshet_registry::secret::Secret`
+//! keeps working. Reading credentials from files and helpers is not done here.
 
-use std::fmt;
-
-/// A secret string. `Debug` and `Display` print `***`; read it with [`Secret::expose`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-
-    /// The secret itself, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+pub use freshet_core::secret::Secret;
 
 /// Credentials for one registry.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -81,5 +55,11 @@ mod tests {
         assert!(shown.contains("alice"));
         assert_eq!(c.basic_header().unwrap(), "Basic YWxpY2U6aHVudGVyMg==");
         assert!(!format!("{:?}", Credential::IdentityToken(Secret::new("tok"))).contains("tok"));
+    }
+
+    #[test]
+    fn the_registry_secret_is_the_core_secret() {
+        let s: freshet_core::secret::Secret = Secret::new("x");
+        assert_eq!(format!("{s:?}/{s}"), "***/***");
     }
 }

@@ -510,3 +510,392 @@ async fn docker_hub_rate_limit_headers_are_tracked() {
         )]
     );
 }
+
+// Regression tests for issue 16: bounded reads, numbers, waits and foreign text.
+
+#[tokio::test]
+async fn a_huge_error_body_on_v2_is_read_only_up_to_the_cap() {
+    // Declares 1.2 GiB, sends 1 MiB, then hangs up: the client reads a bounded prefix.
+    let server = FaultServer::start(|req| {
+        if req.path() == "/v2/" {
+            Reply::status(400)
+                .body(vec![b'x'; 1024 * 1024])
+                .declare_length(1_200_000_000)
+        } else {
+            manifest_ok(req)
+        }
+    })
+    .await
+    .unwrap();
+    let err = resolve_err(&server).await;
+    assert_eq!(err.class(), ErrorClass::MalformedResponse, "{err}");
+    assert!(err.to_string().len() < 1000, "bounded message: {err}");
+}
+
+#[tokio::test]
+async fn an_endless_link_pagination_stops_at_the_tag_cap_as_too_large() {
+    let server = registry(|req| {
+        let page: u64 = req.query("page").and_then(|p| p.parse().ok()).unwrap_or(0);
+        let tags: Vec<String> = (0..100).map(|i| format!("t{page}-{i}")).collect();
+        Reply::json(200, &serde_json::json!({ "tags": tags })).header(
+            "Link",
+            &format!(r#"<{}?page={}>; rel="next""#, req.path(), page + 1),
+        )
+    })
+    .await;
+    let client = client_with(ClientOptions {
+        tag_limits: freshet_registry::TagLimits {
+            max_tags: 1_000,
+            ..Default::default()
+        },
+        ..fast_options()
+    });
+    let err = client
+        .list_tags(&reference(&server, "a/b"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::TooLarge, "{err}");
+    assert!(
+        err.to_string().contains(&server.host()),
+        "names the host: {err}"
+    );
+    assert_eq!(server.count("GET", "/v2/a/b/tags/list"), 11);
+}
+
+#[tokio::test]
+async fn tag_listing_is_capped_in_total_bytes() {
+    let server = registry(|req| {
+        let page: u64 = req.query("page").and_then(|p| p.parse().ok()).unwrap_or(0);
+        let tags: Vec<String> = (0..10)
+            .map(|i| format!("{page}-{i}-{}", "x".repeat(90)))
+            .collect();
+        Reply::json(200, &serde_json::json!({ "tags": tags })).header(
+            "Link",
+            &format!(r#"<{}?page={}>; rel="next""#, req.path(), page + 1),
+        )
+    })
+    .await;
+    let client = client_with(ClientOptions {
+        tag_limits: freshet_registry::TagLimits {
+            max_bytes: 10_000,
+            ..Default::default()
+        },
+        ..fast_options()
+    });
+    let err = client
+        .list_tags(&reference(&server, "a/b"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::TooLarge, "{err}");
+    assert!(err.to_string().contains("10000 bytes"), "{err}");
+}
+
+#[tokio::test]
+async fn tags_with_escape_sequences_or_newlines_are_dropped() {
+    let server = registry(|_| {
+        Reply::json(
+            200,
+            &serde_json::json!({"tags": ["1.0", "1.1\u{1b}[2J", "2.0\nFAKE 9.9", "bell\u{7}", "1.2"]}),
+        )
+    })
+    .await;
+    let tags = list_tags(&server).await.unwrap();
+    assert_eq!(tags, ["1.0", "1.2"]);
+}
+
+#[tokio::test]
+async fn registry_error_text_is_quoted_with_control_characters_escaped() {
+    let server = registry(|_| {
+        Reply::json(
+            400,
+            &serde_json::json!({"errors": [{"code": "BAD", "message": "x\u{1b}[2J\u{7}\nFAKE"}]}),
+        )
+    })
+    .await;
+    let err = client_with(fast_options())
+        .list_tags(&reference(&server, "a/b"))
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(!message.chars().any(char::is_control), "{message:?}");
+    assert!(message.contains("\\u{1b}[2J"), "{message}");
+}
+
+#[tokio::test]
+async fn oversized_response_headers_are_not_classed_connect_or_retried() {
+    let server = registry(|req| manifest_ok(req).header("X-Huge", &"a".repeat(1024 * 1024))).await;
+    let err = resolve_err(&server).await;
+    assert_ne!(err.class(), ErrorClass::Connect, "{err}");
+    assert!(!err.is_transient(), "{err}");
+    assert_eq!(server.count("HEAD", "/v2/a/b/manifests/"), 1, "not retried");
+}
+
+#[tokio::test]
+async fn a_realm_url_with_user_info_sends_one_authorization_header() {
+    let token = FaultServer::start(|_| {
+        Reply::json(200, &serde_json::json!({"token": "tok", "expires_in": 300}))
+    })
+    .await
+    .unwrap();
+    let realm = format!("http://realm-user:realm-pass@{}/token", token.host());
+    let server = FaultServer::start(move |req| {
+        if req.header("authorization") == Some("Bearer tok") {
+            return if req.path() == "/v2/" {
+                Reply::status(200)
+            } else {
+                manifest_ok(req)
+            };
+        }
+        Reply::status(401).header("WWW-Authenticate", &format!(r#"Bearer realm="{realm}""#))
+    })
+    .await
+    .unwrap();
+    let store =
+        CredentialStore::anonymous().with_credential(&server.host(), Credential::basic("ci", "pw"));
+    Client::new(store, fast_options())
+        .unwrap()
+        .resolve(&reference(&server, "a/b:1"), &Want::default())
+        .await
+        .expect("resolves with a token");
+    let seen = token.requests();
+    assert_eq!(seen.len(), 1);
+    let authorizations: Vec<&String> = seen[0]
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "authorization")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(
+        authorizations,
+        ["Basic Y2k6cHc="],
+        "exactly the configured credential"
+    );
+}
+
+#[tokio::test]
+async fn a_platform_entry_that_is_an_index_resolves_to_the_image_inside_it() {
+    use freshet_core::manifest::{OCI_INDEX, OCI_MANIFEST};
+    let image = MANIFEST;
+    let inner = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_INDEX,
+        "manifests": [{"mediaType": DOCKER_MANIFEST, "digest": sha256_digest(image),
+            "size": image.len(), "platform": {"os": "linux", "architecture": "amd64"}}]
+    }))
+    .unwrap();
+    let outer = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_INDEX,
+        "manifests": [{"mediaType": OCI_INDEX, "digest": sha256_digest(&inner),
+            "size": inner.len(), "platform": {"os": "linux", "architecture": "amd64"}}]
+    }))
+    .unwrap();
+    let (inner_d, outer_d) = (sha256_digest(&inner), sha256_digest(&outer));
+    let server = registry(move |req| {
+        let path = req.path();
+        if path.ends_with(&inner_d) {
+            Reply::manifest(&inner, OCI_INDEX)
+        } else if path.ends_with(&outer_d) || path.ends_with("/manifests/1") {
+            Reply::manifest(&outer, OCI_INDEX)
+        } else {
+            Reply::manifest(image, OCI_MANIFEST)
+        }
+    })
+    .await;
+    let want = Want {
+        platforms: false,
+        platform: Some(freshet_core::Platform::parse("linux/amd64").unwrap()),
+    };
+    let resolved = client_with(fast_options())
+        .resolve(&reference(&server, "a/b:1"), &want)
+        .await
+        .expect("resolves");
+    assert_eq!(
+        resolved.platform_digest.map(|d| d.to_string()),
+        Some(sha256_digest(image)),
+        "the image digest, not the nested index's"
+    );
+}
+
+/// A registry that asks for Basic credentials, so a credential lookup happens.
+async fn basic_auth_registry() -> FaultServer {
+    FaultServer::start(|req| match req.header("authorization") {
+        None => Reply::status(401).header("WWW-Authenticate", r#"Basic realm="r""#),
+        Some(_) if req.path() == "/v2/" => Reply::status(200),
+        Some(_) => manifest_ok(req),
+    })
+    .await
+    .expect("basic auth registry")
+}
+
+fn helper_script(dir: &std::path::Path, name: &str, script: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(format!("docker-credential-{name}"));
+    std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn store_with_config(dir: &std::path::Path, config: serde_json::Value) -> CredentialStore {
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    CredentialStore::anonymous()
+        .with_docker_config_dir(dir)
+        .unwrap()
+        .with_helper_search_path(vec![dir.to_owned()])
+        .with_helper_timeout(Duration::from_millis(300))
+}
+
+#[tokio::test]
+async fn a_hanging_credential_helper_fails_only_its_registry_and_states_the_timeout() {
+    let hanging = basic_auth_registry().await;
+    let public = registry(manifest_ok).await;
+    let dir = tempfile::tempdir().unwrap();
+    helper_script(dir.path(), "hang", "exec sleep 1000");
+    let store = store_with_config(
+        dir.path(),
+        serde_json::json!({"credHelpers": {hanging.host(): "hang"}}),
+    );
+    let client = Client::new(store, fast_options()).unwrap();
+    let err = client
+        .resolve(&reference(&hanging, "a/b:1"), &Want::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Credentials, "{err}");
+    assert!(
+        err.to_string().contains("300ms"),
+        "states the real timeout: {err}"
+    );
+    client
+        .resolve(&reference(&public, "a/b:1"), &Want::default())
+        .await
+        .expect("an unrelated registry is not held up");
+}
+
+#[tokio::test]
+async fn a_missing_creds_store_binary_is_named_as_missing() {
+    let server = basic_auth_registry().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_config(dir.path(), serde_json::json!({"credsStore": "gone"}));
+    let err = Client::new(store, fast_options())
+        .unwrap()
+        .resolve(&reference(&server, "a/b:1"), &Want::default())
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("docker-credential-gone") && message.contains("missing"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_helpers_stderr_never_reaches_the_error() {
+    let server = basic_auth_registry().await;
+    let dir = tempfile::tempdir().unwrap();
+    helper_script(
+        dir.path(),
+        "leaky",
+        "echo 'refresh_token=SUPER-SECRET-123 expired' >&2; exit 1",
+    );
+    let store = store_with_config(
+        dir.path(),
+        serde_json::json!({"credHelpers": {server.host(): "leaky"}}),
+    );
+    let err = Client::new(store, fast_options())
+        .unwrap()
+        .resolve(&reference(&server, "a/b:1"), &Want::default())
+        .await
+        .unwrap_err();
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains("SUPER-SECRET"), "{shown}");
+    assert!(shown.contains("docker-credential-leaky"), "{shown}");
+}
+
+#[tokio::test]
+async fn a_huge_error_body_from_the_token_realm_is_read_only_up_to_the_cap() {
+    let token = FaultServer::start(|_| {
+        Reply::status(403)
+            .body(vec![b'y'; 1024 * 1024])
+            .declare_length(1_200_000_000)
+    })
+    .await
+    .unwrap();
+    let realm = format!("{}/token", token.base_url());
+    let server = FaultServer::start(move |_| {
+        Reply::status(401).header("WWW-Authenticate", &format!(r#"Bearer realm="{realm}""#))
+    })
+    .await
+    .unwrap();
+    let err = resolve_err(&server).await;
+    assert_eq!(err.class(), ErrorClass::Forbidden, "{err}");
+    assert!(err.to_string().len() < 1000, "bounded message: {err}");
+}
+
+/// A server that answers every request with `status` and a chunked body that never
+/// ends (no Content-Length to refuse by), until the client hangs up. Stops when
+/// dropped.
+struct EndlessChunked {
+    addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for EndlessChunked {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn endless_chunked(status: &'static str) -> EndlessChunked {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let start = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                );
+                if stream.write_all(start.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = format!("1000\r\n{}\r\n", "z".repeat(0x1000));
+                while stream.write_all(chunk.as_bytes()).await.is_ok() {}
+            });
+        }
+    });
+    EndlessChunked { addr, task }
+}
+
+#[tokio::test]
+async fn an_endless_chunked_error_body_on_v2_does_not_grow_without_bound() {
+    let server = endless_chunked("400 Bad Request").await;
+    let r = Reference::parse(&format!("{}/a/b:1", server.addr)).unwrap();
+    let err = client_with(fast_options())
+        .resolve(&r, &Want::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::MalformedResponse, "{err}");
+    assert!(err.to_string().len() < 1000, "bounded message: {err}");
+}
+
+#[tokio::test]
+async fn an_endless_chunked_tag_page_is_too_large_naming_the_host() {
+    let server = endless_chunked("200 OK").await;
+    // `/v2/` answers 200 with an endless body too; the ping does not read it.
+    let r = Reference::parse(&format!("{}/a/b", server.addr)).unwrap();
+    let client = client_with(ClientOptions {
+        tag_limits: freshet_registry::TagLimits {
+            max_bytes: 1024 * 1024,
+            ..Default::default()
+        },
+        ..fast_options()
+    });
+    let err = client.list_tags(&r).await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::TooLarge, "{err}");
+    assert!(err.to_string().contains(&server.addr.to_string()), "{err}");
+}

@@ -41,6 +41,8 @@ pub(crate) struct RegistryConfig {
     pub log_level: String,
     pub auth: AuthConfig,
     pub proxy: Option<ProxyConfig>,
+    /// `middleware.storage: redirect` with this base URL: blob GETs answer 307.
+    pub blob_redirect: Option<String>,
 }
 
 /// A YAML double-quoted scalar (JSON strings are valid YAML double-quoted scalars).
@@ -90,6 +92,13 @@ impl RegistryConfig {
                 );
             }
         }
+        if let Some(base) = &self.blob_redirect {
+            let _ = write!(
+                out,
+                "middleware:\n  storage:\n    - name: redirect\n      options:\n        baseurl: {}\n",
+                q(base)
+            );
+        }
         if let Some(proxy) = &self.proxy {
             let _ = write!(out, "proxy:\n  remoteurl: {}\n", q(&proxy.remote_url));
             if let Some(c) = &proxy.credentials {
@@ -127,6 +136,7 @@ mod tests {
             log_level: "info".into(),
             auth,
             proxy,
+            blob_redirect: None,
         }
     }
 

@@ -125,6 +125,7 @@ pub struct RegistryOptions {
     binary: PathBuf,
     log_level: String,
     startup_timeout: Duration,
+    blob_redirect: Option<String>,
 }
 
 /// The htpasswd realm the basic-auth registry announces.
@@ -137,6 +138,7 @@ impl RegistryOptions {
             binary: PathBuf::from(REGISTRY_BINARY),
             log_level: "info".into(),
             startup_timeout: Duration::from_secs(15),
+            blob_redirect: None,
         }
     }
 
@@ -209,6 +211,15 @@ impl RegistryOptions {
     /// How long to wait for `GET /v2/` to answer (default 15 s).
     pub fn startup_timeout(mut self, timeout: Duration) -> Self {
         self.startup_timeout = timeout;
+        self
+    }
+
+    /// Answers every blob GET with a `307` to `base_url` + the blob's storage path
+    /// (`/docker/registry/v2/blobs/sha256/ab/abcd…/data` under [`RegistryServer::dir`]
+    /// `/data`), as real registries redirect blobs to a CDN. Uses the registry's
+    /// `redirect` storage middleware.
+    pub fn redirect_blobs_to(mut self, base_url: impl Into<String>) -> Self {
+        self.blob_redirect = Some(base_url.into());
         self
     }
 
@@ -353,6 +364,7 @@ impl RegistryServer {
                 log_level: server.options.log_level.clone(),
                 auth: auth.clone(),
                 proxy: proxy.clone(),
+                blob_redirect: server.options.blob_redirect.clone(),
             }
             .render();
             std::fs::write(&server.config_path, text).map_err(|e| {
