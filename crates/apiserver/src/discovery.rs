@@ -68,7 +68,8 @@ fn group_json(name: &str, versions: &[&str]) -> Value {
 pub fn group_list() -> Value {
     // Kubernetes lists built-in groups before custom ones.
     let mut gs: Vec<(&str, Vec<&str>)> = groups().into_iter().collect();
-    gs.sort_by_key(|(g, _)| (*g == "argoproj.io", *g));
+    let custom = |g: &str| RESOURCES.iter().any(|r| r.group == g && r.custom);
+    gs.sort_by_key(|(g, _)| (custom(g), *g));
     json!({
         "kind": "APIGroupList",
         "apiVersion": "v1",

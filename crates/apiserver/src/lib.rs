@@ -3,7 +3,7 @@
 //! resolve against a real registry.
 //!
 //! Start one in-process with [`TestCluster::start`], or run
-//! `freshet-testbed serve` (see [`serve`]). `crates/testbed/DIVERGENCES.md`
+//! `freshet-apiserver serve` (see [`serve`]). `crates/testbed/DIVERGENCES.md`
 //! lists every known way it differs from a real API server.
 //!
 //! ```no_run
@@ -30,10 +30,12 @@ pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod controllers;
+pub mod crds;
 pub mod discovery;
 pub mod fieldmanager;
 pub mod images;
 pub mod kubeconfig;
+pub mod measure;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;

@@ -84,7 +84,9 @@ pub static RESOURCES: &[ResourceDef] = &[
     res!("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole", false, &[], "clusterroles.rbac.authorization.k8s.io", custom=false, status=false, scale=false, gen=false, cat=&[]),
     res!("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", false, &[], "clusterrolebindings.rbac.authorization.k8s.io", custom=false, status=false, scale=false, gen=false, cat=&[]),
     res!("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", "selfsubjectaccessreview", false, &[], "selfsubjectaccessreviews.authorization.k8s.io", custom=false, status=false, scale=false, gen=false, cat=&[]),
+    res!("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", "customresourcedefinition", false, &["crd", "crds"], "customresourcedefinitions.apiextensions.k8s.io", custom=false, status=true, scale=false, gen=true, cat=&[]),
     res!("argoproj.io", "v1alpha1", "Application", "applications", "application", true, &["app", "apps"], "applications.argoproj.io", custom=true, status=false, scale=false, gen=true, cat=&["argo"]),
+    res!("argocd-image-updater.argoproj.io", "v1alpha1", "ImageUpdater", "imageupdaters", "imageupdater", true, &[], "imageupdaters.argocd-image-updater.argoproj.io", custom=true, status=true, scale=false, gen=true, cat=&[]),
 ];
 
 impl ResourceDef {

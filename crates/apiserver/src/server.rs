@@ -240,6 +240,17 @@ fn bootstrap(store: &Store, nodes: &[NodeSpec]) -> Result<(), ServerError> {
                 source: Box::new(source),
             })?;
     }
+    let crd_def = ResourceDef::find("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        .expect("CRDs are served");
+    for crd in crate::crds::definitions() {
+        let what = format!("CRD {}", crd["metadata"]["name"]);
+        store
+            .create(crd_def, "", crd)
+            .map_err(|source| ServerError::Bootstrap {
+                what,
+                source: Box::new(source),
+            })?;
+    }
     let node_def = ResourceDef::find("", "v1", "nodes").expect("nodes are served");
     for (i, n) in nodes.iter().enumerate() {
         store
@@ -320,7 +331,7 @@ impl TestCluster {
             shutdown_rx.clone(),
         )));
         let controllers = Controllers::new(store.clone(), nodes, resolver, crash_images);
-        let pulls = controllers.pull_log.clone();
+        let pulls = controllers.pull_log();
         tasks.push(tokio::spawn(controllers.run(tick, shutdown_rx)));
 
         let (kubeconfig_path, dir) = match kubeconfig_path {
@@ -455,7 +466,7 @@ async fn accept_loop(
     }
 }
 
-/// `freshet-testbed serve`: run the test bed until killed.
+/// `freshet-apiserver serve`: run the test bed until killed.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on (loopback only; port 0 picks a free port).
@@ -465,7 +476,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         value_name = "FILE",
-        default_value = "freshet-testbed.kubeconfig"
+        default_value = "freshet-apiserver.kubeconfig"
     )]
     pub write_kubeconfig: PathBuf,
     /// Serve plain http instead of TLS (every request acts as the admin).
@@ -477,6 +488,10 @@ pub struct ServeArgs {
     /// An image whose containers crash (CrashLoopBackOff); repeatable.
     #[arg(long = "crash-image", value_name = "IMAGE")]
     pub crash_images: Vec<String>,
+    /// Resolve every image to a made-up digest without contacting a registry
+    /// (for measurements and demos that need no real images).
+    #[arg(long)]
+    pub fake_images: bool,
 }
 
 /// Runs the test bed until SIGINT or SIGTERM.
@@ -487,12 +502,16 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServerError> {
         plain_http,
         nodes,
         crash_images,
+        fake_images,
     } = args;
+    let resolver: Option<Arc<dyn ImageResolver>> =
+        fake_images.then(|| Arc::new(crate::images::FakeResolver::default()) as _);
     let options = ClusterOptions {
         listen,
         tls: !plain_http,
         nodes: parse_nodes(&nodes)?,
         crash_images,
+        resolver,
         kubeconfig_path: Some(write_kubeconfig),
         ..ClusterOptions::default()
     };
@@ -554,7 +573,7 @@ mod tests {
         assert!(!cli.serve.plain_http);
         assert_eq!(
             cli.serve.write_kubeconfig,
-            PathBuf::from("freshet-testbed.kubeconfig")
+            PathBuf::from("freshet-apiserver.kubeconfig")
         );
         let cli = Cli::parse_from(["x", "--plain-http", "--nodes", "arm64,linux/arm64/v8"]);
         assert!(cli.serve.plain_http);

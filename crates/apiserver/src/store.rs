@@ -1,13 +1,17 @@
 //! The object store: every object as JSON, one global `resourceVersion`
-//! counter, a bounded history of changes for watch resume, and a broadcast of
-//! new changes.
+//! counter, a bounded history of changes for watch resume, a broadcast of new
+//! changes, and an index of dependents by owner uid.
+//!
+//! Objects are shared (`Arc`) between the store, its history and the changes it
+//! broadcasts, so a change costs one copy of the object, not three; the broadcast
+//! keeps no more changes than the history does.
 //!
 //! Owns object identity and concurrency semantics (uid, creation timestamp,
 //! resource versions, generation, optimistic concurrency, garbage collection
 //! by owner references). It must not know about HTTP, authentication or
 //! kind-specific defaulting.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Value, json};
@@ -49,9 +53,9 @@ pub struct Change {
     /// What happened.
     pub kind: ChangeKind,
     /// The object after the change (for deletes: the last state, with the delete's version).
-    pub object: Value,
+    pub object: Arc<Value>,
     /// The object before the change, for updates and deletes.
-    pub prev: Option<Value>,
+    pub prev: Option<Arc<Value>>,
 }
 
 /// How an update treats `status`.
@@ -75,12 +79,15 @@ pub enum Propagation {
     Orphan,
 }
 
-type Key = (&'static str, String, String);
+/// Where an object lives: (storage key, namespace, name).
+pub type Key = (&'static str, String, String);
 
 #[derive(Debug)]
 struct Inner {
     rv: u64,
-    objects: BTreeMap<Key, Value>,
+    objects: BTreeMap<Key, Arc<Value>>,
+    /// Owner uid -> the objects whose `ownerReferences` name it.
+    dependents: HashMap<String, BTreeSet<Key>>,
     history: VecDeque<Arc<Change>>,
     /// Watches from a version below this one get 410 Gone.
     oldest: u64,
@@ -105,6 +112,16 @@ fn rv_of(obj: &Value) -> Option<u64> {
     str_at(obj, "metadata.resourceVersion").parse().ok()
 }
 
+/// The uids an object's `ownerReferences` name.
+fn owner_uids(obj: &Value) -> impl Iterator<Item = &str> {
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|r| str_at(r, "uid"))
+        .filter(|uid| !uid.is_empty())
+}
+
 /// The object without `metadata` and `status`, for generation tracking.
 fn spec_part(obj: &Value) -> Value {
     let mut o = obj.clone();
@@ -118,14 +135,18 @@ fn spec_part(obj: &Value) -> Value {
 impl Store {
     /// An empty store keeping at most `history_limit` changes for watch resume.
     pub fn new(history_limit: usize) -> Self {
-        let (changes, _) = broadcast::channel(65_536);
+        let history_limit = history_limit.max(1);
+        // A receiver that falls further behind than the history reaches could not
+        // resume from its version anyway; a longer ring would only hold memory.
+        let (changes, _) = broadcast::channel(history_limit.clamp(1024, 1 << 20));
         Self {
             inner: Mutex::new(Inner {
                 rv: 1,
                 objects: BTreeMap::new(),
+                dependents: HashMap::new(),
                 history: VecDeque::new(),
                 oldest: 1,
-                history_limit: history_limit.max(1),
+                history_limit,
             }),
             changes,
         }
@@ -148,6 +169,30 @@ impl Store {
     }
 
     fn record(&self, inner: &mut Inner, change: Change) {
+        let key = (
+            change.storage,
+            str_at(&change.object, "metadata.namespace").to_string(),
+            str_at(&change.object, "metadata.name").to_string(),
+        );
+        if let Some(prev) = &change.prev {
+            for uid in owner_uids(prev) {
+                if let Some(set) = inner.dependents.get_mut(uid) {
+                    set.remove(&key);
+                    if set.is_empty() {
+                        inner.dependents.remove(uid);
+                    }
+                }
+            }
+        }
+        if change.kind != ChangeKind::Deleted {
+            for uid in owner_uids(&change.object) {
+                inner
+                    .dependents
+                    .entry(uid.to_string())
+                    .or_default()
+                    .insert(key.clone());
+            }
+        }
         let change = Arc::new(change);
         inner.history.push_back(change.clone());
         while inner.history.len() > inner.history_limit {
@@ -160,6 +205,11 @@ impl Store {
 
     /// One object.
     pub fn get(&self, storage: &'static str, ns: &str, name: &str) -> Option<Value> {
+        self.get_shared(storage, ns, name).map(|v| (*v).clone())
+    }
+
+    /// One object, shared (no copy).
+    pub fn get_shared(&self, storage: &'static str, ns: &str, name: &str) -> Option<Arc<Value>> {
         self.lock()
             .objects
             .get(&(storage, ns.to_string(), name.to_string()))
@@ -168,15 +218,57 @@ impl Store {
 
     /// All objects of a resource, in one namespace or all (`None`), with the list version.
     pub fn list(&self, storage: &'static str, ns: Option<&str>) -> (Vec<Value>, u64) {
+        let (items, rv) = self.list_after(storage, ns, None);
+        (items.iter().map(|v| (**v).clone()).collect(), rv)
+    }
+
+    /// The objects of a resource (shared, no copies) in `(namespace, name)` order,
+    /// in one namespace or all (`None`), starting after `after` (a page's last
+    /// `(namespace, name)`), with the list version.
+    pub fn list_after(
+        &self,
+        storage: &'static str,
+        ns: Option<&str>,
+        after: Option<(&str, &str)>,
+    ) -> (Vec<Arc<Value>>, u64) {
+        use std::ops::Bound;
         let inner = self.lock();
+        let start = match (after, ns) {
+            (Some((n, m)), _) => Bound::Excluded((storage, n.to_string(), m.to_string())),
+            (None, Some(n)) => Bound::Included((storage, n.to_string(), String::new())),
+            (None, None) => Bound::Included((storage, String::new(), String::new())),
+        };
         let items = inner
             .objects
-            .range((storage, String::new(), String::new())..)
-            .take_while(|((s, _, _), _)| *s == storage)
-            .filter(|((_, n, _), _)| ns.is_none_or(|want| want == n))
+            .range((start, Bound::Unbounded))
+            .take_while(|((s, n, _), _)| *s == storage && ns.is_none_or(|want| want == n))
             .map(|(_, v)| v.clone())
             .collect();
         (items, inner.rv)
+    }
+
+    /// The keys of every object of a resource.
+    pub fn keys(&self, storage: &'static str) -> Vec<Key> {
+        self.lock()
+            .objects
+            .range((storage, String::new(), String::new())..)
+            .take_while(|((s, _, _), _)| *s == storage)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// The objects of `storage` in `ns` whose `ownerReferences` name `owner_uid`,
+    /// found through the owner index (no scan).
+    pub fn owned(&self, storage: &'static str, ns: &str, owner_uid: &str) -> Vec<Value> {
+        let inner = self.lock();
+        let Some(keys) = inner.dependents.get(owner_uid) else {
+            return Vec::new();
+        };
+        keys.iter()
+            .filter(|(s, n, _)| *s == storage && n == ns)
+            .filter_map(|k| inner.objects.get(k))
+            .map(|v| (**v).clone())
+            .collect()
     }
 
     /// Creates an object; fills uid, creation time, version and generation.
@@ -261,18 +353,19 @@ impl Store {
         }
         m.insert("resourceVersion".into(), json!(rv.to_string()));
         inner.rv = rv;
-        inner.objects.insert(key, obj.clone());
+        let shared = Arc::new(obj);
+        inner.objects.insert(key, shared.clone());
         self.record(
             &mut inner,
             Change {
                 rv,
                 storage: def.storage,
                 kind: ChangeKind::Added,
-                object: obj.clone(),
+                object: shared.clone(),
                 prev: None,
             },
         );
-        Ok(obj)
+        Ok(Arc::unwrap_or_clone(shared))
     }
 
     /// Replaces an object. A non-empty `metadata.resourceVersion` in `new`
@@ -315,13 +408,14 @@ impl Store {
         dry_run: bool,
     ) -> Result<Value, ApiError> {
         let key = (def.storage, ns.to_string(), name.to_string());
-        let old = inner
+        let old_shared = inner
             .objects
             .get(&key)
             .cloned()
             .ok_or_else(|| ApiError::not_found(def, name))?;
+        let old: &Value = &old_shared;
         if let Some(want) = rv_of(&new)
-            && Some(want) != rv_of(&old)
+            && Some(want) != rv_of(old)
         {
             return Err(ApiError::conflict(def, name));
         }
@@ -372,11 +466,11 @@ impl Store {
                 }
             }
         }
-        if new == old {
-            return Ok(old);
+        if new == *old {
+            return Ok(old.clone());
         }
-        if def.generation && spec_part(&new) != spec_part(&old) {
-            let g = crate::util::i64_at(&old, "metadata.generation", 1) + 1;
+        if def.generation && spec_part(&new) != spec_part(old) {
+            let g = crate::util::i64_at(old, "metadata.generation", 1) + 1;
             new["metadata"]["generation"] = json!(g);
         }
         if dry_run {
@@ -385,18 +479,19 @@ impl Store {
         inner.rv += 1;
         let rv = inner.rv;
         new["metadata"]["resourceVersion"] = json!(rv.to_string());
-        inner.objects.insert(key, new.clone());
+        let shared = Arc::new(new);
+        inner.objects.insert(key, shared.clone());
         self.record(
             inner,
             Change {
                 rv,
                 storage: def.storage,
                 kind: ChangeKind::Modified,
-                object: new.clone(),
-                prev: Some(old),
+                object: shared.clone(),
+                prev: Some(old_shared),
             },
         );
-        Ok(new)
+        Ok(Arc::unwrap_or_clone(shared))
     }
 
     /// Reads, changes and writes one object under the store lock (for controllers).
@@ -410,10 +505,11 @@ impl Store {
         f: impl FnOnce(&mut Value),
     ) -> Option<Value> {
         let mut inner = self.lock();
-        let mut obj = inner
-            .objects
-            .get(&(def.storage, ns.to_string(), name.to_string()))
-            .cloned()?;
+        let mut obj = Value::clone(inner.objects.get(&(
+            def.storage,
+            ns.to_string(),
+            name.to_string(),
+        ))?);
         f(&mut obj);
         if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
             m.remove("resourceVersion");
@@ -448,41 +544,38 @@ impl Store {
             return Err(ApiError::not_found(def, name));
         };
         if dry_run {
-            return Ok(current.clone());
+            return Ok(Value::clone(current));
         }
         let deleted = self.delete_locked(&mut inner, key, propagation);
         Ok(deleted)
     }
 
     fn delete_locked(&self, inner: &mut Inner, key: Key, propagation: Propagation) -> Value {
-        let Some(mut obj) = inner.objects.remove(&key) else {
+        let Some(prev) = inner.objects.remove(&key) else {
             return Value::Null;
         };
         inner.rv += 1;
         let rv = inner.rv;
-        let prev = obj.clone();
+        let mut obj = Value::clone(&prev);
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        let shared = Arc::new(obj);
         self.record(
             inner,
             Change {
                 rv,
                 storage: key.0,
                 kind: ChangeKind::Deleted,
-                object: obj.clone(),
+                object: shared.clone(),
                 prev: Some(prev),
             },
         );
+        let obj = Arc::unwrap_or_clone(shared);
         let uid = str_at(&obj, "metadata.uid").to_string();
         let dependents: Vec<Key> = inner
-            .objects
-            .iter()
-            .filter(|(_, v)| {
-                v.pointer("/metadata/ownerReferences")
-                    .and_then(Value::as_array)
-                    .is_some_and(|refs| refs.iter().any(|r| str_at(r, "uid") == uid))
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
+            .dependents
+            .get(&uid)
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default();
         // Deleting a namespace deletes everything in it.
         let in_namespace: Vec<Key> = if key.0 == "namespaces" {
             inner
@@ -500,7 +593,7 @@ impl Store {
                     self.delete_locked(inner, dep, propagation);
                 }
                 Propagation::Orphan => {
-                    if let Some(mut v) = inner.objects.get(&dep).cloned() {
+                    if let Some(mut v) = inner.objects.get(&dep).map(|v| Value::clone(v)) {
                         if let Some(refs) = v
                             .pointer_mut("/metadata/ownerReferences")
                             .and_then(Value::as_array_mut)

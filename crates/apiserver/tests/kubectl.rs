@@ -643,3 +643,141 @@ async fn server_side_dry_run_and_server_side_apply() {
     assert!(ok, "{err}");
     assert_eq!(get_json(kc, "deployment/web").await["spec"]["replicas"], 2);
 }
+
+const APPLICATION: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: preview
+  annotations:
+    argocd-image-updater.argoproj.io/image-list: backend=registry.test/team/backend:preview
+spec:
+  project: default
+  source:
+    repoURL: https://git.example/team/chart
+    path: chart
+    helm:
+      parameters:
+      - {name: image.tag, value: sha-1234567}
+  destination: {server: https://kubernetes.default.svc, namespace: preview}
+"#;
+
+#[tokio::test]
+async fn the_application_crd_is_served_and_applications_take_merge_and_json_patches_and_watch() {
+    let (cluster, _) = fake_cluster().await;
+    let kc = cluster.kubeconfig_path();
+    let crds = kubectl(kc, &["get", "crd", "-o", "name"]).await;
+    assert!(
+        crds.lines()
+            .any(|l| l == "customresourcedefinition.apiextensions.k8s.io/applications.argoproj.io"),
+        "{crds}"
+    );
+    let kind = kubectl(
+        kc,
+        &[
+            "get",
+            "crd",
+            "applications.argoproj.io",
+            "-o",
+            "jsonpath={.spec.names.kind}",
+        ],
+    )
+    .await;
+    assert_eq!(kind, "Application");
+    apply(kc, APPLICATION).await;
+    let rv = kubectl(
+        kc,
+        &[
+            "get",
+            "application",
+            "preview",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}",
+        ],
+    )
+    .await;
+
+    let mut child = tokio::process::Command::new(common::kubectl_path())
+        .arg("--kubeconfig")
+        .arg(kc)
+        .args(["get", "applications", "-w", "-o", "name"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kubectl -w runs");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    assert_eq!(
+        lines.next_line().await.unwrap().as_deref(),
+        Some("application.argoproj.io/preview")
+    );
+
+    // A merge patch replaces the parameter list; a JSON patch edits one entry.
+    kubectl(
+        kc,
+        &[
+            "patch", "application", "preview", "--type", "merge", "-p",
+            r#"{"spec":{"source":{"helm":{"parameters":[{"name":"image.tag","value":"sha256:aaaa"}]}}}}"#,
+        ],
+    )
+    .await;
+    assert_eq!(
+        lines.next_line().await.unwrap().as_deref(),
+        Some("application.argoproj.io/preview")
+    );
+    kubectl(
+        kc,
+        &[
+            "patch", "application", "preview", "--type", "json", "-p",
+            r#"[{"op":"test","path":"/spec/source/helm/parameters/0/value","value":"sha256:aaaa"},{"op":"replace","path":"/spec/source/helm/parameters/0/value","value":"sha256:bbbb"}]"#,
+        ],
+    )
+    .await;
+    let value = kubectl(
+        kc,
+        &[
+            "get",
+            "application",
+            "preview",
+            "-o",
+            "jsonpath={.spec.source.helm.parameters[0].value}",
+        ],
+    )
+    .await;
+    assert_eq!(value, "sha256:bbbb");
+    // A JSON patch whose test fails, and a strategic merge patch, are refused.
+    let err = kubectl_fails(
+        kc,
+        &[
+            "patch", "application", "preview", "--type", "json", "-p",
+            r#"[{"op":"test","path":"/spec/source/helm/parameters/0/value","value":"sha256:aaaa"}]"#,
+        ],
+    )
+    .await;
+    assert!(err.contains("Invalid") || err.contains("invalid"), "{err}");
+    let err = kubectl_fails(
+        kc,
+        &[
+            "patch",
+            "application",
+            "preview",
+            "--type",
+            "strategic",
+            "-p",
+            r#"{"spec":{}}"#,
+        ],
+    )
+    .await;
+    assert!(
+        err.contains("UnsupportedMediaType") || err.contains("unknown format"),
+        "{err}"
+    );
+    // An update naming an old resourceVersion is a conflict.
+    let stale = APPLICATION.replace(
+        "  name: preview\n",
+        &format!("  name: preview\n  resourceVersion: \"{rv}\"\n"),
+    );
+    let (ok, _, err) = kubectl_output(kc, &["replace", "-f", "-"], Some(&stale)).await;
+    assert!(!ok && err.contains("the object has been modified"), "{err}");
+    child.kill().await.expect("kill kubectl -w");
+}

@@ -1,6 +1,6 @@
-//! `freshet-testbed`: freshet's test bed, by hand. `serve` runs the Kubernetes API
-//! test bed; `registry` runs the real distribution registry filled with the example
-//! images (the README demo uses both); `bench-resolve` runs the resolve benchmark
+//! `freshet-testbed`: freshet's registry test support, by hand. `registry` runs the
+//! real distribution registry filled with the example images (the README demo uses
+//! it next to `freshet-apiserver serve`); `bench-resolve` runs the resolve benchmark
 //! against curl and skopeo.
 #![forbid(unsafe_code)]
 
@@ -18,8 +18,6 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the Kubernetes API test bed until killed.
-    Serve(freshet_apiserver::ServeArgs),
     /// Run a real registry on 127.0.0.1 with the example images until stopped.
     Registry(freshet_testbed::demo::DemoArgs),
     /// Benchmark `freshet resolve` against a curl HEAD floor and skopeo.
@@ -34,9 +32,6 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match Cli::parse().command {
-        Command::Serve(args) => freshet_apiserver::serve(args)
-            .await
-            .map_err(anyhow::Error::from),
         Command::Registry(args) => freshet_testbed::demo::run(args)
             .await
             .map_err(anyhow::Error::from),

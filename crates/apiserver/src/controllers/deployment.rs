@@ -11,7 +11,8 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use super::{Controllers, controller_ref, def, int_or_percent, owned_by, set_condition};
+use super::context::Controllers;
+use super::objects::{controller_ref, def, int_or_percent, set_condition};
 use crate::store::{Propagation, UpdateMode, ns_name};
 use crate::util::{i64_at, short_hash, str_at};
 
@@ -38,13 +39,6 @@ fn revision(rs: &Value) -> i64 {
         .and_then(Value::as_str)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
-}
-
-/// Reconciles every Deployment.
-pub fn reconcile_all(c: &mut Controllers) {
-    for d in c.store.list("deployments.apps", None).0 {
-        reconcile(c, &d);
-    }
 }
 
 fn scale_rs(c: &Controllers, d: &Value, rs: &Value, to: i64) {
@@ -78,20 +72,15 @@ fn scale_rs(c: &Controllers, d: &Value, rs: &Value, to: i64) {
     );
 }
 
-fn reconcile(c: &mut Controllers, d: &Value) {
+/// Reconciles one Deployment with its ReplicaSets.
+pub fn reconcile(c: &mut Controllers, d: &Value) {
     let (ns, name) = ns_name(d);
     let uid = str_at(d, "metadata.uid").to_string();
     let replicas = i64_at(d, "spec.replicas", 1);
     let template = d["spec"]["template"].clone();
     let paused = d.pointer("/spec/paused").and_then(Value::as_bool) == Some(true);
     let rs_def = def("apps", "replicasets");
-    let mut rss: Vec<Value> = c
-        .store
-        .list(rs_def.storage, Some(&ns))
-        .0
-        .into_iter()
-        .filter(|rs| owned_by(rs, &uid))
-        .collect();
+    let mut rss: Vec<Value> = c.store.owned(rs_def.storage, &ns, &uid);
     let max_rev = rss.iter().map(revision).max().unwrap_or(0);
     let mut new_rs = rss
         .iter()
@@ -323,13 +312,7 @@ fn update_status(c: &mut Controllers, d: &Value, new: Option<&Value>, created_ne
     let uid = str_at(d, "metadata.uid").to_string();
     let replicas = i64_at(d, "spec.replicas", 1);
     // Re-read ReplicaSets: the rollout step may have changed them.
-    let rss: Vec<Value> = c
-        .store
-        .list("replicasets.apps", Some(&ns))
-        .0
-        .into_iter()
-        .filter(|rs| owned_by(rs, &uid))
-        .collect();
+    let rss: Vec<Value> = c.store.owned("replicasets.apps", &ns, &uid);
     let sum = |path: &str| -> i64 { rss.iter().map(|r| i64_at(r, path, 0)).sum() };
     let total = sum("status.replicas");
     let ready = sum("status.readyReplicas");
@@ -363,6 +346,7 @@ fn update_status(c: &mut Controllers, d: &Value, new: Option<&Value>, created_ne
         *entry = (signature, now);
     }
     let stalled_for = now.duration_since(entry.1).as_secs();
+    let deadline_at = entry.1 + std::time::Duration::from_secs(deadline);
     let mut status = d.get("status").cloned().unwrap_or(json!({}));
     let previous_reason = status
         .pointer("/conditions")
@@ -458,6 +442,19 @@ fn update_status(c: &mut Controllers, d: &Value, new: Option<&Value>, created_ne
             &rs_msg("has timed out progressing."),
             false,
         );
+    }
+    // An unfinished rollout is looked at again when its progress deadline passes.
+    let exceeded = status
+        .pointer("/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| str_at(c, "reason") == "ProgressDeadlineExceeded")
+        });
+    if !complete && !exceeded && d.pointer("/spec/paused").and_then(Value::as_bool) != Some(true) {
+        let wait = deadline_at.saturating_duration_since(now);
+        c.queue
+            .add_after(("deployments.apps", ns.clone(), name.clone()), wait);
     }
     // Available first, then Progressing, as Kubernetes orders them.
     if let Some(conds) = status.get_mut("conditions").and_then(Value::as_array_mut) {

@@ -6,16 +6,10 @@
 
 use serde_json::{Value, json};
 
-use super::{Controllers, controller_ref, def, owned_by, pod_ready, pod_terminal};
+use super::context::Controllers;
+use super::objects::{controller_ref, def, pod_ready, pod_terminal};
 use crate::store::{Propagation, UpdateMode, ns_name};
 use crate::util::{i64_at, random_suffix, str_at};
-
-/// Reconciles every ReplicaSet.
-pub fn reconcile_all(c: &mut Controllers) {
-    for rs in c.store.list("replicasets.apps", None).0 {
-        reconcile(c, &rs);
-    }
-}
 
 /// A pod object from a template, owned by `owner`.
 pub fn pod_from_template(
@@ -46,15 +40,11 @@ pub fn pod_from_template(
 pub fn owned_pods(c: &Controllers, owner: &Value) -> Vec<Value> {
     let (ns, _) = ns_name(owner);
     let uid = str_at(owner, "metadata.uid");
-    c.store
-        .list("pods", Some(&ns))
-        .0
-        .into_iter()
-        .filter(|p| owned_by(p, uid))
-        .collect()
+    c.store.owned("pods", &ns, uid)
 }
 
-fn reconcile(c: &mut Controllers, rs: &Value) {
+/// Reconciles one ReplicaSet with its pods.
+pub fn reconcile(c: &mut Controllers, rs: &Value) {
     let (ns, name) = ns_name(rs);
     let want = i64_at(rs, "spec.replicas", 1).max(0) as usize;
     let mut pods: Vec<Value> = owned_pods(c, rs)

@@ -7,8 +7,9 @@
 
 use serde_json::{Value, json};
 
+use super::context::{Controllers, NodeSpec};
+use super::objects::{controller_ref, def, pod_ready, pod_terminal};
 use super::replicaset::{owned_pods, pod_from_template};
-use super::{Controllers, controller_ref, def, owned_by, pod_ready, pod_terminal};
 use crate::store::{Propagation, UpdateMode, ns_name};
 use crate::util::{i64_at, now_rfc3339, random_suffix, short_hash, str_at};
 
@@ -20,13 +21,7 @@ pub fn reconcile_cronjobs(c: &mut Controllers, now: u64) {
     for cj in c.store.list("cronjobs.batch", None).0 {
         let (ns, name) = ns_name(&cj);
         let uid = str_at(&cj, "metadata.uid").to_string();
-        let jobs: Vec<Value> = c
-            .store
-            .list("jobs.batch", Some(&ns))
-            .0
-            .into_iter()
-            .filter(|j| owned_by(j, &uid))
-            .collect();
+        let jobs: Vec<Value> = c.store.owned("jobs.batch", &ns, &uid);
         let finished = |j: &Value| j.pointer("/status/completionTime").is_some() || job_failed(j);
         let mut active: Vec<&Value> = jobs.iter().filter(|j| !finished(j)).collect();
         let mut status = cj.get("status").cloned().unwrap_or(json!({}));
@@ -59,13 +54,7 @@ pub fn reconcile_cronjobs(c: &mut Controllers, now: u64) {
             }
             status["lastScheduleTime"] = json!(crate::util::format_rfc3339(at));
         }
-        let jobs: Vec<Value> = c
-            .store
-            .list("jobs.batch", Some(&ns))
-            .0
-            .into_iter()
-            .filter(|j| owned_by(j, &uid))
-            .collect();
+        let jobs: Vec<Value> = c.store.owned("jobs.batch", &ns, &uid);
         let refs: Vec<Value> = jobs
             .iter()
             .filter(|j| !finished(j))
@@ -170,86 +159,84 @@ fn start_scheduled_job(c: &Controllers, cj: &Value, at: u64) {
 }
 
 /// Jobs: run `completions` pods to completion, then mark the Job Complete (or Failed).
-pub fn reconcile_jobs(c: &mut Controllers) {
-    for job in c.store.list("jobs.batch", None).0 {
-        let (ns, name) = ns_name(&job);
-        if job.pointer("/status/completionTime").is_some()
-            || job.pointer("/spec/suspend") == Some(&json!(true))
-        {
-            continue;
-        }
-        let pods = owned_pods(c, &job);
-        let succeeded = pods
-            .iter()
-            .filter(|p| str_at(p, "status.phase") == "Succeeded")
-            .count() as i64;
-        let failed = pods
-            .iter()
-            .filter(|p| str_at(p, "status.phase") == "Failed")
-            .count() as i64;
-        let active = pods.iter().filter(|p| !pod_terminal(p)).count() as i64;
-        let completions = i64_at(&job, "spec.completions", 1);
-        let parallelism = i64_at(&job, "spec.parallelism", 1);
-        let backoff = i64_at(&job, "spec.backoffLimit", 6);
-        let done = succeeded >= completions;
-        let gave_up = failed > backoff;
-        if !done && !gave_up {
-            let want = parallelism.min(completions - succeeded) - active;
-            for _ in 0..want.max(0) {
-                let pod_name = format!("{name}-{}", random_suffix(5));
-                let pod = pod_from_template(&job, &job["spec"]["template"], &pod_name, &[]);
-                if c.store.create(def("", "pods"), &ns, pod).is_ok() {
-                    c.event(
-                        &job,
-                        "Normal",
-                        "SuccessfulCreate",
-                        &format!("Created pod: {pod_name}"),
-                        "job-controller",
-                    );
-                }
+pub fn reconcile_job(c: &mut Controllers, job: &Value) {
+    let (ns, name) = ns_name(job);
+    if job.pointer("/status/completionTime").is_some()
+        || job.pointer("/spec/suspend") == Some(&json!(true))
+    {
+        return;
+    }
+    let pods = owned_pods(c, job);
+    let succeeded = pods
+        .iter()
+        .filter(|p| str_at(p, "status.phase") == "Succeeded")
+        .count() as i64;
+    let failed = pods
+        .iter()
+        .filter(|p| str_at(p, "status.phase") == "Failed")
+        .count() as i64;
+    let active = pods.iter().filter(|p| !pod_terminal(p)).count() as i64;
+    let completions = i64_at(job, "spec.completions", 1);
+    let parallelism = i64_at(job, "spec.parallelism", 1);
+    let backoff = i64_at(job, "spec.backoffLimit", 6);
+    let done = succeeded >= completions;
+    let gave_up = failed > backoff;
+    if !done && !gave_up {
+        let want = parallelism.min(completions - succeeded) - active;
+        for _ in 0..want.max(0) {
+            let pod_name = format!("{name}-{}", random_suffix(5));
+            let pod = pod_from_template(job, &job["spec"]["template"], &pod_name, &[]);
+            if c.store.create(def("", "pods"), &ns, pod).is_ok() {
+                c.event(
+                    job,
+                    "Normal",
+                    "SuccessfulCreate",
+                    &format!("Created pod: {pod_name}"),
+                    "job-controller",
+                );
             }
         }
-        let now = now_rfc3339();
-        let mut status = job.get("status").cloned().unwrap_or(json!({}));
-        if status.get("startTime").is_none() {
-            status["startTime"] = json!(now);
+    }
+    let now = now_rfc3339();
+    let mut status = job.get("status").cloned().unwrap_or(json!({}));
+    if status.get("startTime").is_none() {
+        status["startTime"] = json!(now);
+    }
+    status["active"] = json!(active);
+    status["succeeded"] = json!(succeeded);
+    status["failed"] = json!(failed);
+    status["ready"] = json!(pods.iter().filter(|p| pod_ready(p)).count());
+    status["terminating"] = json!(0);
+    status["uncountedTerminatedPods"] = json!({});
+    if done {
+        status["completionTime"] = json!(now);
+        status["active"] = json!(0);
+        status["conditions"] = json!([
+            {"type": "SuccessCriteriaMet", "status": "True", "lastProbeTime": now, "lastTransitionTime": now, "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods"},
+            {"type": "Complete", "status": "True", "lastProbeTime": now, "lastTransitionTime": now, "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods"}
+        ]);
+        c.event(
+            job,
+            "Normal",
+            "Completed",
+            "Job completed",
+            "job-controller",
+        );
+    } else if gave_up && status.get("conditions").is_none() {
+        status["conditions"] = json!([
+            {"type": "Failed", "status": "True", "lastProbeTime": now, "lastTransitionTime": now, "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}
+        ]);
+    }
+    for key in ["active", "succeeded", "failed"] {
+        if status[key] == json!(0) {
+            status.as_object_mut().map(|m| m.remove(key));
         }
-        status["active"] = json!(active);
-        status["succeeded"] = json!(succeeded);
-        status["failed"] = json!(failed);
-        status["ready"] = json!(pods.iter().filter(|p| pod_ready(p)).count());
-        status["terminating"] = json!(0);
-        status["uncountedTerminatedPods"] = json!({});
-        if done {
-            status["completionTime"] = json!(now);
-            status["active"] = json!(0);
-            status["conditions"] = json!([
-                {"type": "SuccessCriteriaMet", "status": "True", "lastProbeTime": now, "lastTransitionTime": now, "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods"},
-                {"type": "Complete", "status": "True", "lastProbeTime": now, "lastTransitionTime": now, "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods"}
-            ]);
-            c.event(
-                &job,
-                "Normal",
-                "Completed",
-                "Job completed",
-                "job-controller",
-            );
-        } else if gave_up && status.get("conditions").is_none() {
-            status["conditions"] = json!([
-                {"type": "Failed", "status": "True", "lastProbeTime": now, "lastTransitionTime": now, "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}
-            ]);
-        }
-        for key in ["active", "succeeded", "failed"] {
-            if status[key] == json!(0) {
-                status.as_object_mut().map(|m| m.remove(key));
-            }
-        }
-        if job.get("status") != Some(&status) {
-            c.store
-                .modify(def("batch", "jobs"), &ns, &name, UpdateMode::Status, |o| {
-                    o["status"] = status
-                });
-        }
+    }
+    if job.get("status") != Some(&status) {
+        c.store
+            .modify(def("batch", "jobs"), &ns, &name, UpdateMode::Status, |o| {
+                o["status"] = status
+            });
     }
 }
 
@@ -259,13 +246,7 @@ fn current_revision(c: &Controllers, owner: &Value, hash: &str) -> String {
     let uid = str_at(owner, "metadata.uid");
     let rev_name = format!("{name}-{hash}");
     let cr_def = def("apps", "controllerrevisions");
-    let revisions: Vec<Value> = c
-        .store
-        .list(cr_def.storage, Some(&ns))
-        .0
-        .into_iter()
-        .filter(|r| owned_by(r, uid))
-        .collect();
+    let revisions: Vec<Value> = c.store.owned(cr_def.storage, &ns, uid);
     let max = revisions
         .iter()
         .map(|r| i64_at(r, "revision", 0))
@@ -326,187 +307,56 @@ fn current_revision(c: &Controllers, owner: &Value, hash: &str) -> String {
 /// StatefulSets: ordinal pods `name-0..n`, replaced from the highest ordinal
 /// down when their revision is outdated (RollingUpdate), one at a time once
 /// the others are ready.
-pub fn reconcile_statefulsets(c: &mut Controllers) {
-    for sts in c.store.list("statefulsets.apps", None).0 {
-        let (ns, name) = ns_name(&sts);
-        let replicas = i64_at(&sts, "spec.replicas", 1).max(0);
-        let hash = short_hash(&sts["spec"]["template"]);
-        let update_rev = current_revision(c, &sts, &hash);
-        let pods = owned_pods(c, &sts);
-        let pod_def = def("", "pods");
-        let rev_of = |p: &Value| {
-            p.pointer("/metadata/labels/controller-revision-hash")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string()
-        };
-        let all_ready = pods.iter().all(pod_ready);
-        for i in 0..replicas {
-            let pod_name = format!("{name}-{i}");
-            if !pods.iter().any(|p| str_at(p, "metadata.name") == pod_name) {
-                // OrderedReady: create one at a time once the previous ones are ready.
-                if str_at(&sts, "spec.podManagementPolicy") != "Parallel" && !all_ready {
-                    break;
-                }
-                let pod = pod_from_template(
-                    &sts,
-                    &sts["spec"]["template"],
-                    &pod_name,
-                    &[
-                        ("controller-revision-hash", update_rev.clone()),
-                        ("statefulset.kubernetes.io/pod-name", pod_name.clone()),
-                        ("apps.kubernetes.io/pod-index", i.to_string()),
-                    ],
-                );
-                if c.store.create(pod_def, &ns, pod).is_ok() {
-                    c.event(
-                        &sts,
-                        "Normal",
-                        "SuccessfulCreate",
-                        &format!("create Pod {pod_name} in StatefulSet {name} successful"),
-                        "statefulset-controller",
-                    );
-                }
+pub fn reconcile_statefulset(c: &mut Controllers, sts: &Value) {
+    let (ns, name) = ns_name(sts);
+    let replicas = i64_at(sts, "spec.replicas", 1).max(0);
+    let hash = short_hash(&sts["spec"]["template"]);
+    let update_rev = current_revision(c, sts, &hash);
+    let pods = owned_pods(c, sts);
+    let pod_def = def("", "pods");
+    let rev_of = |p: &Value| {
+        p.pointer("/metadata/labels/controller-revision-hash")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let all_ready = pods.iter().all(pod_ready);
+    for i in 0..replicas {
+        let pod_name = format!("{name}-{i}");
+        if !pods.iter().any(|p| str_at(p, "metadata.name") == pod_name) {
+            // OrderedReady: create one at a time once the previous ones are ready.
+            if str_at(sts, "spec.podManagementPolicy") != "Parallel" && !all_ready {
                 break;
             }
-        }
-        for p in &pods {
-            let idx: i64 = str_at(p, "metadata.name")
-                .rsplit('-')
-                .next()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            if idx >= replicas {
-                let _ = c.store.delete(
-                    pod_def,
-                    &ns,
-                    str_at(p, "metadata.name"),
-                    Propagation::Cascade,
-                );
-            }
-        }
-        let partition = i64_at(&sts, "spec.updateStrategy.rollingUpdate.partition", 0);
-        if str_at(&sts, "spec.updateStrategy.type") != "OnDelete"
-            && all_ready
-            && pods.len() as i64 == replicas
-        {
-            let mut outdated: Vec<&Value> =
-                pods.iter().filter(|p| rev_of(p) != update_rev).collect();
-            outdated.sort_by_key(|p| std::cmp::Reverse(str_at(p, "metadata.name").to_string()));
-            if let Some(p) = outdated.into_iter().find(|p| {
-                str_at(p, "metadata.name")
-                    .rsplit('-')
-                    .next()
-                    .and_then(|s| s.parse::<i64>().ok())
-                    .unwrap_or(0)
-                    >= partition
-            }) {
-                let _ = c.store.delete(
-                    pod_def,
-                    &ns,
-                    str_at(p, "metadata.name"),
-                    Propagation::Cascade,
-                );
+            let pod = pod_from_template(
+                sts,
+                &sts["spec"]["template"],
+                &pod_name,
+                &[
+                    ("controller-revision-hash", update_rev.clone()),
+                    ("statefulset.kubernetes.io/pod-name", pod_name.clone()),
+                    ("apps.kubernetes.io/pod-index", i.to_string()),
+                ],
+            );
+            if c.store.create(pod_def, &ns, pod).is_ok() {
                 c.event(
-                    &sts,
+                    sts,
                     "Normal",
-                    "SuccessfulDelete",
-                    &format!(
-                        "delete Pod {} in StatefulSet {name} successful",
-                        str_at(p, "metadata.name")
-                    ),
+                    "SuccessfulCreate",
+                    &format!("create Pod {pod_name} in StatefulSet {name} successful"),
                     "statefulset-controller",
                 );
             }
-        }
-        let pods = owned_pods(c, &sts);
-        let ready = pods.iter().filter(|p| pod_ready(p)).count() as i64;
-        let updated = pods.iter().filter(|p| rev_of(p) == update_rev).count() as i64;
-        let current_rev = if updated == replicas {
-            update_rev.clone()
-        } else {
-            sts.pointer("/status/currentRevision")
-                .and_then(Value::as_str)
-                .unwrap_or(&update_rev)
-                .to_string()
-        };
-        let current = pods.iter().filter(|p| rev_of(p) == current_rev).count() as i64;
-        let mut status = json!({
-            "observedGeneration": i64_at(&sts, "metadata.generation", 1),
-            "replicas": pods.len(),
-            "readyReplicas": ready,
-            "availableReplicas": ready,
-            "currentReplicas": current,
-            "updatedReplicas": updated,
-            "currentRevision": current_rev,
-            "updateRevision": update_rev,
-            "collisionCount": 0,
-        });
-        for key in ["readyReplicas", "currentReplicas", "updatedReplicas"] {
-            if status[key] == json!(0) {
-                status.as_object_mut().map(|m| m.remove(key));
-            }
-        }
-        if sts.get("status") != Some(&status) {
-            c.store.modify(
-                def("apps", "statefulsets"),
-                &ns,
-                &name,
-                UpdateMode::Status,
-                |o| o["status"] = status,
-            );
+            break;
         }
     }
-}
-
-/// DaemonSets: one pod per node that fits; outdated pods are replaced one at
-/// a time (maxUnavailable 1) once the rest are ready.
-pub fn reconcile_daemonsets(c: &mut Controllers) {
-    for ds in c.store.list("daemonsets.apps", None).0 {
-        let (ns, name) = ns_name(&ds);
-        let hash = short_hash(&ds["spec"]["template"]);
-        current_revision(c, &ds, &hash);
-        let pods = owned_pods(c, &ds);
-        let pod_def = def("", "pods");
-        let template_pod = json!({"spec": ds["spec"]["template"]["spec"]});
-        let nodes: Vec<super::NodeSpec> = c
-            .nodes
-            .iter()
-            .filter(|n| super::kubelet::fits_node(&template_pod, n))
-            .cloned()
-            .collect();
-        let rev_of = |p: &Value| {
-            p.pointer("/metadata/labels/controller-revision-hash")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string()
-        };
-        for n in &nodes {
-            if !pods.iter().any(|p| str_at(p, "spec.nodeName") == n.name) {
-                let pod_name = format!("{name}-{}", random_suffix(5));
-                let mut pod = pod_from_template(
-                    &ds,
-                    &ds["spec"]["template"],
-                    &pod_name,
-                    &[("controller-revision-hash", hash.clone())],
-                );
-                pod["spec"]["nodeName"] = json!(n.name);
-                if c.store.create(pod_def, &ns, pod).is_ok() {
-                    c.event(
-                        &ds,
-                        "Normal",
-                        "SuccessfulCreate",
-                        &format!("Created pod: {pod_name}"),
-                        "daemonset-controller",
-                    );
-                }
-            }
-        }
-        let all_ready = pods.iter().all(pod_ready) && pods.len() == nodes.len();
-        if str_at(&ds, "spec.updateStrategy.type") != "OnDelete"
-            && all_ready
-            && let Some(p) = pods.iter().find(|p| rev_of(p) != hash)
-        {
+    for p in &pods {
+        let idx: i64 = str_at(p, "metadata.name")
+            .rsplit('-')
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        if idx >= replicas {
             let _ = c.store.delete(
                 pod_def,
                 &ns,
@@ -514,34 +364,160 @@ pub fn reconcile_daemonsets(c: &mut Controllers) {
                 Propagation::Cascade,
             );
         }
-        let pods = owned_pods(c, &ds);
-        let ready = pods.iter().filter(|p| pod_ready(p)).count() as i64;
-        let updated = pods.iter().filter(|p| rev_of(p) == hash).count() as i64;
-        let desired = nodes.len() as i64;
-        let mut status = json!({
-            "observedGeneration": i64_at(&ds, "metadata.generation", 1),
-            "currentNumberScheduled": pods.len(),
-            "desiredNumberScheduled": desired,
-            "numberMisscheduled": 0,
-            "numberReady": ready,
-            "numberAvailable": ready,
-            "updatedNumberScheduled": updated,
-        });
-        if desired - ready > 0 {
-            status["numberUnavailable"] = json!(desired - ready);
-        }
-        if ready == 0 {
-            status.as_object_mut().map(|m| m.remove("numberAvailable"));
-        }
-        if ds.get("status") != Some(&status) {
-            c.store.modify(
-                def("apps", "daemonsets"),
+    }
+    let partition = i64_at(sts, "spec.updateStrategy.rollingUpdate.partition", 0);
+    if str_at(sts, "spec.updateStrategy.type") != "OnDelete"
+        && all_ready
+        && pods.len() as i64 == replicas
+    {
+        let mut outdated: Vec<&Value> = pods.iter().filter(|p| rev_of(p) != update_rev).collect();
+        outdated.sort_by_key(|p| std::cmp::Reverse(str_at(p, "metadata.name").to_string()));
+        if let Some(p) = outdated.into_iter().find(|p| {
+            str_at(p, "metadata.name")
+                .rsplit('-')
+                .next()
+                .and_then(|s| s.parse::<i64>().ok())
+                .unwrap_or(0)
+                >= partition
+        }) {
+            let _ = c.store.delete(
+                pod_def,
                 &ns,
-                &name,
-                UpdateMode::Status,
-                |o| o["status"] = status,
+                str_at(p, "metadata.name"),
+                Propagation::Cascade,
+            );
+            c.event(
+                sts,
+                "Normal",
+                "SuccessfulDelete",
+                &format!(
+                    "delete Pod {} in StatefulSet {name} successful",
+                    str_at(p, "metadata.name")
+                ),
+                "statefulset-controller",
             );
         }
+    }
+    let pods = owned_pods(c, sts);
+    let ready = pods.iter().filter(|p| pod_ready(p)).count() as i64;
+    let updated = pods.iter().filter(|p| rev_of(p) == update_rev).count() as i64;
+    let current_rev = if updated == replicas {
+        update_rev.clone()
+    } else {
+        sts.pointer("/status/currentRevision")
+            .and_then(Value::as_str)
+            .unwrap_or(&update_rev)
+            .to_string()
+    };
+    let current = pods.iter().filter(|p| rev_of(p) == current_rev).count() as i64;
+    let mut status = json!({
+        "observedGeneration": i64_at(sts, "metadata.generation", 1),
+        "replicas": pods.len(),
+        "readyReplicas": ready,
+        "availableReplicas": ready,
+        "currentReplicas": current,
+        "updatedReplicas": updated,
+        "currentRevision": current_rev,
+        "updateRevision": update_rev,
+        "collisionCount": 0,
+    });
+    for key in ["readyReplicas", "currentReplicas", "updatedReplicas"] {
+        if status[key] == json!(0) {
+            status.as_object_mut().map(|m| m.remove(key));
+        }
+    }
+    if sts.get("status") != Some(&status) {
+        c.store.modify(
+            def("apps", "statefulsets"),
+            &ns,
+            &name,
+            UpdateMode::Status,
+            |o| o["status"] = status,
+        );
+    }
+}
+
+/// DaemonSets: one pod per node that fits; outdated pods are replaced one at
+/// a time (maxUnavailable 1) once the rest are ready.
+pub fn reconcile_daemonset(c: &mut Controllers, ds: &Value) {
+    let (ns, name) = ns_name(ds);
+    let hash = short_hash(&ds["spec"]["template"]);
+    current_revision(c, ds, &hash);
+    let pods = owned_pods(c, ds);
+    let pod_def = def("", "pods");
+    let template_pod = json!({"spec": ds["spec"]["template"]["spec"]});
+    let nodes: Vec<NodeSpec> = c
+        .nodes
+        .iter()
+        .filter(|n| super::kubelet::fits_node(&template_pod, n))
+        .cloned()
+        .collect();
+    let rev_of = |p: &Value| {
+        p.pointer("/metadata/labels/controller-revision-hash")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    for n in &nodes {
+        if !pods.iter().any(|p| str_at(p, "spec.nodeName") == n.name) {
+            let pod_name = format!("{name}-{}", random_suffix(5));
+            let mut pod = pod_from_template(
+                ds,
+                &ds["spec"]["template"],
+                &pod_name,
+                &[("controller-revision-hash", hash.clone())],
+            );
+            pod["spec"]["nodeName"] = json!(n.name);
+            if c.store.create(pod_def, &ns, pod).is_ok() {
+                c.event(
+                    ds,
+                    "Normal",
+                    "SuccessfulCreate",
+                    &format!("Created pod: {pod_name}"),
+                    "daemonset-controller",
+                );
+            }
+        }
+    }
+    let all_ready = pods.iter().all(pod_ready) && pods.len() == nodes.len();
+    if str_at(ds, "spec.updateStrategy.type") != "OnDelete"
+        && all_ready
+        && let Some(p) = pods.iter().find(|p| rev_of(p) != hash)
+    {
+        let _ = c.store.delete(
+            pod_def,
+            &ns,
+            str_at(p, "metadata.name"),
+            Propagation::Cascade,
+        );
+    }
+    let pods = owned_pods(c, ds);
+    let ready = pods.iter().filter(|p| pod_ready(p)).count() as i64;
+    let updated = pods.iter().filter(|p| rev_of(p) == hash).count() as i64;
+    let desired = nodes.len() as i64;
+    let mut status = json!({
+        "observedGeneration": i64_at(ds, "metadata.generation", 1),
+        "currentNumberScheduled": pods.len(),
+        "desiredNumberScheduled": desired,
+        "numberMisscheduled": 0,
+        "numberReady": ready,
+        "numberAvailable": ready,
+        "updatedNumberScheduled": updated,
+    });
+    if desired - ready > 0 {
+        status["numberUnavailable"] = json!(desired - ready);
+    }
+    if ready == 0 {
+        status.as_object_mut().map(|m| m.remove("numberAvailable"));
+    }
+    if ds.get("status") != Some(&status) {
+        c.store.modify(
+            def("apps", "daemonsets"),
+            &ns,
+            &name,
+            UpdateMode::Status,
+            |o| o["status"] = status,
+        );
     }
 }
 

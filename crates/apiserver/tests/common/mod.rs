@@ -2,9 +2,7 @@
 //! `kube::Client` from its kubeconfig, waiting on conditions, running kubectl.
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use freshet_apiserver::images::FakeResolver;
 use freshet_apiserver::{ClusterOptions, TestCluster};
@@ -34,24 +32,7 @@ pub async fn admin(cluster: &TestCluster) -> kube::Client {
     client_from(cluster.admin_kubeconfig()).await
 }
 
-/// Polls `check` until it returns `Some`, failing after 60 s.
-pub async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+pub use freshet_testbed::wait::wait_for;
 
 /// The kubectl every machine of this kind has (v1.32).
 pub const DEFAULT_KUBECTL: &str = "/usr/bin/kubectl";

@@ -19,7 +19,8 @@
 use std::collections::BTreeMap;
 
 use super::TestbedError;
-use super::push::{ImageSpec, Platform, PushedImage, Pusher};
+use super::image::{ImageSpec, Platform};
+use super::push::{PushedImage, Pusher};
 
 /// `library/alpine`.
 pub const ALPINE: &str = "library/alpine";

@@ -7,8 +7,9 @@
 //! configurations exist ([`RegistryOptions`]): open, htpasswd basic auth, token auth
 //! (with a [`token::TokenServer`] started alongside), and pull-through proxy.
 //!
-//! Submodules: [`token`] (the Docker token server), [`push`] (an image pusher that
-//! speaks the distribution API with reqwest), [`fixtures`] (the standard image set
+//! Submodules: [`token`] (the Docker token server), [`image`] (the deterministic
+//! test image model), [`push`] (an image pusher that speaks the distribution API
+//! with reqwest), [`fixtures`] (the standard image set
 //! shared by tests, the benchmark and the demo), [`access_log`] (log parsing).
 //!
 //! This module must not fake registry behaviour: anything the real registry cannot
@@ -29,6 +30,7 @@ pub mod builds;
 mod config;
 mod error;
 pub mod fixtures;
+pub mod image;
 pub mod push;
 pub mod token;
 

@@ -1,4 +1,4 @@
-//! `freshet-testbed serve` as a person runs it: start the binary, point the
+//! `freshet-apiserver serve` as a person runs it: start the binary, point the
 //! real kubectl at the kubeconfig it writes, create a Deployment from the
 //! local registry and watch it roll out with real digests.
 
@@ -30,7 +30,7 @@ async fn serve_runs_until_killed_and_kubectl_rolls_out_a_deployment_with_real_di
     let alpine = fixtures::seed_alpine(&pusher).await.expect("alpine");
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("kubeconfig");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_freshet-testbed"))
+    let mut server = Command::new(env!("CARGO_BIN_EXE_freshet-apiserver"))
         .args([
             "serve",
             "--listen",
@@ -43,7 +43,7 @@ async fn serve_runs_until_killed_and_kubectl_rolls_out_a_deployment_with_real_di
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .expect("freshet-testbed starts");
+        .expect("freshet-apiserver starts");
     let stdout = server.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())

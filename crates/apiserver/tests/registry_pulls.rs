@@ -3,14 +3,13 @@
 //! `IfNotPresent` keeps a node's cached digest after a tag moves while
 //! `Always` pulls again, and a missing platform is `ErrImagePull`.
 
-use std::time::Duration;
-
 use freshet_apiserver::{ClusterOptions, TestCluster};
 use freshet_testbed::registry::fixtures;
 use freshet_testbed::registry::push::Pusher;
 use freshet_testbed::registry::{RegistryOptions, RegistryServer};
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, PostParams};
+use freshet_testbed::wait::wait_for;
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 
 async fn admin(cluster: &TestCluster) -> kube::Client {
@@ -37,30 +36,36 @@ fn pod(name: &str, image: &str, node: &str, policy: &str) -> Pod {
 /// reason other than `ContainerCreating`; returns (state, imageID or
 /// waiting message).
 async fn settle(pods: &Api<Pod>, name: &str) -> (String, String) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
+    wait_for(&format!("pod {name} to settle"), || async {
         let p = pods.get(name).await.expect("pod exists");
-        let status = p
+        let cs = p
             .status
             .and_then(|s| s.container_statuses)
-            .and_then(|c| c.into_iter().next());
-        if let Some(cs) = status {
-            let state = cs.state.unwrap_or_default();
-            if state.running.is_some() {
-                return ("Running".into(), cs.image_id);
-            }
-            if let Some(w) = state.waiting
-                && w.reason.as_deref() != Some("ContainerCreating")
-            {
-                return (w.reason.unwrap_or_default(), w.message.unwrap_or_default());
-            }
+            .and_then(|c| c.into_iter().next())?;
+        let state = cs.state.unwrap_or_default();
+        if state.running.is_some() {
+            return Some(("Running".into(), cs.image_id));
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "pod {name} never settled"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        let w = state.waiting?;
+        (w.reason.as_deref() != Some("ContainerCreating"))
+            .then(|| (w.reason.unwrap_or_default(), w.message.unwrap_or_default()))
+    })
+    .await
+}
+
+/// The message of the `Pulled` event of pod `name`.
+async fn pulled_message(cluster: &TestCluster, name: &str) -> String {
+    let events: Api<Event> = Api::namespaced(admin(cluster).await, "default");
+    let selector = format!("involvedObject.name={name},reason=Pulled");
+    let list = events
+        .list(&ListParams::default().fields(&selector))
+        .await
+        .expect("events list");
+    list.items
+        .into_iter()
+        .next()
+        .and_then(|e| e.message)
+        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -136,17 +141,16 @@ async fn tags_resolve_per_node_platform_and_missing_platforms_fail_to_pull() {
     .await
     .unwrap();
     // A failed pull reports ErrImagePull, then ImagePullBackOff until the retry.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let mut seen = std::collections::BTreeSet::new();
-    while seen.len() < 2 {
+    let seen = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    wait_for("ErrImagePull then ImagePullBackOff", || async {
         let (reason, message) = settle(&pods, "no-such-tag").await;
         assert!(message.contains("not found"), "{message}");
-        seen.insert(reason);
-        assert!(tokio::time::Instant::now() < deadline, "saw only {seen:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        seen.borrow_mut().insert(reason);
+        (seen.borrow().len() >= 2).then_some(())
+    })
+    .await;
     assert_eq!(
-        seen,
+        seen.into_inner(),
         ["ErrImagePull".to_string(), "ImagePullBackOff".to_string()].into()
     );
 }
@@ -186,6 +190,15 @@ async fn if_not_present_keeps_the_node_cache_and_always_pulls_the_moved_tag() {
     .await
     .unwrap();
     assert_eq!(settle(&pods, "cached").await.1, old_id);
+    // A cached image is reported as a kubelet reports it: no pull happened.
+    assert_eq!(
+        pulled_message(&cluster, "cached").await,
+        format!("Container image \"{image}\" already present on machine")
+    );
+    assert_eq!(
+        pulled_message(&cluster, "first").await,
+        format!("Successfully pulled image \"{image}\"")
+    );
     // Another node has no cache: it pulls the moved tag.
     pods.create(
         &pp,
