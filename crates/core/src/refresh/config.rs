@@ -272,7 +272,6 @@ fn schedule(key: String, value: &str) -> Result<(), ConfigError> {
             format!("{value:?} is not a schedule ({reason})"),
             SCHEDULE_FORMS,
         )),
-        Err(e) => Err(invalid(key, e.to_string(), SCHEDULE_FORMS)),
     }
 }
 
