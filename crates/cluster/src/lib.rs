@@ -9,7 +9,8 @@
 //! a [`report`]. [`status`] shows the worklist, [`own`] finds freshet's own
 //! workload, and the controller mode runs passes on an interval ([`controller`])
 //! while this replica leads ([`lease`]), with Prometheus [`metrics`]. The time
-//! comes from a [`clock`]. Decides nothing itself.
+//! comes from a [`clock`]. Must not decide anything: every decision is
+//! `freshet_core::refresh`'s, and only [`writer`] writes to the cluster.
 
 pub mod clock;
 pub mod controller;

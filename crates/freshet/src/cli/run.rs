@@ -9,6 +9,10 @@
 //! - `2`: a usage or configuration error (bad flags, unreadable kubeconfig);
 //! - `1`: any other error (the cluster unreachable, a patch refused, invalid
 //!   annotations on a workload).
+//!
+//! Must not decide nor write anything itself: the pass is
+//! [`freshet_cluster::Refresher`]'s, and the controller's edge is
+//! [`super::controller`] (which never imports this module back).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
