@@ -62,6 +62,15 @@ fn age(obj: &Value, path: &str) -> String {
     }
 }
 
+/// Where an event's "Last Seen" comes from, as kubectl's printer does: the series'
+/// last observation, else `lastTimestamp`, else `eventTime` (events.k8s.io events).
+fn event_last_seen(o: &Value) -> &'static str {
+    ["series.lastObservedTime", "lastTimestamp", "eventTime"]
+        .into_iter()
+        .find(|p| !str_at(o, p).is_empty())
+        .unwrap_or("lastTimestamp")
+}
+
 fn col(name: &str, ty: &str) -> Value {
     let format = if name == "Name" { "name" } else { "" };
     json!({"name": name, "type": ty, "format": format, "description": "", "priority": 0})
@@ -215,7 +224,7 @@ fn columns_and_cells(def: &ResourceDef, o: &Value) -> (Vec<Value>, Vec<Value>) {
                 col("Message", "string"),
             ],
             vec![
-                json!(age(o, "lastTimestamp")),
+                json!(age(o, event_last_seen(o))),
                 json!(str_at(o, "type")),
                 json!(str_at(o, "reason")),
                 json!(format!(

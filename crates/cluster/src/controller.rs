@@ -1,59 +1,36 @@
 //! The controller mode: refresh passes on a fixed interval, by one leader at a time.
 //!
-//! Owns the loop of `freshet run` without `--once`: leader election on a
-//! `coordination.k8s.io` Lease (through `kube-lease-manager`), one pass per interval
-//! while leading, each pass covering the window since the previous one (so every
-//! scheduled instant is seen once), metrics after every pass, and a clean stop on
-//! shutdown (the pass in flight finishes, the lease is released so another replica
-//! takes over at once). A failure streak at its threshold does not stop the loop: it
-//! becomes a Warning Event on the workload (written by the pass) and a metric. A pass
-//! that cannot run at all (the API unreachable) is logged, counted, and retried on
-//! the next tick without moving the window forward. Must not decide anything: the
-//! passes are [`Refresher::run_window`].
+//! Owns the loop of `freshet run` without `--once`: one pass per interval while
+//! this replica leads ([`crate::lease`]), each pass covering the window since the
+//! previous one (so every scheduled instant is seen once), metrics after every pass,
+//! and a clean stop on shutdown (the pass in flight finishes, the lease is released
+//! so another replica takes over at once). A failure streak at its threshold does
+//! not stop the loop: it becomes a Warning Event on the workload (written by the
+//! pass) and a metric. A pass that cannot run at all (the API unreachable) is
+//! logged, counted, and retried on the next tick without moving the window forward.
+//! Ticks come from tokio's clock and window times from the [`Clock`], so tests drive
+//! both with paused time. Must not decide anything: the passes are
+//! [`Refresher::run_window`] behind the [`Passes`] trait.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, SubsecRound as _, Utc};
-use freshet_core::refresh::schedule;
-use kube_lease_manager::{LeaseManagerBuilder, LeaseManagerError};
-use tokio::sync::watch;
+use freshet_core::refresh::{Timestamp, Window};
 
+use crate::clock::SharedClock;
+use crate::errors::error_chain;
+use crate::lease::{Leadership, LeaseError, LeaseOptions};
 use crate::metrics::Metrics;
-use crate::run::{Outcome, Refresher, error_chain};
+use crate::pass::{PassError, Refresher};
+use crate::report::{Outcome, PassReport};
 
 /// Why the controller stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
-    /// The lease could not be created or read (RBAC, a missing namespace).
-    #[error(
-        "cannot use lease {namespace}/{name} for leader election; check that the namespace exists and that freshet may get, create and patch leases there (deploy/overlays/controller grants it)"
-    )]
-    Lease {
-        /// The lease's namespace.
-        namespace: String,
-        /// The lease's name.
-        name: String,
-        /// The lease manager's error.
-        #[source]
-        source: LeaseManagerError,
-    },
-}
-
-/// Leader election settings.
-#[derive(Debug, Clone)]
-pub struct LeaseOptions {
-    /// The Lease's namespace.
-    pub namespace: String,
-    /// The Lease's name.
-    pub name: String,
-    /// This replica's identity (the pod name in a cluster).
-    pub identity: String,
-    /// How long a lease lasts unless renewed.
-    pub duration: Duration,
-    /// How long before expiry the holder renews it.
-    pub grace: Duration,
+    /// Leader election could not start.
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
 }
 
 /// How the controller runs.
@@ -65,6 +42,19 @@ pub struct ControllerOptions {
     pub lease: Option<LeaseOptions>,
 }
 
+/// What the loop runs on each tick: a pass over a window. (The loop runs on the
+/// caller's task, so the pass need not be `Send`.)
+pub trait Passes {
+    /// One pass over `window`.
+    fn run_window(&self, window: Window) -> impl Future<Output = Result<PassReport, PassError>>;
+}
+
+impl Passes for Refresher {
+    fn run_window(&self, window: Window) -> impl Future<Output = Result<PassReport, PassError>> {
+        Refresher::run_window(self, window)
+    }
+}
+
 /// Runs passes until `shutdown` resolves. Returns after releasing the lease.
 pub async fn run(
     refresher: Refresher,
@@ -72,39 +62,63 @@ pub async fn run(
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ControllerError> {
-    tokio::pin!(shutdown);
-    let (mut leading, lease_task) = match &options.lease {
-        Some(lease) => {
-            let manager = LeaseManagerBuilder::new(refresher.kube().clone(), &lease.name)
-                .with_namespace(&lease.namespace)
-                .with_identity(&lease.identity)
-                .with_duration(lease.duration.as_secs().max(2))
-                .with_grace(lease.grace.as_secs().max(1))
-                .with_field_manager(format!("freshet-lease-{}", lease.identity))
-                .build()
-                .await
-                .map_err(|source| ControllerError::Lease {
-                    namespace: lease.namespace.clone(),
-                    name: lease.name.clone(),
-                    source,
-                })?;
-            tracing::info!(
-                lease = %format!("{}/{}", lease.namespace, lease.name),
-                identity = %lease.identity, "waiting for the leader lease"
-            );
-            let (rx, task) = manager.watch().await;
-            (rx, Some(task))
-        }
-        None => (watch::channel(true).1, None),
+    let leadership = match &options.lease {
+        Some(lease) => Leadership::elect(refresher.kube().clone(), lease).await?,
+        None => Leadership::always(),
     };
-    let mut last: Option<DateTime<Utc>> = None;
+    let ticks = Ticks {
+        interval: options.interval,
+        // Without `PassOptions::interval` (--ignore-schedules) every workload is due.
+        schedules: refresher.options().interval.is_some(),
+        clock: refresher.clock().clone(),
+    };
+    run_loop(&refresher, leadership, ticks, &metrics, shutdown).await;
+    Ok(())
+}
+
+/// When passes run and which window each covers.
+#[derive(Debug, Clone)]
+pub struct Ticks {
+    /// Time between passes.
+    pub interval: Duration,
+    /// Whether schedules apply (`false`: every workload is due in every pass).
+    pub schedules: bool,
+    /// Where each pass's time comes from.
+    pub clock: SharedClock,
+}
+
+impl Ticks {
+    /// The window of a pass at `now` after the pass that ended at `last` (the last
+    /// interval in a new term).
+    pub fn window(&self, last: Option<Timestamp>, now: Timestamp) -> Window {
+        if !self.schedules {
+            return Window::everything(now);
+        }
+        Window {
+            since: last.or_else(|| now.checked_sub(self.interval)),
+            now,
+        }
+    }
+}
+
+/// The loop: follow until leading, then one pass per tick until the lease is lost
+/// (back to following, with a fresh window) or `shutdown`.
+pub async fn run_loop(
+    passes: &impl Passes,
+    mut leadership: Leadership,
+    ticks: Ticks,
+    metrics: &Metrics,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let mut last: Option<Timestamp> = None;
     'outer: loop {
         // Follow: wait until this replica leads.
-        while !*leading.borrow_and_update() {
+        while !*leadership.receiver().borrow_and_update() {
             metrics.set_leader(false);
             tokio::select! {
                 () = &mut shutdown => break 'outer,
-                changed = leading.changed() => if changed.is_err() {
+                changed = leadership.receiver().changed() => if changed.is_err() {
                     tracing::error!("the leader election task ended; stopping");
                     break 'outer;
                 },
@@ -112,18 +126,18 @@ pub async fn run(
         }
         metrics.set_leader(true);
         tracing::info!("leading: refresh passes start");
-        let mut ticker = tokio::time::interval(options.interval);
+        let mut ticker = tokio::time::interval(ticks.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
                 () = &mut shutdown => break 'outer,
-                changed = leading.changed() => {
+                changed = leadership.receiver().changed() => {
                     if changed.is_err() {
                         tracing::error!("the leader election task ended; stopping");
                         break 'outer;
                     }
-                    if !*leading.borrow_and_update() {
+                    if !*leadership.receiver().borrow_and_update() {
                         tracing::warn!("lost the leader lease: passes stop until it is won again");
                         // A new term starts from a fresh window.
                         last = None;
@@ -131,56 +145,30 @@ pub async fn run(
                     }
                 }
                 _ = ticker.tick() => {
-                    last = pass(&refresher, &options, &metrics, last).await.or(last);
+                    let window = ticks.window(last, ticks.clock.now());
+                    last = pass(passes, metrics, window).await.or(last);
                 }
             }
         }
     }
     metrics.set_leader(false);
-    // Closing the channel makes the lease task release the lease and end.
-    drop(leading);
-    if let Some(task) = lease_task {
-        match task.await {
-            Ok(Ok(_)) => tracing::info!("released the leader lease"),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "releasing the leader lease failed; it expires on its own")
-            }
-            Err(e) => tracing::warn!(error = %e, "the leader election task failed"),
-        }
-    }
-    Ok(())
+    leadership.release().await;
 }
 
-/// One pass over `(last, now]` (the last interval in a new term). Returns the time
-/// the window now ends at, or `None` when the pass could not run.
-async fn pass(
-    refresher: &Refresher,
-    options: &ControllerOptions,
-    metrics: &Metrics,
-    last: Option<DateTime<Utc>>,
-) -> Option<DateTime<Utc>> {
-    // Whole seconds: the window's end is written as RFC 3339 seconds.
-    let now = Utc::now().trunc_subsecs(0);
-    // Without `RunOptions::interval` (--ignore-schedules) every workload is due.
-    let since = refresher.options().interval.and(last.or_else(|| {
-        chrono::Duration::from_std(options.interval)
-            .ok()
-            .and_then(|d| now.checked_sub_signed(d))
-    }));
-    match refresher
-        .run_window(since, &schedule::format_time(now))
-        .await
-    {
+/// One pass over `window`. Returns the time the window now ends at, or `None` when
+/// the pass could not run.
+async fn pass(passes: &impl Passes, metrics: &Metrics, window: Window) -> Option<Timestamp> {
+    match passes.run_window(window).await {
         Ok(report) => {
-            metrics.observe(&report, now.timestamp_millis() as f64 / 1000.0);
+            metrics.observe(&report, report.at.unix_seconds() as f64);
             let outcome = report.outcome();
-            let escalated: Vec<String> = report
-                .workloads
-                .iter()
-                .filter(|w| !w.escalations.is_empty())
-                .map(|w| format!("{}/{}/{}", w.kind, w.namespace, w.name))
-                .collect();
             if outcome == Outcome::Escalated {
+                let escalated: Vec<String> = report
+                    .workloads
+                    .iter()
+                    .filter(|w| !w.escalations.is_empty())
+                    .map(|w| format!("{}/{}/{}", w.kind, w.namespace, w.name))
+                    .collect();
                 tracing::error!(
                     escalated = ?escalated, writes = report.writes(), images = report.images,
                     "pass done: failure streaks at their threshold (see the Warning Events)"
@@ -191,7 +179,7 @@ async fn pass(
                     workloads = report.workloads.len(), "pass done"
                 );
             }
-            Some(now)
+            Some(window.now)
         }
         Err(e) => {
             metrics.observe_error();
@@ -200,3 +188,6 @@ async fn pass(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,18 +1,27 @@
-//! Kubernetes Events on refreshed and failing workloads (core/v1 `Event`, which
-//! `kubectl describe` and `kubectl get events` show).
+//! Kubernetes Events on refreshed and failing workloads, through kube's
+//! [`Recorder`] (`events.k8s.io/v1`, which `kubectl describe` and
+//! `kubectl get events` show).
 //!
-//! Owns the shape of freshet's events: `ImageRefreshed` (Normal) with the old and new
-//! digest in the message, and `ImageRefreshFailed` (Warning) when a failure streak
+//! Owns the shape of freshet's events: `ImageRefreshed` (Normal) with the old and
+//! new digest in the note, `ImageRefreshFailed` (Warning) when a failure streak
 //! reached its threshold, and `InvalidRefreshAnnotations` (Warning) when a
-//! workload's annotations do not parse. Must not fail a run: the caller logs a failed event and
-//! carries on.
+//! workload's annotations do not parse; and how repeats fold. The same note on the
+//! same object and reason again becomes a series on one Event object (`series.count`,
+//! `series.lastObservedTime`) instead of a new object per pass, for as long as the
+//! Recorder remembers it (six minutes after it was last seen, in this process).
+//! kube's Recorder folds by object, reason and action but not by note, so this
+//! module keeps one Recorder per note (a bounded set): a different note (another
+//! digest, another error) is a new Event. Notes are bounded to the API's 1 kB and
+//! their control characters escaped. Event times are the Recorder's own (the wall
+//! clock): they are observations, not decisions. Must not fail a pass: the caller
+//! logs a failed event and carries on.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use freshet_core::refresh::WorkloadKind;
-use kube::api::{Api, DynamicObject, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
-use serde_json::json;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 use crate::workloads::{api_version, kind_name};
 
@@ -22,15 +31,20 @@ pub const REFRESHED: &str = "ImageRefreshed";
 pub const FAILED: &str = "ImageRefreshFailed";
 /// The reason of the event on a workload whose freshet annotations are invalid.
 pub const INVALID: &str = "InvalidRefreshAnnotations";
-/// The reporting component.
+/// The reporting controller.
 pub const COMPONENT: &str = "freshet";
+/// The longest note the events API accepts, in bytes.
+pub const NOTE_LIMIT: usize = 1024;
+/// How many distinct notes are remembered for folding repeats before the memory is
+/// dropped (the next repeat of a forgotten note starts a new Event object).
+pub const REMEMBERED_NOTES: usize = 1024;
 
-/// Why an event could not be created.
+/// Why an event could not be recorded.
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
     /// The API refused it.
-    #[error("creating event {reason} on {kind} {namespace}/{name} failed")]
-    Create {
+    #[error("recording event {reason} on {kind} {namespace}/{name} failed")]
+    Publish {
         /// The event reason.
         reason: &'static str,
         /// The object kind.
@@ -43,15 +57,6 @@ pub enum EventError {
         #[source]
         source: kube::Error,
     },
-}
-
-/// Normal or Warning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventType {
-    /// `Normal`.
-    Normal,
-    /// `Warning`.
-    Warning,
 }
 
 /// The object an event is about.
@@ -67,63 +72,140 @@ pub struct Regarding<'a> {
     pub uid: Option<&'a str>,
 }
 
-static SEQUENCE: AtomicU64 = AtomicU64::new(0);
-
-/// Creates one event. `now` is RFC 3339.
-pub async fn emit(
-    client: &kube::Client,
-    regarding: &Regarding<'_>,
-    kind: EventType,
-    reason: &'static str,
-    message: &str,
-    now: &str,
-) -> Result<(), EventError> {
-    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "Event"));
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), regarding.namespace, &ar);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
-    let name = format!("{}.{:x}{:x}", regarding.name, nanos, seq);
-    let event_type = match kind {
-        EventType::Normal => "Normal",
-        EventType::Warning => "Warning",
-    };
-    let mut involved = json!({
-        "apiVersion": api_version(regarding.kind),
-        "kind": kind_name(regarding.kind),
-        "namespace": regarding.namespace,
-        "name": regarding.name,
-    });
-    if let Some(uid) = regarding.uid {
-        involved["uid"] = uid.into();
+impl Regarding<'_> {
+    fn object_ref(&self) -> ObjectReference {
+        ObjectReference {
+            api_version: Some(api_version(self.kind).into()),
+            kind: Some(kind_name(self.kind).into()),
+            namespace: Some(self.namespace.into()),
+            name: Some(self.name.into()),
+            uid: self.uid.map(str::to_owned),
+            ..ObjectReference::default()
+        }
     }
-    let body: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": name, "namespace": regarding.namespace},
-        "involvedObject": involved,
-        "reason": reason,
-        "message": message,
-        "type": event_type,
-        "source": {"component": COMPONENT},
-        "reportingComponent": COMPONENT,
-        "reportingInstance": COMPONENT,
-        "action": match reason { REFRESHED => "Refresh", INVALID => "Enroll", _ => "Resolve" },
-        "firstTimestamp": now,
-        "lastTimestamp": now,
-        "count": 1,
-    }))
-    .expect("an event is a valid object");
-    api.create(&PostParams::default(), &body)
-        .await
-        .map_err(|source| EventError::Create {
-            reason,
-            kind: kind_name(regarding.kind),
-            namespace: regarding.namespace.to_owned(),
-            name: regarding.name.to_owned(),
-            source,
-        })?;
-    Ok(())
+}
+
+/// Records freshet's events; clones share the memory of past events.
+#[derive(Clone)]
+pub struct Events {
+    kube: kube::Client,
+    reporter: Reporter,
+    recorders: Arc<Mutex<HashMap<String, Recorder>>>,
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events")
+            .field("reporter", &self.reporter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Events {
+    /// Events reported by `freshet` from `instance` (this replica's name).
+    pub fn new(kube: kube::Client, instance: &str) -> Self {
+        Self {
+            kube,
+            reporter: Reporter {
+                controller: COMPONENT.into(),
+                instance: Some(instance.into()),
+            },
+            recorders: Arc::default(),
+        }
+    }
+
+    /// Records one event (a repeat of the same note folds into a series).
+    pub async fn publish(
+        &self,
+        regarding: &Regarding<'_>,
+        type_: EventType,
+        reason: &'static str,
+        note: &str,
+    ) -> Result<(), EventError> {
+        let note = bounded_note(note);
+        let recorder = self.recorder(&note);
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: action(reason).into(),
+            secondary: None,
+        };
+        recorder
+            .publish(&event, &regarding.object_ref())
+            .await
+            .map_err(|source| EventError::Publish {
+                reason,
+                kind: kind_name(regarding.kind),
+                namespace: regarding.namespace.to_owned(),
+                name: regarding.name.to_owned(),
+                source,
+            })
+    }
+
+    fn recorder(&self, note: &str) -> Recorder {
+        let mut recorders = self.recorders.lock().unwrap_or_else(|e| e.into_inner());
+        if !recorders.contains_key(note) && recorders.len() >= REMEMBERED_NOTES {
+            recorders.clear();
+        }
+        recorders
+            .entry(note.to_owned())
+            .or_insert_with(|| Recorder::new(self.kube.clone(), self.reporter.clone()))
+            .clone()
+    }
+}
+
+/// The event's action (what freshet was doing).
+fn action(reason: &str) -> &'static str {
+    match reason {
+        REFRESHED => "Refresh",
+        INVALID => "Enroll",
+        _ => "Resolve",
+    }
+}
+
+/// `note` with control characters escaped, cut to [`NOTE_LIMIT`] bytes on a
+/// character boundary (ending in `…` when cut).
+pub fn bounded_note(note: &str) -> String {
+    let mut escaped = String::with_capacity(note.len());
+    for c in note.chars() {
+        if c.is_control() {
+            escaped.extend(c.escape_default());
+        } else {
+            escaped.push(c);
+        }
+    }
+    if escaped.len() <= NOTE_LIMIT {
+        return escaped;
+    }
+    let ellipsis = '…';
+    let mut end = NOTE_LIMIT - ellipsis.len_utf8();
+    while !escaped.is_char_boundary(end) {
+        end -= 1;
+    }
+    escaped.truncate(end);
+    escaped.push(ellipsis);
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_are_escaped_and_bounded() {
+        assert_eq!(bounded_note("a\u{1b}[31mb\nc"), "a\\u{1b}[31mb\\nc");
+        let long = "é".repeat(NOTE_LIMIT);
+        let cut = bounded_note(&long);
+        assert!(cut.len() <= NOTE_LIMIT, "{}", cut.len());
+        assert!(cut.ends_with('…'));
+        assert_eq!(bounded_note("short"), "short");
+    }
+
+    #[test]
+    fn actions_name_what_freshet_was_doing() {
+        assert_eq!(action(REFRESHED), "Refresh");
+        assert_eq!(action(INVALID), "Enroll");
+        assert_eq!(action(FAILED), "Resolve");
+    }
 }

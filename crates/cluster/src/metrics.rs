@@ -1,7 +1,7 @@
 //! Prometheus metrics of the controller mode: what the passes did, who leads, and
 //! which failure streaks are open.
 //!
-//! Owns the metric names and the mapping from a [`RunReport`] to metric values. In
+//! Owns the metric names and the mapping from a [`PassReport`] to metric values. In
 //! controller mode a streak that reaches its threshold does not end the process (the
 //! one-shot mode exits 3 instead): it shows here as `freshet_escalated_workloads` and
 //! `freshet_failure_streak`, next to the Warning Event on the workload, so an alert
@@ -28,7 +28,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::run::{Outcome, RunReport, Status};
+use crate::report::{Outcome, PassReport, Status};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
@@ -120,7 +120,7 @@ impl Metrics {
     }
 
     /// Records a completed pass at `unix_time`.
-    pub fn observe(&self, report: &RunReport, unix_time: f64) {
+    pub fn observe(&self, report: &PassReport, unix_time: f64) {
         let outcome = match report.outcome() {
             Outcome::Ok => "ok",
             Outcome::Failed => "failed",
@@ -200,10 +200,11 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::{FailureReport, WorkloadReport};
+    use crate::report::WorkloadReport;
+    use freshet_core::refresh::{Streak, Timestamp};
 
     fn workload(name: &str, status: Status, failing: Option<u32>) -> WorkloadReport {
-        let failure = failing.map(|count| FailureReport {
+        let failure = failing.map(|count| Streak {
             image: "ghcr.io/acme/api:1".into(),
             count,
             message: "connection refused".into(),
@@ -228,10 +229,10 @@ mod tests {
         }
     }
 
-    fn report(workloads: Vec<WorkloadReport>) -> RunReport {
-        RunReport {
+    fn report(workloads: Vec<WorkloadReport>) -> PassReport {
+        PassReport {
             dry_run: false,
-            at: "2026-11-23T10:00:00Z".into(),
+            at: Timestamp::parse("2026-11-23T10:00:00Z").unwrap(),
             images: 1,
             workloads,
         }

@@ -9,7 +9,7 @@
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
 
-use crate::run::WorkloadId;
+use crate::gather::WorkloadId;
 
 /// Why the owner walk failed.
 #[derive(Debug, thiserror::Error)]

@@ -212,7 +212,7 @@ impl Reader {
                 .collect(),
             Err(e) => {
                 tracing::debug!(
-                    namespace, service_account = account, error = %crate::run::error_chain(&e),
+                    namespace, service_account = account, error = %crate::errors::error_chain(&e),
                     "cannot read the ServiceAccount for its imagePullSecrets; going on without them"
                 );
                 Vec::new()
@@ -236,7 +236,7 @@ impl Reader {
             .map_err(Arc::new);
         if let Err(e) = &result {
             tracing::warn!(
-                namespace, secret = name, error = %crate::run::error_chain(e.as_ref()),
+                namespace, secret = name, error = %crate::errors::error_chain(e.as_ref()),
                 "pull secret not used"
             );
         }

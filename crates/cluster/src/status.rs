@@ -2,19 +2,19 @@
 //! what it runs, what its policy would move it to now, its last refresh, its failure
 //! streak and its last error.
 //!
-//! Owns the shape of the status report. Reads the cluster and asks registries like a
-//! run does (with the same pull secrets per workload), but never writes. Decisions
-//! stay in the core: the target comes from [`freshet_core::policy::decide`] and the
-//! registry's digest.
+//! Owns the shape of a status row. Reads the cluster and asks registries like a pass
+//! does (through the same [`crate::gather::Gatherer`], with the same pull secrets
+//! per workload), but never writes. Decides nothing: the target, "pending", the
+//! streak and the next due time come from the core's
+//! [`freshet_core::refresh::worklist`], which reads the audit annotations with the
+//! same reader as the plan; the time comes from the refresher's clock.
 
-use std::collections::BTreeMap;
-
-use freshet_core::policy::{Current, Decision, decide};
-use freshet_core::refresh::plan::{self as core_plan, FAILURES, LAST_ERROR, REFRESHED, Refreshed};
-use freshet_core::refresh::schedule;
+use freshet_core::refresh::Timestamp;
+use freshet_core::refresh::worklist::worklist;
 use serde::Serialize;
 
-use crate::run::{Refresher, RunError};
+use crate::gather::GatherError;
+use crate::pass::Refresher;
 use crate::workloads::kind_name;
 
 /// One tracked image of one workload.
@@ -55,93 +55,42 @@ pub struct ImageStatus {
     pub schedule: Option<String>,
     /// When that schedule fires next.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_due: Option<String>,
+    pub next_due: Option<Timestamp>,
 }
 
 impl Refresher {
-    /// The worklist, at the current state of the cluster and registries.
-    pub async fn status(&self) -> Result<Vec<ImageStatus>, RunError> {
-        let enrolled = self.enrolled().await?;
+    /// The worklist, at the current state of the cluster and registries and the
+    /// clock's time.
+    pub async fn status(&self) -> Result<Vec<ImageStatus>, GatherError> {
+        let now = self.clock().now();
+        let gatherer = self.gatherer();
+        let enrolled = gatherer.enrolled().await?;
         let refs: Vec<_> = enrolled.iter().map(|(w, e)| (w, e)).collect();
-        let gathered = self.gather(&refs, None).await?;
+        let gathered = gatherer.facts(&refs, None).await?;
         let mut out = Vec::new();
         for ((w, e), (set, warnings)) in enrolled.iter().zip(&gathered.per_workload) {
-            let facts = &gathered.facts[*set];
             let wl = &w.workload;
-            let refreshed: BTreeMap<String, Refreshed> =
-                json_annotation(&wl.annotations, REFRESHED);
-            let failures: BTreeMap<String, u32> = json_annotation(&wl.annotations, FAILURES);
-            for (reference, policy) in core_plan::tracked_images(wl, e) {
-                let image = reference.canonical();
-                let tag = reference.tag_or_latest().unwrap_or("latest").to_owned();
-                let fact = facts.get(&image).cloned().unwrap_or_default();
-                let containers: Vec<String> = wl
-                    .containers
-                    .iter()
-                    .filter(|c| e.covers(&c.name) && e.policy.is_some())
-                    .filter(|c| {
-                        freshet_core::Reference::parse(&c.image)
-                            .is_ok_and(|r| r.without_digest() == reference)
-                    })
-                    .map(|c| c.name.clone())
-                    .collect();
-                let digest_now = fact.digests.get(&tag).cloned();
-                let mut error = match &digest_now {
-                    Some(Err(e)) => Some(e.clone()),
-                    _ => None,
-                };
-                if let Some(Err(e)) = &fact.tags {
-                    error.get_or_insert_with(|| e.clone());
-                }
-                let record = refreshed.get(&image);
-                let (target, pending) = if policy.needs(Some(&tag)).tag_list {
-                    match decide(Current::tag(&tag), &policy, &fact) {
-                        Decision::Update { to, .. } if to != tag => (Some(to), true),
-                        _ => (Some(tag.clone()), false),
-                    }
-                } else {
-                    match digest_now {
-                        Some(Ok(d)) => {
-                            let pending = record.is_some_and(|r| r.digest != d.as_str());
-                            (Some(d.to_string()), pending)
-                        }
-                        _ => (None, false),
-                    }
-                };
+            for row in worklist(wl, e, &gathered.facts[*set], now) {
                 out.push(ImageStatus {
                     kind: kind_name(wl.kind),
                     namespace: wl.namespace.clone(),
                     name: wl.name.clone(),
-                    containers,
-                    image: image.clone(),
-                    policy: policy.to_string(),
-                    digest: record.map(|r| r.digest.clone()),
-                    last_refresh: record.map(|r| r.at.clone()),
-                    target,
-                    pending,
-                    failures: failures.get(&image).copied().unwrap_or(0),
-                    last_error: wl.annotations.get(LAST_ERROR).cloned(),
-                    error,
+                    containers: row.containers,
+                    image: row.image,
+                    policy: row.policy,
+                    digest: row.record.as_ref().map(|r| r.digest.clone()),
+                    last_refresh: row.record.map(|r| r.at),
+                    target: row.target,
+                    pending: row.pending,
+                    failures: row.failures,
+                    last_error: row.last_error,
+                    error: row.error,
                     warnings: warnings.clone(),
-                    schedule: e.schedule.as_ref().map(|s| s.to_string()),
-                    next_due: e
-                        .schedule
-                        .as_ref()
-                        .and_then(|s| s.next_after(chrono::Utc::now()))
-                        .map(schedule::format_time),
+                    schedule: row.schedule,
+                    next_due: row.next_due,
                 });
             }
         }
         Ok(out)
     }
-}
-
-fn json_annotation<T: for<'de> serde::Deserialize<'de> + Default>(
-    annotations: &BTreeMap<String, String>,
-    key: &str,
-) -> T {
-    annotations
-        .get(key)
-        .and_then(|v| serde_json::from_str(v).ok())
-        .unwrap_or_default()
 }

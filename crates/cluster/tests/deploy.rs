@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use freshet_cluster::{Outcome, RunOptions, Status};
+use freshet_cluster::{Outcome, PassOptions, Status};
 use freshet_testbed::kubectl::kubectl;
 use freshet_testbed::registry::fixtures;
 use freshet_testbed::registry::push::Pusher;
@@ -73,13 +73,19 @@ async fn the_cronjob_overlay_applies_and_its_service_account_can_refresh_and_no_
         .await
         .unwrap();
     let sa = kube::Client::try_from(config).unwrap();
-    let refresher = refresher(&sa, RunOptions::default());
-    let first = refresher.run_once_at("2026-11-23T10:00:00Z").await.unwrap();
+    let refresher = refresher(&sa, PassOptions::default());
+    let first = refresher
+        .run_once_at(at("2026-11-23T10:00:00Z"))
+        .await
+        .unwrap();
     assert_eq!(first.outcome(), Outcome::Ok, "{first:#?}");
     fixtures::move_tag(&pusher, &mut api_fx, "stable", "2")
         .await
         .unwrap();
-    let second = refresher.run_once_at("2026-11-23T10:15:00Z").await.unwrap();
+    let second = refresher
+        .run_once_at(at("2026-11-23T10:15:00Z"))
+        .await
+        .unwrap();
     let web = second.workloads.iter().find(|w| w.name == "web").unwrap();
     assert_eq!(web.status, Status::Refreshed, "{second:#?}");
     assert!(web.written);
@@ -204,9 +210,12 @@ async fn the_pull_secrets_piece_grants_get_on_the_named_secret_only_and_a_run_us
         "not in another namespace"
     );
 
-    let refresher = refresher(&sa, RunOptions::default());
-    let first = refresher.run_once_at("2026-11-23T10:00:00Z").await.unwrap();
-    let web = |report: &freshet_cluster::RunReport, ns: &str| {
+    let refresher = refresher(&sa, PassOptions::default());
+    let first = refresher
+        .run_once_at(at("2026-11-23T10:00:00Z"))
+        .await
+        .unwrap();
+    let web = |report: &freshet_cluster::PassReport, ns: &str| {
         report
             .workloads
             .iter()
@@ -248,7 +257,10 @@ async fn the_pull_secrets_piece_grants_get_on_the_named_secret_only_and_a_run_us
     fixtures::move_tag(&pusher, &mut api_fx, "stable", "2")
         .await
         .unwrap();
-    let second = refresher.run_once_at("2026-11-23T10:15:00Z").await.unwrap();
+    let second = refresher
+        .run_once_at(at("2026-11-23T10:15:00Z"))
+        .await
+        .unwrap();
     let team = web(&second, NS);
     assert_eq!(team.status, Status::Refreshed, "{second:#?}");
     assert!(team.written);

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use freshet_cluster::RunOptions;
-use freshet_cluster::controller::{self, ControllerOptions, LeaseOptions};
+use freshet_cluster::PassOptions;
+use freshet_cluster::controller::{self, ControllerOptions};
+use freshet_cluster::lease::LeaseOptions;
 use freshet_cluster::metrics::Metrics;
 use freshet_testbed::kubectl::kubectl;
 use freshet_testbed::registry::fixtures;
@@ -75,7 +76,7 @@ async fn the_controller_overlay_applies_and_its_service_account_leads_and_refres
         grace: Duration::from_secs(5),
     };
     let run = controller::run(
-        refresher(&sa, RunOptions::default()),
+        refresher(&sa, PassOptions::default()),
         ControllerOptions {
             interval: Duration::from_secs(1),
             lease: Some(lease),

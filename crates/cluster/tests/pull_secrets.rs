@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use freshet_cluster::{Outcome, RunOptions, Status, WorkloadReport};
+use freshet_cluster::{Outcome, PassOptions, Status, WorkloadReport};
 use freshet_testbed::registry::fixtures;
 use freshet_testbed::registry::push::Pusher;
 use freshet_testbed::registry::{RegistryOptions, RegistryServer};
@@ -86,8 +86,11 @@ async fn a_pull_secret_opens_a_private_registry_for_its_own_workloads_only() {
         .create(&client, "beta")
         .await;
 
-    let refresher = refresher(&client, RunOptions::default());
-    let first = refresher.run_once_at("2026-11-23T10:00:00Z").await.unwrap();
+    let refresher = refresher(&client, PassOptions::default());
+    let first = refresher
+        .run_once_at(at("2026-11-23T10:00:00Z"))
+        .await
+        .unwrap();
     assert_eq!(
         first.images, 3,
         "one image, asked once per set: alpha/regcred, alpha/legacy, none"
@@ -122,7 +125,10 @@ async fn a_pull_secret_opens_a_private_registry_for_its_own_workloads_only() {
     fixtures::move_tag(&pusher, &mut api_fx, "stable", "2")
         .await
         .unwrap();
-    let second = refresher.run_once_at("2026-11-23T10:15:00Z").await.unwrap();
+    let second = refresher
+        .run_once_at(at("2026-11-23T10:15:00Z"))
+        .await
+        .unwrap();
     assert_eq!(second.outcome(), Outcome::Ok, "{second:#?}");
     for name in ["web", "old"] {
         let r = find(&second.workloads, "alpha", name);
@@ -219,8 +225,11 @@ async fn a_service_account_pull_secret_is_used_when_the_template_names_none() {
         .create(&client, NS)
         .await;
 
-    let refresher = refresher(&client, RunOptions::default());
-    let first = refresher.run_once_at("2026-11-23T10:00:00Z").await.unwrap();
+    let refresher = refresher(&client, PassOptions::default());
+    let first = refresher
+        .run_once_at(at("2026-11-23T10:00:00Z"))
+        .await
+        .unwrap();
     let web = find(&first.workloads, NS, "web");
     assert_eq!(web.status, Status::Recorded, "{web:#?}");
     assert!(
@@ -230,7 +239,10 @@ async fn a_service_account_pull_secret_is_used_when_the_template_names_none() {
     fixtures::move_tag(&pusher, &mut api_fx, "stable", "2")
         .await
         .unwrap();
-    let second = refresher.run_once_at("2026-11-23T10:15:00Z").await.unwrap();
+    let second = refresher
+        .run_once_at(at("2026-11-23T10:15:00Z"))
+        .await
+        .unwrap();
     let web = find(&second.workloads, NS, "web");
     assert_eq!(web.status, Status::Refreshed, "{web:#?}");
     let d = deployments(&client, NS).get("web").await.unwrap();
@@ -293,8 +305,11 @@ async fn secret_values_never_appear_in_the_report_or_in_errors() {
             .create(&client, NS)
             .await;
     }
-    let refresher = refresher(&client, RunOptions::default());
-    let report = refresher.run_once_at("2026-11-23T10:00:00Z").await.unwrap();
+    let refresher = refresher(&client, PassOptions::default());
+    let report = refresher
+        .run_once_at(at("2026-11-23T10:00:00Z"))
+        .await
+        .unwrap();
     let rejected = find(&report.workloads, NS, "rejected");
     assert!(
         rejected.transient[0].message.contains("unauthorized"),

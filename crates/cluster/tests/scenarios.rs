@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use freshet_cluster::{Outcome, RunOptions, Status};
+use freshet_cluster::{Outcome, PassOptions, Status};
 use freshet_testbed::registry::fixtures;
 use freshet_testbed::registry::push::Pusher;
 use freshet_testbed::registry::{RegistryOptions, RegistryServer};
@@ -59,12 +59,12 @@ async fn floating_tags_restart_set_env_follows_a_third_image_and_a_second_run_wr
         .await;
     // A workload with invalid annotations fails the run loudly, with a Warning
     // event on it, and blocks nothing else.
-    let only_other = RunOptions {
+    let only_other = PassOptions {
         namespaces: Some(vec!["other".into()]),
-        ..RunOptions::default()
+        ..PassOptions::default()
     };
     let typo = refresher(&client, only_other)
-        .run_once_at("2026-11-23T09:00:00Z")
+        .run_once_at(at("2026-11-23T09:00:00Z"))
         .await
         .unwrap();
     assert_eq!(typo.outcome(), Outcome::Failed);
@@ -84,11 +84,14 @@ async fn floating_tags_restart_set_env_follows_a_third_image_and_a_second_run_wr
         .await
         .unwrap();
 
-    let refresher = refresher(&client, RunOptions::default());
+    let refresher = refresher(&client, PassOptions::default());
     let deploys = deployments(&client, NS);
 
     // First sight: baselines recorded, the env var set, nothing restarted.
-    let first = refresher.run_once_at("2026-11-23T10:00:00Z").await.unwrap();
+    let first = refresher
+        .run_once_at(at("2026-11-23T10:00:00Z"))
+        .await
+        .unwrap();
     assert_eq!(first.outcome(), Outcome::Ok, "{first:#?}");
     assert_eq!(first.images, 3, "each unique image asked once");
     assert_eq!(first.workloads.len(), 2, "the bystander is not enrolled");
@@ -127,7 +130,10 @@ async fn floating_tags_restart_set_env_follows_a_third_image_and_a_second_run_wr
         .await
         .unwrap();
 
-    let second = refresher.run_once_at("2026-11-23T10:15:00Z").await.unwrap();
+    let second = refresher
+        .run_once_at(at("2026-11-23T10:15:00Z"))
+        .await
+        .unwrap();
     assert_eq!(second.outcome(), Outcome::Ok, "{second:#?}");
     assert!(
         second
@@ -187,7 +193,10 @@ async fn floating_tags_restart_set_env_follows_a_third_image_and_a_second_run_wr
     // Nothing new: zero writes, the spec generation and annotations stay.
     let before: Vec<_> = ["web", "worker"].iter().map(|n| deploys.get(n)).collect();
     let before = futures_join(before).await;
-    let third = refresher.run_once_at("2026-11-23T10:30:00Z").await.unwrap();
+    let third = refresher
+        .run_once_at(at("2026-11-23T10:30:00Z"))
+        .await
+        .unwrap();
     assert_eq!(third.writes(), 0, "{third:#?}");
     assert!(third.workloads.iter().all(|w| w.status == Status::Current));
     for d in before {
@@ -249,9 +258,12 @@ async fn an_unreachable_registry_warns_then_escalates_and_never_blocks_the_other
         .annotate("freshet.io/policy", "digest")
         .create(&client, NS)
         .await;
-    let refresher = refresher(&client, RunOptions::default());
+    let refresher = refresher(&client, PassOptions::default());
     let deploys = deployments(&client, NS);
-    let baseline = refresher.run_once_at("2026-11-23T10:00:00Z").await.unwrap();
+    let baseline = refresher
+        .run_once_at(at("2026-11-23T10:00:00Z"))
+        .await
+        .unwrap();
     assert_eq!(baseline.outcome(), Outcome::Ok, "{baseline:#?}");
 
     bad.stop().await;
@@ -259,7 +271,7 @@ async fn an_unreachable_registry_warns_then_escalates_and_never_blocks_the_other
         fixtures::move_tag(&good_pusher, &mut api_fx, "stable", &format!("{}", run + 1))
             .await
             .unwrap();
-        let report = refresher.run_once_at(at).await.unwrap();
+        let report = refresher.run_once_at(common::at(at)).await.unwrap();
         assert_eq!(report.outcome(), Outcome::Ok, "run {run}: {report:#?}");
         let good_report = report.workloads.iter().find(|w| w.name == "good").unwrap();
         assert_eq!(
@@ -297,7 +309,10 @@ async fn an_unreachable_registry_warns_then_escalates_and_never_blocks_the_other
         "no Warning below the threshold"
     );
 
-    let third = refresher.run_once_at("2026-11-23T10:45:00Z").await.unwrap();
+    let third = refresher
+        .run_once_at(at("2026-11-23T10:45:00Z"))
+        .await
+        .unwrap();
     assert_eq!(third.outcome(), Outcome::Escalated, "{third:#?}");
     let bad_now = deploys.get("bad").await.unwrap();
     let last_error = annotation(&bad_now, "freshet.io/refresh-last-error").expect("last error");
@@ -315,7 +330,10 @@ async fn an_unreachable_registry_warns_then_escalates_and_never_blocks_the_other
     assert_eq!(restarted_at(&bad_now), None);
 
     bad.restart().await.expect("registry restarts");
-    let fourth = refresher.run_once_at("2026-11-23T11:00:00Z").await.unwrap();
+    let fourth = refresher
+        .run_once_at(at("2026-11-23T11:00:00Z"))
+        .await
+        .unwrap();
     assert_eq!(fourth.outcome(), Outcome::Ok, "{fourth:#?}");
     let bad_now = deploys.get("bad").await.unwrap();
     assert_eq!(
@@ -354,10 +372,13 @@ async fn keel_force_with_match_tag_watches_the_digest_and_minor_moves_within_the
         .annotate("keel.sh/policy", "minor")
         .create(&client, NS)
         .await;
-    let refresher = refresher(&client, RunOptions::default());
+    let refresher = refresher(&client, PassOptions::default());
     let deploys = deployments(&client, NS);
 
-    let first = refresher.run_once_at("2026-11-23T10:00:00Z").await.unwrap();
+    let first = refresher
+        .run_once_at(at("2026-11-23T10:00:00Z"))
+        .await
+        .unwrap();
     assert_eq!(first.outcome(), Outcome::Ok, "{first:#?}");
     let image_of = |d: &k8s_openapi::api::apps::v1::Deployment| {
         d.spec.template.spec.as_ref().unwrap().containers[0]
@@ -390,7 +411,10 @@ async fn keel_force_with_match_tag_watches_the_digest_and_minor_moves_within_the
     fixtures::move_tag(&pusher, &mut api_fx, "1.0.0", "2")
         .await
         .unwrap();
-    let second = refresher.run_once_at("2026-11-23T10:15:00Z").await.unwrap();
+    let second = refresher
+        .run_once_at(at("2026-11-23T10:15:00Z"))
+        .await
+        .unwrap();
     assert_eq!(second.outcome(), Outcome::Ok, "{second:#?}");
     let forced = deploys.get("forced").await.unwrap();
     assert_eq!(image_of(&forced), pinned);
@@ -469,8 +493,11 @@ async fn a_multi_arch_tag_restarts_the_arm64_node_onto_the_new_arm64_image() {
         arm_pod(old_digest.clone())
     })
     .await;
-    let refresher = refresher(&client, RunOptions::default());
-    refresher.run_once_at("2026-11-23T10:00:00Z").await.unwrap();
+    let refresher = refresher(&client, PassOptions::default());
+    refresher
+        .run_once_at(at("2026-11-23T10:00:00Z"))
+        .await
+        .unwrap();
 
     let old_arm = multi_fx
         .platform_digest("latest", "linux/arm64/v8")
@@ -482,7 +509,10 @@ async fn a_multi_arch_tag_restarts_the_arm64_node_onto_the_new_arm64_image() {
         .platform_digest("latest", "linux/arm64/v8")
         .to_owned();
     assert_ne!(old_arm, new_arm);
-    let report = refresher.run_once_at("2026-11-23T10:15:00Z").await.unwrap();
+    let report = refresher
+        .run_once_at(at("2026-11-23T10:15:00Z"))
+        .await
+        .unwrap();
     assert_eq!(report.workloads[0].status, Status::Refreshed, "{report:#?}");
     assert_eq!(report.workloads[0].kind, "DaemonSet");
 
@@ -551,21 +581,27 @@ async fn only_allowlisted_namespaces_change_and_freshet_never_touches_itself() {
             .create(&client, ns)
             .await;
     }
-    let options = |namespaces: &[&str]| RunOptions {
+    let options = |namespaces: &[&str]| PassOptions {
         namespaces: Some(namespaces.iter().map(|s| s.to_string()).collect()),
         skip: [freshet_cluster::WorkloadId {
             namespace: "freshet".into(),
             name: "freshet".into(),
         }]
         .into(),
-        ..RunOptions::default()
+        ..PassOptions::default()
     };
     let phase1 = refresher(&client, options(&["dev", "freshet"]));
-    phase1.run_once_at("2026-11-23T10:00:00Z").await.unwrap();
+    phase1
+        .run_once_at(at("2026-11-23T10:00:00Z"))
+        .await
+        .unwrap();
     fixtures::move_tag(&pusher, &mut api_fx, "stable", "2")
         .await
         .unwrap();
-    let report = phase1.run_once_at("2026-11-23T10:15:00Z").await.unwrap();
+    let report = phase1
+        .run_once_at(at("2026-11-23T10:15:00Z"))
+        .await
+        .unwrap();
     let statuses: Vec<(&str, Status)> = report
         .workloads
         .iter()
@@ -592,7 +628,10 @@ async fn only_allowlisted_namespaces_change_and_freshet_never_touches_itself() {
 
     // The phase grows to prod: its first sight records a baseline only.
     let phase2 = refresher(&client, options(&["dev", "prod", "freshet"]));
-    let report = phase2.run_once_at("2026-11-23T10:30:00Z").await.unwrap();
+    let report = phase2
+        .run_once_at(at("2026-11-23T10:30:00Z"))
+        .await
+        .unwrap();
     let prod_report = report
         .workloads
         .iter()
@@ -636,13 +675,16 @@ async fn config_rules_enroll_by_phase_selector_and_image_and_annotations_overrid
         let text = format!(
             "namespaces: [{namespaces}]\nrules:\n  - images: [\"*/team/api\"]\n    policy: digest\n    threshold: 2\n"
         );
-        RunOptions {
+        PassOptions {
             config: Arc::new(ClusterConfig::parse(&text).expect("config parses")),
-            ..RunOptions::default()
+            ..PassOptions::default()
         }
     };
     let dev_only = refresher(&client, phase("dev"));
-    let first = dev_only.run_once_at("2026-11-23T10:00:00Z").await.unwrap();
+    let first = dev_only
+        .run_once_at(at("2026-11-23T10:00:00Z"))
+        .await
+        .unwrap();
     let names: Vec<(&str, &str, Status)> = first
         .workloads
         .iter()
@@ -652,7 +694,10 @@ async fn config_rules_enroll_by_phase_selector_and_image_and_annotations_overrid
     fixtures::move_tag(&pusher, &mut api_fx, "stable", "2")
         .await
         .unwrap();
-    dev_only.run_once_at("2026-11-23T10:15:00Z").await.unwrap();
+    dev_only
+        .run_once_at(at("2026-11-23T10:15:00Z"))
+        .await
+        .unwrap();
     let get = |ns: &'static str, name: &'static str| {
         let client = client.clone();
         async move { deployments(&client, ns).get(name).await.unwrap() }
@@ -668,7 +713,7 @@ async fn config_rules_enroll_by_phase_selector_and_image_and_annotations_overrid
     );
 
     let both = refresher(&client, phase("dev, prod"));
-    let grown = both.run_once_at("2026-11-23T10:30:00Z").await.unwrap();
+    let grown = both.run_once_at(at("2026-11-23T10:30:00Z")).await.unwrap();
     let names: Vec<(&str, &str, Status)> = grown
         .workloads
         .iter()
@@ -732,12 +777,18 @@ async fn statefulset_init_containers_and_cronjob_templates_restart() {
     stss.create(&PostParams::default(), &sts).await.unwrap();
     crons.create(&PostParams::default(), &cron).await.unwrap();
 
-    let refresher = refresher(&client, RunOptions::default());
-    refresher.run_once_at("2026-11-23T10:00:00Z").await.unwrap();
+    let refresher = refresher(&client, PassOptions::default());
+    refresher
+        .run_once_at(at("2026-11-23T10:00:00Z"))
+        .await
+        .unwrap();
     fixtures::move_tag(&pusher, &mut api_fx, "stable", "2")
         .await
         .unwrap();
-    let report = refresher.run_once_at("2026-11-23T10:15:00Z").await.unwrap();
+    let report = refresher
+        .run_once_at(at("2026-11-23T10:15:00Z"))
+        .await
+        .unwrap();
     let kinds: Vec<(&str, Status)> = report
         .workloads
         .iter()
@@ -796,15 +847,15 @@ async fn two_runs_at_once_restart_each_workload_exactly_once() {
             .create(&client, NS)
             .await;
     }
-    let one = refresher(&client, RunOptions::default());
-    let two = refresher(&client, RunOptions::default());
-    one.run_once_at("2026-11-23T10:00:00Z").await.unwrap();
+    let one = refresher(&client, PassOptions::default());
+    let two = refresher(&client, PassOptions::default());
+    one.run_once_at(at("2026-11-23T10:00:00Z")).await.unwrap();
     fixtures::move_tag(&pusher, &mut api_fx, "stable", "2")
         .await
         .unwrap();
     let (r1, r2) = tokio::join!(
-        one.run_once_at("2026-11-23T10:15:00Z"),
-        two.run_once_at("2026-11-23T10:15:01Z")
+        one.run_once_at(at("2026-11-23T10:15:00Z")),
+        two.run_once_at(at("2026-11-23T10:15:01Z"))
     );
     let (r1, r2) = (r1.unwrap(), r2.unwrap());
     assert_eq!(r1.writes() + r2.writes(), 3, "{r1:#?}\n{r2:#?}");
@@ -865,24 +916,27 @@ async fn schedules_make_workloads_due_only_when_they_fire_in_the_window() {
     .unwrap();
     let refresher = refresher(
         &client,
-        RunOptions {
+        PassOptions {
             interval: Some(std::time::Duration::from_secs(15 * 60)),
             config: std::sync::Arc::new(config),
-            ..RunOptions::default()
+            ..PassOptions::default()
         },
     );
     let deploys = deployments(&client, NS);
-    let status_of = |report: &freshet_cluster::RunReport, name: &str| {
+    let status_of = |report: &freshet_cluster::PassReport, name: &str| {
         let w = report
             .workloads
             .iter()
             .find(|w| w.name == name)
             .unwrap_or_else(|| panic!("{name} in {report:#?}"));
-        (w.status, w.next_due.clone())
+        (w.status, w.next_due.map(|t| t.to_string()))
     };
 
     // 10:00: the hourly instant is in (09:45, 10:00]; 03:00 and :30 are not.
-    let first = refresher.run_once_at("2026-11-23T10:00:00Z").await.unwrap();
+    let first = refresher
+        .run_once_at(at("2026-11-23T10:00:00Z"))
+        .await
+        .unwrap();
     assert_eq!(status_of(&first, "hourly").0, Status::Recorded);
     assert_eq!(status_of(&first, "always").0, Status::Recorded);
     assert_eq!(
@@ -905,28 +959,40 @@ async fn schedules_make_workloads_due_only_when_they_fire_in_the_window() {
         .await
         .unwrap();
     // 10:15: no schedule fired in (10:00, 10:15]; only `always` looks.
-    let second = refresher.run_once_at("2026-11-23T10:15:00Z").await.unwrap();
+    let second = refresher
+        .run_once_at(at("2026-11-23T10:15:00Z"))
+        .await
+        .unwrap();
     assert_eq!(status_of(&second, "always").0, Status::Refreshed);
     assert_eq!(status_of(&second, "hourly").0, Status::NotDue);
     assert_eq!(status_of(&second, "ruled").0, Status::NotDue);
     assert_eq!(restarted_at(&deploys.get("hourly").await.unwrap()), None);
     // 10:30: the rule's schedule fires; its first look records a baseline.
-    let third = refresher.run_once_at("2026-11-23T10:30:00Z").await.unwrap();
+    let third = refresher
+        .run_once_at(at("2026-11-23T10:30:00Z"))
+        .await
+        .unwrap();
     assert_eq!(status_of(&third, "ruled").0, Status::Recorded);
     assert_eq!(status_of(&third, "always").0, Status::Current);
     // 11:00: the hourly workload sees the moved tag and restarts.
-    let fourth = refresher.run_once_at("2026-11-23T11:00:00Z").await.unwrap();
+    let fourth = refresher
+        .run_once_at(at("2026-11-23T11:00:00Z"))
+        .await
+        .unwrap();
     assert_eq!(status_of(&fourth, "hourly").0, Status::Refreshed);
     assert_eq!(
         restarted_at(&deploys.get("hourly").await.unwrap()).as_deref(),
         Some("2026-11-23T11:00:00Z")
     );
     // 03:05 the next day: the nightly one is due.
-    let nightly_run = refresher.run_once_at("2026-11-24T03:05:00Z").await.unwrap();
+    let nightly_run = refresher
+        .run_once_at(at("2026-11-24T03:05:00Z"))
+        .await
+        .unwrap();
     assert_eq!(status_of(&nightly_run, "nightly").0, Status::Recorded);
     // Without an interval (a manual run, --ignore-schedules) everything is due.
-    let manual = common::refresher(&client, RunOptions::default())
-        .run_once_at("2026-11-24T03:07:00Z")
+    let manual = common::refresher(&client, PassOptions::default())
+        .run_once_at(at("2026-11-24T03:07:00Z"))
         .await
         .unwrap();
     assert!(
@@ -940,13 +1006,9 @@ async fn schedules_make_workloads_due_only_when_they_fire_in_the_window() {
     assert!(
         nightly
             .next_due
-            .as_deref()
-            .is_some_and(|n| n.ends_with("T03:00:00Z")),
+            .is_some_and(|n| n.to_string().ends_with("T03:00:00Z")),
         "{nightly:?}"
     );
     let always = rows.iter().find(|r| r.name == "always").unwrap();
-    assert_eq!(
-        (always.schedule.as_deref(), always.next_due.as_deref()),
-        (None, None)
-    );
+    assert_eq!((always.schedule.as_deref(), always.next_due), (None, None));
 }

@@ -33,6 +33,17 @@ fn free_port() -> u16 {
 /// One replica: `freshet run` with its own identity and metrics port; its log goes
 /// to `log` (printed when a wait times out).
 fn replica(identity: &str, kubeconfig: &str, port: u16, log: &Path) -> Child {
+    controller(
+        identity,
+        kubeconfig,
+        port,
+        log,
+        &["--lease-namespace", "default", "--lease-duration", "3s"],
+    )
+}
+
+/// `freshet run` as a controller with `extra` flags.
+fn controller(identity: &str, kubeconfig: &str, port: u16, log: &Path, extra: &[&str]) -> Child {
     let log = std::fs::File::create(log).expect("log file");
     Command::new(env!("CARGO_BIN_EXE_freshet"))
         .args([
@@ -41,10 +52,6 @@ fn replica(identity: &str, kubeconfig: &str, port: u16, log: &Path) -> Child {
             kubeconfig,
             "--interval",
             "1s",
-            "--lease-namespace",
-            "default",
-            "--lease-duration",
-            "3s",
             "--metrics-addr",
             &format!("127.0.0.1:{port}"),
             "--log",
@@ -52,6 +59,7 @@ fn replica(identity: &str, kubeconfig: &str, port: u16, log: &Path) -> Child {
             "--log-format",
             "json",
         ])
+        .args(extra)
         .env("POD_NAME", identity)
         .env_remove("POD_NAMESPACE")
         .env_remove("FRESHET_SELF")
@@ -103,6 +111,22 @@ where
         check,
     )
     .await
+}
+
+/// SIGTERM (through nix, not a `kill` binary: procps is not on every fresh machine),
+/// then the exit code.
+async fn terminate(child: &mut Child) -> Option<i32> {
+    let pid = child.id().expect("a running child");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(pid).expect("a pid fits i32")),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM sent");
+    tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("it stops")
+        .unwrap()
+        .code()
 }
 
 async fn holder(leases: &Api<Lease>) -> Option<String> {
@@ -250,18 +274,7 @@ async fn two_replicas_one_leader_refreshes_escalates_without_exiting_and_hands_o
     );
 
     // SIGTERM: the leader releases the lease and exits 0; the follower takes over.
-    // (through nix, not a `kill` binary: procps is not on every fresh machine)
-    let pid = leader.id().expect("leader pid");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(i32::try_from(pid).expect("a pid fits i32")),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("SIGTERM sent");
-    let status = tokio::time::timeout(Duration::from_secs(60), leader.wait())
-        .await
-        .expect("the leader stops")
-        .unwrap();
-    assert_eq!(status.code(), Some(0), "a clean stop");
+    assert_eq!(terminate(&mut leader).await, Some(0), "a clean stop");
     let next = wait_for("the follower to lead", &logs, || async {
         holder(&leases).await.filter(|h| h == follower_name)
     })
@@ -289,4 +302,70 @@ async fn two_replicas_one_leader_refreshes_escalates_without_exiting_and_hands_o
         before, after,
         "a pass with nothing new writes nothing to app"
     );
+}
+
+/// Regression: `--no-leader-election` logged "the leader election task ended" and
+/// exited 0 before its first pass. A single replica runs passes until SIGTERM.
+#[tokio::test]
+async fn without_leader_election_one_replica_runs_passes_until_sigterm() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let registry = RegistryServer::start(RegistryOptions::open())
+        .await
+        .unwrap();
+    let pusher = Pusher::new(&registry).unwrap();
+    let mut api_fx = fixtures::seed_api(&pusher).await.unwrap();
+    let image = format!("{}/team/api:stable", registry.host());
+    let cluster = TestCluster::start(ClusterOptions::default()).await.unwrap();
+    let client = admin(&cluster).await;
+    let kubeconfig = cluster.kubeconfig_path().to_str().unwrap().to_owned();
+    deploy(
+        &client,
+        "app",
+        &image,
+        json!({"freshet.io/policy": "digest"}),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("single.log");
+    let logs = [log.as_path()];
+    let port = free_port();
+    let mut single = controller("single", &kubeconfig, port, &log, &["--no-leader-election"]);
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    wait_for("the baseline", &logs, || {
+        let deploys = deploys.clone();
+        async move {
+            let d = deploys.get("app").await.ok()?;
+            d.metadata
+                .annotations?
+                .contains_key("freshet.io/refreshed")
+                .then_some(())
+        }
+    })
+    .await;
+    fixtures::move_tag(&pusher, &mut api_fx, "stable", "2")
+        .await
+        .unwrap();
+    wait_for("the restart by a later pass", &logs, || {
+        let deploys = deploys.clone();
+        async move {
+            let d = deploys.get("app").await.ok()?;
+            d.spec
+                .template
+                .metadata?
+                .annotations?
+                .get("kubectl.kubernetes.io/restartedAt")
+                .cloned()
+        }
+    })
+    .await;
+    let metrics = wait_for("metrics of several passes", &logs, || async {
+        let m = scrape(port).await?;
+        (sample(&m, "freshet_passes_total{outcome=\"ok\"}").is_some_and(|v| v >= 2.0)).then_some(m)
+    })
+    .await;
+    assert_eq!(sample(&metrics, "freshet_leader "), Some(1.0), "{metrics}");
+    assert!(single.try_wait().unwrap().is_none(), "it keeps running");
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "default");
+    assert_eq!(holder(&leases).await, None, "no lease is taken");
+    assert_eq!(terminate(&mut single).await, Some(0), "a clean stop");
 }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use freshet_apiserver::{ClusterOptions, TestCluster};
-use freshet_cluster::{PullSecret, Refresher, RunOptions};
+use freshet_cluster::{PassOptions, PullSecret, Refresher};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Namespace, Secret};
 use kube::api::{Api, ListParams, PostParams};
@@ -37,7 +37,7 @@ pub async fn admin(cluster: &TestCluster) -> kube::Client {
 
 /// A refresher whose registry clients hold only the workloads' pull secrets (no
 /// docker config), as the CLI builds them.
-pub fn refresher(client: &kube::Client, options: RunOptions) -> Refresher {
+pub fn refresher(client: &kube::Client, options: PassOptions) -> Refresher {
     Refresher::new(
         client.clone(),
         std::sync::Arc::new(|secrets: &[PullSecret]| {
@@ -259,3 +259,8 @@ pub async fn events(client: &kube::Client, namespace: &str, name: &str) -> Vec<E
 // Not every test binary that includes this module waits.
 #[allow(unused_imports)]
 pub use freshet_testbed::wait::wait_for;
+
+/// The time `s` (RFC 3339), for passes run at a chosen instant.
+pub fn at(s: &str) -> freshet_core::refresh::Timestamp {
+    freshet_core::refresh::Timestamp::parse(s).expect("an RFC 3339 time")
+}

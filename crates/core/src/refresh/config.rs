@@ -272,8 +272,101 @@ fn schedule(key: String, value: &str) -> Result<(), ConfigError> {
             format!("{value:?} is not a schedule ({reason})"),
             SCHEDULE_FORMS,
         )),
-        Err(e) => Err(invalid(key, e.to_string(), SCHEDULE_FORMS)),
     }
+}
+
+/// Checks that every entry of `list` is a namespace name.
+fn check_namespaces(key: String, list: &Option<Vec<String>>) -> Result<(), ConfigError> {
+    for (i, ns) in list.iter().flatten().enumerate() {
+        let ok = !ns.is_empty()
+            && ns.len() <= 63
+            && ns
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !ok {
+            return Err(invalid(
+                format!("{key}[{i}]"),
+                format!("{ns:?} is not a namespace name"),
+                "use lowercase letters, digits and '-'",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Validates rule number `index`.
+fn rule(index: usize, r: RawRule) -> Result<Rule, ConfigError> {
+    let key = |k: &str| format!("rules[{index}].{k}");
+    check_namespaces(key("namespaces"), &r.namespaces)?;
+    let policy = Policy::parse(&r.policy)
+        .map_err(|e| invalid(key("policy"), e.to_string(), "write e.g. policy: digest"))?;
+    if let Some(action) = &r.action
+        && !matches!(action.as_str(), "restart" | "pin" | "set-image")
+    {
+        return Err(invalid(
+            key("action"),
+            format!("unknown action {action:?}"),
+            "use restart, pin or set-image",
+        ));
+    }
+    if let Some(v) = &r.if_pull_policy_not_always
+        && !matches!(v.as_str(), "skip" | "pin")
+    {
+        return Err(invalid(
+            key("ifPullPolicyNotAlways"),
+            format!("unknown choice {v:?}"),
+            "use skip or pin",
+        ));
+    }
+    let selector = r
+        .selector
+        .as_deref()
+        .map(|s| {
+            Selector::parse(s).map_err(|e| {
+                invalid(
+                    key("selector"),
+                    e,
+                    "write a label selector, e.g. app=web,tier!=db or env in (dev,qa)",
+                )
+            })
+        })
+        .transpose()?;
+    let images = image_globs(index, &r.images)?;
+    if let Some(s) = &r.schedule {
+        schedule(key("schedule"), s)?;
+    }
+    Ok(Rule {
+        index,
+        namespaces: r.namespaces,
+        selector,
+        images,
+        policy: policy.to_string(),
+        action: r.action,
+        threshold: threshold(key("threshold"), r.threshold)?,
+        if_not_always: r.if_pull_policy_not_always,
+        schedule: r.schedule,
+    })
+}
+
+/// The image globs of rule number `index`.
+fn image_globs(index: usize, globs: &[String]) -> Result<Vec<GlobMatcher>, ConfigError> {
+    globs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            GlobBuilder::new(p)
+                .literal_separator(false)
+                .build()
+                .map(|g| g.compile_matcher())
+                .map_err(|e| {
+                    invalid(
+                        format!("rules[{index}].images[{i}]"),
+                        format!("{p:?} is not a valid glob: {e}"),
+                        "write e.g. ghcr.io/acme/*",
+                    )
+                })
+        })
+        .collect()
 }
 
 impl ClusterConfig {
@@ -299,97 +392,14 @@ impl ClusterConfig {
                 "write version: 1 or leave it out",
             ));
         }
-        let check_namespaces = |key: String, list: &Option<Vec<String>>| {
-            if let Some(list) = list {
-                for (i, ns) in list.iter().enumerate() {
-                    let ok = !ns.is_empty()
-                        && ns.len() <= 63
-                        && ns
-                            .chars()
-                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-                    if !ok {
-                        return Err(invalid(
-                            format!("{key}[{i}]"),
-                            format!("{ns:?} is not a namespace name"),
-                            "use lowercase letters, digits and '-'",
-                        ));
-                    }
-                }
-            }
-            Ok(())
-        };
         check_namespaces("namespaces".into(), &raw.namespaces)?;
         let global = threshold("threshold".into(), raw.threshold)?;
-        let mut rules = Vec::new();
-        for (index, r) in raw.rules.into_iter().enumerate() {
-            let key = |k: &str| format!("rules[{index}].{k}");
-            check_namespaces(key("namespaces"), &r.namespaces)?;
-            let policy = Policy::parse(&r.policy)
-                .map_err(|e| invalid(key("policy"), e.to_string(), "write e.g. policy: digest"))?;
-            if let Some(action) = &r.action
-                && !matches!(action.as_str(), "restart" | "pin" | "set-image")
-            {
-                return Err(invalid(
-                    key("action"),
-                    format!("unknown action {action:?}"),
-                    "use restart, pin or set-image",
-                ));
-            }
-            if let Some(v) = &r.if_pull_policy_not_always
-                && !matches!(v.as_str(), "skip" | "pin")
-            {
-                return Err(invalid(
-                    key("ifPullPolicyNotAlways"),
-                    format!("unknown choice {v:?}"),
-                    "use skip or pin",
-                ));
-            }
-            let selector = r
-                .selector
-                .as_deref()
-                .map(|s| {
-                    Selector::parse(s).map_err(|e| {
-                        invalid(
-                            key("selector"),
-                            e,
-                            "write a label selector, e.g. app=web,tier!=db or env in (dev,qa)",
-                        )
-                    })
-                })
-                .transpose()?;
-            let images = r
-                .images
-                .iter()
-                .enumerate()
-                .map(|(i, p)| {
-                    GlobBuilder::new(p)
-                        .literal_separator(false)
-                        .build()
-                        .map(|g| g.compile_matcher())
-                        .map_err(|e| {
-                            invalid(
-                                format!("rules[{index}].images[{i}]"),
-                                format!("{p:?} is not a valid glob: {e}"),
-                                "write e.g. ghcr.io/acme/*",
-                            )
-                        })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            if let Some(s) = &r.schedule {
-                schedule(key("schedule"), s)?;
-            }
-            rules.push(Rule {
-                index,
-                namespaces: r.namespaces,
-                selector,
-                images,
-                policy: policy.to_string(),
-                action: r.action,
-                threshold: threshold(key("threshold"), r.threshold)?,
-                if_not_always: r.if_pull_policy_not_always,
-                schedule: r.schedule,
-            });
-        }
+        let rules = raw
+            .rules
+            .into_iter()
+            .enumerate()
+            .map(|(index, r)| rule(index, r))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(ClusterConfig {
             namespaces: raw.namespaces,
             threshold: global,

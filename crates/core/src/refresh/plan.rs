@@ -1,115 +1,26 @@
 //! Planning one workload's refresh: facts in, a [`WorkloadPlan`] value out.
 //!
 //! Owns the decisions of the cluster refresh: which containers restart, which images
-//! or env vars change, the audit annotations, the failure streaks and when a streak
-//! escalates. Must not talk to the cluster or a registry: the shell gathers the
-//! [`Workload`] and the registry facts, calls [`plan`], and performs the plan's one
-//! patch. Running [`plan`] again on the patched workload with the same facts yields
-//! an empty plan (idempotence), which is how a second run makes zero writes.
-//!
-//! State lives on the workload, in annotations:
-//! - `freshet.io/refreshed`: JSON `{image: {"digest", "at"}}`, the digest each
-//!   tracked image was last refreshed to, and when (the audit trail; for a digest
-//!   watch it is also the baseline: the first sight of a workload records it and
-//!   restarts nothing);
-//! - `freshet.io/refresh-consecutive-failures`: JSON `{image: count}`;
-//! - `freshet.io/refresh-last-error`: the message of the last escalated failure.
+//! or env vars change, how the audit annotations change, the failure streaks and
+//! when a streak escalates. One function per action: [`Planner::restart`],
+//! [`Planner::pin`], [`Planner::set_image`] and [`Planner::set_env`], each adding
+//! its changes and audit records; the annotation diff is [`Audit::diff`]. Must not
+//! talk to the cluster or a registry, nor read the clock: the shell gathers the
+//! [`Workload`] and the registry facts, passes the time, calls [`plan`], and
+//! performs the plan's one patch ([`WorkloadPlan::patch`]). Running [`plan`] again on
+//! the patched workload with the same facts yields an empty plan (idempotence),
+//! which is how a second run makes zero writes.
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde::Serialize;
 
+use super::audit::{Audit, Refreshed};
 use super::enroll::{ActionKind, Enrollment, EnvValue, IfNotAlways};
+use super::time::Timestamp;
+use super::workload::{Container, Workload};
 use crate::policy::{Current, Decision, Facts, Policy, PolicyKind, decide};
 use crate::{Digest, Reference};
-
-/// `freshet.io/refreshed`.
-pub const REFRESHED: &str = "freshet.io/refreshed";
-/// `freshet.io/refresh-consecutive-failures`.
-pub const FAILURES: &str = "freshet.io/refresh-consecutive-failures";
-/// `freshet.io/refresh-last-error`.
-pub const LAST_ERROR: &str = "freshet.io/refresh-last-error";
-/// The pod-template annotation `kubectl rollout restart` sets.
-pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
-
-/// The workload kinds freshet refreshes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum WorkloadKind {
-    /// apps/v1 Deployment.
-    Deployment,
-    /// apps/v1 StatefulSet.
-    StatefulSet,
-    /// apps/v1 DaemonSet.
-    DaemonSet,
-    /// batch/v1 CronJob (its `jobTemplate`).
-    CronJob,
-}
-
-impl WorkloadKind {
-    /// The JSON path of the pod template, as object keys from the root.
-    pub fn template_path(self) -> &'static [&'static str] {
-        match self {
-            Self::CronJob => &["spec", "jobTemplate", "spec", "template"],
-            _ => &["spec", "template"],
-        }
-    }
-}
-
-/// One container of a workload's pod template.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Container {
-    /// The container name.
-    pub name: String,
-    /// The image string as written.
-    pub image: String,
-    /// An init container.
-    pub init: bool,
-    /// `imagePullPolicy` as written (`None`: Kubernetes' default).
-    pub pull_policy: Option<String>,
-    /// Literal env values (`None` for `valueFrom`).
-    pub env: BTreeMap<String, Option<String>>,
-}
-
-impl Container {
-    /// The pull policy Kubernetes applies: as written, else `Always` for `:latest` or
-    /// no tag, else `IfNotPresent`.
-    pub fn effective_pull_policy(&self) -> &str {
-        if let Some(p) = &self.pull_policy {
-            return p;
-        }
-        match Reference::parse(&self.image) {
-            Ok(r) if r.tag().is_none_or(|t| t == "latest") && r.digest().is_none() => "Always",
-            _ => "IfNotPresent",
-        }
-    }
-}
-
-/// What the shell read of one workload.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Workload {
-    /// Its kind.
-    pub kind: WorkloadKind,
-    /// Namespace.
-    pub namespace: String,
-    /// Name.
-    pub name: String,
-    /// `metadata.resourceVersion`, sent back as the patch's precondition.
-    pub resource_version: String,
-    /// `metadata.annotations`.
-    pub annotations: BTreeMap<String, String>,
-    /// Containers then init containers of the pod template.
-    pub containers: Vec<Container>,
-}
-
-/// The audit record of one tracked image.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Refreshed {
-    /// The digest the image was refreshed to.
-    pub digest: String,
-    /// When (RFC 3339).
-    pub at: String,
-}
 
 /// One change to a workload's spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,12 +66,12 @@ pub enum Change {
     },
 }
 
-/// A tracked image whose failure streak reached the threshold.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Escalation {
+/// A tracked image that failed in this run: its failure streak so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Streak {
     /// The image.
     pub image: String,
-    /// Failures in a row.
+    /// Failures in a row, this one included.
     pub count: u32,
     /// The last failure's message (names the host and cause).
     pub message: String,
@@ -175,10 +86,10 @@ pub struct WorkloadPlan {
     pub baselines: Vec<String>,
     /// Things worth a warning that change nothing.
     pub warnings: Vec<String>,
-    /// Failures below the threshold: (image, count, message).
-    pub transient: Vec<(String, u32, String)>,
-    /// Failures at or above the threshold.
-    pub escalations: Vec<Escalation>,
+    /// Failure streaks below the threshold (warned and skipped).
+    pub transient: Vec<Streak>,
+    /// Failure streaks at or above the threshold.
+    pub escalations: Vec<Streak>,
     /// The annotations to set (`Some`) or remove (`None`); empty when unchanged.
     pub annotations: BTreeMap<String, Option<String>>,
 }
@@ -188,103 +99,9 @@ impl WorkloadPlan {
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty() && self.annotations.is_empty()
     }
-
-    /// The strategic-merge patch that performs the plan, with the resource-version
-    /// precondition; `None` when there is nothing to write.
-    pub fn patch(&self, workload: &Workload, now: &str) -> Option<Value> {
-        if self.is_empty() {
-            return None;
-        }
-        let mut containers: BTreeMap<(bool, String), serde_json::Map<String, Value>> =
-            BTreeMap::new();
-        fn entry<'a>(
-            containers: &'a mut BTreeMap<(bool, String), serde_json::Map<String, Value>>,
-            init: bool,
-            name: &str,
-        ) -> &'a mut serde_json::Map<String, Value> {
-            containers
-                .entry((init, name.to_owned()))
-                .or_insert_with(|| {
-                    let mut m = serde_json::Map::new();
-                    m.insert("name".into(), name.into());
-                    m
-                })
-        }
-        let mut restart = false;
-        for change in &self.changes {
-            match change {
-                Change::Restart { .. } => restart = true,
-                Change::SetImage {
-                    container,
-                    init,
-                    to,
-                    ..
-                } => {
-                    entry(&mut containers, *init, container)
-                        .insert("image".into(), to.as_str().into());
-                }
-                Change::SetEnv {
-                    container,
-                    init,
-                    var,
-                    to,
-                    ..
-                } => {
-                    let c = entry(&mut containers, *init, container);
-                    let env = c.entry("env").or_insert_with(|| Value::Array(Vec::new()));
-                    if let Value::Array(list) = env {
-                        list.push(json!({"name": var, "value": to}));
-                    }
-                }
-            }
-        }
-        let mut spec = serde_json::Map::new();
-        for ((init, _), c) in containers {
-            let key = if init { "initContainers" } else { "containers" };
-            let list = spec.entry(key).or_insert_with(|| Value::Array(Vec::new()));
-            if let Value::Array(list) = list {
-                list.push(Value::Object(c));
-            }
-        }
-        let mut template = serde_json::Map::new();
-        if restart {
-            template.insert(
-                "metadata".into(),
-                json!({"annotations": {RESTARTED_AT: now}}),
-            );
-        }
-        if !spec.is_empty() {
-            template.insert("spec".into(), Value::Object(spec));
-        }
-        let mut root = json!({
-            "metadata": {
-                "resourceVersion": workload.resource_version,
-                "annotations": self.annotations,
-            }
-        });
-        if !template.is_empty() {
-            let mut node = Value::Object(template);
-            for key in workload.kind.template_path().iter().rev() {
-                node = json!({ *key: node });
-            }
-            merge(&mut root, node);
-        }
-        Some(root)
-    }
 }
 
-fn merge(into: &mut Value, from: Value) {
-    match (into, from) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (k, v) in b {
-                merge(a.entry(k).or_insert(Value::Null), v);
-            }
-        }
-        (slot, v) => *slot = v,
-    }
-}
-
-/// What the registry said about one tracked image (keyed by its canonical name).
+/// What the registry said about each tracked image (keyed by its canonical name).
 pub type ImageFacts = BTreeMap<String, Facts>;
 
 /// What the shell must fetch for a workload: (reference, policy) pairs; each
@@ -316,269 +133,337 @@ pub fn tracked_images(workload: &Workload, enrollment: &Enrollment) -> Vec<(Refe
     out
 }
 
-/// Plans one workload's refresh. `now` is RFC 3339; `facts` holds what the registry
-/// said per tracked image's canonical name (a missing entry counts as a failure).
+/// The containers of `workload` that `enrollment` covers and that run `reference`
+/// (with or without a digest). Empty when the enrollment has no image policy.
+pub fn containers_running<'w>(
+    workload: &'w Workload,
+    enrollment: &Enrollment,
+    reference: &Reference,
+) -> Vec<&'w Container> {
+    if enrollment.policy.is_none() {
+        return Vec::new();
+    }
+    workload
+        .containers
+        .iter()
+        .filter(|c| enrollment.covers(&c.name))
+        .filter(|c| Reference::parse(&c.image).is_ok_and(|r| r.without_digest() == *reference))
+        .collect()
+}
+
+/// The tag a tracked reference follows (`latest` when it names none).
+pub fn tag_of(reference: &Reference) -> String {
+    reference.tag_or_latest().unwrap_or("latest").to_owned()
+}
+
+/// Why the facts for an image are unusable, or `None` when they are fine.
+pub fn failure(fact: Option<&Facts>, tag: &str, wants_tags: bool) -> Option<String> {
+    let Some(fact) = fact else {
+        return Some("not resolved in this run".into());
+    };
+    if wants_tags && let Some(Err(e)) = &fact.tags {
+        return Some(e.clone());
+    }
+    match fact.digests.get(tag) {
+        Some(Err(e)) => Some(e.clone()),
+        _ => None,
+    }
+}
+
+/// Plans one workload's refresh at `now`; `facts` holds what the registry said per
+/// tracked image's canonical name (a missing entry counts as a failure).
 pub fn plan(
     workload: &Workload,
     enrollment: &Enrollment,
     facts: &ImageFacts,
-    now: &str,
+    now: Timestamp,
 ) -> WorkloadPlan {
-    let mut out = WorkloadPlan::default();
-    let old_refreshed: BTreeMap<String, Refreshed> = read_json(&workload.annotations, REFRESHED);
-    let old_failures: BTreeMap<String, u32> = read_json(&workload.annotations, FAILURES);
-    let mut refreshed = old_refreshed.clone();
-    let mut failures = old_failures.clone();
-    let mut restarts: BTreeMap<String, (Vec<String>, Digest, Digest)> = BTreeMap::new();
-
+    let old = Audit::read(&workload.annotations);
+    let mut planner = Planner {
+        workload,
+        enrollment,
+        now,
+        new: old.clone(),
+        old,
+        out: WorkloadPlan::default(),
+        restarts: BTreeMap::new(),
+    };
     for (reference, policy) in tracked_images(workload, enrollment) {
+        planner.image(&reference, &policy, facts);
+    }
+    planner.finish()
+}
+
+/// The state of one [`plan`] call: the audit before and after, and the plan so far.
+struct Planner<'a> {
+    workload: &'a Workload,
+    enrollment: &'a Enrollment,
+    now: Timestamp,
+    old: Audit,
+    new: Audit,
+    out: WorkloadPlan,
+    /// Restarts by image, added last (one per image, whatever its containers).
+    restarts: BTreeMap<String, Change>,
+}
+
+impl Planner<'_> {
+    /// Plans one tracked image: its failure streak, the env vars that follow it,
+    /// then the action on the containers running it.
+    fn image(&mut self, reference: &Reference, policy: &Policy, facts: &ImageFacts) {
         let image = reference.canonical();
-        let tag = reference.tag_or_latest().unwrap_or("latest").to_owned();
+        let tag = tag_of(reference);
         let fact = facts.get(&image);
         if let Some(message) = failure(fact, &tag, policy.needs(Some(&tag)).tag_list) {
-            let count = old_failures.get(&image).copied().unwrap_or(0) + 1;
-            failures.insert(image.clone(), count);
-            if count >= enrollment.threshold {
-                out.escalations.push(Escalation {
-                    image,
-                    count,
-                    message,
-                });
-            } else {
-                out.transient.push((image, count, message));
-            }
-            continue;
+            self.streak(image, message);
+            return;
         }
-        failures.remove(&image);
-        let fact = fact.expect("no failure means facts exist");
+        self.new.failures.remove(&image);
+        let Some(fact) = fact else { return };
         let resolved = fact
             .digests
             .get(&tag)
             .and_then(|d| d.as_ref().ok())
             .cloned();
+        if let Some(digest) = &resolved {
+            self.set_env(reference, &image, digest);
+        }
+        let containers = containers_running(self.workload, self.enrollment, reference);
+        let Some(policy) = self.enrollment.policy.as_ref() else {
+            return;
+        };
+        if containers.is_empty() {
+            return;
+        }
+        let is_digest_watch = matches!(policy.kind(), PolicyKind::Digest)
+            || policy.needs(Some(&tag)).digest_of.is_some();
+        // A restart needs a digest to watch; on a version policy it moves the tag.
+        let action = match self.enrollment.action {
+            ActionKind::Restart if !is_digest_watch => ActionKind::SetImage,
+            a => a,
+        };
+        match (action, resolved) {
+            (ActionKind::SetImage, _) => self.set_image(reference, &tag, policy, fact, &containers),
+            (ActionKind::Pin, Some(digest)) => self.pin(reference, &digest, &containers),
+            (ActionKind::Restart, Some(digest)) => self.restart(reference, &digest, &containers),
+            _ => {}
+        }
+    }
 
-        // Env vars that follow this image.
-        for s in enrollment.set_env.iter().filter(|s| s.image == reference) {
-            let Some(digest) = &resolved else { continue };
+    /// Counts a failure of `image`: transient below the threshold, escalated at it.
+    fn streak(&mut self, image: String, message: String) {
+        let count = self.old.failures_of(&image) + 1;
+        self.new.failures.insert(image.clone(), count);
+        let streak = Streak {
+            image,
+            count,
+            message,
+        };
+        if count >= self.enrollment.threshold {
+            self.out.escalations.push(streak);
+        } else {
+            self.out.transient.push(streak);
+        }
+    }
+
+    /// Records that `image` was refreshed to `digest` now.
+    fn record(&mut self, image: String, digest: &Digest) {
+        self.new.refreshed.insert(
+            image,
+            Refreshed {
+                digest: digest.to_string(),
+                at: self.now.to_string(),
+            },
+        );
+    }
+
+    /// set-env: every env var that follows `reference` gets its digest (or
+    /// `name@digest`).
+    fn set_env(&mut self, reference: &Reference, image: &str, digest: &Digest) {
+        let enrollment = self.enrollment;
+        for s in enrollment.set_env.iter().filter(|s| s.image == *reference) {
             let value = match s.value {
                 EnvValue::Digest => digest.to_string(),
                 EnvValue::Reference => format!("{}@{digest}", reference.name()),
             };
-            let Some(c) = workload.containers.iter().find(|c| c.name == s.container) else {
-                out.warnings.push(format!(
+            let Some(c) = self
+                .workload
+                .containers
+                .iter()
+                .find(|c| c.name == s.container)
+            else {
+                self.out.warnings.push(format!(
                     "{}: set-env names container {:?}, which the pod template does not have",
                     s.var, s.container
                 ));
                 continue;
             };
             let current = c.env.get(&s.var).cloned().flatten();
-            if current.as_deref() != Some(value.as_str()) {
-                out.changes.push(Change::SetEnv {
-                    container: c.name.clone(),
-                    init: c.init,
-                    var: s.var.clone(),
-                    from: current,
-                    to: value,
-                    image: image.clone(),
-                });
-                refreshed.insert(
-                    image.clone(),
-                    Refreshed {
-                        digest: digest.to_string(),
-                        at: now.into(),
-                    },
-                );
-            } else {
-                refreshed.entry(image.clone()).or_insert_with(|| Refreshed {
-                    digest: digest.to_string(),
-                    at: now.into(),
-                });
+            if current.as_deref() == Some(value.as_str()) {
+                if !self.new.refreshed.contains_key(image) {
+                    self.record(image.to_owned(), digest);
+                }
+                continue;
             }
+            self.out.changes.push(Change::SetEnv {
+                container: c.name.clone(),
+                init: c.init,
+                var: s.var.clone(),
+                from: current,
+                to: value,
+                image: image.to_owned(),
+            });
+            self.record(image.to_owned(), digest);
         }
+    }
 
-        // Containers running this image.
-        let Some(policy) = enrollment.policy.as_ref() else {
-            continue;
-        };
-        let containers: Vec<&Container> = workload
-            .containers
-            .iter()
-            .filter(|c| enrollment.covers(&c.name))
-            .filter(|c| Reference::parse(&c.image).is_ok_and(|r| r.without_digest() == reference))
-            .collect();
-        if containers.is_empty() {
-            continue;
-        }
-        let is_digest_watch = matches!(policy.kind(), PolicyKind::Digest)
-            || policy.needs(Some(&tag)).digest_of.is_some();
-        let action = match enrollment.action {
-            ActionKind::Restart if !is_digest_watch => ActionKind::SetImage,
-            a => a,
-        };
-        match action {
-            ActionKind::SetImage => {
-                let decision = decide(Current::tag(&tag), policy, fact);
-                match decision {
-                    Decision::Update {
-                        to, reason, digest, ..
-                    } if to != tag => {
-                        // The audit record moves to the new tag, with its digest when
-                        // the shell resolved it (facts for `to` on this image).
-                        let to_digest = digest.or_else(|| {
-                            fact.digests.get(&to).and_then(|d| d.as_ref().ok()).cloned()
+    /// set-image: moves the containers to the tag the policy picks; the audit
+    /// record moves to the new tag, with its digest when the shell resolved it
+    /// (facts for the new tag on this image).
+    fn set_image(
+        &mut self,
+        reference: &Reference,
+        tag: &str,
+        policy: &Policy,
+        fact: &Facts,
+        containers: &[&Container],
+    ) {
+        let image = reference.canonical();
+        match decide(Current::tag(tag), policy, fact) {
+            Decision::Update {
+                to, reason, digest, ..
+            } if to != tag => {
+                let to_digest =
+                    digest.or_else(|| fact.digests.get(&to).and_then(|d| d.as_ref().ok()).cloned());
+                if let (Ok(target), Some(d)) = (reference.with_tag(&to), to_digest) {
+                    self.new.refreshed.remove(&image);
+                    self.record(target.canonical(), &d);
+                }
+                for c in containers {
+                    if let Ok(new) = reference.with_tag(&to).map(|r| r.familiar_like(&c.image)) {
+                        self.out.changes.push(Change::SetImage {
+                            container: c.name.clone(),
+                            init: c.init,
+                            from: c.image.clone(),
+                            to: new,
+                            reason: reason.clone(),
                         });
-                        if let (Ok(target), Some(d)) = (reference.with_tag(&to), to_digest) {
-                            refreshed.remove(&image);
-                            refreshed.insert(
-                                target.canonical(),
-                                Refreshed {
-                                    digest: d.to_string(),
-                                    at: now.into(),
-                                },
-                            );
-                        }
-                        for c in &containers {
-                            let new = reference.with_tag(&to).map(|r| r.familiar_like(&c.image));
-                            if let Ok(new) = new {
-                                out.changes.push(Change::SetImage {
-                                    container: c.name.clone(),
-                                    init: c.init,
-                                    from: c.image.clone(),
-                                    to: new,
-                                    reason: reason.clone(),
-                                });
-                            }
-                        }
-                    }
-                    Decision::Keep { warning: Some(w) } => {
-                        out.warnings.push(format!("{image}: {w}"))
-                    }
-                    _ => {}
-                }
-            }
-            ActionKind::Pin => {
-                let Some(digest) = &resolved else { continue };
-                pin(&mut out, &containers, &reference, digest, "pin");
-                if old_refreshed
-                    .get(&image)
-                    .is_none_or(|r| r.digest != digest.as_str())
-                {
-                    refreshed.insert(
-                        image.clone(),
-                        Refreshed {
-                            digest: digest.to_string(),
-                            at: now.into(),
-                        },
-                    );
-                }
-            }
-            ActionKind::Restart => {
-                let Some(digest) = resolved else { continue };
-                let Some(previous) = old_refreshed.get(&image) else {
-                    out.baselines.push(image.clone());
-                    refreshed.insert(
-                        image.clone(),
-                        Refreshed {
-                            digest: digest.to_string(),
-                            at: now.into(),
-                        },
-                    );
-                    continue;
-                };
-                if previous.digest == digest.as_str() {
-                    continue;
-                }
-                // An image that names a digest runs that digest whatever a restart
-                // does: re-pin it to the new digest instead.
-                let (pinned, floating): (Vec<&Container>, Vec<&Container>) = containers
-                    .iter()
-                    .partition(|c| Reference::parse(&c.image).is_ok_and(|r| r.digest().is_some()));
-                pin(
-                    &mut out,
-                    &pinned,
-                    &reference,
-                    &digest,
-                    "re-pin (the image names a digest, so a restart would not move it)",
-                );
-                let (pulling, not_pulling): (Vec<&Container>, Vec<&Container>) = floating
-                    .iter()
-                    .partition(|c| c.effective_pull_policy() == "Always");
-                if !not_pulling.is_empty() {
-                    let names: Vec<&str> = not_pulling.iter().map(|c| c.name.as_str()).collect();
-                    match enrollment.if_not_always {
-                        IfNotAlways::Skip => {
-                            out.warnings.push(format!(
-                                "{image} moved to {digest}, but containers {names:?} have imagePullPolicy {}: a restart would not pull it, so freshet skips them; set imagePullPolicy: Always, or freshet.io/if-pull-policy-not-always: pin",
-                                not_pulling[0].effective_pull_policy()
-                            ));
-                            continue;
-                        }
-                        IfNotAlways::Pin => {
-                            out.warnings.push(format!(
-                                "{image} moved to {digest}; containers {names:?} would not pull on restart, so freshet pins the digest"
-                            ));
-                            pin(
-                                &mut out,
-                                &not_pulling,
-                                &reference,
-                                &digest,
-                                "pin (pull policy is not Always)",
-                            );
-                        }
                     }
                 }
-                if !pulling.is_empty() {
-                    let from = Digest::parse(&previous.digest).unwrap_or_else(|_| digest.clone());
-                    restarts.insert(
-                        image.clone(),
-                        (
-                            pulling.iter().map(|c| c.name.clone()).collect(),
-                            from,
-                            digest.clone(),
-                        ),
-                    );
-                }
-                refreshed.insert(
-                    image.clone(),
-                    Refreshed {
-                        digest: digest.to_string(),
-                        at: now.into(),
-                    },
-                );
             }
+            Decision::Keep { warning: Some(w) } => self.out.warnings.push(format!("{image}: {w}")),
+            _ => {}
         }
-    }
-    for (image, (containers, from, to)) in restarts {
-        out.changes.push(Change::Restart {
-            image,
-            containers,
-            from,
-            to,
-        });
     }
 
-    // Annotations: write only what differs.
-    if refreshed != old_refreshed {
-        out.annotations
-            .insert(REFRESHED.into(), Some(to_json(&refreshed)));
-    }
-    if failures != old_failures {
-        let value = (!failures.is_empty()).then(|| to_json(&failures));
-        out.annotations.insert(FAILURES.into(), value);
-    }
-    let last_error = workload.annotations.get(LAST_ERROR);
-    if let Some(e) = out.escalations.first() {
-        let message = format!("{}: {} failures in a row: {}", e.image, e.count, e.message);
-        if last_error != Some(&message) {
-            out.annotations.insert(LAST_ERROR.into(), Some(message));
+    /// pin: the containers name the digest; the record changes only when the
+    /// digest did (so a later run with the same digest writes nothing).
+    fn pin(&mut self, reference: &Reference, digest: &Digest, containers: &[&Container]) {
+        pin_containers(&mut self.out, containers, reference, digest, "pin");
+        let image = reference.canonical();
+        if self
+            .old
+            .record(&image)
+            .is_none_or(|r| r.digest != digest.as_str())
+        {
+            self.record(image, digest);
         }
-    } else if failures.is_empty() && last_error.is_some() {
-        out.annotations.insert(LAST_ERROR.into(), None);
     }
-    out
+
+    /// restart: the first sight records a baseline; a moved digest restarts the
+    /// containers that pull on restart, re-pins those that name a digest, and skips
+    /// or pins those that would not pull ([`IfNotAlways`]).
+    fn restart(&mut self, reference: &Reference, digest: &Digest, containers: &[&Container]) {
+        let image = reference.canonical();
+        let Some(previous) = self.old.record(&image).cloned() else {
+            self.out.baselines.push(image.clone());
+            self.record(image, digest);
+            return;
+        };
+        if previous.digest == digest.as_str() {
+            return;
+        }
+        // An image that names a digest runs that digest whatever a restart does:
+        // re-pin it to the new digest instead.
+        let (pinned, floating): (Vec<&Container>, Vec<&Container>) = containers
+            .iter()
+            .partition(|c| Reference::parse(&c.image).is_ok_and(|r| r.digest().is_some()));
+        pin_containers(
+            &mut self.out,
+            &pinned,
+            reference,
+            digest,
+            "re-pin (the image names a digest, so a restart would not move it)",
+        );
+        let (pulling, not_pulling): (Vec<&Container>, Vec<&Container>) = floating
+            .iter()
+            .partition(|c| c.effective_pull_policy() == "Always");
+        if !not_pulling.is_empty() && !self.not_pulling(reference, digest, &not_pulling) {
+            return;
+        }
+        if !pulling.is_empty() {
+            let from = Digest::parse(&previous.digest).unwrap_or_else(|_| digest.clone());
+            self.restarts.insert(
+                image.clone(),
+                Change::Restart {
+                    image: image.clone(),
+                    containers: pulling.iter().map(|c| c.name.clone()).collect(),
+                    from,
+                    to: digest.clone(),
+                },
+            );
+        }
+        self.record(image, digest);
+    }
+
+    /// Containers a restart would not make pull: skipped with a warning (returns
+    /// `false`: the image is not refreshed) or pinned (returns `true`).
+    fn not_pulling(&mut self, reference: &Reference, digest: &Digest, not: &[&Container]) -> bool {
+        let image = reference.canonical();
+        let names: Vec<&str> = not.iter().map(|c| c.name.as_str()).collect();
+        match self.enrollment.if_not_always {
+            IfNotAlways::Skip => {
+                self.out.warnings.push(format!(
+                    "{image} moved to {digest}, but containers {names:?} have imagePullPolicy {}: a restart would not pull it, so freshet skips them; set imagePullPolicy: Always, or freshet.io/if-pull-policy-not-always: pin",
+                    not[0].effective_pull_policy()
+                ));
+                false
+            }
+            IfNotAlways::Pin => {
+                self.out.warnings.push(format!(
+                    "{image} moved to {digest}; containers {names:?} would not pull on restart, so freshet pins the digest"
+                ));
+                pin_containers(
+                    &mut self.out,
+                    not,
+                    reference,
+                    digest,
+                    "pin (pull policy is not Always)",
+                );
+                true
+            }
+        }
+    }
+
+    /// The plan: the restarts after the other changes, the last error, and the
+    /// annotations that differ.
+    fn finish(mut self) -> WorkloadPlan {
+        let restarts = std::mem::take(&mut self.restarts);
+        self.out.changes.extend(restarts.into_values());
+        if let Some(e) = self.out.escalations.first() {
+            self.new.last_error = Some(format!(
+                "{}: {} failures in a row: {}",
+                e.image, e.count, e.message
+            ));
+        } else if self.new.failures.is_empty() {
+            self.new.last_error = None;
+        }
+        self.out.annotations = self.old.diff(&self.new);
+        self.out
+    }
 }
 
-fn pin(
+/// Points `containers` at `digest` (spelled like each one's image), with `why`.
+fn pin_containers(
     out: &mut WorkloadPlan,
     containers: &[&Container],
     reference: &Reference,
@@ -601,34 +486,6 @@ fn pin(
     }
 }
 
-/// Why the facts for an image are unusable, or `None` when they are fine.
-fn failure(fact: Option<&Facts>, tag: &str, wants_tags: bool) -> Option<String> {
-    let Some(fact) = fact else {
-        return Some("not resolved in this run".into());
-    };
-    if wants_tags && let Some(Err(e)) = &fact.tags {
-        return Some(e.clone());
-    }
-    match fact.digests.get(tag) {
-        Some(Err(e)) => Some(e.clone()),
-        _ => None,
-    }
-}
-
-fn read_json<T: for<'de> Deserialize<'de> + Default>(
-    annotations: &BTreeMap<String, String>,
-    key: &str,
-) -> T {
-    annotations
-        .get(key)
-        .and_then(|v| serde_json::from_str(v).ok())
-        .unwrap_or_default()
-}
-
-fn to_json<T: Serialize>(value: &T) -> String {
-    serde_json::to_string(value).expect("maps of strings serialise")
-}
-
 trait FamiliarLike {
     /// Renders the reference in the same spelling family as `written`: familiar
     /// (`nginx:1`) when it was written familiar, canonical otherwise.
@@ -637,12 +494,10 @@ trait FamiliarLike {
 
 impl FamiliarLike for Reference {
     fn familiar_like(&self, written: &str) -> String {
-        let familiar = self.familiar();
-        let canonical = self.canonical();
         if written.starts_with("docker.io/") || written.starts_with("index.docker.io/") {
-            canonical
+            self.canonical()
         } else {
-            familiar
+            self.familiar()
         }
     }
 }

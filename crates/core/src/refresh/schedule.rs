@@ -18,11 +18,13 @@ use chrono::{DateTime, Utc};
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
 
+use super::time::Timestamp;
+
 /// What a schedule value may look like, for error messages.
 pub const SCHEDULE_FORMS: &str = "write five cron fields (\"0 3 * * *\"), six with seconds, \
      @hourly, @daily, @weekly, @monthly, or @every 1h30m";
 
-/// Why a schedule or a time did not parse.
+/// Why a schedule did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScheduleError {
     /// The schedule is not a cron pattern, a nickname or `@every DURATION`.
@@ -32,12 +34,6 @@ pub enum ScheduleError {
         value: String,
         /// What the parser said.
         reason: String,
-    },
-    /// A time is not RFC 3339.
-    #[error("{value:?} is not an RFC 3339 time (2026-11-23T10:00:00Z)")]
-    Time {
-        /// The time as written.
-        value: String,
     },
 }
 
@@ -131,18 +127,54 @@ impl Schedule {
     }
 }
 
-/// Parses an RFC 3339 time into UTC.
-pub fn parse_time(value: &str) -> Result<DateTime<Utc>, ScheduleError> {
-    DateTime::parse_from_rfc3339(value)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| ScheduleError::Time {
-            value: value.to_owned(),
-        })
+/// The span of time one pass covers: `(since, now]`. A workload with a schedule is
+/// due when its schedule fired in it; without `since` every workload is due (a
+/// manual run, `--ignore-schedules`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// The start, excluded (`None`: every workload is due).
+    pub since: Option<Timestamp>,
+    /// The end, included: the pass's time.
+    pub now: Timestamp,
 }
 
-/// Formats a time the way freshet writes times (RFC 3339, seconds, `Z`).
-pub fn format_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+/// Whether a workload is due in a [`Window`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// Due: plan it.
+    Yes,
+    /// Its schedule did not fire in the window; `next` is when it fires next
+    /// (`None`: never again).
+    No {
+        /// The next firing after the window.
+        next: Option<Timestamp>,
+    },
+}
+
+impl Window {
+    /// A window in which every workload is due.
+    pub fn everything(now: Timestamp) -> Self {
+        Self { since: None, now }
+    }
+
+    /// The last `interval` before `now` (`None`: every workload is due). A one-shot
+    /// run from a CronJob every `interval` sees each scheduled instant once.
+    pub fn last(interval: Option<Duration>, now: Timestamp) -> Self {
+        Self {
+            since: interval.and_then(|i| now.checked_sub(i)),
+            now,
+        }
+    }
+
+    /// Whether a workload with `schedule` (`None`: every pass) is due.
+    pub fn due(&self, schedule: Option<&Schedule>) -> Due {
+        match (schedule, self.since) {
+            (Some(s), Some(since)) if !s.fires_between(since.utc(), self.now.utc()) => Due::No {
+                next: s.next_after(self.now.utc()).map(Timestamp::from_utc),
+            },
+            _ => Due::Yes,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -150,7 +182,7 @@ mod tests {
     use super::*;
 
     fn t(s: &str) -> DateTime<Utc> {
-        parse_time(s).unwrap()
+        crate::refresh::time::Timestamp::parse(s).unwrap().utc()
     }
 
     #[test]
@@ -305,12 +337,23 @@ mod tests {
     }
 
     #[test]
-    fn times_round_trip() {
+    fn a_window_makes_scheduled_workloads_due_only_when_they_fire_in_it() {
+        let now = Timestamp::parse("2026-11-23T10:15:00Z").unwrap();
+        let quarter = Some(Duration::from_secs(15 * 60));
+        let nightly = Schedule::parse("0 3 * * *").unwrap();
+        let every5 = Schedule::parse("@every 5m").unwrap();
+        let window = Window::last(quarter, now);
+        assert_eq!(window.since.unwrap().to_string(), "2026-11-23T10:00:00Z");
+        assert_eq!(window.due(None), Due::Yes, "no schedule: every pass");
+        assert_eq!(window.due(Some(&every5)), Due::Yes);
         assert_eq!(
-            format_time(t("2026-11-23T11:00:00+01:00")),
-            "2026-11-23T10:00:00Z"
+            window.due(Some(&nightly)),
+            Due::No {
+                next: Some(Timestamp::parse("2026-11-24T03:00:00Z").unwrap())
+            }
         );
-        assert!(parse_time("yesterday").is_err());
+        assert_eq!(Window::last(None, now).due(Some(&nightly)), Due::Yes);
+        assert_eq!(Window::everything(now).due(Some(&nightly)), Due::Yes);
     }
 
     proptest::proptest! {

@@ -5,13 +5,18 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use super::audit::{FAILURES, LAST_ERROR, REFRESHED};
 use super::enroll::{self, POLICY, SET_ENV, THRESHOLD};
-use super::plan::{FAILURES, LAST_ERROR, REFRESHED, RESTARTED_AT};
+use super::patch::RESTARTED_AT;
 use super::*;
 use crate::Digest;
 use crate::policy::Facts;
 
 const NOW: &str = "2026-11-23T10:00:00Z";
+
+fn now() -> Timestamp {
+    Timestamp::parse(NOW).unwrap()
+}
 
 fn d(n: u8) -> Digest {
     Digest::parse(&format!("sha256:{}", format!("{n:02x}").repeat(32))).unwrap()
@@ -101,10 +106,10 @@ fn run(w: &Workload, facts: &plan::ImageFacts) -> (WorkloadPlan, Workload) {
     let e = enroll::from_annotations(&w.annotations)
         .unwrap()
         .expect("enrolled");
-    let p = plan(w, &e, facts, NOW);
+    let p = plan(w, &e, facts, now());
     let after = apply(w, &p);
     // Idempotence: the same facts on the patched workload plan nothing new.
-    let again = plan(&after, &e, facts, NOW);
+    let again = plan(&after, &e, facts, now());
     assert!(
         again.changes.is_empty()
             && again
@@ -144,7 +149,7 @@ fn digest_watch_records_a_baseline_then_restarts_when_the_tag_moves() {
         }]
     );
     assert!(w3.annotations[REFRESHED].contains(d(2).as_str()));
-    let patch = third.patch(&w, NOW).unwrap();
+    let patch = third.patch(&w, now()).unwrap();
     assert_eq!(
         patch["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT],
         NOW
@@ -175,7 +180,7 @@ fn set_env_writes_the_digest_and_adds_no_restart() {
     let facts = digest_facts(&[("ghcr.io/tracebloc/ingestor:0.3", "0.3", d(7))]);
     let (p, after) = run(&w, &facts);
     assert_eq!(p.changes.len(), 1);
-    let patch = p.patch(&w, NOW).unwrap();
+    let patch = p.patch(&w, now()).unwrap();
     let containers = &patch["spec"]["template"]["spec"]["containers"];
     assert_eq!(
         containers,
@@ -202,7 +207,7 @@ fn failure_streak_warns_below_the_threshold_escalates_at_it_and_clears_on_succes
     let down = failed(img, "stable", "ghcr.io: connection refused: check egress");
     for round in 1..=3u32 {
         let e = enroll::from_annotations(&w.annotations).unwrap().unwrap();
-        let p = plan(&w, &e, &down, NOW);
+        let p = plan(&w, &e, &down, now());
         assert!(p.changes.is_empty());
         let failures: BTreeMap<String, u32> =
             serde_json::from_str(p.annotations[FAILURES].as_ref().unwrap()).unwrap();
@@ -222,7 +227,7 @@ fn failure_streak_warns_below_the_threshold_escalates_at_it_and_clears_on_succes
         w = apply(&w, &p);
     }
     let e = enroll::from_annotations(&w.annotations).unwrap().unwrap();
-    let ok = plan(&w, &e, &digest_facts(&[(img, "stable", d(1))]), NOW);
+    let ok = plan(&w, &e, &digest_facts(&[(img, "stable", d(1))]), now());
     assert_eq!(
         ok.annotations[FAILURES], None,
         "one success clears the streak"
@@ -242,7 +247,7 @@ fn restart_never_silently_keeps_an_old_digest_when_pods_would_not_pull() {
         vec![c],
     );
     let e = enroll::from_annotations(&w.annotations).unwrap().unwrap();
-    let p = plan(&w, &e, &digest_facts(&[(img, "1.4", d(2))]), NOW);
+    let p = plan(&w, &e, &digest_facts(&[(img, "1.4", d(2))]), now());
     assert!(p.changes.is_empty());
     assert!(
         p.warnings[0].contains("IfNotPresent") && p.warnings[0].contains("skips"),
@@ -259,7 +264,7 @@ fn restart_never_silently_keeps_an_old_digest_when_pods_would_not_pull() {
     w.annotations
         .insert(enroll::IF_NOT_ALWAYS.into(), "pin".into());
     let e = enroll::from_annotations(&w.annotations).unwrap().unwrap();
-    let p = plan(&w, &e, &digest_facts(&[(img, "1.4", d(2))]), NOW);
+    let p = plan(&w, &e, &digest_facts(&[(img, "1.4", d(2))]), now());
     assert!(
         matches!(&p.changes[..], [Change::SetImage { to, .. }] if *to == format!("{img}@{}", d(2)))
     );
@@ -321,9 +326,9 @@ fn cronjob_patches_land_in_the_job_template() {
         &w,
         &e,
         &digest_facts(&[("docker.io/library/busybox:1", "1", d(4))]),
-        NOW,
+        now(),
     );
-    let patch = p.patch(&w, NOW).unwrap();
+    let patch = p.patch(&w, now()).unwrap();
     let image = &patch["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"];
     assert_eq!(image, &Value::from(format!("busybox:1@{}", d(4))));
 }
@@ -355,7 +360,12 @@ fn pin_writes_nothing_when_a_later_run_finds_the_same_digest() {
     let e = enroll::from_annotations(&after.annotations)
         .unwrap()
         .unwrap();
-    let later = plan(&after, &e, &facts, "2026-11-23T10:15:00Z");
+    let later = plan(
+        &after,
+        &e,
+        &facts,
+        Timestamp::parse("2026-11-23T10:15:00Z").unwrap(),
+    );
     assert!(later.is_empty(), "nothing moved: zero writes: {later:?}");
 }
 
@@ -404,7 +414,7 @@ fn set_image_moves_the_audit_record_to_the_new_tag_with_its_digest() {
     f.digests.insert("1.1.0".into(), Ok(d(9)));
     facts.insert("ghcr.io/acme/api:1.0.0".into(), f);
     let e = enroll::from_annotations(&w.annotations).unwrap().unwrap();
-    let p = plan(&w, &e, &facts, NOW);
+    let p = plan(&w, &e, &facts, now());
     assert!(
         matches!(&p.changes[..], [Change::SetImage { to, .. }] if to == "ghcr.io/acme/api:1.1.0")
     );

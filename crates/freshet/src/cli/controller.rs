@@ -1,11 +1,15 @@
 //! `freshet run` without `--once`: the controller mode's process edge.
 //!
-//! Owns what only a long-running process has: the HTTP endpoint for Prometheus
-//! (`/metrics`) and probes (`/healthz`, `/readyz`), and the stop on SIGTERM or
-//! Ctrl-C (the pass in flight finishes, the lease is released). The loop itself is
-//! [`freshet_cluster::controller`]. Exit codes: `0` after a clean stop; `2` when the
-//! metrics address cannot be bound; `1` when leader election cannot start.
+//! Owns the controller's flags ([`ControllerArgs`]: metrics address, leader
+//! election) and what only a long-running process has: the HTTP endpoint for
+//! Prometheus (`/metrics`) and probes (`/healthz`, `/readyz`), and the stop on
+//! SIGTERM or Ctrl-C (the pass in flight finishes, the lease is released). The loop
+//! itself is [`freshet_cluster::controller`]; without leader election this replica
+//! leads until it stops. Exit codes: `0` after a clean stop; `2` when the metrics
+//! address cannot be bound; `1` when leader election cannot start. Must not know
+//! `run`'s other flags: `run` hands it a ready [`Refresher`].
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,12 +19,74 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use clap::Args;
 use freshet_cluster::Refresher;
 use freshet_cluster::controller::{self, ControllerOptions};
+use freshet_cluster::lease::LeaseOptions;
 use freshet_cluster::metrics::Metrics;
 
-use super::run::ControllerArgs;
 use super::{EXIT_OK, Failure};
+
+/// Flags of the controller mode (`freshet run` without `--once`).
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// Where to serve /metrics, /healthz and /readyz.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:9090")]
+    metrics_addr: SocketAddr,
+    /// Run without leader election (only ever one replica!).
+    #[arg(long)]
+    no_leader_election: bool,
+    /// The leader Lease's name.
+    #[arg(long, value_name = "NAME", default_value = "freshet")]
+    lease_name: String,
+    /// The leader Lease's namespace. Default: $POD_NAMESPACE, else `freshet`.
+    #[arg(long, value_name = "NS")]
+    lease_namespace: Option<String>,
+    /// How long the lease lasts unless renewed; a new leader takes over at most this
+    /// long after the old one dies (at once when it stops cleanly).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "15s")]
+    lease_duration: Duration,
+}
+
+impl ControllerArgs {
+    /// The lease settings (`None` without leader election).
+    pub fn lease(&self) -> Option<LeaseOptions> {
+        if self.no_leader_election {
+            return None;
+        }
+        let namespace = self
+            .lease_namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .unwrap_or_else(|| "freshet".into());
+        let identity = std::env::var("POD_NAME").ok().unwrap_or_else(|| {
+            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "freshet".into());
+            format!("{host}-{}", std::process::id())
+        });
+        Some(LeaseOptions {
+            namespace,
+            name: self.lease_name.clone(),
+            identity,
+            duration: self.lease_duration,
+            grace: (self.lease_duration / 3).max(Duration::from_secs(1)),
+        })
+    }
+
+    /// Where to serve metrics.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
+    }
+}
+
+/// Parses a duration flag of at least a second.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration ({e}); write e.g. 30s, 15m, 1h"))?;
+    if d < Duration::from_secs(1) {
+        return Err(format!("{s:?} is shorter than a second"));
+    }
+    Ok(d)
+}
 
 /// Runs the controller until SIGTERM or Ctrl-C.
 pub async fn run(

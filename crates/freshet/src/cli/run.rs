@@ -1,27 +1,33 @@
 //! `freshet run`: one refresh pass over every enrolled workload in the cluster
 //! (`--once`), or the controller mode (see [`super::controller`]).
 //!
-//! Owns the command's flags, their resolution into [`RunOptions`] (validation first,
-//! then the kube client, then finding freshet's own workload), the text and JSON
-//! reports and the exit code:
+//! Owns the command's flags, their resolution into [`PassOptions`] (validation
+//! first, then the kube client, then finding freshet's own workload), the text and
+//! JSON reports and the exit code:
 //! - `0`: everything refreshed, was current, or failed below its threshold;
 //! - `3`: a failure streak reached its threshold (takes precedence over `1`);
 //! - `2`: a usage or configuration error (bad flags, unreadable kubeconfig);
 //! - `1`: any other error (the cluster unreachable, a patch refused, invalid
 //!   annotations on a workload).
+//!
+//! Must not decide nor write anything itself: the pass is
+//! [`freshet_cluster::Refresher`]'s, and the controller's edge is
+//! [`super::controller`] (which never imports this module back).
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
-use freshet_cluster::run::{ChangeReport, FailureReport};
-use freshet_cluster::{Outcome, Refresher, RunOptions, RunReport, Status, WorkloadId};
+use freshet_cluster::{
+    ChangeReport, Outcome, PassOptions, PassReport, Refresher, Status, WorkloadId,
+};
+use freshet_core::refresh::Streak;
 use freshet_core::refresh::config::ClusterConfig;
 
+use super::controller::{ControllerArgs, parse_duration};
 use super::output::{OutputFormat, print_json, print_text, table};
 use super::{EXIT_FAILURE, EXIT_OK, EXIT_THRESHOLD, Failure, RegistryArgs};
 
@@ -88,19 +94,20 @@ impl ClusterArgs {
                     skip.insert(id);
                 }
                 Err(e) => tracing::warn!(
-                    error = %freshet_cluster::run::error_chain(&e),
+                    error = %freshet_cluster::error_chain(&e),
                     "cannot find freshet's own workload; set --self NAMESPACE/NAME"
                 ),
             }
         }
-        let options = RunOptions {
+        let options = PassOptions {
             dry_run,
             skip,
             namespaces: (!namespaces.is_empty()).then_some(namespaces),
             selector,
             config,
             interval,
-            ..RunOptions::default()
+            instance: std::env::var("POD_NAME").unwrap_or_else(|_| "freshet".into()),
+            ..PassOptions::default()
         };
         let factory: freshet_cluster::RegistryFactory = Arc::new(move |pull_secrets| {
             registry
@@ -144,36 +151,6 @@ pub struct RunArgs {
     cluster: ClusterArgs,
 }
 
-/// Flags of the controller mode (`freshet run` without `--once`).
-#[derive(Debug, Args)]
-pub struct ControllerArgs {
-    /// Where to serve /metrics, /healthz and /readyz.
-    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:9090")]
-    metrics_addr: SocketAddr,
-    /// Run without leader election (only ever one replica!).
-    #[arg(long)]
-    no_leader_election: bool,
-    /// The leader Lease's name.
-    #[arg(long, value_name = "NAME", default_value = "freshet")]
-    lease_name: String,
-    /// The leader Lease's namespace. Default: $POD_NAMESPACE, else `freshet`.
-    #[arg(long, value_name = "NS")]
-    lease_namespace: Option<String>,
-    /// How long the lease lasts unless renewed; a new leader takes over at most this
-    /// long after the old one dies (at once when it stops cleanly).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "15s")]
-    lease_duration: Duration,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s)
-        .map_err(|e| format!("{s:?} is not a duration ({e}); write e.g. 30s, 15m, 1h"))?;
-    if d < Duration::from_secs(1) {
-        return Err(format!("{s:?} is shorter than a second"));
-    }
-    Ok(d)
-}
-
 /// Runs `freshet run`.
 pub async fn run(args: RunArgs) -> Result<u8, Failure> {
     let RunArgs {
@@ -214,36 +191,6 @@ impl RunArgs {
     }
 }
 
-impl ControllerArgs {
-    /// The lease settings (`None` without leader election).
-    pub fn lease(&self) -> Option<freshet_cluster::controller::LeaseOptions> {
-        if self.no_leader_election {
-            return None;
-        }
-        let namespace = self
-            .lease_namespace
-            .clone()
-            .or_else(|| std::env::var("POD_NAMESPACE").ok())
-            .unwrap_or_else(|| "freshet".into());
-        let identity = std::env::var("POD_NAME").ok().unwrap_or_else(|| {
-            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "freshet".into());
-            format!("{host}-{}", std::process::id())
-        });
-        Some(freshet_cluster::controller::LeaseOptions {
-            namespace,
-            name: self.lease_name.clone(),
-            identity,
-            duration: self.lease_duration,
-            grace: (self.lease_duration / 3).max(Duration::from_secs(1)),
-        })
-    }
-
-    /// Where to serve metrics.
-    pub fn metrics_addr(&self) -> SocketAddr {
-        self.metrics_addr
-    }
-}
-
 fn read_config(path: &std::path::Path) -> anyhow::Result<ClusterConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the config file {}", path.display()))?;
@@ -278,7 +225,7 @@ async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kub
     kube::Client::try_from(config).context("building the Kubernetes client")
 }
 
-fn text_report(report: &RunReport) -> String {
+fn text_report(report: &PassReport) -> String {
     let mut t = table(&["WORKLOAD", "STATUS", "DETAIL"]);
     for w in &report.workloads {
         let id = format!("{}/{}/{}", w.kind.to_lowercase(), w.namespace, w.name);
@@ -369,7 +316,7 @@ fn change_line(c: &ChangeReport) -> String {
     }
 }
 
-fn failure_line(f: &FailureReport, what: &str) -> String {
+fn failure_line(f: &Streak, what: &str) -> String {
     format!(
         "{}: {} failures in a row ({what}): {}",
         f.image, f.count, f.message

@@ -2,6 +2,8 @@
 //! its current digest, the newest allowed target, the last refresh, the failure
 //! streak and the last error (or a warning about an unusable pull secret). Reads
 //! only; exit 0, or 1 when the cluster cannot be read, 2 on usage and config errors.
+//! Must not work anything out: the rows (target, pending, next due) are decided in
+//! `freshet_core::refresh::worklist`; this only lays them out.
 
 use clap::Args;
 

@@ -1,0 +1,198 @@
+//! The conflict loop and Event series against the test bed: a workload read before
+//! someone else wrote it gets a 409, is read again, planned again and patched; a
+//! failure repeated over two passes is one Event object with a series.
+
+use std::collections::BTreeMap;
+
+use freshet_apiserver::images::FakeResolver;
+use freshet_apiserver::{ClusterOptions, TestCluster};
+use freshet_core::Digest;
+use freshet_core::policy::Facts;
+use freshet_core::refresh::WorkloadKind;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use super::*;
+use crate::PullSecret;
+use crate::clock::FixedClock;
+use crate::workloads;
+
+const IMAGE: &str = "registry.example/team/api:stable";
+
+fn at(s: &str) -> Timestamp {
+    Timestamp::parse(s).unwrap()
+}
+
+async fn setup(image: &str, annotations: serde_json::Value) -> (TestCluster, kube::Client) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cluster =
+        TestCluster::start(ClusterOptions::default().resolver(Arc::new(FakeResolver::default())))
+            .await
+            .unwrap();
+    let kc: kube::config::Kubeconfig = serde_json::from_value(cluster.admin_kubeconfig()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    let client = kube::Client::try_from(config).unwrap();
+    let object: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default", "annotations": annotations},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "web", "image": image, "imagePullPolicy": "Always"}]}}}
+    }))
+    .unwrap();
+    workloads::api(&client, WorkloadKind::Deployment, Some("default"))
+        .create(&PostParams::default(), &object)
+        .await
+        .unwrap();
+    (cluster, client)
+}
+
+fn facts(digest: &str) -> ImageFacts {
+    let mut f = Facts::default();
+    f.digests
+        .insert("stable".into(), Ok(Digest::parse(digest).unwrap()));
+    BTreeMap::from([(IMAGE.to_owned(), f)])
+}
+
+async fn someone_else_writes(client: &kube::Client) {
+    let patch = json!({"metadata": {"labels": {"touched": "yes"}}});
+    workloads::api(client, WorkloadKind::Deployment, Some("default"))
+        .patch("web", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
+
+fn refresher(client: &kube::Client, retries: u32) -> Refresher {
+    Refresher::new(
+        client.clone(),
+        Arc::new(|_: &[PullSecret]| Ok(freshet_registry::Client::anonymous()?)),
+        PassOptions {
+            conflict_retries: retries,
+            ..PassOptions::default()
+        },
+    )
+}
+
+#[tokio::test]
+async fn a_conflict_is_read_again_planned_again_and_retried() {
+    let old = format!("sha256:{}", "1".repeat(64));
+    let new = format!("sha256:{}", "2".repeat(64));
+    let refreshed = json!({IMAGE: {"digest": old, "at": "2026-11-23T09:00:00Z"}}).to_string();
+    let (_cluster, client) = setup(
+        IMAGE,
+        json!({"freshet.io/policy": "digest", "freshet.io/refreshed": refreshed}),
+    )
+    .await;
+    let stale = workloads::get(&client, WorkloadKind::Deployment, "default", "web")
+        .await
+        .unwrap();
+    someone_else_writes(&client).await;
+    let r = refresher(&client, 3);
+    let enrollment = r.gatherer().enroll(&stale).unwrap().unwrap();
+    let report = r
+        .refresh(stale, enrollment, &facts(&new), at("2026-11-23T10:00:00Z"))
+        .await;
+    assert_eq!(report.status, Status::Refreshed, "{report:#?}");
+    assert!(report.written);
+    let now = workloads::get(&client, WorkloadKind::Deployment, "default", "web")
+        .await
+        .unwrap();
+    assert!(
+        now.workload.annotations["freshet.io/refreshed"].contains(&new),
+        "{now:?}"
+    );
+    assert_eq!(
+        now.labels["touched"], "yes",
+        "the other writer's field is kept"
+    );
+}
+
+#[tokio::test]
+async fn conflicts_beyond_the_retry_budget_fail_the_workload() {
+    let (_cluster, client) = setup(IMAGE, json!({"freshet.io/policy": "digest"})).await;
+    let stale = workloads::get(&client, WorkloadKind::Deployment, "default", "web")
+        .await
+        .unwrap();
+    someone_else_writes(&client).await;
+    let r = refresher(&client, 0);
+    let enrollment = r.gatherer().enroll(&stale).unwrap().unwrap();
+    let report = r
+        .refresh(
+            stale,
+            enrollment,
+            &facts(&format!("sha256:{}", "3".repeat(64))),
+            at("2026-11-23T10:00:00Z"),
+        )
+        .await;
+    assert_eq!(report.status, Status::Failed, "{report:#?}");
+    assert!(!report.written);
+    let error = report.error.as_deref().unwrap();
+    assert!(
+        error.starts_with("patch failed: ") && (error.contains("409") || error.contains("onflict")),
+        "{report:?}"
+    );
+}
+
+/// Regression: every pass used to create a new Event object for the same failure.
+#[tokio::test]
+async fn the_same_failure_in_two_passes_is_one_event_with_a_series() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    // Nobody listens there: every resolve fails the same way.
+    let image = format!("127.0.0.1:{port}/team/gone:1");
+    let (_cluster, client) = setup(
+        &image,
+        json!({"freshet.io/policy": "digest", "freshet.io/failure-threshold": "1"}),
+    )
+    .await;
+    let r = refresher(&client, 5).with_clock(Arc::new(FixedClock(at("2026-11-23T10:00:00Z"))));
+    for pass in 1..=2 {
+        let report = r.run_once().await.unwrap();
+        assert_eq!(
+            report.workloads[0].status,
+            Status::Escalated,
+            "pass {pass}: {report:#?}"
+        );
+        assert_eq!(
+            report.at.to_string(),
+            "2026-11-23T10:00:00Z",
+            "the clock's time"
+        );
+    }
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let failed: Vec<Event> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(crate::events::FAILED))
+        .collect();
+    assert_eq!(failed.len(), 1, "one object: {failed:#?}");
+    let event = &failed[0];
+    assert_eq!(
+        event.series.as_ref().map(|s| s.count),
+        Some(2),
+        "{event:#?}"
+    );
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    assert_eq!(event.reporting_controller.as_deref(), Some("freshet"));
+    let regarding = event.regarding.as_ref().unwrap();
+    assert_eq!(
+        (regarding.kind.as_deref(), regarding.name.as_deref()),
+        (Some("Deployment"), Some("web"))
+    );
+    assert!(
+        event
+            .note
+            .as_deref()
+            .unwrap()
+            .contains(&format!("127.0.0.1:{port}")),
+        "{event:#?}"
+    );
+}

@@ -1,0 +1,218 @@
+//! The one place that writes to the cluster: workload patches and Events.
+//!
+//! Owns the sending of a plan's strategic-merge patch under freshet's field
+//! manager (the patch carries its `resourceVersion` precondition, so a `409
+//! Conflict` comes back as [`WriteError::Conflict`] for the pass to re-read and
+//! re-plan), and the Events and log lines that follow a write ([`Writer::announce`])
+//! or an invalid workload ([`Writer::invalid`]). Must not decide anything: it
+//! performs a [`WorkloadPlan`] computed by the core, and never retries on its own.
+//! A failed Event is logged, never an error of the pass.
+
+use freshet_core::refresh::{Timestamp, Workload, WorkloadPlan};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::EventType;
+
+use crate::errors::error_chain;
+use crate::events::{self, Events, Regarding};
+use crate::report::ChangeReport;
+use crate::workloads::{self, ReadWorkload, kind_name};
+
+/// The field manager freshet's patches are recorded under.
+pub const FIELD_MANAGER: &str = "freshet";
+
+/// Why a patch was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The workload changed since it was read (`409 Conflict`): read it again.
+    #[error("patching {kind} {namespace}/{name} failed: it changed since it was read")]
+    Conflict {
+        /// The kind.
+        kind: &'static str,
+        /// The namespace.
+        namespace: String,
+        /// The name.
+        name: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The API refused or failed the patch.
+    #[error("patch failed")]
+    Patch {
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl WriteError {
+    /// Whether reading the workload again and retrying may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Conflict { .. })
+    }
+}
+
+/// Writes patches and Events with one client; clones share the Event memory.
+#[derive(Clone)]
+pub struct Writer {
+    kube: kube::Client,
+    events: Events,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    /// A writer whose Events name `instance` as the reporting instance.
+    pub fn new(kube: kube::Client, instance: &str) -> Self {
+        Self {
+            events: Events::new(kube.clone(), instance),
+            kube,
+        }
+    }
+
+    /// Sends the patch that performs `plan` on `w` at `now` (nothing when the plan
+    /// is empty; returns whether a patch was sent).
+    pub async fn patch(
+        &self,
+        w: &Workload,
+        plan: &WorkloadPlan,
+        now: Timestamp,
+    ) -> Result<bool, WriteError> {
+        let Some(body) = plan.patch(w, now) else {
+            return Ok(false);
+        };
+        let api = workloads::api(&self.kube, w.kind, Some(&w.namespace));
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        match api.patch(&w.name, &params, &Patch::Strategic(&body)).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 409 => Err(WriteError::Conflict {
+                kind: kind_name(w.kind),
+                namespace: w.namespace.clone(),
+                name: w.name.clone(),
+                source: kube::Error::Api(s),
+            }),
+            Err(source) => Err(WriteError::Patch { source }),
+        }
+    }
+
+    /// Events and log lines after `plan` was written to `read`.
+    pub async fn announce(&self, read: &ReadWorkload, plan: &WorkloadPlan) {
+        let w = &read.workload;
+        let regarding = regarding(read);
+        for change in plan.changes.iter().map(ChangeReport::of) {
+            tracing::info!(
+                event = events::REFRESHED,
+                kind = kind_name(w.kind), namespace = %w.namespace, name = %w.name,
+                action = change.action, image = %change.image, containers = ?change.containers,
+                var = change.var.as_deref(), from = %change.from, to = %change.to,
+                "refreshed"
+            );
+            let note = refreshed_note(&change);
+            self.event(&regarding, EventType::Normal, events::REFRESHED, &note)
+                .await;
+        }
+        for e in &plan.escalations {
+            let note = format!(
+                "{}: resolve failures in a row reached the threshold: {}",
+                e.image, e.message
+            );
+            self.event(&regarding, EventType::Warning, events::FAILED, &note)
+                .await;
+        }
+    }
+
+    /// The Warning Event on a workload whose freshet annotations are invalid.
+    pub async fn invalid(&self, read: &ReadWorkload, message: &str) {
+        let note = format!("freshet skips this workload: {message}");
+        self.event(&regarding(read), EventType::Warning, events::INVALID, &note)
+            .await;
+    }
+
+    async fn event(
+        &self,
+        regarding: &Regarding<'_>,
+        type_: EventType,
+        reason: &'static str,
+        note: &str,
+    ) {
+        if let Err(e) = self.events.publish(regarding, type_, reason, note).await {
+            tracing::warn!(error = %error_chain(&e), "event not recorded");
+        }
+    }
+}
+
+fn regarding(read: &ReadWorkload) -> Regarding<'_> {
+    Regarding {
+        kind: read.workload.kind,
+        namespace: &read.workload.namespace,
+        name: &read.workload.name,
+        uid: read.uid.as_deref(),
+    }
+}
+
+/// The note of an `ImageRefreshed` event.
+fn refreshed_note(change: &ChangeReport) -> String {
+    match &change.var {
+        Some(var) => format!(
+            "{var} on container {} now follows {}: {} -> {}",
+            change.containers.join(","),
+            change.image,
+            if change.from.is_empty() {
+                "(unset)"
+            } else {
+                &change.from
+            },
+            change.to
+        ),
+        None => format!(
+            "{} {} on containers {}: {} -> {}",
+            change.action,
+            change.image,
+            change.containers.join(","),
+            change.from,
+            change.to
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refreshed_notes_say_what_moved() {
+        let restart = ChangeReport {
+            action: "restart",
+            containers: vec!["api".into(), "worker".into()],
+            image: "ghcr.io/a/api:stable".into(),
+            var: None,
+            from: "sha256:1".into(),
+            to: "sha256:2".into(),
+        };
+        assert_eq!(
+            refreshed_note(&restart),
+            "restart ghcr.io/a/api:stable on containers api,worker: sha256:1 -> sha256:2"
+        );
+        let env = ChangeReport {
+            action: "set-env",
+            containers: vec!["api".into()],
+            image: "ghcr.io/a/ing:1".into(),
+            var: Some("D".into()),
+            from: String::new(),
+            to: "sha256:3".into(),
+        };
+        assert_eq!(
+            refreshed_note(&env),
+            "D on container api now follows ghcr.io/a/ing:1: (unset) -> sha256:3"
+        );
+    }
+}
