@@ -148,7 +148,7 @@ async fn apply_k_deploy_installs_the_cronjob_whose_pulled_image_refreshes_as_its
     let (pod, ids) = pod;
     assert_eq!(
         ids,
-        [s.pinned.clone()],
+        [s.pinned.as_str()],
         "containerd reports repo@index digest"
     );
     assert_eq!(node_arch(&s.admin, &pod).await, "amd64");
@@ -257,7 +257,7 @@ async fn the_controller_overlay_runs_two_replicas_of_the_pinned_image_on_amd64_n
     })
     .await;
     for pod in &running {
-        assert_eq!(image_ids(pod).unwrap(), [s.pinned.clone()]);
+        assert_eq!(image_ids(pod).unwrap(), [s.pinned.as_str()]);
         assert_eq!(node_arch(&s.admin, pod).await, "amd64", "kept off arm64");
     }
     let pulls = s.cluster.pulls();
