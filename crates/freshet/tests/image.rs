@@ -4,7 +4,8 @@
 //! The layout is checked byte by byte with independent readers (sha256sum, gzip, a
 //! USTAR parser), it is reproducible, it holds exactly the runtime files, and its
 //! root filesystem runs `freshet --version` and a real `freshet resolve` against the
-//! test registry under `chroot` as the non-root user, with an empty environment.
+//! test registry under `chroot` as the non-root user, with an empty environment; the
+//! CA bundle it carries is the trust store freshet's TLS reads.
 
 mod image_support;
 
@@ -309,4 +310,73 @@ fn chart_reference(values: &str) -> String {
         field("tag"),
         field("digest")
     )
+}
+
+/// The CA bundle the image carries is the trust store freshet's TLS uses (rustls
+/// through rustls-native-certs, as for registries): with the test bed's CA added to
+/// `/etc/ssl/certs/ca-certificates.crt`, and no CA in the kubeconfig, `freshet status`
+/// reaches the API server over TLS from inside the image; without it, it cannot.
+#[tokio::test]
+async fn the_image_trusts_the_ca_bundle_it_carries() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let image = image();
+    let dir = tempfile::tempdir().unwrap();
+    let root = image.unpack("amd64", dir.path());
+    let cluster = freshet_apiserver::TestCluster::start(Default::default())
+        .await
+        .expect("test bed");
+    let mut kubeconfig = cluster.admin_kubeconfig();
+    kubeconfig["clusters"][0]["cluster"]
+        .as_object_mut()
+        .unwrap()
+        .remove("certificate-authority-data")
+        .expect("the test bed's kubeconfig names its CA");
+    let path = root.join("tmp/kubeconfig");
+    cluster.write_kubeconfig(&path, &kubeconfig).unwrap();
+    if is_root() {
+        std::os::unix::fs::chown(&path, Some(UID), Some(UID)).unwrap();
+    }
+    let bin = format!("/{BIN}");
+    let args = [
+        bin.as_str(),
+        "status",
+        "--kubeconfig",
+        "/tmp/kubeconfig",
+        "-o",
+        "json",
+    ];
+    let env = [("HOME", "/home/nonroot")];
+    // The test bed serves from this test's runtime: wait without blocking it.
+    let status = async || {
+        tokio::process::Command::from(chroot(&root, &args, &env))
+            .output()
+            .await
+            .expect("chroot runs")
+    };
+
+    let untrusted = status().await;
+    let stderr = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(
+        !untrusted.status.success(),
+        "the CA is not in the bundle yet"
+    );
+    assert!(
+        stderr.contains("certificate") || stderr.contains("UnknownIssuer"),
+        "{stderr}"
+    );
+
+    let bundle = root.join("etc/ssl/certs/ca-certificates.crt");
+    let mut text = std::fs::read_to_string(&bundle).unwrap();
+    text.push_str(cluster.ca_pem().expect("TLS"));
+    std::fs::write(&bundle, text).unwrap();
+    let trusted = status().await;
+    assert!(
+        trusted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&trusted.stdout).unwrap(),
+        serde_json::json!([])
+    );
 }
