@@ -147,6 +147,11 @@ fn the_chart_lints_clean_and_renders_both_modes_with_real_helm() {
     let sm = ctl.get("ServiceMonitor", "freshet");
     assert_eq!(sm["spec"]["endpoints"][0]["port"], "metrics");
     assert!(ctl.notes.contains("get lease freshet"), "{}", ctl.notes);
+    let single = render(&json!({"mode": "controller", "controller": {"replicas": 1}})).unwrap();
+    assert!(
+        !single.kinds().contains(&"PodDisruptionBudget".to_owned()),
+        "one replica: a budget would only block node drains"
+    );
     let off = render(&json!({"mode": "controller"})).unwrap();
     assert!(
         !off.kinds().contains(&"ServiceMonitor".to_owned()),
