@@ -3,7 +3,7 @@
 //! lists a layer's tar entries with an independent USTAR reader, pushes it with
 //! skopeo, unpacks its root filesystem and runs commands in it with `chroot`.
 //!
-//! The build is cached on disk per binary (path, size and mtime) and shared by the
+//! The build is cached on disk per binary (size and mtime) and commit, shared by the
 //! test processes under a file lock, so several tests cost one build. It must not
 //! decide anything about the image: the tests assert, this only reads.
 #![allow(dead_code)]
@@ -68,8 +68,8 @@ pub fn build_with_script(binary: &Path, out: &Path, extra: &[&str]) -> (String, 
     (digest, stderr)
 }
 
-/// The image of the binary under test, built once per binary (cached under the
-/// target dir, shared by the test processes).
+/// The image of the binary under test, built once per binary and commit (cached
+/// under the target dir, shared by the test processes).
 pub fn image() -> Image {
     let binary = Path::new(env!("CARGO_BIN_EXE_freshet"));
     let meta = std::fs::metadata(binary).expect("the binary");
@@ -80,7 +80,11 @@ pub fn image() -> Image {
         .map_or(0, |d| d.as_nanos());
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("freshet-image");
     std::fs::create_dir_all(&cache).expect("cache dir");
-    let key = format!("{}-{mtime}", meta.len());
+    // The image's labels name the commit (and whether the tree is dirty): part of the key.
+    let git = |args: &[&str]| run(Command::new("git").arg("-C").arg(repo_root()).args(args));
+    let head = git(&["rev-parse", "HEAD"]);
+    let dirty = !git(&["status", "--porcelain", "--untracked-files=no"]).is_empty();
+    let key = format!("{}-{mtime}-{}-{dirty}", meta.len(), head.trim());
     let layout = cache.join(&key);
     let lock = std::fs::File::create(cache.join("lock")).expect("lock file");
     lock.lock().expect("lock");
