@@ -1,6 +1,8 @@
-//! `deploy/`: the kustomize CronJob overlay renders with `kubectl kustomize`, applies
-//! to the test bed with kubectl, and its ServiceAccount's least-privilege RBAC is
-//! enough for a refresh run and no more. `deploy/pull-secrets` adds, in one
+//! `deploy/`: `kubectl apply -k deploy/` installs the CronJob mode (the root
+//! kustomization is the CronJob overlay) on the test bed, its image pinned by digest,
+//! and its ServiceAccount's least-privilege RBAC is enough for a refresh run and no
+//! more. (crates/freshet/tests/deploy_image.rs runs the same with the real image,
+//! pulled by the test bed's kubelet.) `deploy/pull-secrets` adds, in one
 //! namespace, `get` on the named pull secrets only.
 
 mod common;
@@ -15,9 +17,9 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ListParams};
 
 #[tokio::test]
-async fn the_cronjob_overlay_applies_and_its_service_account_can_refresh_and_no_more() {
-    let overlay = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/overlays/cronjob");
-    let rendered = kubectl(&["kustomize", overlay], None).await;
+async fn apply_k_deploy_installs_the_cronjob_and_its_service_account_can_refresh_and_no_more() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy");
+    let rendered = kubectl(&["kustomize", root], None).await;
     assert!(
         rendered.contains("schedule: '*/15 * * * *'")
             || rendered.contains("schedule: \"*/15 * * * *\""),
@@ -26,6 +28,20 @@ async fn the_cronjob_overlay_applies_and_its_service_account_can_refresh_and_no_
     assert!(
         !rendered.contains("secrets"),
         "no secrets access without pull secrets"
+    );
+    let image = rendered
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("image: "))
+        .expect("an image");
+    let (_, digest) = image.split_once("@sha256:").expect("pinned by digest");
+    assert!(
+        image.starts_with(concat!(
+            "ghcr.io/freshet/freshet:",
+            env!("CARGO_PKG_VERSION"),
+            "@"
+        )) && digest.len() == 64
+            && digest.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{image}"
     );
 
     let registry = RegistryServer::start(RegistryOptions::open())
@@ -36,11 +52,7 @@ async fn the_cronjob_overlay_applies_and_its_service_account_can_refresh_and_no_
     let image = format!("{}/team/api:stable", registry.host());
     let cluster = cluster().await;
     let kubeconfig = cluster.kubeconfig_path().to_str().unwrap().to_owned();
-    kubectl(
-        &["--kubeconfig", &kubeconfig, "apply", "-f", "-"],
-        Some(&rendered),
-    )
-    .await;
+    kubectl(&["--kubeconfig", &kubeconfig, "apply", "-k", root], None).await;
     let listed = kubectl(
         &[
             "--kubeconfig",

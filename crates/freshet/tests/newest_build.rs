@@ -196,7 +196,10 @@ async fn apply_moves_pulumi_config_and_terraform_image_tag_to_the_newest_build()
 fn helm_python() -> Option<std::path::PathBuf> {
     let venv = std::env::var_os("FRESHET_HELM_VENV")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| "/opt/freshet-helm-venv".into());
+        .unwrap_or_else(|| {
+            std::path::Path::new(&std::env::var_os("HOME").expect("HOME"))
+                .join(".cache/freshet/helm-venv")
+        });
     let python = venv.join("bin/python");
     if python.exists() {
         return Some(python);
