@@ -381,7 +381,8 @@ impl Git {
             tracing::debug!(command = %shown(), "git ok");
             return Ok(stdout);
         }
-        let output = format!("{}\n{}", ours_first(&err.text()), stdout.trim());
+        let (ours, theirs) = split_remote_lines(&err.text());
+        let output = format!("{ours}\n{}\n{theirs}", stdout.trim());
         Err(GitError::Failed {
             command: shown(),
             status: status.to_string(),
@@ -613,18 +614,16 @@ async fn capture<R: AsyncRead + Unpin>(
     captured
 }
 
-/// git's own lines before the lines a remote sent (`remote: …`), so a chatty or hostile
-/// remote cannot push git's diagnosis out of a bounded message.
-fn ours_first(stderr: &str) -> String {
+/// git's own lines and the lines a remote sent (`remote: …`), apart: a message puts
+/// the remote's last, so a chatty or hostile remote cannot push git's diagnosis out of
+/// a bounded message.
+fn split_remote_lines(stderr: &str) -> (String, String) {
     let (theirs, ours): (Vec<&str>, Vec<&str>) = stderr
         .lines()
         .map(str::trim_end)
         .filter(|l| !l.is_empty())
         .partition(|l| l.starts_with("remote:"));
-    ours.into_iter()
-        .chain(theirs)
-        .collect::<Vec<_>>()
-        .join("\n")
+    (ours.join("\n"), theirs.join("\n"))
 }
 
 /// A path as git should see it: absolute (canonical when it exists), since git runs
@@ -708,8 +707,11 @@ mod tests {
     #[test]
     fn git_lines_come_before_the_remote_lines() {
         assert_eq!(
-            ours_first("remote: junk\nremote: more\nerror: failed to push\n\n"),
-            "error: failed to push\nremote: junk\nremote: more"
+            split_remote_lines("remote: junk\nremote: more\nerror: failed to push\n\n"),
+            (
+                "error: failed to push".to_owned(),
+                "remote: junk\nremote: more".to_owned()
+            )
         );
     }
 
