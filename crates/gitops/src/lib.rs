@@ -27,4 +27,4 @@ pub use git::{
 };
 pub use plan::{ApplyReport, FilePlan, PlanOptions, PlanReport, apply, plan, walk};
 pub use remote::{RemoteError, validate_branch, validate_remote};
-pub use write::{WriteError, write_atomic, write_within};
+pub use write::{WriteError, resolve_within, sweep_stale_temps, write_atomic, write_within};

@@ -14,7 +14,8 @@
 //!   is refused the same way.
 //!
 //! The rename always lands on the canonical target, so a link is never replaced by a
-//! regular file.
+//! regular file. A temporary file left by a killed run is removed by the next write in
+//! its directory ([`sweep_stale_temps`]).
 //!
 //! Must not decide what to write. Must not write anywhere outside the root it is given.
 
@@ -192,6 +193,38 @@ fn inferred_root(path: &Path) -> PathBuf {
         .unwrap_or(parent)
 }
 
+/// Temporary files are named `.freshet-<pid>-<random>.tmp`.
+const TEMP_PREFIX: &str = ".freshet-";
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// Removes the temporary files a killed freshet left in `dir`: those whose writer's
+/// process is gone (checked in `/proc`; where there is no `/proc`, nothing is removed).
+/// A live writer's file, and anything not named like a temporary file, is left alone.
+pub fn sweep_stale_temps(dir: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten().take(100_000) {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(TEMP_PREFIX))
+            .filter(|n| n.ends_with(TEMP_SUFFIX))
+            .and_then(|n| n.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if is_file && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Replaces the regular file `target` (canonical) with `bytes`: temporary file beside
 /// it, same permissions, flushed, renamed, directory flushed.
 fn replace(target: &Path, bytes: &[u8]) -> Result<(), WriteError> {
@@ -204,9 +237,11 @@ fn replace(target: &Path, bytes: &[u8]) -> Result<(), WriteError> {
         path: target.to_owned(),
         source,
     };
+    sweep_stale_temps(dir);
+    let prefix = format!("{TEMP_PREFIX}{}-", std::process::id());
     let mut temp = tempfile::Builder::new()
-        .prefix(".freshet-")
-        .suffix(".tmp")
+        .prefix(&prefix)
+        .suffix(TEMP_SUFFIX)
         .tempfile_in(dir)
         .map_err(temp_error)?;
     temp.write_all(bytes).map_err(temp_error)?;

@@ -431,3 +431,20 @@ async fn a_flood_of_remote_output_is_bounded_escaped_and_keeps_gits_own_diagnosi
         "{output}"
     );
 }
+
+#[test]
+fn a_temporary_file_left_by_a_killed_writer_is_swept_and_a_live_ones_is_kept() {
+    let repo = Repo::new();
+    let base = repo.work.join("base");
+    // No process has pid 4294967295; this test process is alive.
+    let dead = base.join(".freshet-4294967295-abc123.tmp");
+    let live = base.join(format!(".freshet-{}-abc123.tmp", std::process::id()));
+    let unrelated = base.join(".freshet-notes.tmp");
+    for path in [&dead, &live, &unrelated] {
+        std::fs::write(path, "partial").unwrap();
+    }
+    write_within(&repo.work, &base.join("app.yaml"), b"image: nginx:1.1.0\n").unwrap();
+    assert!(!dead.exists(), "a dead writer's temporary file is swept");
+    assert!(live.exists(), "a live writer's temporary file is kept");
+    assert!(unrelated.exists(), "a file not named by freshet is kept");
+}
