@@ -81,6 +81,9 @@ pub enum GitError {
     /// The remote, the branch or the token's destination was refused before git ran.
     #[error(transparent)]
     Refused(#[from] RemoteError),
+    /// The apply journal (`crate::journal`) could not be written, read or removed.
+    #[error("cannot write, read or remove the apply journal in the git directory: {0}")]
+    Journal(#[source] std::io::Error),
     /// The commit failed; the files are written but not committed, and the index is as
     /// it was before.
     #[error(
@@ -388,6 +391,11 @@ impl Git {
             status: status.to_string(),
             output: self.relay(output.trim(), RELAYED_MAX_BYTES),
         })
+    }
+
+    /// [`Git::run`] without stdin, for sibling modules.
+    pub(crate) async fn run_checked(&self, args: &[&str]) -> Result<String, GitError> {
+        self.run(args, None).await
     }
 
     /// The commit `HEAD` points to.

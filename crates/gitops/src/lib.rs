@@ -15,6 +15,7 @@
 
 pub mod facts;
 pub mod git;
+pub mod journal;
 pub mod message;
 pub mod plan;
 pub mod redact;

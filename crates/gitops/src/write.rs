@@ -5,13 +5,15 @@
 //! original's permissions, flush it to disk, rename it over the original, then flush the
 //! directory.
 //!
-//! Symbolic links (the rule `apply` follows, documented in the README):
+//! Symbolic links (the rule `apply` follows):
 //! - a link whose target, once canonicalised, is a regular file inside the repository
 //!   root is edited **at its target**; the link itself stays a link, untouched;
 //! - a link pointing outside the root, a dangling link, and a link to a directory are
 //!   refused with a message naming the link and its target, and nothing is written;
 //! - a file whose directory resolves outside the root (a linked directory on the way)
 //!   is refused the same way.
+//!
+//! (The same rule is stated for users in the README, "File mode".)
 //!
 //! The rename always lands on the canonical target, so a link is never replaced by a
 //! regular file. A temporary file left by a killed run is removed by the next write in

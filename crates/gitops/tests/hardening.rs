@@ -448,3 +448,52 @@ fn a_temporary_file_left_by_a_killed_writer_is_swept_and_a_live_ones_is_kept() {
     assert!(live.exists(), "a live writer's temporary file is kept");
     assert!(unrelated.exists(), "a file not named by freshet is kept");
 }
+
+#[tokio::test]
+async fn an_apply_killed_before_its_commit_is_committed_by_the_next_run() {
+    let repo = Repo::new();
+    let work = &repo.work;
+    for f in ["a", "b", "c", "d"] {
+        std::fs::write(
+            work.join(format!("base/{f}.yaml")),
+            format!("image: {f}:1\n"),
+        )
+        .unwrap();
+    }
+    git(work, &["add", "."]);
+    git(work, &["commit", "--quiet", "-m", "files"]);
+    let head = git(work, &["rev-parse", "HEAD"]);
+    let planned: Vec<(PathBuf, Vec<u8>)> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|f| {
+            (
+                work.join(format!("base/{f}.yaml")),
+                format!("image: {f}:2\n").into_bytes(),
+            )
+        })
+        .collect();
+    let git_ = Git::new(work);
+    git_.journal_begin(&planned, "freshet: update 4 image reference(s)")
+        .await
+        .unwrap();
+    // The run wrote a and b, then was killed; c was never written; d was edited by hand.
+    std::fs::write(work.join("base/a.yaml"), "image: a:2\n").unwrap();
+    std::fs::write(work.join("base/b.yaml"), "image: b:2\n").unwrap();
+    std::fs::write(work.join("base/d.yaml"), "image: d:9\n").unwrap();
+
+    let commit = git_.journal_recover().await.unwrap().expect("a commit");
+    assert_eq!(git(work, &["rev-parse", "HEAD~1"]), head);
+    assert_eq!(git(work, &["rev-parse", "HEAD"]), commit);
+    assert_eq!(
+        git(work, &["show", "--name-only", "--format=", "HEAD"]),
+        "base/a.yaml\nbase/b.yaml"
+    );
+    assert!(git(work, &["log", "-1", "--format=%B"]).starts_with("freshet: update 4"));
+    assert_eq!(git(work, &["status", "--porcelain"]), "M base/d.yaml");
+    // The record is gone: a second recovery does nothing.
+    assert_eq!(git_.journal_recover().await.unwrap(), None);
+    // After a completed run (end called), nothing is recovered either.
+    git_.journal_begin(&planned, "m").await.unwrap();
+    git_.journal_end().await.unwrap();
+    assert_eq!(git_.journal_recover().await.unwrap(), None);
+}
