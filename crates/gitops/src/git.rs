@@ -1,45 +1,89 @@
 //! A thin wrapper over the system `git`.
 //!
 //! Owns running `git` through `tokio::process` in one working tree: committing exactly the
-//! files freshet wrote with a templated message ([`Git::commit`], [`render_message`]),
-//! and pushing with fetch, rebase and retry when the remote moved ([`Git::push`]). On any
-//! failure it puts the index (and an interrupted rebase) back and says what state the
-//! tree, index and remote are in.
+//! files freshet wrote ([`Git::commit`]), and pushing with fetch, rebase and retry when
+//! the remote moved ([`Git::push`]). On any failure it puts the index (and an
+//! interrupted rebase) back and says what state the tree, index and remote are in.
+//!
+//! Every git process is bounded: it is killed when it runs longer than the configured
+//! timeout ([`Git::timeout`], [`DEFAULT_TIMEOUT`]), and its output is read up to a cap.
+//! Killing git does not reach the helpers it started (`git-remote-http`, `ssh`); git is
+//! also told to drop an HTTP transfer that stalls for as long as the timeout, so those
+//! end on their own.
 //!
 //! Must not put credentials on the command line or in URLs: git reads them from the
 //! environment (`GIT_ASKPASS`, a credential helper, `GIT_CONFIG_*`), and
-//! `GIT_TERMINAL_PROMPT=0` stops it from ever waiting on a prompt. Error messages are
-//! scrubbed of `user:password@` in URLs before they are returned.
+//! `GIT_TERMINAL_PROMPT=0` stops it from ever waiting on a prompt. Must not relay any
+//! of git's output, a remote URL or an argument unless it went through
+//! [`crate::redact`]: credentials scrubbed, control characters escaped, length bounded.
+//! Must not let a `--remote` or branch value reach git as an option ([`crate::remote`]).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 
-use freshet_core::files::Update;
-use tokio::io::AsyncWriteExt as _;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
 
-/// The commit message template `apply --commit` uses when none is given.
-pub const DEFAULT_MESSAGE: &str = "freshet: update {count} image reference(s)\n\n{updates}\n";
+use crate::redact::{self, RELAYED_MAX_BYTES};
+use crate::remote::{self, RemoteError};
+
+pub use crate::message::{DEFAULT_MESSAGE, render_message};
 
 /// How many times `push` tries before giving up on a remote that keeps moving.
 pub const DEFAULT_PUSH_ATTEMPTS: u32 = 4;
 
+/// How long one git process may run before it is killed.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The range [`Git::timeout`] clamps to.
+pub const TIMEOUT_RANGE: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(3600));
+
+/// The most bytes of git's standard output freshet reads (`status` of many files).
+const STDOUT_MAX_BYTES: usize = 16 << 20;
+
+/// How much of git's standard error is kept: this many bytes of its start and of its end.
+const STDERR_KEEP_BYTES: usize = 8 << 10;
+
 /// Why a git step failed, and what state it left.
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
-    /// `git` could not be started.
+    /// `git` could not be started, or its pipes failed.
     #[error("cannot run git: {0}")]
     Spawn(#[source] std::io::Error),
     /// A git command exited non-zero.
     #[error("git {command} failed ({status}): {output}")]
     Failed {
-        /// The subcommand and its arguments (never credentials).
+        /// The subcommand and its arguments, scrubbed.
         command: String,
         /// The exit status.
         status: String,
-        /// git's stderr and stdout, with URL credentials scrubbed.
+        /// git's stderr and stdout, scrubbed, escaped and bounded.
         output: String,
     },
+    /// A git command ran longer than the timeout and was killed.
+    #[error("git {command} did not finish within {timeout:?} and was killed")]
+    TimedOut {
+        /// The subcommand and its arguments, scrubbed.
+        command: String,
+        /// The timeout that expired.
+        timeout: Duration,
+    },
+    /// A git command printed more than freshet reads.
+    #[error("git {command} printed more than {limit} bytes; its output was not used")]
+    OutputTooLarge {
+        /// The subcommand and its arguments, scrubbed.
+        command: String,
+        /// The cap.
+        limit: usize,
+    },
+    /// The remote, the branch or the token's destination was refused before git ran.
+    #[error(transparent)]
+    Refused(#[from] RemoteError),
+    /// The apply journal (`crate::journal`) could not be written, read or removed.
+    #[error("cannot write, read or remove the apply journal in the git directory: {0}")]
+    Journal(#[source] std::io::Error),
     /// The commit failed; the files are written but not committed, and the index is as
     /// it was before.
     #[error(
@@ -52,7 +96,7 @@ pub enum GitError {
         "rebase onto {remote}/{branch} conflicted; rebase aborted, local commit {commit} kept but not pushed, remote unchanged: {source}"
     )]
     RebaseConflict {
-        /// The remote.
+        /// The remote, scrubbed.
         remote: String,
         /// The branch.
         branch: String,
@@ -68,7 +112,7 @@ pub enum GitError {
         "push to {remote} {branch} was rejected {attempts} times; local commit kept, remote unchanged"
     )]
     GaveUp {
-        /// The remote.
+        /// The remote, scrubbed.
         remote: String,
         /// The branch.
         branch: String,
@@ -78,11 +122,11 @@ pub enum GitError {
 }
 
 impl GitError {
-    /// Whether trying again later may succeed (a rejected or failed push, as opposed to a
-    /// conflict or a broken repository).
+    /// Whether trying again later may succeed (a rejected, failed or timed-out push or
+    /// fetch, as opposed to a conflict, a refusal or a broken repository).
     pub fn is_transient(&self) -> bool {
         match self {
-            GitError::GaveUp { .. } => true,
+            GitError::GaveUp { .. } | GitError::TimedOut { .. } => true,
             GitError::Failed { command, .. } => {
                 command.starts_with("push") || command.starts_with("fetch")
             }
@@ -100,40 +144,6 @@ pub struct PushOutcome {
     pub commit: String,
 }
 
-/// Removes `user:password@` from URLs in git's output.
-fn scrub(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find("://") {
-        out.push_str(&rest[..i + 3]);
-        rest = &rest[i + 3..];
-        let end = rest
-            .find(|c: char| c.is_whitespace() || c == '/' || c == '\'' || c == '"')
-            .unwrap_or(rest.len());
-        if let Some(at) = rest[..end].rfind('@') {
-            out.push_str("***@");
-            rest = &rest[at + 1..];
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Renders a commit message: `{count}` is the number of updates, `{updates}` one line
-/// per update (`- file:line old -> new`), `{files}` the changed files, comma-separated.
-pub fn render_message(template: &str, updates: &[Update]) -> String {
-    let lines: Vec<String> = updates
-        .iter()
-        .map(|u| format!("- {}:{} {} -> {}", u.file, u.line, u.current, u.new))
-        .collect();
-    let mut files: Vec<&str> = updates.iter().map(|u| u.file.as_str()).collect();
-    files.dedup();
-    template
-        .replace("{count}", &updates.len().to_string())
-        .replace("{updates}", &lines.join("\n"))
-        .replace("{files}", &files.join(", "))
-}
-
 /// A token for pushing over HTTPS. It reaches git only through the environment of the
 /// git process (as an `http.extraHeader` set with `GIT_CONFIG_*` variables), never argv
 /// or a URL; `Debug` and `Display` print `***`.
@@ -146,13 +156,11 @@ impl GitToken {
         GitToken(token.into())
     }
 
-    /// The `Authorization` header git sends: Basic with the user `x-access-token`, which
-    /// GitHub, GitLab and Gitea accept for tokens.
-    fn header(&self) -> String {
+    /// The `Authorization` header value git sends: Basic with the user
+    /// `x-access-token`, which GitHub, GitLab and Gitea accept for tokens.
+    fn basic(&self) -> String {
         use base64::Engine as _;
-        let basic =
-            base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{}", self.0));
-        format!("Authorization: Basic {basic}")
+        base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{}", self.0))
     }
 }
 
@@ -168,12 +176,12 @@ impl std::fmt::Display for GitToken {
     }
 }
 
-/// An environment variable for git; the value is hidden from `Debug` because it may be
-/// a credential.
+/// A name and a value for git (an environment variable or a config entry); the value is
+/// hidden from `Debug` because it may be a credential.
 #[derive(Clone)]
-struct EnvVar(OsString, OsString);
+struct Hidden(OsString, OsString);
 
-impl std::fmt::Debug for EnvVar {
+impl std::fmt::Debug for Hidden {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}=***", self.0.to_string_lossy())
     }
@@ -184,8 +192,15 @@ impl std::fmt::Debug for EnvVar {
 pub struct Git {
     dir: PathBuf,
     remote: String,
-    env: Vec<EnvVar>,
+    env: Vec<Hidden>,
+    /// Config entries passed as `GIT_CONFIG_KEY_n`/`GIT_CONFIG_VALUE_n`.
+    config: Vec<Hidden>,
+    /// Strings scrubbed from everything relayed (the token and its header); the name
+    /// part is unused.
+    secrets: Vec<Hidden>,
+    token: bool,
     push_attempts: u32,
+    timeout: Duration,
 }
 
 impl Git {
@@ -195,11 +210,16 @@ impl Git {
             dir: dir.into(),
             remote: "origin".into(),
             env: Vec::new(),
+            config: Vec::new(),
+            secrets: Vec::new(),
+            token: false,
             push_attempts: DEFAULT_PUSH_ATTEMPTS,
+            timeout: DEFAULT_TIMEOUT,
         }
     }
 
-    /// Uses another remote name.
+    /// Uses another remote: a name or a URL. It is checked ([`remote::validate_remote`])
+    /// before every push; call [`Git::check_push`] to check it before writing anything.
     pub fn remote(mut self, remote: impl Into<String>) -> Self {
         self.remote = remote.into();
         self
@@ -208,18 +228,33 @@ impl Git {
     /// Sets an environment variable for every git command (e.g. `GIT_ASKPASS`). This is
     /// the only way credentials reach git.
     pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
-        self.env.push(EnvVar(key.into(), value.into()));
+        self.env.push(Hidden(key.into(), value.into()));
         self
     }
 
     /// Authenticates HTTPS pushes and fetches with a token, passed to git as
-    /// `http.extraHeader` through `GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_0`/
-    /// `GIT_CONFIG_VALUE_0` in its environment. Replaces any `GIT_CONFIG_COUNT` the
-    /// caller's environment set.
-    pub fn token(self, token: &GitToken) -> Self {
-        self.env("GIT_CONFIG_COUNT", "1")
-            .env("GIT_CONFIG_KEY_0", "http.extraHeader")
-            .env("GIT_CONFIG_VALUE_0", token.header())
+    /// `http.extraHeader` through `GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_n`/
+    /// `GIT_CONFIG_VALUE_n` in its environment (appended to any entries the caller's
+    /// environment already has). [`Git::push`] refuses to send it over plain `http://`
+    /// except to a loopback address.
+    pub fn token(mut self, token: &GitToken) -> Self {
+        let basic = token.basic();
+        self.config.push(Hidden(
+            "http.extraHeader".into(),
+            format!("Authorization: Basic {basic}").into(),
+        ));
+        self.secrets
+            .push(Hidden(OsString::new(), token.0.clone().into()));
+        self.secrets.push(Hidden(OsString::new(), basic.into()));
+        self.token = true;
+        self
+    }
+
+    /// How long one git process may run before it is killed, clamped to
+    /// [`TIMEOUT_RANGE`]. The default is [`DEFAULT_TIMEOUT`].
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout.clamp(TIMEOUT_RANGE.0, TIMEOUT_RANGE.1);
+        self
     }
 
     /// The working tree holding `path` (a file or directory inside it).
@@ -240,7 +275,7 @@ impl Git {
 
     /// How many push attempts to make before giving up.
     pub fn push_attempts(mut self, attempts: u32) -> Self {
-        self.push_attempts = attempts.max(1);
+        self.push_attempts = attempts.clamp(1, 100);
         self
     }
 
@@ -249,14 +284,57 @@ impl Git {
         &self.dir
     }
 
+    /// `text` scrubbed of URL credentials and of this tree's secrets, escaped, bounded.
+    fn relay(&self, text: &str, max_bytes: usize) -> String {
+        let secrets: Vec<&str> = self
+            .secrets
+            .iter()
+            .filter_map(|Hidden(_, v)| v.to_str())
+            .collect();
+        redact::relay(text, &secrets, max_bytes)
+    }
+
+    /// The remote as it may be shown.
+    fn shown_remote(&self) -> String {
+        self.relay(&self.remote, 256)
+    }
+
+    /// The `GIT_CONFIG_*` variables: the caller's inherited entries are kept, freshet's
+    /// come after them.
+    fn config_env(&self) -> Vec<(OsString, OsString)> {
+        let inherited: usize = std::env::var("GIT_CONFIG_COUNT")
+            .ok()
+            .and_then(|n| n.trim().parse().ok())
+            .filter(|n| *n <= 1000)
+            .unwrap_or(0);
+        let stall = self.timeout.as_secs().max(1).to_string();
+        let ours = self.config.iter().cloned().chain([
+            Hidden("http.lowSpeedLimit".into(), "1".into()),
+            Hidden("http.lowSpeedTime".into(), stall.into()),
+        ]);
+        let mut vars = Vec::new();
+        let mut count = inherited;
+        for Hidden(key, value) in ours {
+            vars.push((format!("GIT_CONFIG_KEY_{count}").into(), key));
+            vars.push((format!("GIT_CONFIG_VALUE_{count}").into(), value));
+            count += 1;
+        }
+        vars.push(("GIT_CONFIG_COUNT".into(), count.to_string().into()));
+        vars
+    }
+
+    /// Runs `git -C dir args…`, feeding `input` on stdin, killed after the timeout.
     async fn run(&self, args: &[&str], input: Option<&str>) -> Result<String, GitError> {
+        let shown = || self.relay(&args.join(" "), 512);
         let mut command = tokio::process::Command::new("git");
         command
             .arg("-C")
             .arg(&self.dir)
             .args(args)
             .env("GIT_TERMINAL_PROMPT", "0")
-            .envs(self.env.iter().map(|EnvVar(k, v)| (k, v)))
+            .env("GIT_LITERAL_PATHSPECS", "1")
+            .envs(self.env.iter().map(|Hidden(k, v)| (k, v)))
+            .envs(self.config_env())
             .stdin(if input.is_some() {
                 Stdio::piped()
             } else {
@@ -266,36 +344,58 @@ impl Git {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let mut child = command.spawn().map_err(GitError::Spawn)?;
-        if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-            stdin
-                .write_all(text.as_bytes())
-                .await
-                .map_err(GitError::Spawn)?;
-            drop(stdin);
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let finished = tokio::time::timeout(self.timeout, async {
+            let feed = async {
+                if let (Some(text), Some(mut stdin)) = (input, stdin) {
+                    // git may exit without reading (a failing hook); its status says why.
+                    let _ = stdin.write_all(text.as_bytes()).await;
+                }
+            };
+            let ((), out, err, status) = tokio::join!(
+                feed,
+                capture(stdout, STDOUT_MAX_BYTES, 0),
+                capture(stderr, STDERR_KEEP_BYTES, STDERR_KEEP_BYTES),
+                child.wait()
+            );
+            (out, err, status)
+        })
+        .await;
+        let Ok((out, err, status)) = finished else {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            tracing::warn!(command = %shown(), timeout = ?self.timeout, "git timed out; killed");
+            return Err(GitError::TimedOut {
+                command: shown(),
+                timeout: self.timeout,
+            });
+        };
+        let status = status.map_err(GitError::Spawn)?;
+        if out.dropped > 0 {
+            return Err(GitError::OutputTooLarge {
+                command: shown(),
+                limit: STDOUT_MAX_BYTES,
+            });
         }
-        let output = child.wait_with_output().await.map_err(GitError::Spawn)?;
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        if output.status.success() {
-            tracing::debug!(command = %args.join(" "), "git ok");
+        let stdout = out.text();
+        if status.success() {
+            tracing::debug!(command = %shown(), "git ok");
             return Ok(stdout);
         }
-        let stderr = String::from_utf8_lossy(&output.stderr);
+        let (ours, theirs) = split_remote_lines(&err.text());
+        let output = format!("{ours}\n{}\n{theirs}", stdout.trim());
         Err(GitError::Failed {
-            command: scrub(&args.join(" ")),
-            status: output.status.to_string(),
-            output: scrub(
-                format!(
-                    "{}{}",
-                    stderr.trim(),
-                    if stdout.trim().is_empty() {
-                        String::new()
-                    } else {
-                        format!("\n{}", stdout.trim())
-                    }
-                )
-                .trim(),
-            ),
+            command: shown(),
+            status: status.to_string(),
+            output: self.relay(output.trim(), RELAYED_MAX_BYTES),
         })
+    }
+
+    /// [`Git::run`] without stdin, for sibling modules.
+    pub(crate) async fn run_checked(&self, args: &[&str]) -> Result<String, GitError> {
+        self.run(args, None).await
     }
 
     /// The commit `HEAD` points to.
@@ -319,6 +419,7 @@ impl Git {
     /// Switches to `branch`, creating it from `HEAD` if it does not exist. Uncommitted
     /// changes are carried along (git refuses if they would be overwritten).
     pub async fn switch_branch(&self, branch: &str) -> Result<(), GitError> {
+        remote::validate_branch(branch)?;
         let exists = self
             .run(
                 &[
@@ -379,13 +480,56 @@ impl Git {
             .collect())
     }
 
+    /// Checks, without changing anything, that a push to `branch` may be attempted: the
+    /// remote and branch are valid ([`crate::remote`]), and with a token, none of the
+    /// remote's push or fetch URLs is plain `http://` to a host other than loopback (a
+    /// loopback one is allowed with a warning). The command line should call this
+    /// before writing any file; [`Git::push`] calls it again.
+    pub async fn check_push(&self, branch: &str) -> Result<(), GitError> {
+        remote::validate_remote(&self.remote)?;
+        remote::validate_branch(branch)?;
+        if self.token {
+            for url in self.remote_urls().await? {
+                if remote::token_destination(&url)? {
+                    tracing::warn!(
+                        url = %self.relay(&url, 256),
+                        "sending FRESHET_GIT_TOKEN over plain http (allowed only for loopback addresses)"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every URL git would push to or fetch from for the remote (after `insteadOf`
+    /// rewriting); the remote itself when it is not a configured remote's name.
+    async fn remote_urls(&self) -> Result<Vec<String>, GitError> {
+        let mut urls = Vec::new();
+        for args in [
+            ["remote", "get-url", "--all", "--push", "--"].as_slice(),
+            ["remote", "get-url", "--all", "--"].as_slice(),
+        ] {
+            let mut args = args.to_vec();
+            args.push(&self.remote);
+            match self.run(&args, None).await {
+                Ok(out) => urls.extend(out.lines().map(str::to_owned)),
+                Err(GitError::Failed { .. }) => urls.push(self.remote.clone()),
+                Err(e) => return Err(e),
+            }
+        }
+        urls.dedup();
+        Ok(urls)
+    }
+
     /// Pushes `HEAD` to `branch` on the remote. When the remote moved, fetches it,
     /// rebases onto it and tries again, up to the configured number of attempts.
     pub async fn push(&self, branch: &str) -> Result<PushOutcome, GitError> {
+        self.check_push(branch).await?;
         let refspec = format!("HEAD:refs/heads/{branch}");
+        let fetch_spec = format!("refs/heads/{branch}");
         for attempt in 1..=self.push_attempts {
             match self
-                .run(&["push", "--porcelain", &self.remote, &refspec], None)
+                .run(&["push", "--porcelain", "--", &self.remote, &refspec], None)
                 .await
             {
                 Ok(_) => {
@@ -399,13 +543,13 @@ impl Git {
                     if attempt == self.push_attempts {
                         break;
                     }
-                    self.run(&["fetch", "--quiet", &self.remote, branch], None)
+                    self.run(&["fetch", "--quiet", "--", &self.remote, &fetch_spec], None)
                         .await?;
                     let commit = self.head().await?;
                     if let Err(e) = self.run(&["rebase", "--quiet", "FETCH_HEAD"], None).await {
                         let _ = self.run(&["rebase", "--abort"], None).await;
                         return Err(GitError::RebaseConflict {
-                            remote: self.remote.clone(),
+                            remote: self.shown_remote(),
                             branch: branch.to_owned(),
                             commit,
                             source: Box::new(e),
@@ -416,15 +560,83 @@ impl Git {
             }
         }
         Err(GitError::GaveUp {
-            remote: self.remote.clone(),
+            remote: self.shown_remote(),
             branch: branch.to_owned(),
             attempts: self.push_attempts,
         })
     }
 }
 
+/// What was read from one of git's pipes: the first bytes, the last bytes, and how many
+/// in between were dropped.
+#[derive(Default)]
+struct Captured {
+    head: Vec<u8>,
+    tail: Vec<u8>,
+    dropped: u64,
+}
+
+impl Captured {
+    /// The text read; where bytes were dropped, the partial lines on either side of the
+    /// cut are dropped too (so a URL cut in half cannot escape scrubbing) and a marker
+    /// says how much is missing.
+    fn text(&self) -> String {
+        if self.dropped == 0 {
+            let mut all = self.head.clone();
+            all.extend_from_slice(&self.tail);
+            return String::from_utf8_lossy(&all).into_owned();
+        }
+        let head = String::from_utf8_lossy(&self.head);
+        let tail = String::from_utf8_lossy(&self.tail);
+        let head = head.rsplit_once('\n').map_or("", |(h, _)| h);
+        let tail = tail.split_once('\n').map_or("", |(_, t)| t);
+        format!("{head}\n[… {} bytes not shown …]\n{tail}", self.dropped)
+    }
+}
+
+/// Reads `pipe` to its end, keeping the first `head_cap` and the last `tail_cap` bytes.
+async fn capture<R: AsyncRead + Unpin>(
+    pipe: Option<R>,
+    head_cap: usize,
+    tail_cap: usize,
+) -> Captured {
+    let mut captured = Captured::default();
+    let Some(mut pipe) = pipe else {
+        return captured;
+    };
+    let mut buf = vec![0u8; 16 << 10];
+    loop {
+        let n = match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let take = (head_cap - captured.head.len()).min(n);
+        captured.head.extend_from_slice(&buf[..take]);
+        captured.tail.extend_from_slice(&buf[take..n]);
+        if captured.tail.len() > tail_cap {
+            let cut = captured.tail.len() - tail_cap;
+            captured.tail.drain(..cut);
+            captured.dropped += cut as u64;
+        }
+    }
+    captured
+}
+
+/// git's own lines and the lines a remote sent (`remote: …`), apart: a message puts
+/// the remote's last, so a chatty or hostile remote cannot push git's diagnosis out of
+/// a bounded message.
+fn split_remote_lines(stderr: &str) -> (String, String) {
+    let (theirs, ours): (Vec<&str>, Vec<&str>) = stderr
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .partition(|l| l.starts_with("remote:"));
+    (ours.join("\n"), theirs.join("\n"))
+}
+
 /// A path as git should see it: absolute (canonical when it exists), since git runs
-/// with `-C` in the working tree rather than in the caller's directory.
+/// with `-C` in the working tree rather than in the caller's directory. Paths are
+/// literal (`GIT_LITERAL_PATHSPECS`): a file named `*.yaml` matches only itself.
 fn pathspec(path: &Path) -> String {
     let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| {
         std::env::current_dir()
@@ -470,31 +682,52 @@ mod tests {
         assert!(!shown.contains("eC1hY2Nlc3M"), "{shown}");
     }
 
-    #[test]
-    fn scrub_removes_url_credentials() {
-        assert_eq!(
-            scrub("fatal: unable to access 'https://user:tok3n@example.com/o/r.git/': 403"),
-            "fatal: unable to access 'https://***@example.com/o/r.git/': 403"
+    #[tokio::test]
+    async fn a_failure_never_relays_the_token_even_when_git_prints_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = Git::new(dir.path()).token(&GitToken::new("s3cret-token"));
+        // git echoes the unknown subcommand, which holds the token.
+        let err = git
+            .run(&["s3cret-token-eC1hY2Nlc3MtdG9rZW46czNjcmV0LXRva2Vu"], None)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("s3cret-token"), "{err}");
+        assert!(
+            !err.contains("eC1hY2Nlc3MtdG9rZW46czNjcmV0LXRva2Vu"),
+            "{err}"
         );
-        assert_eq!(scrub("https://example.com/x"), "https://example.com/x");
-        assert_eq!(scrub("no url"), "no url");
     }
 
     #[test]
-    fn messages_list_old_and_new_refs() {
-        let u = Update {
-            file: "deploy/app.yaml".into(),
-            line: 7,
-            current: "nginx:1.25.3".into(),
-            new: "nginx:1.25.5".into(),
-            policy: "semver:patch".into(),
-            reason: "r".into(),
-            edits: vec![],
+    fn a_capture_cut_in_the_middle_drops_the_partial_lines() {
+        let captured = Captured {
+            head: b"fatal: one\nhttp://user:pa".to_vec(),
+            tail: b"ss@host/r\nlast line".to_vec(),
+            dropped: 99,
         };
         assert_eq!(
-            render_message(DEFAULT_MESSAGE, &[u.clone(), u]),
-            "freshet: update 2 image reference(s)\n\n- deploy/app.yaml:7 nginx:1.25.3 -> nginx:1.25.5\n- deploy/app.yaml:7 nginx:1.25.3 -> nginx:1.25.5\n"
+            captured.text(),
+            "fatal: one\n[… 99 bytes not shown …]\nlast line"
         );
-        assert_eq!(render_message("bump {files}", &[]), "bump ");
+    }
+
+    #[test]
+    fn git_lines_come_before_the_remote_lines() {
+        assert_eq!(
+            split_remote_lines("remote: junk\nremote: more\nerror: failed to push\n\n"),
+            (
+                "error: failed to push".to_owned(),
+                "remote: junk\nremote: more".to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn timeouts_are_clamped() {
+        let git = Git::new(".").timeout(Duration::ZERO);
+        assert_eq!(git.timeout, TIMEOUT_RANGE.0);
+        let git = Git::new(".").timeout(Duration::from_secs(u64::MAX));
+        assert_eq!(git.timeout, TIMEOUT_RANGE.1);
     }
 }
