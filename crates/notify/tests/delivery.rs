@@ -19,10 +19,13 @@ use freshet_notify::{
 const KEY: &str = "hmac-key-TOPSECRET-0123";
 const SLACK_TOKEN: &str = "XoXoSLACKTOKENxyz";
 
+/// A status to answer (0: hang forever) and an optional `Retry-After`.
+type Answer = (u16, Option<&'static str>);
+
 #[derive(Clone, Default)]
 struct Receiver {
     /// Statuses to answer, in order; 200 when empty. 0 means hang forever.
-    script: Arc<Mutex<VecDeque<(u16, Option<&'static str>)>>>,
+    script: Arc<Mutex<VecDeque<Answer>>>,
     got: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
 }
 
@@ -44,7 +47,7 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
 }
 
 impl Receiver {
-    async fn start(script: &[(u16, Option<&'static str>)]) -> (Receiver, String) {
+    async fn start(script: &[Answer]) -> (Receiver, String) {
         let r = Receiver::default();
         r.script.lock().unwrap().extend(script.iter().copied());
         let app = Router::new()
@@ -312,7 +315,10 @@ fn secrets_never_appear_in_debug_or_errors() {
 
     let sinks = sinks(&webhook(0, "5s"), "https://hooks.example");
     let shown = format!("{sinks:?}");
-    assert!(!shown.contains(KEY) && !shown.contains("example/hook"), "{shown}");
+    assert!(
+        !shown.contains(KEY) && !shown.contains("example/hook"),
+        "{shown}"
+    );
     assert!(shown.contains("https://hooks.example/***"), "{shown}");
 
     let missing = NotifyConfig::parse(
