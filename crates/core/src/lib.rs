@@ -16,6 +16,7 @@ pub mod argocd;
 pub mod digest;
 pub mod files;
 pub mod manifest;
+pub mod notify;
 pub mod platform;
 pub mod policy;
 pub mod reference;
