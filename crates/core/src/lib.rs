@@ -21,6 +21,7 @@ pub mod reference;
 pub mod refresh;
 pub mod runs;
 pub mod safety;
+pub mod webhook;
 
 pub use digest::Digest;
 pub use platform::Platform;
