@@ -24,6 +24,7 @@ pub mod refresh;
 pub mod runs;
 pub mod safety;
 pub mod secret;
+pub mod webhook;
 
 pub use digest::Digest;
 pub use platform::Platform;
