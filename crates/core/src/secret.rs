@@ -23,6 +23,11 @@ impl Secret {
         &self.0
     }
 
+    /// The secret's length in bytes (for validation messages that must not show it).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// True when the secret is the empty string.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

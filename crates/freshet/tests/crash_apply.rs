@@ -239,4 +239,9 @@ async fn apply_commit_killed_at_random_points_leaves_every_file_old_or_new_and_a
             + figures.committed,
         TRIALS
     );
+    // The apply journal makes the re-run commit what the killed run wrote.
+    assert_eq!(
+        figures.rerun_left_uncommitted, 0,
+        "a re-run left files written but uncommitted: {figures:#?}"
+    );
 }

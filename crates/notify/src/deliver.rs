@@ -136,14 +136,17 @@ fn unix_now() -> u64 {
 /// One attempt.
 async fn attempt(client: &reqwest::Client, sink: &Sink, body: &str) -> Result<(), DeliveryError> {
     let mut req = client
-        .post(sink.url.expose().clone())
+        .post(sink.url.expose())
         .timeout(sink.config.timeout)
         .header(CONTENT_TYPE, "application/json")
         .body(body.to_owned());
     if let Some(key) = &sink.key {
         let t = unix_now();
         req = req
-            .header(SIGNATURE_HEADER, sign(key.expose(), t, body.as_bytes()))
+            .header(
+                SIGNATURE_HEADER,
+                sign(key.expose().as_bytes(), t, body.as_bytes()),
+            )
             .header(TIMESTAMP_HEADER, t.to_string());
     }
     let resp = req.send().await.map_err(DeliveryError::from_reqwest)?;

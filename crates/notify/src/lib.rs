@@ -15,7 +15,6 @@
 
 pub mod deliver;
 pub mod notifier;
-mod secret;
 pub mod sign;
 pub mod sink;
 

@@ -12,7 +12,7 @@ use freshet_core::notify::config::UrlSetting;
 use freshet_core::notify::{NotifyConfig, SecretSource, SinkConfig, SinkKind};
 use url::Url;
 
-use crate::secret::Secret;
+use freshet_core::secret::Secret;
 
 /// The largest secret file read.
 const MAX_SECRET_FILE: u64 = 64 * 1024;
@@ -21,8 +21,8 @@ const MAX_SECRET_FILE: u64 = 64 * 1024;
 #[derive(Clone)]
 pub struct Sink {
     pub(crate) config: SinkConfig,
-    pub(crate) url: Secret<Url>,
-    pub(crate) key: Option<Secret<Vec<u8>>>,
+    pub(crate) url: Secret,
+    pub(crate) key: Option<Secret>,
     pub(crate) shown: String,
 }
 
@@ -125,7 +125,7 @@ fn read(
     sink: &str,
     source: &SecretSource,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Secret<String>, SinkError> {
+) -> Result<Secret, SinkError> {
     let (place, value) = match source {
         SecretSource::File(path) => {
             let place = Place::File(path.clone());
@@ -216,8 +216,8 @@ fn load_one(c: &SinkConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Sink
     };
     Ok(Sink {
         config: c.clone(),
-        url: Secret::new(url),
-        key: key.map(|k| Secret::new(k.expose().as_bytes().to_vec())),
+        url: Secret::new(url.to_string()),
+        key,
         shown,
     })
 }

@@ -6,8 +6,6 @@
 //! read secrets from anywhere (the shell does) and must never put a secret or a
 //! presented credential into an error.
 
-use std::fmt;
-
 use hmac::{Hmac, Mac};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
@@ -17,43 +15,8 @@ type HmacSha256 = Hmac<Sha256>;
 /// The header GitHub signs deliveries with.
 pub const HUB_SIGNATURE_HEADER: &str = "x-hub-signature-256";
 
-/// A webhook secret or token. `Debug` and `Display` print `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-
-    /// The secret's length in bytes (for validation messages that must not show it).
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether the secret is empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The secret itself, for the one place that needs it (signing a test delivery).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+/// A webhook secret or token: the project's one redacting [`Secret`] type.
+pub use crate::secret::Secret;
 
 /// Why a delivery is not authenticated. No variant carries what was presented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -116,7 +79,7 @@ pub fn hub_signature(secret: &Secret, body: &[u8]) -> String {
 
 fn mac(secret: &Secret) -> HmacSha256 {
     // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
-    match HmacSha256::new_from_slice(secret.0.as_bytes()) {
+    match HmacSha256::new_from_slice(secret.expose().as_bytes()) {
         Ok(mac) => mac,
         Err(_) => unreachable!("HMAC takes keys of any length"),
     }
@@ -128,7 +91,7 @@ pub fn verify_token(secret: &Secret, presented: Option<&str>) -> Result<(), Auth
     let presented = presented
         .filter(|p| !p.is_empty())
         .ok_or(AuthError::Missing)?;
-    let want = Sha256::digest(secret.0.as_bytes());
+    let want = Sha256::digest(secret.expose().as_bytes());
     let got = Sha256::digest(presented.as_bytes());
     if bool::from(want.ct_eq(&got)) {
         Ok(())

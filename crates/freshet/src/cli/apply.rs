@@ -86,31 +86,30 @@ pub async fn run(args: ApplyArgs) -> Result<u8, Failure> {
         paths,
     } = args;
     let client = registry.client().map_err(Failure::usage)?;
-    let token = std::env::var(TOKEN_ENV)
-        .ok()
-        .filter(|t| !t.is_empty())
-        .map(GitToken::new);
+    // `\n` in a template given on the command line means a newline.
+    let template = message
+        .as_deref()
+        .map_or(DEFAULT_MESSAGE.to_owned(), |m| m.replace("\\n", "\n"));
 
     // The repository, and the branch to work on, before anything is written.
     let git = if commit {
-        let first = paths.first().cloned().unwrap_or_else(|| PathBuf::from("."));
-        let mut git = Git::discover(&first)
+        let git = open_repository(&paths, remote, branch.as_deref()).await?;
+        // A run killed between writing and committing left a record: finish it first.
+        git.journal_recover()
             .await
-            .with_context(|| {
-                format!(
-                    "--commit: {} is not inside a git working tree",
-                    first.display()
-                )
-            })
-            .map_err(Failure::usage)?
-            .remote(remote);
-        if let Some(token) = &token {
-            git = git.token(token);
-        }
-        if let Some(branch) = &branch {
-            git.switch_branch(branch).await.with_context(|| {
-                format!("cannot switch to branch {branch}; nothing was written")
-            })?;
+            .context("cannot finish an interrupted earlier run; nothing was written")?;
+        if push {
+            // A bad remote, or a token bound for plain http, is refused before writing.
+            let target = match &branch {
+                Some(b) => b.clone(),
+                None => git
+                    .current_branch()
+                    .await
+                    .context("--push: cannot tell the current branch; nothing was written")?,
+            };
+            git.check_push(&target)
+                .await
+                .context("--push: nothing was written")?;
         }
         Some(git)
     } else {
@@ -122,25 +121,9 @@ pub async fn run(args: ApplyArgs) -> Result<u8, Failure> {
     let mut report = freshet_gitops::plan(&paths, &options, &source).await;
     print_warnings(&report);
 
-    // With --commit, a file with changes of its own would drag them into the commit.
     if let Some(git) = &git {
-        let planned: Vec<PathBuf> = report.files.iter().map(|f| f.path.clone()).collect();
-        let dirty = git
-            .dirty(&planned)
-            .await
-            .context("cannot check the files for uncommitted changes; nothing was written")?;
-        if !dirty.is_empty() {
-            let names: Vec<String> = dirty.iter().map(|p| report_name(&report, p)).collect();
-            report.files.retain(|f| !dirty.contains(&f.path));
-            for file in names {
-                report.updates.retain(|u| u.file != file);
-                report.errors.push(PlanError::new(
-                    &file,
-                    0,
-                    "has uncommitted changes; commit or stash them first (left untouched)",
-                ));
-            }
-        }
+        drop_dirty(git, &mut report).await?;
+        journal_begin(git, &report, &template).await?;
     }
 
     let applied = freshet_gitops::apply(&report);
@@ -151,84 +134,192 @@ pub async fn run(args: ApplyArgs) -> Result<u8, Failure> {
         .filter(|f| applied.written.contains(&f.path))
         .map(|f| f.display.clone())
         .collect();
-    let written_updates: Vec<Update> = report
-        .updates
-        .iter()
-        .filter(|u| written_names.contains(&u.file))
-        .cloned()
-        .collect();
+    report.updates.retain(|u| written_names.contains(&u.file));
 
-    let mut made = None;
-    let mut pushed = false;
-    if let Some(git) = &git
-        && !applied.written.is_empty()
-    {
-        // `\n` in a template given on the command line means a newline.
-        let template = message
-            .as_deref()
-            .map_or(DEFAULT_MESSAGE.to_owned(), |m| m.replace("\\n", "\n"));
-        let text = render_message(&template, &written_updates);
-        match git.commit(&applied.written, &text).await {
-            Ok(sha) => {
-                made = Some(sha.clone());
-                if push {
-                    let target = match &branch {
-                        Some(b) => Ok(b.clone()),
-                        None => git.current_branch().await,
-                    };
-                    let outcome = match target {
-                        Ok(b) => git.push(&b).await,
-                        Err(e) => Err(e),
-                    };
-                    match outcome {
-                        Ok(outcome) => {
-                            made = Some(outcome.commit);
-                            pushed = true;
-                        }
-                        Err(e) => {
-                            // Say where things stand: the commit exists locally only.
-                            let sha = git.head().await.unwrap_or_else(|_| sha.clone());
-                            let mut error = git_error(git, e);
-                            error.message = format!(
-                                "committed {sha} locally but did not push: {}",
-                                error.message
-                            );
-                            made = Some(sha);
-                            report.errors.push(error);
-                        }
-                    }
-                }
-            }
-            Err(e) => report.errors.push(git_error(git, e)),
+    let mut outcome = Committed::default();
+    if let Some(git) = &git {
+        if !applied.written.is_empty() {
+            let text = render_message(&template, &report.updates);
+            let target = if push { Some(branch.as_deref()) } else { None };
+            outcome = commit_and_push(git, &applied.written, &text, target, &mut report).await;
+        }
+        if outcome.commit.is_some() || applied.written.is_empty() {
+            git.journal_end()
+                .await
+                .context("cannot remove the run's record from .git")?;
         }
     }
-
-    report.updates = written_updates;
-    match output {
-        OutputFormat::Json => print_json(&ApplyJson {
-            updates: &report.updates,
-            errors: &report.errors,
-            skipped: &report.skipped,
-            written: written_names.clone(),
-            commit: made.clone(),
-            pushed,
-        })?,
-        OutputFormat::Text => {
-            let mut text = text_report_applied(&report);
-            if let Some(sha) = &made {
-                text.push_str(&format!(
-                    "committed {sha}{}\n",
-                    if pushed { ", pushed" } else { "" }
-                ));
-            }
-            print_text(&text)?;
-        }
-    }
+    print_applied(output, &report, written_names, &outcome)?;
     Ok(if report.errors.is_empty() {
         EXIT_OK
     } else {
         EXIT_FAILURE
     })
+}
+
+/// The repository the first path is in, with the remote, the token from
+/// [`TOKEN_ENV`] and `branch` checked out (created from HEAD if missing).
+async fn open_repository(
+    paths: &[PathBuf],
+    remote: String,
+    branch: Option<&str>,
+) -> Result<Git, Failure> {
+    let first = paths.first().cloned().unwrap_or_else(|| PathBuf::from("."));
+    let mut git = Git::discover(&first)
+        .await
+        .with_context(|| {
+            format!(
+                "--commit: {} is not inside a git working tree",
+                first.display()
+            )
+        })
+        .map_err(Failure::usage)?
+        .remote(remote);
+    if let Some(token) = std::env::var(TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.is_empty())
+        .map(GitToken::new)
+    {
+        git = git.token(&token);
+    }
+    if let Some(branch) = branch {
+        git.switch_branch(branch)
+            .await
+            .with_context(|| format!("cannot switch to branch {branch}; nothing was written"))?;
+    }
+    Ok(git)
+}
+
+/// With --commit, a file with changes of its own would drag them into the commit:
+/// such files are left untouched and reported.
+async fn drop_dirty(git: &Git, report: &mut PlanReport) -> Result<(), Failure> {
+    let planned: Vec<PathBuf> = report.files.iter().map(|f| f.path.clone()).collect();
+    let dirty = git
+        .dirty(&planned)
+        .await
+        .context("cannot check the files for uncommitted changes; nothing was written")?;
+    if dirty.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = dirty.iter().map(|p| report_name(report, p)).collect();
+    report.files.retain(|f| !dirty.contains(&f.path));
+    for file in names {
+        report.updates.retain(|u| u.file != file);
+        report.errors.push(PlanError::new(
+            &file,
+            0,
+            "has uncommitted changes; commit or stash them first (left untouched)",
+        ));
+    }
+    Ok(())
+}
+
+/// Records the files about to be written and their new bytes in `.git`, so that a run
+/// killed before its commit is finished by the next one (see `freshet_gitops::journal`).
+async fn journal_begin(git: &Git, report: &PlanReport, template: &str) -> Result<(), Failure> {
+    let planned: Vec<(PathBuf, Vec<u8>)> = report
+        .files
+        .iter()
+        .filter_map(|f| {
+            freshet_core::files::apply_edits(&f.display, &f.original, &f.edits)
+                .ok()
+                .map(|new| (f.path.clone(), new.into_bytes()))
+        })
+        .collect();
+    git.journal_begin(&planned, &render_message(template, &report.updates))
+        .await
+        .context("cannot record the run before writing; nothing was written")?;
+    Ok(())
+}
+
+/// What `apply --commit` made: the commit, and whether it reached the remote.
+#[derive(Debug, Default)]
+struct Committed {
+    commit: Option<String>,
+    pushed: bool,
+}
+
+/// One commit of `files`; with `push` (`Some(branch or current)`), a push that
+/// fetches, rebases and retries. Failures are added to the report, saying where things
+/// stand (a local commit that was not pushed).
+async fn commit_and_push(
+    git: &Git,
+    files: &[PathBuf],
+    text: &str,
+    push: Option<Option<&str>>,
+    report: &mut PlanReport,
+) -> Committed {
+    let sha = match git.commit(files, text).await {
+        Ok(sha) => sha,
+        Err(e) => {
+            report.errors.push(git_error(git, e));
+            return Committed::default();
+        }
+    };
+    let Some(branch) = push else {
+        return Committed {
+            commit: Some(sha),
+            pushed: false,
+        };
+    };
+    let target = match branch {
+        Some(b) => Ok(b.to_owned()),
+        None => git.current_branch().await,
+    };
+    let outcome = match target {
+        Ok(b) => git.push(&b).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(outcome) => Committed {
+            commit: Some(outcome.commit),
+            pushed: true,
+        },
+        Err(e) => {
+            // Say where things stand: the commit exists locally only.
+            let sha = git.head().await.unwrap_or(sha);
+            let mut error = git_error(git, e);
+            error.message = format!(
+                "committed {sha} locally but did not push: {}",
+                error.message
+            );
+            report.errors.push(error);
+            Committed {
+                commit: Some(sha),
+                pushed: false,
+            }
+        }
+    }
+}
+
+/// Prints the report of what was written, committed and pushed.
+fn print_applied(
+    output: OutputFormat,
+    report: &PlanReport,
+    written: Vec<String>,
+    outcome: &Committed,
+) -> Result<(), Failure> {
+    match output {
+        OutputFormat::Json => print_json(&ApplyJson {
+            updates: &report.updates,
+            errors: &report.errors,
+            skipped: &report.skipped,
+            written,
+            commit: outcome.commit.clone(),
+            pushed: outcome.pushed,
+        })?,
+        OutputFormat::Text => {
+            let mut text = text_report_applied(report);
+            if let Some(sha) = &outcome.commit {
+                text.push_str(&format!(
+                    "committed {sha}{}\n",
+                    if outcome.pushed { ", pushed" } else { "" }
+                ));
+            }
+            print_text(&text)?;
+        }
+    }
+    Ok(())
 }
 
 /// The text form of what was written.

@@ -34,7 +34,6 @@ pub mod image;
 pub mod push;
 pub mod token;
 
-use std::fmt;
 use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -49,33 +48,8 @@ use token::{TokenOptions, TokenServer};
 /// The default location of the distribution registry binary.
 pub const REGISTRY_BINARY: &str = "/usr/bin/docker-registry";
 
-/// A secret string whose `Debug` and `Display` print `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret itself, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+/// The project's one redacting secret type (`Debug` and `Display` print `***`).
+pub use freshet_core::secret::Secret;
 
 /// A user name and password (for htpasswd, the token server, a proxy's upstream, or a client).
 #[derive(Debug, Clone, PartialEq, Eq)]
