@@ -67,7 +67,11 @@ fuzz_target!(|data: &[u8]| {
     let (mut at, mut off) = (0, 0);
     for e in sorted {
         let kept = &text[at..e.span.start];
-        assert_eq!(&out[off..off + kept.len()], kept, "text outside the edits changed");
+        assert_eq!(
+            &out[off..off + kept.len()],
+            kept,
+            "text outside the edits changed"
+        );
         off += kept.len();
         assert_eq!(&out[off..off + e.new.len()], e.new);
         off += e.new.len();

@@ -12,7 +12,12 @@ fuzz_target!(|input: &str| {
     let canonical = r.canonical();
     let again = Reference::parse(&canonical).expect("a canonical reference parses");
     assert_eq!(again.canonical(), canonical, "canonical form is stable");
-    let _ = (r.familiar(), r.name(), r.tag_or_latest(), r.without_digest());
+    let _ = (
+        r.familiar(),
+        r.name(),
+        r.tag_or_latest(),
+        r.without_digest(),
+    );
     let _ = Reference::parse(&r.familiar()).expect("a familiar reference parses");
     if let Some(tag) = r.tag() {
         let _ = r.with_tag(tag).expect("a reference's own tag is valid");
