@@ -353,10 +353,10 @@ pub fn fuzz_docker_config(
 ) -> Result<Option<Credential>, CredentialsError> {
     let helpers = ConfigHelpers::parse(json);
     for key in candidate_keys(registry) {
-        if !helpers.cred_helpers.contains_key(&key) {
-            if let Some(c) = static_entry(registry, "fuzz", &helpers.without_helpers, &key)? {
-                return Ok(Some(c));
-            }
+        if !helpers.cred_helpers.contains_key(&key)
+            && let Some(c) = static_entry(registry, "fuzz", &helpers.without_helpers, &key)?
+        {
+            return Ok(Some(c));
         }
     }
     Ok(None)
