@@ -231,7 +231,9 @@ impl Reference {
         let canonical = self.canonical();
         let short = canonical
             .strip_prefix("docker.io/")
-            .map(|s| s.strip_prefix("library/").unwrap_or(s));
+            .map(|s| s.strip_prefix("library/").unwrap_or(s))
+            // Keep `docker.io/` when the first component would read as a registry.
+            .filter(|s| split_registry(s).0 == DOCKER_HUB);
         short.unwrap_or(&canonical).to_owned()
     }
 
@@ -374,6 +376,23 @@ fn valid_registry(registry: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn familiar_form_keeps_docker_io_when_the_repository_looks_like_a_host() {
+        let r = Reference::parse("docker.io/ln0w_ib_er.io/l5").unwrap();
+        assert_eq!(r.familiar(), "docker.io/ln0w_ib_er.io/l5:latest");
+        assert_eq!(
+            Reference::parse(&r.familiar()).unwrap().canonical(),
+            r.canonical()
+        );
+        assert_eq!(
+            Reference::parse("docker.io/localhost/x")
+                .unwrap()
+                .familiar(),
+            "docker.io/localhost/x:latest"
+        );
+        assert_eq!(Reference::parse("nginx:1").unwrap().familiar(), "nginx:1");
+    }
     use proptest::prelude::*;
 
     const D: &str = "sha256:6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b";

@@ -344,6 +344,24 @@ fn candidate_keys(registry: &str) -> Vec<String> {
     ]
 }
 
+/// Fuzzing entry point, not an API: the static credential a docker config holds for
+/// `registry` (keys handed to a `credHelpers` helper are skipped; no helper is run).
+#[doc(hidden)]
+pub fn fuzz_docker_config(
+    registry: &str,
+    json: &[u8],
+) -> Result<Option<Credential>, CredentialsError> {
+    let helpers = ConfigHelpers::parse(json);
+    for key in candidate_keys(registry) {
+        if !helpers.cred_helpers.contains_key(&key)
+            && let Some(c) = static_entry(registry, "fuzz", &helpers.without_helpers, &key)?
+        {
+            return Ok(Some(c));
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

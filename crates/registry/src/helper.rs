@@ -170,6 +170,22 @@ fn interpret(
     }))
 }
 
+/// Fuzzing entry point, not an API: a helper's answer, given its exit code and output.
+#[doc(hidden)]
+#[cfg(unix)]
+pub fn fuzz_interpret(
+    code: u8,
+    stdout: &[u8],
+    stderr: &[u8],
+) -> Result<Option<Credential>, HelperError> {
+    use std::os::unix::process::ExitStatusExt as _;
+    let status = std::process::ExitStatus::from_raw(i32::from(code) << 8);
+    interpret("docker-credential-fuzz", status, stdout, stderr).map(|a| match a {
+        Answer::Found(c) => Some(c),
+        Answer::NotFound => None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

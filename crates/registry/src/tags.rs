@@ -283,6 +283,16 @@ fn resolve_link(registry: &str, current: &str, link: &str) -> Result<String, Reg
     Ok(next.to_string())
 }
 
+/// Fuzzing entry point, not an API: where a `Link` header leads from `current`.
+#[doc(hidden)]
+pub fn fuzz_link(
+    registry: &str,
+    current: &str,
+    header: &str,
+) -> Option<Result<String, RegistryError>> {
+    next_link(header).map(|link| resolve_link(registry, current, &link))
+}
+
 /// `sha256-<64 hex>` optionally followed by `.sig`, `.att` or `.sbom`.
 fn is_signature_tag(tag: &str) -> bool {
     let Some(rest) = tag.strip_prefix("sha256-") else {
