@@ -91,6 +91,7 @@ impl Schedule {
         if text.is_empty() {
             return Err(invalid("it is empty".into()));
         }
+        check_fields(text).map_err(invalid)?;
         let parser = CronParser::builder().seconds(Seconds::Optional).build();
         let cron = parser.parse(text).map_err(|e| invalid(e.to_string()))?;
         Ok(Schedule {
@@ -125,6 +126,47 @@ impl Schedule {
             }
         }
     }
+}
+
+/// Refuses what the cron parser accepts but cannot search in bounded time: an empty
+/// list item (`,` alone, `1,,2`) and a step of 0 or beyond the field's range
+/// (`*/95` in minutes). Found by fuzzing: such a pattern made the next-firing search
+/// run for minutes, which would stall a pass.
+fn check_fields(text: &str) -> Result<(), String> {
+    const FIVE: [(&str, u32); 5] = [
+        ("minute", 59),
+        ("hour", 23),
+        ("day-of-month", 31),
+        ("month", 12),
+        ("day-of-week", 7),
+    ];
+    if text.starts_with('@') {
+        return Ok(());
+    }
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    let ranges: Vec<(&str, u32)> = match fields.len() {
+        5 => FIVE.to_vec(),
+        6 => std::iter::once(("second", 59)).chain(FIVE).collect(),
+        _ => return Ok(()), // the parser names the field count
+    };
+    for (field, (name, max)) in fields.iter().zip(ranges) {
+        for item in field.split(',') {
+            if item.is_empty() {
+                return Err(format!(
+                    "the {name} field {field:?} has an empty list item; write values separated by single commas"
+                ));
+            }
+            if let Some((_, step)) = item.split_once('/')
+                && let Ok(n) = step.parse::<u32>()
+                && (n == 0 || n > max)
+            {
+                return Err(format!(
+                    "the {name} field's step /{n} is outside 1-{max}; use a step within the field's range"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The span of time one pass covers: `(since, now]`. A workload with a schedule is
@@ -318,6 +360,33 @@ mod tests {
                 schedule.fires_between(t(after), t(until)),
                 fires,
                 "{s} in ({after}, {until}]"
+            );
+        }
+    }
+
+    #[test]
+    fn regression_fuzzed_schedules_that_searched_for_minutes_are_refused() {
+        for bad in [
+            "*/95 , * * 0-5",
+            "*/95 * * * *",
+            "0 , * * *",
+            "1,,2 * * * *",
+            "*/0 * * * *",
+        ] {
+            let err = Schedule::parse(bad).expect_err(bad).to_string();
+            assert!(err.contains(bad.trim()), "{err}");
+        }
+        for good in [
+            "*/15 * * * *",
+            "0 3 * * 1-5",
+            "0,30 * * * *",
+            "*/30 * * * * *",
+        ] {
+            let s = Schedule::parse(good).expect(good);
+            assert!(
+                s.next_after(chrono::DateTime::from_timestamp(1_790_000_000, 0).unwrap())
+                    .is_some(),
+                "{good}"
             );
         }
     }
