@@ -4,12 +4,12 @@
 
 use chrono::{DateTime, Utc};
 use freshet_core::refresh::Schedule;
-use freshet_core::refresh::schedule::{format_time, parse_time};
+use freshet_core::refresh::Timestamp;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: &str| {
-    if let Ok(t) = parse_time(input) {
-        let _ = format_time(t);
+    if let Ok(t) = Timestamp::parse(input) {
+        let _ = t.to_string();
     }
     let Ok(schedule) = Schedule::parse(input) else {
         return;
