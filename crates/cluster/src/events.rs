@@ -1,28 +1,41 @@
-//! Kubernetes Events on refreshed and failing workloads, through kube's
-//! [`Recorder`] (`events.k8s.io/v1`, which `kubectl describe` and
-//! `kubectl get events` show).
+//! Kubernetes Events on refreshed and failing workloads (`events.k8s.io/v1`, which
+//! `kubectl describe` and `kubectl get events` show).
 //!
 //! Owns the shape of freshet's events: `ImageRefreshed` (Normal) with the old and
 //! new digest in the note, `ImageRefreshFailed` (Warning) when a failure streak
 //! reached its threshold, and `InvalidRefreshAnnotations` (Warning) when a
 //! workload's annotations do not parse; and how repeats fold. The same note on the
 //! same object and reason again becomes a series on one Event object (`series.count`,
-//! `series.lastObservedTime`) instead of a new object per pass, for as long as the
-//! Recorder remembers it (six minutes after it was last seen, in this process).
-//! kube's Recorder folds by object, reason and action but not by note, so this
-//! module keeps one Recorder per note (a bounded set): a different note (another
-//! digest, another error) is a new Event. Notes are bounded to the API's 1 kB and
-//! their control characters escaped. Event times are the Recorder's own (the wall
-//! clock): they are observations, not decisions. Must not fail a pass: the caller
-//! logs a failed event and carries on.
+//! `series.lastObservedTime`, sent as a merge patch) instead of a new object per
+//! pass, for as long as this process remembers it ([`SERIES_WINDOW`] after it was
+//! last seen; at most [`REMEMBERED_NOTES`] Events). Notes are bounded to the API's
+//! 1 kB and their control characters escaped.
+//!
+//! This is kube-runtime's `Recorder` algorithm (kube-runtime 5.0.0
+//! `src/events.rs`: same six-minute window, count and lastObservedTime, create then
+//! merge-patch) with two differences, which is why freshet does not call the
+//! Recorder itself: the note is part of what makes a repeat (a different digest or
+//! error is a new Event, where the Recorder would fold it), and every time comes from
+//! the injected [`Clock`](crate::clock::Clock) (the Recorder stamps
+//! `Timestamp::now()` at `events.rs:261,309`, which no test can control). A 404 on
+//! the series patch (the server expired the Event) starts a new Event. Must not fail
+//! a pass: the caller logs a failed event and carries on.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use freshet_core::refresh::WorkloadKind;
+use freshet_core::refresh::{Timestamp, WorkloadKind};
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use k8s_openapi::api::events::v1::Event as K8sEvent;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::events::{EventType, Reporter};
+use serde_json::json;
 
+use crate::clock::{SharedClock, SystemClock};
 use crate::workloads::{api_version, kind_name};
 
 /// The reason of a refresh event.
@@ -85,24 +98,53 @@ impl Regarding<'_> {
     }
 }
 
+/// How long a published Event is remembered for folding a repeat into its series
+/// (kube-runtime's Recorder uses the same six minutes).
+pub const SERIES_WINDOW: Duration = Duration::from_secs(6 * 60);
+
+/// What makes a repeat the same Event: the object, the type, the reason and the
+/// note (the reporter is fixed per [`Events`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct SeriesKey {
+    kind: &'static str,
+    namespace: String,
+    name: String,
+    uid: Option<String>,
+    warning: bool,
+    reason: &'static str,
+    note: String,
+}
+
+/// A published Event as remembered for its series.
+#[derive(Debug, Clone)]
+struct Published {
+    name: String,
+    count: i32,
+    last: Timestamp,
+}
+
 /// Records freshet's events; clones share the memory of past events.
 #[derive(Clone)]
 pub struct Events {
     kube: kube::Client,
     reporter: Reporter,
-    recorders: Arc<Mutex<HashMap<String, Recorder>>>,
+    clock: SharedClock,
+    remembered: Arc<Mutex<HashMap<SeriesKey, Published>>>,
+    sequence: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Events {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Events")
             .field("reporter", &self.reporter)
+            .field("clock", &self.clock)
             .finish_non_exhaustive()
     }
 }
 
 impl Events {
-    /// Events reported by `freshet` from `instance` (this replica's name).
+    /// Events reported by `freshet` from `instance` (this replica's name), stamped
+    /// with the wall clock.
     pub fn new(kube: kube::Client, instance: &str) -> Self {
         Self {
             kube,
@@ -110,11 +152,20 @@ impl Events {
                 controller: COMPONENT.into(),
                 instance: Some(instance.into()),
             },
-            recorders: Arc::default(),
+            clock: Arc::new(SystemClock),
+            remembered: Arc::default(),
+            sequence: Arc::default(),
         }
     }
 
-    /// Records one event (a repeat of the same note folds into a series).
+    /// The same recorder stamping its Events with `clock`'s time.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Records one event at the clock's time (a repeat of the same note on the same
+    /// object and reason within [`SERIES_WINDOW`] folds into a series).
     pub async fn publish(
         &self,
         regarding: &Regarding<'_>,
@@ -122,37 +173,129 @@ impl Events {
         reason: &'static str,
         note: &str,
     ) -> Result<(), EventError> {
+        let now = self.clock.now();
         let note = bounded_note(note);
-        let recorder = self.recorder(&note);
-        let event = Event {
-            type_,
-            reason: reason.into(),
-            note: Some(note),
-            action: action(reason).into(),
-            secondary: None,
+        let key = SeriesKey {
+            kind: kind_name(regarding.kind),
+            namespace: regarding.namespace.to_owned(),
+            name: regarding.name.to_owned(),
+            uid: regarding.uid.map(str::to_owned),
+            warning: matches!(type_, EventType::Warning),
+            reason,
+            note,
         };
-        recorder
-            .publish(&event, &regarding.object_ref())
+        let fail = |source| EventError::Publish {
+            reason,
+            kind: key.kind,
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+            source,
+        };
+        let api: Api<K8sEvent> = Api::namespaced(self.kube.clone(), regarding.namespace);
+        if let Some(mut seen) = self.recall(&key, now) {
+            seen.count = seen.count.saturating_add(1);
+            seen.last = now;
+            let series = json!({"series": {"count": seen.count, "lastObservedTime": micro(now)}});
+            match api
+                .patch(&seen.name, &PatchParams::default(), &Patch::Merge(&series))
+                .await
+            {
+                Ok(_) => {
+                    self.remember(key, seen);
+                    return Ok(());
+                }
+                // The API server dropped it (events expire): start a new one.
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(source) => return Err(fail(source)),
+            }
+        }
+        let event = self.new_event(regarding, type_, reason, &key.note, now);
+        let name = event.metadata.name.clone().unwrap_or_default();
+        api.create(&PostParams::default(), &event)
             .await
-            .map_err(|source| EventError::Publish {
-                reason,
-                kind: kind_name(regarding.kind),
-                namespace: regarding.namespace.to_owned(),
-                name: regarding.name.to_owned(),
-                source,
-            })
+            .map_err(fail)?;
+        self.remember(
+            key,
+            Published {
+                name,
+                count: 1,
+                last: now,
+            },
+        );
+        Ok(())
     }
 
-    fn recorder(&self, note: &str) -> Recorder {
-        let mut recorders = self.recorders.lock().unwrap_or_else(|e| e.into_inner());
-        if !recorders.contains_key(note) && recorders.len() >= REMEMBERED_NOTES {
-            recorders.clear();
-        }
-        recorders
-            .entry(note.to_owned())
-            .or_insert_with(|| Recorder::new(self.kube.clone(), self.reporter.clone()))
-            .clone()
+    /// The remembered Event for `key` if it was seen within the window (forgetting
+    /// every Event older than that).
+    fn recall(&self, key: &SeriesKey, now: Timestamp) -> Option<Published> {
+        let mut remembered = self.remembered.lock().unwrap_or_else(|e| e.into_inner());
+        let horizon = now.checked_sub(SERIES_WINDOW);
+        remembered.retain(|_, p| horizon.is_none_or(|h| p.last > h));
+        remembered.get(key).cloned()
     }
+
+    fn remember(&self, key: SeriesKey, published: Published) {
+        let mut remembered = self.remembered.lock().unwrap_or_else(|e| e.into_inner());
+        if !remembered.contains_key(&key) && remembered.len() >= REMEMBERED_NOTES {
+            remembered.clear();
+        }
+        remembered.insert(key, published);
+    }
+
+    fn new_event(
+        &self,
+        regarding: &Regarding<'_>,
+        type_: EventType,
+        reason: &'static str,
+        note: &str,
+        now: Timestamp,
+    ) -> K8sEvent {
+        // Unique per process and instant; the instance's hash keeps two replicas
+        // that publish in the same second apart.
+        let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.reporter.instance.hash(&mut hasher);
+        let instance = hasher.finish() & 0xffff_ffff;
+        K8sEvent {
+            metadata: ObjectMeta {
+                name: Some(format!(
+                    "{}.{:x}{instance:08x}{sequence:x}",
+                    regarding.name,
+                    now.unix_seconds()
+                )),
+                namespace: Some(regarding.namespace.to_owned()),
+                ..ObjectMeta::default()
+            },
+            event_time: Some(micro(now)),
+            type_: Some(
+                match type_ {
+                    EventType::Normal => "Normal",
+                    EventType::Warning => "Warning",
+                }
+                .into(),
+            ),
+            reason: Some(reason.into()),
+            action: Some(action(reason).into()),
+            note: Some(note.to_owned()),
+            regarding: Some(regarding.object_ref()),
+            reporting_controller: Some(self.reporter.controller.clone()),
+            reporting_instance: Some(
+                self.reporter
+                    .instance
+                    .clone()
+                    .unwrap_or_else(|| self.reporter.controller.clone()),
+            ),
+            ..K8sEvent::default()
+        }
+    }
+}
+
+/// `t` as the API's MicroTime.
+fn micro(t: Timestamp) -> MicroTime {
+    MicroTime(
+        k8s_openapi::jiff::Timestamp::from_second(t.unix_seconds())
+            .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+    )
 }
 
 /// The event's action (what freshet was doing).

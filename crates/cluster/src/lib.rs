@@ -5,7 +5,7 @@
 //! [`workloads`], their image pull secrets from [`secrets`], each unique image asked
 //! about once per set of pull secrets through [`facts`]), lets the core plan each
 //! workload, and hands the plans to the one [`writer`] (patches with their
-//! resourceVersion, and [`events`] through kube's Recorder); it tells what it did in
+//! resourceVersion, and [`events`], a series per repeat at the clock's time); it tells what it did in
 //! a [`report`]. [`status`] shows the worklist, [`own`] finds freshet's own
 //! workload, and the controller mode runs passes on an interval ([`controller`])
 //! while this replica leads ([`lease`]), with Prometheus [`metrics`]. The time

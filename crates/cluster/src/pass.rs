@@ -122,6 +122,7 @@ impl Refresher {
 
     /// The same refresher reading the time from `clock`.
     pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.writer = self.writer.with_clock(clock.clone());
         self.clock = clock;
         self
     }

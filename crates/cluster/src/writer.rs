@@ -76,6 +76,12 @@ impl Writer {
         }
     }
 
+    /// The same writer stamping its Events with `clock`'s time.
+    pub fn with_clock(mut self, clock: crate::clock::SharedClock) -> Self {
+        self.events = self.events.with_clock(clock);
+        self
+    }
+
     /// Sends the patch that performs `plan` on `w` at `now` (nothing when the plan
     /// is empty; returns whether a patch was sent).
     pub async fn patch(

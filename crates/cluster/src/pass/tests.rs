@@ -150,19 +150,18 @@ async fn the_same_failure_in_two_passes_is_one_event_with_a_series() {
         json!({"freshet.io/policy": "digest", "freshet.io/failure-threshold": "1"}),
     )
     .await;
-    let r = refresher(&client, 5).with_clock(Arc::new(FixedClock(at("2026-11-23T10:00:00Z"))));
-    for pass in 1..=2 {
+    let base = refresher(&client, 5);
+    let mut event_times = Vec::new();
+    for (pass, now) in [(1, "2026-11-23T10:00:00Z"), (2, "2026-11-23T10:02:00Z")] {
+        let r = base.clone().with_clock(Arc::new(FixedClock(at(now))));
         let report = r.run_once().await.unwrap();
+        event_times.push(now);
         assert_eq!(
             report.workloads[0].status,
             Status::Escalated,
             "pass {pass}: {report:#?}"
         );
-        assert_eq!(
-            report.at.to_string(),
-            "2026-11-23T10:00:00Z",
-            "the clock's time"
-        );
+        assert_eq!(report.at.to_string(), now, "the clock's time");
     }
     let events: Api<Event> = Api::namespaced(client.clone(), "default");
     let failed: Vec<Event> = events
@@ -180,6 +179,20 @@ async fn the_same_failure_in_two_passes_is_one_event_with_a_series() {
         Some(2),
         "{event:#?}"
     );
+    // Both times are the injected clock's, not the wall clock's.
+    let time = |t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime>| {
+        t.map(|t| t.0.to_string())
+    };
+    assert_eq!(
+        time(event.event_time.as_ref()).as_deref(),
+        Some(event_times[0]),
+        "{event:#?}"
+    );
+    assert_eq!(
+        time(event.series.as_ref().map(|s| &s.last_observed_time)).as_deref(),
+        Some(event_times[1]),
+        "{event:#?}"
+    );
     assert_eq!(event.type_.as_deref(), Some("Warning"));
     assert_eq!(event.reporting_controller.as_deref(), Some("freshet"));
     let regarding = event.regarding.as_ref().unwrap();
@@ -195,4 +208,38 @@ async fn the_same_failure_in_two_passes_is_one_event_with_a_series() {
             .contains(&format!("127.0.0.1:{port}")),
         "{event:#?}"
     );
+}
+
+/// Regression: a repeat after the series window is a new Event, decided by the
+/// injected clock (never the wall clock).
+#[tokio::test]
+async fn a_repeat_after_the_series_window_is_a_new_event() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let image = format!("127.0.0.1:{port}/team/gone:1");
+    let (_cluster, client) = setup(
+        &image,
+        json!({"freshet.io/policy": "digest", "freshet.io/failure-threshold": "1"}),
+    )
+    .await;
+    let base = refresher(&client, 5);
+    for now in ["2026-11-23T10:00:00Z", "2026-11-23T10:07:00Z"] {
+        let r = base.clone().with_clock(Arc::new(FixedClock(at(now))));
+        r.run_once().await.unwrap();
+    }
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let mut times: Vec<String> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(crate::events::FAILED))
+        .inspect(|e| assert!(e.series.is_none(), "{e:#?}"))
+        .filter_map(|e| e.event_time.map(|t| t.0.to_string()))
+        .collect();
+    times.sort();
+    assert_eq!(times, ["2026-11-23T10:00:00Z", "2026-11-23T10:07:00Z"]);
 }
