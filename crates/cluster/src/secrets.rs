@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use freshet_core::secret::Secret as Redacted;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::Api;
 use serde_json::{Value, json};
@@ -33,21 +34,12 @@ pub const DOCKERCFG: &str = "kubernetes.io/dockercfg";
 /// The credentials of one pull secret, ready for
 /// `freshet_registry::CredentialStore::with_pull_secret`. `Debug` prints `***` for
 /// the document.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PullSecret {
     /// `namespace/name`, for messages.
     pub name: String,
     /// A docker config document (`{"auths": {…}}`) and nothing else.
-    pub json: Vec<u8>,
-}
-
-impl fmt::Debug for PullSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PullSecret")
-            .field("name", &self.name)
-            .field("json", &"***")
-            .finish()
-    }
+    pub json: Redacted,
 }
 
 /// Why a pull secret cannot be used. Each message names the secret as
@@ -104,7 +96,7 @@ pub enum SecretError {
 /// already, legacy `.dockercfg` is the bare map and is wrapped. Anything else in the
 /// document (`credsStore`, `credHelpers`) is dropped, as the kubelet ignores it. The
 /// error says what is wrong without quoting the data.
-pub fn docker_config(secret_type: &str, data: &[u8]) -> Result<Vec<u8>, String> {
+pub fn docker_config(secret_type: &str, data: &[u8]) -> Result<Redacted, String> {
     let key = match secret_type {
         DOCKER_CONFIG_JSON => ".dockerconfigjson",
         DOCKERCFG => ".dockercfg",
@@ -133,7 +125,9 @@ pub fn docker_config(secret_type: &str, data: &[u8]) -> Result<Vec<u8>, String> 
             _ => format!("{key} has no \"auths\" object"),
         });
     }
-    Ok(serde_json::to_vec(&json!({ "auths": auths })).expect("a JSON value serialises"))
+    Ok(Redacted::new(
+        serde_json::to_string(&json!({ "auths": auths })).expect("a JSON value serialises"),
+    ))
 }
 
 /// A workload's usable pull secrets and the warnings about the others.
@@ -349,7 +343,7 @@ mod tests {
         let legacy = json!({"registry.example": {"auth": "dTpw", "email": "a@b"}});
         let wrapped = docker_config(DOCKERCFG, legacy.to_string().as_bytes()).unwrap();
         assert_eq!(
-            serde_json::from_slice::<Value>(&wrapped).unwrap(),
+            serde_json::from_str::<Value>(wrapped.expose()).unwrap(),
             json!({"auths": legacy})
         );
         let modern = json!({
@@ -359,7 +353,7 @@ mod tests {
         });
         let kept = docker_config(DOCKER_CONFIG_JSON, modern.to_string().as_bytes()).unwrap();
         assert_eq!(
-            serde_json::from_slice::<Value>(&kept).unwrap(),
+            serde_json::from_str::<Value>(kept.expose()).unwrap(),
             json!({"auths": {"ghcr.io": {"username": "u", "password": "p"}}}),
             "a secret never names a credential helper for freshet to run"
         );
@@ -405,7 +399,9 @@ mod tests {
     fn pull_secret_debug_is_redacted() {
         let s = PullSecret {
             name: "team/regcred".into(),
-            json: format!("{{\"auths\": {{\"h\": {{\"password\": \"{PASSWORD}\"}}}}}}").into(),
+            json: Redacted::new(format!(
+                "{{\"auths\": {{\"h\": {{\"password\": \"{PASSWORD}\"}}}}}}"
+            )),
         };
         let debug = format!("{s:?}");
         assert!(
@@ -417,7 +413,7 @@ mod tests {
     fn secret(name: &str) -> PullSecret {
         PullSecret {
             name: name.into(),
-            json: b"{\"auths\":{}}".to_vec(),
+            json: Redacted::new("{\"auths\":{}}"),
         }
     }
 

@@ -43,7 +43,7 @@ pub fn refresher(client: &kube::Client, options: PassOptions) -> Refresher {
         std::sync::Arc::new(|secrets: &[PullSecret]| {
             let mut store = freshet_registry::CredentialStore::anonymous();
             for s in secrets {
-                store = store.with_pull_secret(&s.name, &s.json)?;
+                store = store.with_pull_secret(&s.name, s.json.expose().as_bytes())?;
             }
             Ok(freshet_registry::Client::new(
                 store,

@@ -114,7 +114,7 @@ impl ClusterArgs {
                 .client_with_pull_secrets(
                     pull_secrets
                         .iter()
-                        .map(|s| (s.name.as_str(), s.json.as_slice())),
+                        .map(|s| (s.name.as_str(), s.json.expose().as_bytes())),
                 )
                 .map_err(Into::into)
         });
