@@ -137,12 +137,7 @@ fn parse_serde(msg: &str) -> Option<(Found, String)> {
         .strip_prefix("invalid type: ")
         .or_else(|| msg.strip_prefix("invalid value: "))?;
     let (unexpected, expected) = rest.rsplit_once(", expected ")?;
-    let literal = |u: &str| {
-        u.split('`')
-            .nth(1)
-            .map(str::to_string)
-            .unwrap_or_default()
-    };
+    let literal = |u: &str| u.split('`').nth(1).map(str::to_string).unwrap_or_default();
     let found = if unexpected.starts_with("string") {
         Found::String
     } else if unexpected.starts_with("integer") || unexpected.starts_with("floating point") {
@@ -229,8 +224,8 @@ fn go_type_name(def: &ResourceDef, obj: &Value, path: &[Segment], expected: &str
 
 fn locate(def: &ResourceDef, obj: &Value, err: &DecodeError) -> Mismatch {
     let path = segments(err);
-    let (found, expected) = parse_serde(&err.inner().to_string())
-        .unwrap_or((Found::Null, "a valid value".to_string()));
+    let (found, expected) =
+        parse_serde(&err.inner().to_string()).unwrap_or((Found::Null, "a valid value".to_string()));
     let mut go_struct = def.kind.to_string();
     let mut fields: Vec<String> = Vec::new();
     let mut apply_path = String::new();
@@ -349,9 +344,7 @@ impl Mismatch {
             format!("cannot restore map from {source}")
         } else if t.starts_with("v1.") || t.contains('.') {
             format!("cannot restore struct from: {source}")
-        } else if matches!(source, "int64" | "float64")
-            && (t == "string" || is_number_type(t))
-        {
+        } else if matches!(source, "int64" | "float64") && (t == "string" || is_number_type(t)) {
             // Numbers convert to Go's other number and string kinds, and
             // fail there in these words (a fraction into an integer, or a
             // number into a string).
@@ -522,7 +515,9 @@ mod tests {
         let mut d = deployment();
         d["spec"]["replicas"] = json!("three");
         let patch = json!({"spec": {"replicas": "three"}});
-        let create = check_write(def(), &d, Decoder::Json, None).unwrap_err().to_status();
+        let create = check_write(def(), &d, Decoder::Json, None)
+            .unwrap_err()
+            .to_status();
         assert_eq!(create["code"], 400);
         assert_eq!(
             create["message"],
@@ -546,10 +541,9 @@ mod tests {
             .to_status();
         assert_eq!(merge["code"], 422);
         assert!(
-            merge["message"]
-                .as_str()
-                .unwrap()
-                .starts_with(" \"\" is invalid: patch: Invalid value: \"{\\\"apiVersion\\\":\\\"apps/v1\\\""),
+            merge["message"].as_str().unwrap().starts_with(
+                " \"\" is invalid: patch: Invalid value: \"{\\\"apiVersion\\\":\\\"apps/v1\\\""
+            ),
             "{merge}"
         );
         let apply = check_write(def(), &d, Decoder::Apply, Some(&patch))

@@ -59,10 +59,7 @@ fn is_label_name_chars(s: &str) -> bool {
 fn is_dns_label_chars(s: &str) -> bool {
     let b = s.as_bytes();
     let edge = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-    !b.is_empty()
-        && edge(&b[0])
-        && edge(&b[b.len() - 1])
-        && b.iter().all(|c| edge(c) || *c == b'-')
+    !b.is_empty() && edge(&b[0]) && edge(&b[b.len() - 1]) && b.iter().all(|c| edge(c) || *c == b'-')
 }
 
 /// `IsDNS1123Label`.
@@ -72,7 +69,10 @@ pub fn dns_label(s: &str) -> Vec<String> {
         errs.push(max_len_error(63));
     }
     if !is_dns_label_chars(s) {
-        if !dns_subdomain(s).iter().any(|e| e.starts_with("a lowercase")) {
+        if !dns_subdomain(s)
+            .iter()
+            .any(|e| e.starts_with("a lowercase"))
+        {
             errs.push("must not contain dots".into());
         } else {
             errs.push(regex_error(
@@ -122,7 +122,11 @@ pub fn qualified_name(key: &str) -> Vec<String> {
         _ => {
             return vec![format!(
                 "a valid label key {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
-                regex_error(LABEL_KEY_MSG, LABEL_KEY_FMT, &["MyName", "my.name", "123-abc"])
+                regex_error(
+                    LABEL_KEY_MSG,
+                    LABEL_KEY_FMT,
+                    &["MyName", "my.name", "123-abc"]
+                )
             )];
         }
     };
@@ -134,7 +138,11 @@ pub fn qualified_name(key: &str) -> Vec<String> {
     if !is_label_name_chars(name) {
         errs.push(format!(
             "name part {}",
-            regex_error(LABEL_KEY_MSG, LABEL_KEY_FMT, &["MyName", "my.name", "123-abc"])
+            regex_error(
+                LABEL_KEY_MSG,
+                LABEL_KEY_FMT,
+                &["MyName", "my.name", "123-abc"]
+            )
         ));
     }
     errs
@@ -352,9 +360,14 @@ mod tests {
         assert_eq!(label_value(""), Vec::<String>::new());
         assert_eq!(
             label_value("bad value!"),
-            vec!["a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"]
+            vec![
+                "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+            ]
         );
-        assert_eq!(label_value(&"a".repeat(64)), vec!["must be no more than 63 characters"]);
+        assert_eq!(
+            label_value(&"a".repeat(64)),
+            vec!["must be no more than 63 characters"]
+        );
         assert_eq!(qualified_name("freshet.io/policy"), Vec::<String>::new());
         assert_eq!(qualified_name("/x"), vec!["prefix part must be non-empty"]);
         assert!(qualified_name("a/b/c")[0].starts_with("a valid label key must consist"));
@@ -369,9 +382,17 @@ mod tests {
         let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
         assert_eq!(
             fields,
-            ["metadata.name", "metadata.labels", "spec.template.metadata.annotations"]
+            [
+                "metadata.name",
+                "metadata.labels",
+                "spec.template.metadata.annotations"
+            ]
         );
-        assert!(causes[0].body.starts_with("Invalid value: \"Web_1\": a lowercase RFC 1123 subdomain"));
+        assert!(
+            causes[0]
+                .body
+                .starts_with("Invalid value: \"Web_1\": a lowercase RFC 1123 subdomain")
+        );
     }
 
     #[test]

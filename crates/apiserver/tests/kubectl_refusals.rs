@@ -45,7 +45,13 @@ fn assert_says(err: &str, want: &str) {
 async fn replicas(kc: &Path) -> String {
     kubectl(
         kc,
-        &["get", "deployment", "web", "-o", "jsonpath={.spec.replicas}"],
+        &[
+            "get",
+            "deployment",
+            "web",
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ],
     )
     .await
 }
@@ -60,7 +66,15 @@ async fn writes_that_do_not_decode_are_refused_with_a_real_servers_status() {
     // A JSON merge patch goes through Go's JSON decoder: 422 on the patch.
     let err = refused(
         kc,
-        &["patch", "deployment", "web", "--type", "merge", "-p", r#"{"spec":{"replicas":"three"}}"#],
+        &[
+            "patch",
+            "deployment",
+            "web",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"replicas":"three"}}"#,
+        ],
         None,
     )
     .await;
@@ -73,7 +87,13 @@ async fn writes_that_do_not_decode_are_refused_with_a_real_servers_status() {
     // unstructured converter, which quotes the patch as Go prints it.
     let err = refused(
         kc,
-        &["patch", "deployment", "web", "-p", r#"{"spec":{"replicas":"three"}}"#],
+        &[
+            "patch",
+            "deployment",
+            "web",
+            "-p",
+            r#"{"spec":{"replicas":"three"}}"#,
+        ],
         None,
     )
     .await;
@@ -84,7 +104,15 @@ async fn writes_that_do_not_decode_are_refused_with_a_real_servers_status() {
     // An annotation value must be a string.
     let err = refused(
         kc,
-        &["patch", "deployment", "web", "--type", "merge", "-p", r#"{"metadata":{"annotations":{"a":{"b":1}}}}"#],
+        &[
+            "patch",
+            "deployment",
+            "web",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"metadata":{"annotations":{"a":{"b":1}}}}"#,
+        ],
         None,
     )
     .await;
@@ -127,7 +155,15 @@ async fn labels_annotations_and_names_are_validated_as_a_real_server_does() {
 
     let err = refused(
         kc,
-        &["patch", "deployment", "web", "--type", "merge", "-p", r#"{"metadata":{"labels":{"tier":"bad value!"}}}"#],
+        &[
+            "patch",
+            "deployment",
+            "web",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"metadata":{"labels":{"tier":"bad value!"}}}"#,
+        ],
         None,
     )
     .await;
@@ -138,21 +174,31 @@ async fn labels_annotations_and_names_are_validated_as_a_real_server_does() {
     let long = "a".repeat(64);
     let err = refused(
         kc,
-        &["patch", "deployment", "web", "--type", "merge", "-p", &format!(r#"{{"spec":{{"template":{{"metadata":{{"labels":{{"tier":"{long}"}}}}}}}}}}"#)],
+        &[
+            "patch",
+            "deployment",
+            "web",
+            "--type",
+            "merge",
+            "-p",
+            &format!(
+                r#"{{"spec":{{"template":{{"metadata":{{"labels":{{"tier":"{long}"}}}}}}}}}}"#
+            ),
+        ],
         None,
     )
     .await;
     assert_says(
         &err,
-        &format!(r#"spec.template.metadata.labels: Invalid value: "{long}": must be no more than 63 characters"#),
+        &format!(
+            r#"spec.template.metadata.labels: Invalid value: "{long}": must be no more than 63 characters"#
+        ),
     );
-    let err = refused(
-        kc,
-        &["annotate", "deployment", "web", "bad key!=x"],
-        None,
-    )
-    .await;
-    assert_says(&err, r#"metadata.annotations: Invalid value: "bad key!": name part must consist of alphanumeric characters"#);
+    let err = refused(kc, &["annotate", "deployment", "web", "bad key!=x"], None).await;
+    assert_says(
+        &err,
+        r#"metadata.annotations: Invalid value: "bad key!": name part must consist of alphanumeric characters"#,
+    );
     let err = refused(
         kc,
         &["create", "-f", "-"],
@@ -165,7 +211,13 @@ async fn labels_annotations_and_names_are_validated_as_a_real_server_does() {
     );
     let labels = kubectl(
         kc,
-        &["get", "deployment", "web", "-o", "jsonpath={.metadata.labels}"],
+        &[
+            "get",
+            "deployment",
+            "web",
+            "-o",
+            "jsonpath={.metadata.labels}",
+        ],
     )
     .await;
     assert_eq!(labels, r#"{"app":"web"}"#);
@@ -234,7 +286,14 @@ type: Normal
     assert_eq!(out.trim(), "event.events.k8s.io/e2 created");
     let reasons = kubectl(
         kc,
-        &["get", "events", "-n", "apps", "-o", "jsonpath={.items[*].reason}"],
+        &[
+            "get",
+            "events",
+            "-n",
+            "apps",
+            "-o",
+            "jsonpath={.items[*].reason}",
+        ],
     )
     .await;
     assert_eq!(reasons, "Tested Tested");
@@ -264,7 +323,14 @@ async fn event_notes(kc: &Path, pod: &str, reason: &str) -> String {
     let selector = format!("involvedObject.name={pod},reason={reason}");
     kubectl(
         kc,
-        &["get", "events", "--field-selector", &selector, "-o", "jsonpath={.items[*].message}"],
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            &selector,
+            "-o",
+            "jsonpath={.items[*].message}",
+        ],
     )
     .await
 }
@@ -337,7 +403,10 @@ async fn a_failed_pull_does_not_stop_the_pods_other_containers() {
     let manifest = pod(
         "mixed",
         "testbed-node-1",
-        &[("ok", "registry.test/team/ok:1"), ("missing", "registry.test/team/missing:1")],
+        &[
+            ("ok", "registry.test/team/ok:1"),
+            ("missing", "registry.test/team/missing:1"),
+        ],
     );
     let (ok, _, err) = kubectl_output(kc, &["apply", "-f", "-"], Some(&manifest)).await;
     assert!(ok, "{err}");
@@ -358,7 +427,10 @@ async fn a_failed_pull_does_not_stop_the_pods_other_containers() {
             .then_some(())
     })
     .await;
-    assert_eq!(jsonpath(kc, "pod/mixed", "{.status.phase}").await, "Pending");
+    assert_eq!(
+        jsonpath(kc, "pod/mixed", "{.status.phase}").await,
+        "Pending"
+    );
     assert_eq!(
         jsonpath(
             kc,
@@ -375,7 +447,10 @@ async fn a_failed_pull_does_not_stop_the_pods_other_containers() {
         matches!(columns[2], "ErrImagePull" | "ImagePullBackOff"),
         "{table}"
     );
-    assert_eq!(event_notes(kc, "mixed", "Started").await, "Started container ok");
+    assert_eq!(
+        event_notes(kc, "mixed", "Started").await,
+        "Started container ok"
+    );
     assert!(
         event_notes(kc, "mixed", "Failed")
             .await
@@ -413,5 +488,8 @@ async fn a_failed_pull_does_not_stop_the_pods_other_containers() {
         1,
         "{started_notes}"
     );
-    assert!(started_notes.contains("Started container missing"), "{started_notes}");
+    assert!(
+        started_notes.contains("Started container missing"),
+        "{started_notes}"
+    );
 }

@@ -48,7 +48,11 @@ mod tests {
             ("localhost:5000/app:v1", "localhost:5000/app", ":v1"),
             ("localhost:5000/app", "localhost:5000/app", ":latest"),
             ("ghcr.io/o/app@sha256:ab", "ghcr.io/o/app", "@sha256:ab"),
-            ("nginx:1.25@sha256:ab", "docker.io/library/nginx", ":1.25@sha256:ab"),
+            (
+                "nginx:1.25@sha256:ab",
+                "docker.io/library/nginx",
+                ":1.25@sha256:ab",
+            ),
             (
                 "localhost:5000/app:v1@sha256:ab",
                 "localhost:5000/app",
