@@ -109,11 +109,11 @@ fn decode_as(def: &ResourceDef, obj: &Value) -> Option<Result<(), DecodeError>> 
 
 /// Checks that `obj` (the stored form of `def`) decodes into its typed
 /// object; on failure, where and what, as Go's decoder reports it.
-pub fn check(def: &ResourceDef, obj: &Value) -> Result<(), Mismatch> {
+pub fn check(def: &ResourceDef, obj: &Value) -> Result<(), Box<Mismatch>> {
     let Some(Err(err)) = decode_as(def, obj) else {
         return Ok(());
     };
-    Err(locate(def, obj, &err))
+    Err(Box::new(locate(def, obj, &err)))
 }
 
 /// `check`, turned into the answer a real server gives for `decoder`.
