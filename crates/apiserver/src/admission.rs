@@ -3,7 +3,8 @@
 //! strategies do).
 //!
 //! Owns kind-specific defaults (replicas, strategies, `imagePullPolicy`,
-//! Job selectors) and the few validations freshet's tests depend on. It must
+//! Job selectors) and the few kind-specific validations freshet's tests depend
+//! on, after the generic ones of `validation` (metadata, Events). It must
 //! not touch the store or HTTP.
 
 use serde_json::{Value, json};
@@ -124,6 +125,15 @@ fn validate_selector(def: &ResourceDef, obj: &Value, name: &str) -> Result<(), A
 /// replaced. `uid` is the uid the object will have (for Job selectors).
 pub fn admit(def: &ResourceDef, obj: &mut Value, creating: bool) -> Result<(), ApiError> {
     let name = str_at(obj, "metadata.name").to_string();
+    let mut causes = crate::validation::object_meta(def, obj, creating);
+    if def.storage == "events" {
+        causes.extend(crate::validation::event(def, obj));
+    }
+    if !causes.is_empty() {
+        // A real server names the internal kind: `Event`, even through events.k8s.io.
+        let native = ResourceDef::by_storage(def.storage);
+        return Err(ApiError::invalid_causes(native, &name, causes));
+    }
     match (def.group, def.kind) {
         ("", "Namespace") => {
             ensure_obj(obj, "metadata.labels")

@@ -52,18 +52,23 @@ pub enum ApiError {
     /// 409 Conflict from server-side apply: fields owned by other managers.
     #[error("{0}")]
     ApplyConflict(String),
-    /// 422 Invalid.
-    #[error("{kind}.{group} \"{name}\" is invalid: {cause}")]
+    /// 422 Invalid, with one cause per field error (`details.causes`).
+    #[error("{}", invalid_message(.kind, .group, .name, .causes))]
     Invalid {
-        /// Kind (`Deployment`).
+        /// Kind (`Deployment`; empty for a patch that does not decode).
         kind: String,
         /// Group (may be empty).
         group: String,
-        /// Object name.
+        /// Object name (may be empty).
         name: String,
-        /// Field and problem (`spec.selector: Required value`).
-        cause: String,
+        /// The field errors, in order.
+        causes: Vec<Cause>,
     },
+    /// 500 with no reason: an error the real server does not turn into a
+    /// `Status` of its own (a server-side apply whose patch does not match the
+    /// schema).
+    #[error("{0}")]
+    Unknown(String),
     /// 400 BadRequest.
     #[error("{0}")]
     BadRequest(String),
@@ -135,13 +140,19 @@ impl ApiError {
         }
     }
 
-    /// 422 Invalid for `name` of `def`.
+    /// 422 Invalid for `name` of `def`, from one `field: body` error text
+    /// (`spec.selector: Required value`).
     pub fn invalid(def: &ResourceDef, name: &str, cause: impl Into<String>) -> Self {
+        Self::invalid_causes(def, name, vec![Cause::parse(&cause.into())])
+    }
+
+    /// 422 Invalid for `name` of `def` with several field errors.
+    pub fn invalid_causes(def: &ResourceDef, name: &str, causes: Vec<Cause>) -> Self {
         Self::Invalid {
             kind: def.kind.into(),
             group: def.group.into(),
             name: name.into(),
-            cause: cause.into(),
+            causes,
         }
     }
 
@@ -157,7 +168,7 @@ impl ApiError {
             Self::Unauthorized => 401,
             Self::Forbidden { .. } => 403,
             Self::Expired { .. } => 410,
-            Self::Internal(_) => 500,
+            Self::Internal(_) | Self::Unknown(_) => 500,
         }
     }
 
@@ -175,23 +186,13 @@ impl ApiError {
             Self::Forbidden { .. } => "Forbidden",
             Self::Expired { .. } => "Expired",
             Self::Internal(_) => "InternalError",
+            Self::Unknown(_) => "",
         }
     }
 
     /// The `metav1.Status` body.
     pub fn to_status(&self) -> Value {
-        let message = match self {
-            // Kubernetes writes `Deployment.apps "x" is invalid`, but `Pod "x" is invalid`.
-            Self::Invalid {
-                kind,
-                group,
-                name,
-                cause,
-            } if group.is_empty() => {
-                format!("{kind} \"{name}\" is invalid: {cause}")
-            }
-            other => other.to_string(),
-        };
+        let message = self.to_string();
         let mut status = json!({
             "kind": "Status",
             "apiVersion": "v1",
@@ -201,6 +202,12 @@ impl ApiError {
             "reason": self.reason(),
             "code": self.code(),
         });
+        if self.reason().is_empty() {
+            // Go's `omitempty`: StatusReasonUnknown is not written.
+            if let Some(m) = status.as_object_mut() {
+                m.remove("reason");
+            }
+        }
         let details = match self {
             Self::NotFound {
                 group,
@@ -239,15 +246,21 @@ impl ApiError {
                 kind,
                 group,
                 name,
-                cause,
+                causes,
             } => {
-                let (field, msg) = cause.split_once(": ").unwrap_or(("", cause));
-                let mut d = json!({"name": name, "kind": kind,
-                    "causes": [{"reason": "FieldValueInvalid", "message": msg, "field": field}]});
-                if !group.is_empty() {
-                    d["group"] = json!(group);
+                // Go's `omitempty` drops empty name, group and kind.
+                let mut d = serde_json::Map::new();
+                for (key, value) in [("name", name), ("group", group), ("kind", kind)] {
+                    if !value.is_empty() {
+                        d.insert(key.into(), json!(value));
+                    }
                 }
-                Some(d)
+                let causes: Vec<Value> = causes
+                    .iter()
+                    .map(|c| json!({"reason": c.reason, "message": c.body, "field": c.field}))
+                    .collect();
+                d.insert("causes".into(), json!(causes));
+                Some(Value::Object(d))
             }
             _ => None,
         };
@@ -255,6 +268,81 @@ impl ApiError {
             status["details"] = d;
         }
         status
+    }
+}
+
+/// One field error of a 422 Invalid answer (`metav1.StatusCause`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    /// `FieldValueInvalid`, `FieldValueRequired`, ...
+    pub reason: &'static str,
+    /// The field path (`metadata.labels`).
+    pub field: String,
+    /// The error without the field (`Invalid value: "x": must be ...`).
+    pub body: String,
+}
+
+impl Cause {
+    /// A cause from its field and body; the reason follows from the body's
+    /// first words, as `field.ErrorType` prints them.
+    pub fn new(field: impl Into<String>, body: impl Into<String>) -> Self {
+        let body = body.into();
+        let reason = [
+            ("Required value", "FieldValueRequired"),
+            ("Too long", "FieldValueTooLong"),
+            ("Too many", "FieldValueTooMany"),
+            ("Forbidden", "FieldValueForbidden"),
+            ("Unsupported value", "FieldValueNotSupported"),
+            ("Duplicate value", "FieldValueDuplicate"),
+            ("Not found", "FieldValueNotFound"),
+        ]
+        .iter()
+        .find(|(prefix, _)| body.starts_with(prefix))
+        .map_or("FieldValueInvalid", |(_, r)| r);
+        Self {
+            reason,
+            field: field.into(),
+            body,
+        }
+    }
+
+    /// A cause from `field: body` text.
+    pub fn parse(text: &str) -> Self {
+        let (field, body) = text.split_once(": ").unwrap_or(("", text));
+        Self::new(field, body)
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.field.is_empty() {
+            f.write_str(&self.body)
+        } else {
+            write!(f, "{}: {}", self.field, self.body)
+        }
+    }
+}
+
+/// `errors.NewInvalid`'s message: `Deployment.apps "x" is invalid: <errors>`,
+/// with several errors as `[a, b]` (duplicates once), and `Pod "x"` for core.
+fn invalid_message(kind: &str, group: &str, name: &str, causes: &[Cause]) -> String {
+    let qualified = if group.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}.{group}")
+    };
+    let mut seen: Vec<String> = Vec::new();
+    for c in causes {
+        let text = c.to_string();
+        if !seen.contains(&text) {
+            seen.push(text);
+        }
+    }
+    let head = format!("{qualified} {} is invalid", crate::gotext::quote(name));
+    match seen.len() {
+        0 => head,
+        1 => format!("{head}: {}", seen[0]),
+        _ => format!("{head}: [{}]", seen.join(", ")),
     }
 }
 

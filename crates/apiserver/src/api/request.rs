@@ -64,7 +64,7 @@ impl From<PatchError> for ApiError {
                 kind: String::new(),
                 group: String::new(),
                 name: String::new(),
-                cause: e.to_string(),
+                causes: vec![crate::status::Cause::new("", e.to_string())],
             },
             other => ApiError::BadRequest(other.to_string()),
         }
@@ -192,6 +192,11 @@ pub(crate) fn incoming(t: &Target, view: Value) -> Result<Value, ApiError> {
     }
     let mut obj = t.def.to_storage(&view);
     strip_nulls(&mut obj);
+    if t.def.namespaced && !t.namespace.is_empty() {
+        // The object is in the request's namespace (what validation sees).
+        crate::util::ensure_obj(&mut obj, "metadata")
+            .insert("namespace".into(), Value::String(t.namespace.clone()));
+    }
     Ok(obj)
 }
 

@@ -20,6 +20,7 @@ use crate::admission::admit;
 use crate::fieldmanager;
 use crate::patch::{self, PatchError, PatchKind};
 use crate::resources::ResourceDef;
+use crate::schema::{self, Decoder};
 use crate::status::ApiError;
 use crate::store::{Propagation, UpdateMode};
 use crate::util::{random_uuid, str_at};
@@ -29,6 +30,7 @@ pub(crate) fn create(st: &AppState, t: &Target, body: &Bytes) -> Result<Response
         return Err(ApiError::MethodNotAllowed);
     }
     let mut obj = incoming(t, parse_body(body)?)?;
+    schema::check_write(t.def, &obj, Decoder::Json, None)?;
     crate::util::ensure_obj(&mut obj, "metadata").insert("uid".into(), json!(random_uuid()));
     if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("resourceVersion");
@@ -53,6 +55,7 @@ pub(crate) fn update(st: &AppState, t: &Target, body: &Bytes) -> Result<Response
         return write_scale(st, t, &view);
     }
     let mut obj = incoming(t, view)?;
+    schema::check_write(t.def, &obj, Decoder::Json, None)?;
     let cur = current(st, t)?;
     crate::util::ensure_obj(&mut obj, "metadata")
         .insert("uid".into(), cur["metadata"]["uid"].clone());
@@ -120,9 +123,10 @@ pub(crate) fn patch_object(
         if st.store.get(t.def.storage, &t.namespace, &t.name).is_none() && t.subresource.is_empty()
         {
             let mut obj = incoming(t, patch_doc.clone())?;
+            crate::util::ensure_obj(&mut obj, "metadata").insert("name".into(), json!(t.name));
+            schema::check_write(t.def, &obj, Decoder::Apply, Some(&patch_doc))?;
             crate::util::ensure_obj(&mut obj, "metadata")
                 .insert("uid".into(), json!(random_uuid()));
-            crate::util::ensure_obj(&mut obj, "metadata").insert("name".into(), json!(t.name));
             admit(t.def, &mut obj, true)?;
             let applied = t.def.to_storage(&patch_doc);
             let obj = fieldmanager::apply(
@@ -151,6 +155,12 @@ pub(crate) fn patch_object(
         let patched = apply_patch(t.def, kind, &view, &patch_doc)?;
         let pinned = str_at(&patched, "metadata.resourceVersion") != read_rv;
         let mut obj = incoming(t, patched)?;
+        let decoder = match kind {
+            PatchKind::Merge | PatchKind::Json => Decoder::Json,
+            PatchKind::Strategic => Decoder::Unstructured,
+            PatchKind::Apply => Decoder::Apply,
+        };
+        schema::check_write(t.def, &obj, decoder, Some(&patch_doc))?;
         crate::util::ensure_obj(&mut obj, "metadata")
             .insert("uid".into(), cur["metadata"]["uid"].clone());
         if !pinned {

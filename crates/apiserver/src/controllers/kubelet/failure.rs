@@ -119,20 +119,25 @@ pub(crate) fn report_pull_failure(c: &Controllers, pod: &Value, ct: &Value, e: &
             o["status"]["containerStatuses"] = json!(statuses);
         });
     if let Some(p) = updated {
-        c.event(
-            &p,
-            "Normal",
-            "Pulling",
-            &format!("Pulling image \"{image}\""),
-            "kubelet",
-        );
-        c.event(
-            &p,
-            "Warning",
-            "Failed",
-            &format!("Failed to pull image \"{image}\": {message}"),
-            "kubelet",
-        );
-        c.event(&p, "Warning", "Failed", "Error: ErrImagePull", "kubelet");
+        pull_failed_events(c, &p, &image, e);
     }
+}
+
+/// The events of a failed pull: `Pulling`, then the failure and `ErrImagePull`.
+pub(crate) fn pull_failed_events(c: &Controllers, pod: &Value, image: &str, e: &ImagePullError) {
+    c.event(
+        pod,
+        "Normal",
+        "Pulling",
+        &format!("Pulling image \"{image}\""),
+        "kubelet",
+    );
+    c.event(
+        pod,
+        "Warning",
+        "Failed",
+        &format!("Failed to pull image \"{image}\": {e}"),
+        "kubelet",
+    );
+    c.event(pod, "Warning", "Failed", "Error: ErrImagePull", "kubelet");
 }

@@ -92,7 +92,13 @@ pub(crate) fn update_node_images(c: &Controllers, node: &NodeSpec) {
         .map(|((_, image), pulled)| {
             let (repo, suffix) = normalize(image);
             let digest = &pulled.digest;
-            json!({"names": [format!("{repo}@{digest}"), format!("{repo}{suffix}")], "sizeBytes": 1_000_000})
+            // An image pulled as `repo:tag@digest` is known by its digest only.
+            let names = if suffix.contains('@') {
+                json!([format!("{repo}@{digest}")])
+            } else {
+                json!([format!("{repo}@{digest}"), format!("{repo}{suffix}")])
+            };
+            json!({"names": names, "sizeBytes": 1_000_000})
         })
         .collect();
     images.sort_by_key(|v| v.to_string());
