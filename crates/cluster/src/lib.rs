@@ -20,6 +20,7 @@ pub mod facts;
 pub mod gather;
 pub mod lease;
 pub mod metrics;
+pub mod observed;
 pub mod own;
 pub mod pass;
 pub mod report;
