@@ -184,7 +184,7 @@ pub fn from_object(
         labels: meta.labels.clone().unwrap_or_default(),
         pull_secrets,
         service_account,
-        scheduling: crate::observed::scheduling_of(pod_spec),
+        scheduling: crate::scheduling::scheduling_of(pod_spec),
         workload: Workload {
             kind,
             namespace,

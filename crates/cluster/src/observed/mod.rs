@@ -11,19 +11,23 @@
 //! the core explains. Must not decide anything (which pods belong to a workload is
 //! the core's [`pods_of`]) nor write.
 
+pub mod report;
 pub mod slim;
+pub mod targets;
 
 use std::collections::BTreeSet;
 
-use freshet_core::refresh::WorkloadKind;
+use std::collections::BTreeMap;
+
+use freshet_core::refresh::{RunsFacts, WorkloadKind};
 use freshet_core::runs::{
-    Intermediate, Node, NodeIndex, NodePlatformRules, OwnedPods, Pod, WorkloadKind as RunsKind,
-    WorkloadRef, pods_of,
+    Intermediate, Node, NodeIndex, NodePlatformRules, OwnedPods, Pod, Target,
+    WorkloadKind as RunsKind, WorkloadRef, pods_of, workload_platforms,
 };
 use serde::de::DeserializeOwned;
 
+pub use crate::scheduling::scheduling_of;
 use crate::workloads::ReadWorkload;
-pub use slim::scheduling_of;
 
 /// Items asked for per page.
 pub const PAGE_SIZE: u32 = 500;
@@ -147,6 +151,26 @@ pub fn workload_ref(w: &ReadWorkload) -> Option<WorkloadRef> {
         namespace: w.workload.namespace.clone(),
         name: w.workload.name.clone(),
         uid: w.uid.clone()?,
+    })
+}
+
+/// The planner's facts of what runs for `w`: its pods, the platforms it runs and may
+/// run on, the nodes, its set's `targets`, and the warnings of lists that failed
+/// for it. `None` without a UID.
+pub fn runs_facts<'a>(
+    observed: &'a Observed,
+    nodes: &'a NodeIndex<'a>,
+    w: &ReadWorkload,
+    targets: &'a BTreeMap<String, Target>,
+) -> Option<RunsFacts<'a>> {
+    let owned = observed.owned(&workload_ref(w)?);
+    let platforms = workload_platforms(&owned.pods, &w.scheduling, nodes);
+    Some(RunsFacts {
+        owned,
+        platforms,
+        nodes,
+        targets,
+        warnings: observed.warnings_for(&w.workload.namespace),
     })
 }
 

@@ -10,10 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use freshet_core::runs::{
-    Intermediate, Node, OwnerRef, Pod, PodContainer, Requirement, Scheduling, SelectorTerm, Taint,
-    Toleration,
-};
+use freshet_core::runs::{Intermediate, Node, OwnerRef, Pod, PodContainer, Taint};
 use serde::Deserialize;
 
 /// The most containers (init included) kept of one pod or template.
@@ -22,7 +19,7 @@ pub const MAX_CONTAINERS: usize = 64;
 pub const MAX_OWNER_REFS: usize = 16;
 /// The most labels kept of one node.
 pub const MAX_LABELS: usize = 256;
-/// The most taints, tolerations, selector terms or requirements kept of one object.
+/// The most taints kept of one node.
 pub const MAX_TAINTS: usize = 64;
 /// The most bytes kept of one string (names, images, messages).
 pub const MAX_FIELD_BYTES: usize = 4096;
@@ -185,70 +182,6 @@ pub(crate) struct SlimOwned {
     metadata: Meta,
 }
 
-/// A pod template's scheduling constraints, as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct SlimScheduling {
-    #[serde(default)]
-    node_selector: BTreeMap<String, String>,
-    #[serde(default)]
-    affinity: Option<Affinity>,
-    #[serde(default)]
-    tolerations: Vec<SlimToleration>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Affinity {
-    #[serde(default)]
-    node_affinity: Option<NodeAffinity>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct NodeAffinity {
-    #[serde(default)]
-    required_during_scheduling_ignored_during_execution: Option<NodeSelector>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct NodeSelector {
-    #[serde(default)]
-    node_selector_terms: Vec<Term>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Term {
-    #[serde(default)]
-    match_expressions: Vec<SlimRequirement>,
-    #[serde(default)]
-    match_fields: Vec<SlimRequirement>,
-}
-
-#[derive(Debug, Deserialize)]
-struct SlimRequirement {
-    #[serde(default)]
-    key: String,
-    #[serde(default)]
-    operator: String,
-    #[serde(default)]
-    values: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct SlimToleration {
-    #[serde(default)]
-    key: Option<String>,
-    #[serde(default)]
-    operator: Option<String>,
-    #[serde(default)]
-    value: Option<String>,
-    #[serde(default)]
-    effect: Option<String>,
-}
-
 /// `s` cut to at most [`MAX_FIELD_BYTES`] bytes on a character boundary.
 fn cut(mut s: String) -> String {
     if s.len() > MAX_FIELD_BYTES {
@@ -362,60 +295,6 @@ impl SlimOwned {
     }
 }
 
-fn requirements(list: Vec<SlimRequirement>) -> Vec<Requirement> {
-    list.into_iter()
-        .take(MAX_TAINTS)
-        .map(|r| Requirement {
-            key: cut(r.key),
-            operator: cut(r.operator),
-            values: r.values.into_iter().take(MAX_TAINTS).map(cut).collect(),
-        })
-        .collect()
-}
-
-impl SlimScheduling {
-    /// The core's scheduling constraints.
-    pub(crate) fn into_fact(self) -> Scheduling {
-        let required_terms = self
-            .affinity
-            .and_then(|a| a.node_affinity)
-            .and_then(|n| n.required_during_scheduling_ignored_during_execution)
-            .map(|s| {
-                s.node_selector_terms
-                    .into_iter()
-                    .take(MAX_TAINTS)
-                    .map(|t| SelectorTerm {
-                        match_expressions: requirements(t.match_expressions),
-                        match_fields: requirements(t.match_fields),
-                    })
-                    .collect()
-            });
-        Scheduling {
-            node_selector: labels(self.node_selector),
-            required_terms,
-            tolerations: self
-                .tolerations
-                .into_iter()
-                .take(MAX_TAINTS)
-                .map(|t| Toleration {
-                    key: cut(t.key.unwrap_or_default()),
-                    operator: cut(t.operator.unwrap_or_default()),
-                    value: cut(t.value.unwrap_or_default()),
-                    effect: cut(t.effect.unwrap_or_default()),
-                })
-                .collect(),
-        }
-    }
-}
-
-/// The scheduling constraints of a pod template's `spec` (a JSON value, as the
-/// workload reader holds it). A malformed part reads as absent.
-pub fn scheduling_of(pod_spec: &serde_json::Value) -> Scheduling {
-    SlimScheduling::deserialize(pod_spec)
-        .unwrap_or_default()
-        .into_fact()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,7 +329,7 @@ mod tests {
     }
 
     #[test]
-    fn a_node_and_a_template_read_platform_and_scheduling_facts() {
+    fn a_node_reads_its_platform_facts() {
         let raw = json!({
             "metadata": {"name": "n1", "labels": {"kubernetes.io/arch": "arm64"}},
             "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}]},
@@ -459,19 +338,6 @@ mod tests {
         let node = serde_json::from_value::<SlimNode>(raw).unwrap().into_fact();
         assert_eq!(node.architecture.as_deref(), Some("arm64"));
         assert_eq!(node.taints[0].value, "");
-        let s = scheduling_of(&json!({
-            "nodeSelector": {"kubernetes.io/arch": "amd64"},
-            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
-                {"nodeSelectorTerms": [{"matchExpressions": [{"key": "a", "operator": "In", "values": ["b"]}]}]}}},
-            "tolerations": [{"operator": "Exists"}]
-        }));
-        assert_eq!(s.node_selector["kubernetes.io/arch"], "amd64");
-        assert_eq!(s.required_terms.unwrap()[0].match_expressions[0].key, "a");
-        assert_eq!(s.tolerations[0].operator, "Exists");
-        assert_eq!(
-            scheduling_of(&json!({"nodeSelector": 5})),
-            Scheduling::default()
-        );
     }
 
     #[test]
