@@ -85,6 +85,9 @@ pub struct Gathered {
     pub facts: Vec<ImageFacts>,
     /// Unique images asked about, summed over the sets.
     pub images: usize,
+    /// Per set, the full targets of digest watches whose tag moved from a record
+    /// (see [`crate::observed::targets`]).
+    pub targets: Vec<std::collections::BTreeMap<String, freshet_core::runs::Target>>,
 }
 
 /// Reads the cluster and asks the registries for one pass.
@@ -225,6 +228,14 @@ impl Gatherer {
                 self.resolve_targets(&registry, &members, &mut set_facts, now)
                     .await;
             }
+            let targets = crate::observed::targets::resolve(
+                &registry,
+                &members,
+                &set_facts,
+                self.concurrency,
+            )
+            .await;
+            gathered.targets.push(targets);
             gathered.images += worklist.len();
             gathered.facts.push(set_facts);
         }

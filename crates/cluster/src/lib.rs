@@ -3,7 +3,8 @@
 //! Owns the I/O around the pure decisions of `freshet_core::refresh`. A pass
 //! ([`pass`]) gathers its facts ([`gather`]: the four workload kinds from
 //! [`workloads`], their image pull secrets from [`secrets`], each unique image asked
-//! about once per set of pull secrets through [`facts`]), lets the core plan each
+//! about once per set of pull secrets through [`facts`], and what runs through
+//! [`observed`]: pods, their owners and nodes), lets the core plan each
 //! workload, and hands the plans to the one [`writer`] (patches with their
 //! resourceVersion, and [`events`], a series per repeat at the clock's time); it tells what it did in
 //! a [`report`]. [`status`] shows the worklist, [`own`] finds freshet's own
@@ -20,9 +21,11 @@ pub mod facts;
 pub mod gather;
 pub mod lease;
 pub mod metrics;
+pub mod observed;
 pub mod own;
 pub mod pass;
 pub mod report;
+pub mod scheduling;
 pub mod secrets;
 pub mod status;
 pub mod workloads;

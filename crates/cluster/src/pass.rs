@@ -15,7 +15,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use freshet_core::refresh::config::ClusterConfig;
-use freshet_core::refresh::{Due, Enrollment, ImageFacts, Timestamp, Window, WorkloadPlan, plan};
+use freshet_core::refresh::{
+    Due, Enrollment, ImageFacts, RunsFacts, Timestamp, Window, WorkloadPlan, plan_with_runs,
+};
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::errors::error_chain;
@@ -169,13 +171,22 @@ impl Refresher {
             .filter_map(|(w, e)| Some((w, e.as_ref().ok()?)))
             .collect();
         let gathered = self.gatherer.facts(&valid, Some(now)).await?;
+        let read: Vec<&ReadWorkload> = valid.iter().map(|(w, _)| *w).collect();
+        let observed = crate::observed::Reader::new(self.kube.clone())
+            .read(&read)
+            .await;
+        let nodes = observed.node_index();
         let mut per_workload = gathered.per_workload.into_iter();
         for (w, e) in candidates {
             let r = match e {
                 Ok(e) => {
                     let (set, warnings) =
                         per_workload.next().expect("one entry per valid workload");
-                    let mut r = self.refresh(w, e, &gathered.facts[set], now).await;
+                    let runs =
+                        crate::observed::runs_facts(&observed, &nodes, &w, &gathered.targets[set]);
+                    let mut r = self
+                        .refresh(w, e, &gathered.facts[set], runs.as_ref(), now)
+                        .await;
                     r.warnings.extend(warnings);
                     r
                 }
@@ -246,11 +257,12 @@ impl Refresher {
         mut current: ReadWorkload,
         mut enrollment: Enrollment,
         facts: &ImageFacts,
+        runs: Option<&RunsFacts<'_>>,
         now: Timestamp,
     ) -> WorkloadReport {
         let mut attempt = 0;
         loop {
-            let plan = plan(&current.workload, &enrollment, facts, now);
+            let plan = plan_with_runs(&current.workload, &enrollment, facts, runs, now);
             let mut r = WorkloadReport::of_plan(&current, &plan);
             if self.options.dry_run || plan.is_empty() {
                 log_plan(&current, &plan);

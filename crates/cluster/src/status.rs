@@ -14,6 +14,8 @@ use freshet_core::refresh::worklist::worklist;
 use serde::Serialize;
 
 use crate::gather::GatherError;
+use crate::observed::report::container_reports;
+use crate::observed::{Reader, workload_ref};
 use crate::pass::Refresher;
 use crate::workloads::kind_name;
 
@@ -56,6 +58,10 @@ pub struct ImageStatus {
     /// When that schedule fires next.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_due: Option<Timestamp>,
+    /// What the pods run, per container (digests, platforms, stuck pulls, and how
+    /// that compares with the tag and the record).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<freshet_core::runs::RunsReport>,
 }
 
 impl Refresher {
@@ -67,10 +73,27 @@ impl Refresher {
         let enrolled = gatherer.enrolled().await?;
         let refs: Vec<_> = enrolled.iter().map(|(w, e)| (w, e)).collect();
         let gathered = gatherer.facts(&refs, None).await?;
+        let read: Vec<_> = enrolled.iter().map(|(w, _)| w).collect();
+        let observed = Reader::new(self.kube().clone()).read(&read).await;
+        let nodes = observed.node_index();
         let mut out = Vec::new();
         for ((w, e), (set, warnings)) in enrolled.iter().zip(&gathered.per_workload) {
             let wl = &w.workload;
+            let owned = workload_ref(w)
+                .map(|r| observed.owned(&r))
+                .unwrap_or_default();
+            let mut warnings = warnings.clone();
+            warnings.extend(observed.warnings_for(&wl.namespace));
             for row in worklist(wl, e, &gathered.facts[*set], now) {
+                let runs = container_reports(
+                    wl,
+                    &row.image,
+                    &row.containers,
+                    row.target.as_deref().filter(|t| t.starts_with("sha256:")),
+                    &owned,
+                    &nodes,
+                    &gathered.targets[*set],
+                );
                 out.push(ImageStatus {
                     kind: kind_name(wl.kind),
                     namespace: wl.namespace.clone(),
@@ -88,6 +111,7 @@ impl Refresher {
                     warnings: warnings.clone(),
                     schedule: row.schedule,
                     next_due: row.next_due,
+                    runs,
                 });
             }
         }

@@ -95,6 +95,8 @@ pub struct ReadWorkload {
     pub pull_secrets: Vec<String>,
     /// The pod template's `serviceAccountName` (`default` when unset).
     pub service_account: String,
+    /// The pod template's `nodeSelector`, required node affinity and tolerations.
+    pub scheduling: freshet_core::runs::Scheduling,
     /// The pure form.
     pub workload: Workload,
 }
@@ -182,6 +184,7 @@ pub fn from_object(
         labels: meta.labels.clone().unwrap_or_default(),
         pull_secrets,
         service_account,
+        scheduling: crate::scheduling::scheduling_of(pod_spec),
         workload: Workload {
             kind,
             namespace,

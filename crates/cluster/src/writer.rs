@@ -126,6 +126,10 @@ impl Writer {
             self.event(&regarding, EventType::Normal, events::REFRESHED, &note)
                 .await;
         }
+        for e in &plan.events {
+            self.event(&regarding, EventType::Warning, e.reason, &e.note)
+                .await;
+        }
         for e in &plan.escalations {
             let note = format!(
                 "{}: resolve failures in a row reached the threshold: {}",

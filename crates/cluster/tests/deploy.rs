@@ -13,7 +13,9 @@ use freshet_testbed::kubectl::kubectl;
 use freshet_testbed::registry::fixtures;
 use freshet_testbed::registry::push::Pusher;
 use freshet_testbed::registry::{RegistryOptions, RegistryServer};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Node, Pod, Secret};
 use kube::api::{Api, DeleteParams, ListParams};
 
 #[tokio::test]
@@ -133,6 +135,58 @@ async fn apply_k_deploy_installs_the_cronjob_and_its_service_account_can_refresh
             .await
             .is_err_and(forbidden),
         "no secrets"
+    );
+
+    // What runs: read-only access to pods, ReplicaSets, Jobs and nodes, all of
+    // which the pass read without a warning; and no write to any of them.
+    assert!(
+        second
+            .workloads
+            .iter()
+            .all(|w| w.warnings.iter().all(|m| !m.contains("may not list"))),
+        "{second:#?}"
+    );
+    let pods: Api<Pod> = Api::namespaced(sa.clone(), NS);
+    let listed = pods.list(&ListParams::default()).await.unwrap();
+    let nodes: Api<Node> = Api::all(sa.clone());
+    assert_eq!(
+        nodes
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        3
+    );
+    Api::<ReplicaSet>::namespaced(sa.clone(), NS)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    Api::<Job>::namespaced(sa.clone(), NS)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let pod = listed.items[0].metadata.name.clone().unwrap();
+    assert!(
+        pods.delete(&pod, &DeleteParams::default())
+            .await
+            .is_err_and(forbidden),
+        "no pod deletes"
+    );
+    let label = kube::api::Patch::Merge(serde_json::json!({"metadata": {"labels": {"x": "y"}}}));
+    assert!(
+        nodes
+            .patch("testbed-node-1", &Default::default(), &label)
+            .await
+            .is_err_and(forbidden),
+        "no node patches"
+    );
+    assert!(
+        Api::<ReplicaSet>::namespaced(sa.clone(), NS)
+            .delete_collection(&DeleteParams::default(), &ListParams::default())
+            .await
+            .is_err_and(forbidden),
+        "no ReplicaSet deletes"
     );
 }
 

@@ -239,7 +239,7 @@ async fn an_unreachable_registry_warns_then_escalates_and_never_blocks_the_other
         .await
         .expect("registry");
     let bad_pusher = Pusher::new(&bad).expect("pusher");
-    fixtures::seed_alpine(&bad_pusher)
+    let alpine_fx = fixtures::seed_alpine(&bad_pusher)
         .await
         .expect("seed alpine");
     let good_image = format!("{}/team/api:stable", good.host());
@@ -266,6 +266,9 @@ async fn an_unreachable_registry_warns_then_escalates_and_never_blocks_the_other
         .unwrap();
     assert_eq!(baseline.outcome(), Outcome::Ok, "{baseline:#?}");
 
+    // Its pod runs before the registry goes away (a pod that cannot pull would be
+    // reported as stuck, with a Warning Event of its own).
+    wait_pods_run(&client, NS, "bad", alpine_fx.digest("latest")).await;
     bad.stop().await;
     for (run, at) in [(1u32, "2026-11-23T10:15:00Z"), (2, "2026-11-23T10:30:00Z")] {
         fixtures::move_tag(&good_pusher, &mut api_fx, "stable", &format!("{}", run + 1))
@@ -595,6 +598,8 @@ async fn only_allowlisted_namespaces_change_and_freshet_never_touches_itself() {
         .run_once_at(at("2026-11-23T10:00:00Z"))
         .await
         .unwrap();
+    let before = api_fx.digest("stable").to_owned();
+    wait_pods_run(&client, "prod", "app", &before).await;
     fixtures::move_tag(&pusher, &mut api_fx, "stable", "2")
         .await
         .unwrap();
@@ -626,7 +631,9 @@ async fn only_allowlisted_namespaces_change_and_freshet_never_touches_itself() {
     assert_eq!(annotation(&own, "freshet.io/refreshed"), None);
     assert_eq!(restarted_at(&own), None);
 
-    // The phase grows to prod: its first sight records a baseline only.
+    // The phase grows to prod: its pods run the image from before the tag moved,
+    // so its first sight catches them up (issue 11; `catchUp: false` would record
+    // a baseline only).
     let phase2 = refresher(&client, options(&["dev", "prod", "freshet"]));
     let report = phase2
         .run_once_at(at("2026-11-23T10:30:00Z"))
@@ -637,8 +644,11 @@ async fn only_allowlisted_namespaces_change_and_freshet_never_touches_itself() {
         .iter()
         .find(|w| w.namespace == "prod")
         .unwrap();
-    assert_eq!(prod_report.status, Status::Recorded);
-    assert_eq!(restarted_at(&get("prod", "app").await), None);
+    assert_eq!(prod_report.status, Status::Refreshed, "{prod_report:#?}");
+    assert_eq!(
+        restarted_at(&get("prod", "app").await).as_deref(),
+        Some("2026-11-23T10:30:00Z")
+    );
 }
 
 /// Scenario 3 with a config file: the phase is a namespace allowlist that grows,
@@ -691,6 +701,8 @@ async fn config_rules_enroll_by_phase_selector_and_image_and_annotations_overrid
         .map(|w| (w.namespace.as_str(), w.name.as_str(), w.status))
         .collect();
     assert_eq!(names, [("dev", "web", Status::Recorded)]);
+    let before = api_fx.digest("stable").to_owned();
+    wait_pods_run(&client, "prod", "web", &before).await;
     fixtures::move_tag(&pusher, &mut api_fx, "stable", "2")
         .await
         .unwrap();
@@ -723,13 +735,13 @@ async fn config_rules_enroll_by_phase_selector_and_image_and_annotations_overrid
         names,
         [
             ("dev", "web", Status::Current),
-            ("prod", "web", Status::Recorded)
+            ("prod", "web", Status::Refreshed)
         ]
     );
     assert_eq!(
-        restarted_at(&get("prod", "web").await),
-        None,
-        "a baseline first"
+        restarted_at(&get("prod", "web").await).as_deref(),
+        Some("2026-11-23T10:30:00Z"),
+        "its pods ran the image from before the move: caught up on first sight"
     );
 }
 
@@ -754,6 +766,7 @@ async fn statefulset_init_containers_and_cronjob_templates_restart() {
         "metadata": {"labels": {"app": "x"}},
         "spec": {
             "restartPolicy": "Never",
+            "nodeSelector": {"kubernetes.io/arch": "amd64"},
             "initContainers": [{"name": "migrate", "image": image, "imagePullPolicy": "Always"}],
             "containers": [{"name": "main", "image": "busybox:1"}]
         }
@@ -955,6 +968,10 @@ async fn schedules_make_workloads_due_only_when_they_fire_in_the_window() {
         "not due: not written"
     );
 
+    // Every pod runs the first image before the tag moves.
+    let before = api_fx.digest("stable").to_owned();
+    wait_pods_run(&client, "team-ruled", "ruled", &before).await;
+    wait_pods_run(&client, NS, "nightly", &before).await;
     fixtures::move_tag(&pusher, &mut api_fx, "stable", "2")
         .await
         .unwrap();
@@ -967,12 +984,13 @@ async fn schedules_make_workloads_due_only_when_they_fire_in_the_window() {
     assert_eq!(status_of(&second, "hourly").0, Status::NotDue);
     assert_eq!(status_of(&second, "ruled").0, Status::NotDue);
     assert_eq!(restarted_at(&deploys.get("hourly").await.unwrap()), None);
-    // 10:30: the rule's schedule fires; its first look records a baseline.
+    // 10:30: the rule's schedule fires; its first look finds its pods on the image
+    // from before the move and catches them up.
     let third = refresher
         .run_once_at(at("2026-11-23T10:30:00Z"))
         .await
         .unwrap();
-    assert_eq!(status_of(&third, "ruled").0, Status::Recorded);
+    assert_eq!(status_of(&third, "ruled").0, Status::Refreshed);
     assert_eq!(status_of(&third, "always").0, Status::Current);
     // 11:00: the hourly workload sees the moved tag and restarts.
     let fourth = refresher
@@ -989,7 +1007,7 @@ async fn schedules_make_workloads_due_only_when_they_fire_in_the_window() {
         .run_once_at(at("2026-11-24T03:05:00Z"))
         .await
         .unwrap();
-    assert_eq!(status_of(&nightly_run, "nightly").0, Status::Recorded);
+    assert_eq!(status_of(&nightly_run, "nightly").0, Status::Refreshed);
     // Without an interval (a manual run, --ignore-schedules) everything is due.
     let manual = common::refresher(&client, PassOptions::default())
         .run_once_at(at("2026-11-24T03:07:00Z"))

@@ -52,6 +52,8 @@ fn the_chart_lints_clean_and_renders_both_modes_with_real_helm() {
         cron.kinds(),
         [
             "ClusterRole",
+            "ClusterRole",
+            "ClusterRoleBinding",
             "ClusterRoleBinding",
             "ConfigMap",
             "CronJob",
@@ -99,6 +101,8 @@ fn the_chart_lints_clean_and_renders_both_modes_with_real_helm() {
         ctl.kinds(),
         [
             "ClusterRole",
+            "ClusterRole",
+            "ClusterRoleBinding",
             "ClusterRoleBinding",
             "ConfigMap",
             "Deployment",
@@ -191,6 +195,27 @@ async fn the_charts_rbac_has_the_same_rules_as_deploy() {
     .unwrap();
     let chart = rules(&chart.objects());
     assert_eq!(chart, deployed);
+    // What runs is read-only: get, list and watch on pods, replicasets and jobs
+    // (with the workloads' role) and on nodes (cluster-wide), and nothing more.
+    let read = json!(["get", "list", "watch"]);
+    assert_eq!(
+        chart["ClusterRole freshet-nodes"],
+        json!([{"apiGroups": [""], "resources": ["nodes"], "verbs": read}])
+    );
+    let workloads = chart["ClusterRole freshet"].as_array().unwrap();
+    for (group, resource) in [("", "pods"), ("apps", "replicasets"), ("batch", "jobs")] {
+        let rule = json!({"apiGroups": [group], "resources": [resource], "verbs": read});
+        assert!(workloads.contains(&rule), "{rule} in {workloads:?}");
+    }
+    let reads: Vec<&Value> = workloads
+        .iter()
+        .filter(|r| {
+            r["verbs"]
+                .as_array()
+                .is_some_and(|v| v.contains(&json!("watch")))
+        })
+        .collect();
+    assert_eq!(reads.len(), 3, "no other watch: {reads:?}");
 }
 
 #[test]
@@ -278,6 +303,7 @@ async fn web(client: &kube::Client, ns: &str, image: &str) {
             "template": {
                 "metadata": {"labels": {"app": "web"}},
                 "spec": {"imagePullSecrets": [{"name": "regcred"}],
+                         "nodeSelector": {"kubernetes.io/arch": "amd64"},
                          "containers": [{"name": "app", "image": image, "imagePullPolicy": "Always"}]}
             }
         }

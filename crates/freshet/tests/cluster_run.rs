@@ -277,6 +277,7 @@ async fn run_once_resolves_with_the_workloads_pull_secret_and_never_prints_it() 
             "template": {
                 "metadata": {"labels": {"app": "app"}},
                 "spec": {"imagePullSecrets": [{"name": "regcred"}],
+                         "nodeSelector": {"kubernetes.io/arch": "amd64"},
                          "containers": [{"name": "app", "image": image, "imagePullPolicy": "Always"}]}
             }
         }

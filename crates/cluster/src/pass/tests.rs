@@ -93,7 +93,13 @@ async fn a_conflict_is_read_again_planned_again_and_retried() {
     let r = refresher(&client, 3);
     let enrollment = r.gatherer().enroll(&stale).unwrap().unwrap();
     let report = r
-        .refresh(stale, enrollment, &facts(&new), at("2026-11-23T10:00:00Z"))
+        .refresh(
+            stale,
+            enrollment,
+            &facts(&new),
+            None,
+            at("2026-11-23T10:00:00Z"),
+        )
         .await;
     assert_eq!(report.status, Status::Refreshed, "{report:#?}");
     assert!(report.written);
@@ -124,6 +130,7 @@ async fn conflicts_beyond_the_retry_budget_fail_the_workload() {
             stale,
             enrollment,
             &facts(&format!("sha256:{}", "3".repeat(64))),
+            None,
             at("2026-11-23T10:00:00Z"),
         )
         .await;

@@ -114,7 +114,8 @@ impl Deploy {
         self
     }
 
-    /// Pins its pods to the test-bed node `name` (by `kubernetes.io/hostname`).
+    /// Pins its pods to the test-bed node `name` (by `kubernetes.io/hostname`);
+    /// without it, they select `kubernetes.io/arch: amd64`.
     pub fn node(mut self, name: &str) -> Self {
         self.node = Some(name.into());
         self
@@ -133,9 +134,13 @@ impl Deploy {
         if let Some(sa) = &self.service_account {
             pod["serviceAccountName"] = json!(sa);
         }
-        if let Some(node) = &self.node {
-            pod["nodeSelector"] = json!({"kubernetes.io/hostname": node});
-        }
+        // The test bed has amd64 and arm64 nodes, and most fixtures are amd64-only:
+        // like a real mixed cluster, such workloads select amd64 nodes (or else
+        // freshet's platform guard rightly refuses to move them).
+        pod["nodeSelector"] = match &self.node {
+            Some(node) => json!({"kubernetes.io/hostname": node}),
+            None => json!({"kubernetes.io/arch": "amd64"}),
+        };
         let d: Deployment = serde_json::from_value(json!({
             "metadata": {"name": self.name, "annotations": self.annotations},
             "spec": {
@@ -263,4 +268,31 @@ pub use freshet_testbed::wait::wait_for;
 /// The time `s` (RFC 3339), for passes run at a chosen instant.
 pub fn at(s: &str) -> freshet_core::refresh::Timestamp {
     freshet_core::refresh::Timestamp::parse(s).expect("an RFC 3339 time")
+}
+
+/// Waits until every live pod labelled `app=<app>` in `namespace` runs `digest`
+/// (its container's imageID ends with it).
+pub async fn wait_pods_run(client: &kube::Client, namespace: &str, app: &str, digest: &str) {
+    use k8s_openapi::api::core::v1::Pod;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let what = format!("{namespace}/{app}'s pods run {digest}");
+    wait_for(&what, || async {
+        let list = pods
+            .list(&ListParams::default().labels(&format!("app={app}")))
+            .await
+            .ok()?;
+        let ids: Vec<String> = list
+            .items
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .flat_map(|p| {
+                p.status
+                    .iter()
+                    .flat_map(|s| s.container_statuses.iter().flatten())
+            })
+            .map(|c| c.image_id.clone())
+            .collect();
+        (!ids.is_empty() && ids.iter().all(|id| id.ends_with(digest))).then_some(())
+    })
+    .await;
 }

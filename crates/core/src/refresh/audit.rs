@@ -34,6 +34,15 @@ pub struct Refreshed {
     pub digest: String,
     /// When (RFC 3339, as written; not parsed, so an odd value never blocks a run).
     pub at: String,
+    /// For a multi-platform tag, the image each platform the workload runs or may
+    /// run on got from it (`null`: not offered), so that the next move can be
+    /// compared per platform without fetching this index again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub platforms: BTreeMap<String, Option<crate::Digest>>,
+    /// Why the digest was recorded without a restart (for example: the index moved
+    /// for other platforms only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// What a workload's annotations recorded, by tracked image (canonical name).

@@ -30,7 +30,7 @@ use globset::{GlobBuilder, GlobMatcher};
 use serde::Deserialize;
 
 use super::enroll::{
-    self, ACTION, CONTAINERS, EnrollError, Enrollment, IF_NOT_ALWAYS, KEEL_POLICY,
+    self, ACTION, CATCH_UP, CONTAINERS, EnrollError, Enrollment, IF_NOT_ALWAYS, KEEL_POLICY,
     KEEL_POLL_SCHEDULE, POLICY, SCHEDULE, Source, THRESHOLD,
 };
 use super::schedule::{SCHEDULE_FORMS, Schedule, ScheduleError};
@@ -68,9 +68,11 @@ struct RawRule {
     if_pull_policy_not_always: Option<String>,
     #[serde(default)]
     schedule: Option<String>,
+    #[serde(default)]
+    catch_up: Option<bool>,
 }
 
-const KEYS: &str = "version, namespaces, threshold, rules[].namespaces, rules[].selector, rules[].images, rules[].policy, rules[].action, rules[].threshold, rules[].ifPullPolicyNotAlways, rules[].schedule";
+const KEYS: &str = "version, namespaces, threshold, rules[].namespaces, rules[].selector, rules[].images, rules[].policy, rules[].action, rules[].threshold, rules[].ifPullPolicyNotAlways, rules[].schedule, rules[].catchUp";
 
 /// Why the cluster config was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -218,6 +220,8 @@ pub struct Rule {
     if_not_always: Option<String>,
     /// The schedule, as written (validated).
     pub schedule: Option<String>,
+    /// `catchUp` (`None`: the default, true).
+    pub catch_up: Option<bool>,
 }
 
 /// A validated cluster config.
@@ -345,6 +349,7 @@ fn rule(index: usize, r: RawRule) -> Result<Rule, ConfigError> {
         threshold: threshold(key("threshold"), r.threshold)?,
         if_not_always: r.if_pull_policy_not_always,
         schedule: r.schedule,
+        catch_up: r.catch_up,
     })
 }
 
@@ -482,6 +487,9 @@ impl ClusterConfig {
             if let Some(v) = &r.if_not_always {
                 merged.insert(IF_NOT_ALWAYS.into(), v.clone());
             }
+            if let Some(v) = r.catch_up {
+                merged.insert(CATCH_UP.into(), v.to_string());
+            }
             // The workload's own schedule (freshet's or Keel's) overrides the rule's.
             let own_schedule = subject.annotations.contains_key(SCHEDULE)
                 || subject.annotations.contains_key(KEEL_POLL_SCHEDULE);
@@ -531,6 +539,27 @@ rules:
   - policy: semver:minor
     action: set-image
 "#;
+
+    #[test]
+    fn catch_up_defaults_on_a_rule_turns_it_off_and_the_annotation_wins() {
+        let c = ClusterConfig::parse("rules:\n  - policy: digest\n    catchUp: false\n").unwrap();
+        let none = BTreeMap::new();
+        let containers = [("app", "ghcr.io/a/b:latest")];
+        let subject = |a| Subject {
+            namespace: "dev",
+            labels: &none,
+            annotations: a,
+            containers: &containers,
+        };
+        assert!(!c.enroll(&subject(&none)).unwrap().unwrap().catch_up);
+        let on = labels(&[(CATCH_UP, "true")]);
+        assert!(c.enroll(&subject(&on)).unwrap().unwrap().catch_up);
+        let plain = ClusterConfig::parse("rules:\n  - policy: digest\n").unwrap();
+        assert!(plain.enroll(&subject(&none)).unwrap().unwrap().catch_up);
+        let bad = labels(&[(CATCH_UP, "sometimes")]);
+        let e = plain.enroll(&subject(&bad)).unwrap_err();
+        assert!(e.to_string().contains("true or false"), "{e}");
+    }
 
     #[test]
     fn rules_match_by_namespace_selector_and_image_and_annotations_override() {

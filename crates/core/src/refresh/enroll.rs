@@ -53,6 +53,10 @@ pub const KEEL_POLL_SCHEDULE: &str = "keel.sh/pollSchedule";
 pub const KEEL_TRIGGER: &str = "keel.sh/trigger";
 /// `freshet.io/schedule`.
 pub const SCHEDULE: &str = "freshet.io/schedule";
+/// `freshet.io/catch-up`: `"false"` keeps the baseline behaviour of a digest watch
+/// (record what the tag names on first sight, restart nothing), `"true"` (the
+/// default) refreshes pods that run an older image than the tag names.
+pub const CATCH_UP: &str = "freshet.io/catch-up";
 
 /// The failure threshold when nothing sets one.
 pub const DEFAULT_THRESHOLD: u32 = 3;
@@ -175,6 +179,9 @@ pub struct Enrollment {
     pub schedule: Option<Schedule>,
     /// Where this came from.
     pub source: Source,
+    /// Whether a digest watch refreshes pods that run an older image than the tag
+    /// names, on first sight too ([`CATCH_UP`]; default true).
+    pub catch_up: bool,
 }
 
 impl Enrollment {
@@ -256,6 +263,17 @@ pub fn from_annotations(
         (None, Some(v)) => Some(parse_schedule(KEEL_POLL_SCHEDULE, v)?),
         (None, None) => None,
     };
+    let catch_up = match get(CATCH_UP) {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(other) => {
+            return Err(EnrollError::Value {
+                key: CATCH_UP,
+                value: other.into(),
+                fix: "use true or false",
+            });
+        }
+    };
     match get(KEEL_TRIGGER) {
         None => {}
         Some(v) if v.eq_ignore_ascii_case("poll") || v.eq_ignore_ascii_case("default") => {}
@@ -276,6 +294,7 @@ pub fn from_annotations(
         if_not_always,
         schedule,
         source,
+        catch_up,
     }))
 }
 

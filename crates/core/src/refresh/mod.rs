@@ -27,7 +27,10 @@ mod tests;
 
 pub use audit::Audit;
 pub use enroll::{ActionKind, Enrollment, from_annotations};
-pub use plan::{Change, ImageFacts, Streak, WorkloadPlan, plan, tracked_images};
+pub use plan::{
+    Change, ImageFacts, PlanEvent, RunsFacts, Streak, WorkloadPlan, plan, plan_with_runs,
+    tracked_images,
+};
 pub use schedule::{Due, Schedule, Window};
 pub use time::Timestamp;
 pub use workload::{Container, Workload, WorkloadKind};

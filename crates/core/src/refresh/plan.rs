@@ -22,6 +22,9 @@ use super::workload::{Container, Workload};
 use crate::policy::{Current, Decision, Facts, Policy, PolicyKind, decide};
 use crate::{Digest, Reference};
 
+mod runs;
+pub use runs::{PlanEvent, RunsFacts};
+
 /// One change to a workload's spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -92,6 +95,9 @@ pub struct WorkloadPlan {
     pub escalations: Vec<Streak>,
     /// The annotations to set (`Some`) or remove (`None`); empty when unchanged.
     pub annotations: BTreeMap<String, Option<String>>,
+    /// Warning Events about what runs (a missing platform, pods that cannot pull),
+    /// emitted with the patch.
+    pub events: Vec<PlanEvent>,
 }
 
 impl WorkloadPlan {
@@ -178,6 +184,19 @@ pub fn plan(
     facts: &ImageFacts,
     now: Timestamp,
 ) -> WorkloadPlan {
+    plan_with_runs(workload, enrollment, facts, None, now)
+}
+
+/// [`plan`] with the facts of what runs (see [`RunsFacts`]): digest watches catch
+/// up, detect changes per platform and are guarded, and stuck pods are reported.
+/// Without them (`None`), exactly [`plan`].
+pub fn plan_with_runs(
+    workload: &Workload,
+    enrollment: &Enrollment,
+    facts: &ImageFacts,
+    runs: Option<&RunsFacts<'_>>,
+    now: Timestamp,
+) -> WorkloadPlan {
     let old = Audit::read(&workload.annotations);
     let mut planner = Planner {
         workload,
@@ -187,10 +206,12 @@ pub fn plan(
         old,
         out: WorkloadPlan::default(),
         restarts: BTreeMap::new(),
+        runs,
     };
     for (reference, policy) in tracked_images(workload, enrollment) {
         planner.image(&reference, &policy, facts);
     }
+    planner.stuck();
     planner.finish()
 }
 
@@ -204,6 +225,8 @@ struct Planner<'a> {
     out: WorkloadPlan,
     /// Restarts by image, added last (one per image, whatever its containers).
     restarts: BTreeMap<String, Change>,
+    /// What runs, when the shell read it.
+    runs: Option<&'a RunsFacts<'a>>,
 }
 
 impl Planner<'_> {
@@ -250,7 +273,7 @@ impl Planner<'_> {
     }
 
     /// Counts a failure of `image`: transient below the threshold, escalated at it.
-    fn streak(&mut self, image: String, message: String) {
+    fn streak(&mut self, image: String, message: String) -> u32 {
         let count = self.old.failures_of(&image) + 1;
         self.new.failures.insert(image.clone(), count);
         let streak = Streak {
@@ -263,6 +286,7 @@ impl Planner<'_> {
         } else {
             self.out.transient.push(streak);
         }
+        count
     }
 
     /// Records that `image` was refreshed to `digest` now.
@@ -272,6 +296,8 @@ impl Planner<'_> {
             Refreshed {
                 digest: digest.to_string(),
                 at: self.now.to_string(),
+                platforms: BTreeMap::new(),
+                note: None,
             },
         );
     }
@@ -374,6 +400,9 @@ impl Planner<'_> {
     /// or pins those that would not pull ([`IfNotAlways`]).
     fn restart(&mut self, reference: &Reference, digest: &Digest, containers: &[&Container]) {
         let image = reference.canonical();
+        if self.restart_with_runs(reference, digest, containers) {
+            return;
+        }
         let Some(previous) = self.old.record(&image).cloned() else {
             self.out.baselines.push(image.clone());
             self.record(image, digest);
@@ -382,6 +411,20 @@ impl Planner<'_> {
         if previous.digest == digest.as_str() {
             return;
         }
+        let from = Digest::parse(&previous.digest).unwrap_or_else(|_| digest.clone());
+        self.refresh_to(reference, digest, from, containers);
+    }
+
+    /// Moves `containers` from `from` to `digest`: re-pins those that name a digest,
+    /// restarts those that pull on restart, and skips or pins the others.
+    fn refresh_to(
+        &mut self,
+        reference: &Reference,
+        digest: &Digest,
+        from: Digest,
+        containers: &[&Container],
+    ) {
+        let image = reference.canonical();
         // An image that names a digest runs that digest whatever a restart does:
         // re-pin it to the new digest instead.
         let (pinned, floating): (Vec<&Container>, Vec<&Container>) = containers
@@ -401,7 +444,6 @@ impl Planner<'_> {
             return;
         }
         if !pulling.is_empty() {
-            let from = Digest::parse(&previous.digest).unwrap_or_else(|_| digest.clone());
             self.restarts.insert(
                 image.clone(),
                 Change::Restart {

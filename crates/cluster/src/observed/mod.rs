@@ -1,0 +1,409 @@
+//! Reading what runs: the pods of the namespaces in scope, the ReplicaSets and Jobs
+//! between workloads and their pods, and the nodes, as the core's slim
+//! [`freshet_core::runs`] facts.
+//!
+//! Owns the LISTs behind them: each one paginated (`limit`/`continue`, pages of
+//! [`Reader::page_size`] items, at most [`MAX_PAGES`] pages and [`MAX_ITEMS`] items
+//! per list), each page deserialised into the slim shapes of [`slim`] (no
+//! `managedFields`, no status freshet does not read). A list the ServiceAccount may
+//! not read (403) becomes a warning naming the missing RBAC, never a failed pass:
+//! decisions that need those facts then say "no pods" or "node not listed", which
+//! the core explains. Must not decide anything (which pods belong to a workload is
+//! the core's [`pods_of`]) nor write.
+
+pub mod report;
+pub mod slim;
+pub mod targets;
+
+use std::collections::BTreeSet;
+
+use std::collections::BTreeMap;
+
+use freshet_core::refresh::{RunsFacts, WorkloadKind};
+use freshet_core::runs::{
+    Intermediate, Node, NodeIndex, NodePlatformRules, OwnedPods, Pod, Target,
+    WorkloadKind as RunsKind, WorkloadRef, pods_of, workload_platforms,
+};
+use serde::de::DeserializeOwned;
+
+pub use crate::scheduling::scheduling_of;
+use crate::workloads::ReadWorkload;
+
+/// Items asked for per page.
+pub const PAGE_SIZE: u32 = 500;
+/// Pages read at most per list.
+pub const MAX_PAGES: usize = 400;
+/// Items kept at most per list (pods of one namespace, nodes, ...).
+pub const MAX_ITEMS: usize = 100_000;
+
+/// Why one list could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ObservedError {
+    /// The ServiceAccount may not list the resource.
+    #[error(
+        "freshet may not list {resource}{where_}: grant its ServiceAccount get, list and watch on {resource} (API group \"{group}\"){scope}"
+    )]
+    Forbidden {
+        /// `pods`, `nodes`, `replicasets`, `jobs`.
+        resource: &'static str,
+        /// Its API group (empty for the core group).
+        group: &'static str,
+        /// ` in namespace X`, or nothing.
+        where_: String,
+        /// `; nodes need a ClusterRole`, or nothing.
+        scope: &'static str,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The API failed the list.
+    #[error("listing {resource}{where_} failed")]
+    Api {
+        /// The resource.
+        resource: &'static str,
+        /// ` in namespace X`, or nothing.
+        where_: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The list is longer than freshet reads.
+    #[error(
+        "listing {resource}{where_} stopped after {items} items in {pages} pages: more than freshet reads (MAX_ITEMS {max_items}, MAX_PAGES {max_pages})"
+    )]
+    TooLarge {
+        /// The resource.
+        resource: &'static str,
+        /// ` in namespace X`, or nothing.
+        where_: String,
+        /// Items read.
+        items: usize,
+        /// Pages read.
+        pages: usize,
+        /// [`MAX_ITEMS`].
+        max_items: usize,
+        /// [`MAX_PAGES`].
+        max_pages: usize,
+    },
+}
+
+impl ObservedError {
+    /// Whether trying again may help (a failed request; not a refusal or a size).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Api { .. })
+    }
+}
+
+/// What runs in the namespaces read, with the warnings of the lists that failed.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// The pods, as read.
+    pub pods: Vec<Pod>,
+    /// The ReplicaSets and Jobs, as read.
+    pub intermediates: Vec<Intermediate>,
+    /// The nodes, as read.
+    pub nodes: Vec<Node>,
+    /// Namespaces whose pods were read.
+    pub pods_read: BTreeSet<String>,
+    /// Whether the nodes were read.
+    pub nodes_read: bool,
+    /// One per list that failed (names the missing RBAC on a 403).
+    pub warnings: Vec<ObservedWarning>,
+}
+
+/// A list that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedWarning {
+    /// The namespace it was read in (`None`: cluster-scoped, the nodes).
+    pub namespace: Option<String>,
+    /// What failed, with the RBAC to grant on a 403.
+    pub message: String,
+}
+
+impl Observed {
+    /// The pods of `workload`, by controller owner references (see the core's
+    /// [`pods_of`]), with the pods of the same namespace that are not its own.
+    pub fn owned<'a>(&'a self, workload: &WorkloadRef) -> OwnedPods<'a> {
+        pods_of(workload, &self.intermediates, &self.pods)
+    }
+
+    /// The nodes indexed by name with their platforms.
+    pub fn node_index(&self) -> NodeIndex<'_> {
+        NodeIndex::new(&self.nodes, &NodePlatformRules::default())
+    }
+
+    /// The warnings that concern a workload in `namespace`: its namespace's pods or
+    /// owners, or the nodes, could not be read.
+    pub fn warnings_for(&self, namespace: &str) -> Vec<String> {
+        self.warnings
+            .iter()
+            .filter(|w| w.namespace.as_deref().is_none_or(|n| n == namespace))
+            .map(|w| w.message.clone())
+            .collect()
+    }
+}
+
+/// The core's identity of a read workload (`None` without a UID, which the API
+/// always sets).
+pub fn workload_ref(w: &ReadWorkload) -> Option<WorkloadRef> {
+    Some(WorkloadRef {
+        kind: runs_kind(w.workload.kind),
+        namespace: w.workload.namespace.clone(),
+        name: w.workload.name.clone(),
+        uid: w.uid.clone()?,
+    })
+}
+
+/// The planner's facts of what runs for `w`: its pods, the platforms it runs and may
+/// run on, the nodes, its set's `targets`, and the warnings of lists that failed
+/// for it. `None` without a UID.
+pub fn runs_facts<'a>(
+    observed: &'a Observed,
+    nodes: &'a NodeIndex<'a>,
+    w: &ReadWorkload,
+    targets: &'a BTreeMap<String, Target>,
+) -> Option<RunsFacts<'a>> {
+    let owned = observed.owned(&workload_ref(w)?);
+    let platforms = workload_platforms(&owned.pods, &w.scheduling, nodes);
+    Some(RunsFacts {
+        owned,
+        platforms,
+        nodes,
+        targets,
+        warnings: observed.warnings_for(&w.workload.namespace),
+    })
+}
+
+/// The core's runs kind of a refresh kind.
+pub fn runs_kind(kind: WorkloadKind) -> RunsKind {
+    match kind {
+        WorkloadKind::Deployment => RunsKind::Deployment,
+        WorkloadKind::StatefulSet => RunsKind::StatefulSet,
+        WorkloadKind::DaemonSet => RunsKind::DaemonSet,
+        WorkloadKind::CronJob => RunsKind::CronJob,
+    }
+}
+
+/// Reads pods, owners and nodes with one client.
+#[derive(Clone)]
+pub struct Reader {
+    kube: kube::Client,
+    page_size: u32,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("page_size", &self.page_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One resource the reader lists.
+#[derive(Debug, Clone, Copy)]
+struct Resource {
+    name: &'static str,
+    group: &'static str,
+    prefix: &'static str,
+}
+
+const PODS: Resource = Resource {
+    name: "pods",
+    group: "",
+    prefix: "/api/v1",
+};
+const NODES: Resource = Resource {
+    name: "nodes",
+    group: "",
+    prefix: "/api/v1",
+};
+const REPLICASETS: Resource = Resource {
+    name: "replicasets",
+    group: "apps",
+    prefix: "/apis/apps/v1",
+};
+const JOBS: Resource = Resource {
+    name: "jobs",
+    group: "batch",
+    prefix: "/apis/batch/v1",
+};
+
+impl Reader {
+    /// A reader asking for [`PAGE_SIZE`] items per page.
+    pub fn new(kube: kube::Client) -> Self {
+        Self {
+            kube,
+            page_size: PAGE_SIZE,
+        }
+    }
+
+    /// The same reader asking for `n` items per page (at least 1).
+    pub fn with_page_size(mut self, n: u32) -> Self {
+        self.page_size = n.max(1);
+        self
+    }
+
+    /// Items asked for per page.
+    pub fn page_size(&self) -> u32 {
+        self.page_size
+    }
+
+    /// Reads the nodes, and per namespace of `workloads` its pods and the owners
+    /// its kinds need (ReplicaSets for Deployments, Jobs for CronJobs). Failures
+    /// become [`Observed::warnings`].
+    pub async fn read(&self, workloads: &[&ReadWorkload]) -> Observed {
+        let mut out = Observed::default();
+        let mut namespaces: BTreeSet<&str> = BTreeSet::new();
+        let mut rs: BTreeSet<&str> = BTreeSet::new();
+        let mut jobs: BTreeSet<&str> = BTreeSet::new();
+        for w in workloads {
+            let ns = w.workload.namespace.as_str();
+            namespaces.insert(ns);
+            match w.workload.kind {
+                WorkloadKind::Deployment => rs.insert(ns),
+                WorkloadKind::CronJob => jobs.insert(ns),
+                _ => false,
+            };
+        }
+        if namespaces.is_empty() {
+            return out;
+        }
+        match self.nodes().await {
+            Ok(nodes) => {
+                out.nodes = nodes;
+                out.nodes_read = true;
+            }
+            Err(e) => out.warnings.push(ObservedWarning {
+                namespace: None,
+                message: crate::error_chain(&e),
+            }),
+        }
+        for ns in namespaces {
+            match self.pods(Some(ns)).await {
+                Ok(pods) => {
+                    out.pods.extend(pods);
+                    out.pods_read.insert(ns.to_owned());
+                }
+                Err(e) => out.warnings.push(warning(ns, &e)),
+            }
+            for (wanted, resource) in [(&rs, REPLICASETS), (&jobs, JOBS)] {
+                if !wanted.contains(ns) {
+                    continue;
+                }
+                match self.intermediates(resource, ns).await {
+                    Ok(list) => out.intermediates.extend(list),
+                    Err(e) => out.warnings.push(warning(ns, &e)),
+                }
+            }
+        }
+        out
+    }
+
+    /// The pods of `namespace` (all namespaces with `None`).
+    pub async fn pods(&self, namespace: Option<&str>) -> Result<Vec<Pod>, ObservedError> {
+        let items: Vec<slim::SlimPod> = self.list(PODS, namespace).await?;
+        Ok(items.into_iter().map(slim::SlimPod::into_fact).collect())
+    }
+
+    /// Every node.
+    pub async fn nodes(&self) -> Result<Vec<Node>, ObservedError> {
+        let items: Vec<slim::SlimNode> = self.list(NODES, None).await?;
+        Ok(items.into_iter().map(slim::SlimNode::into_fact).collect())
+    }
+
+    /// The ReplicaSets of `namespace`.
+    pub async fn replicasets(&self, namespace: &str) -> Result<Vec<Intermediate>, ObservedError> {
+        self.intermediates(REPLICASETS, namespace).await
+    }
+
+    /// The Jobs of `namespace`.
+    pub async fn jobs(&self, namespace: &str) -> Result<Vec<Intermediate>, ObservedError> {
+        self.intermediates(JOBS, namespace).await
+    }
+
+    async fn intermediates(
+        &self,
+        resource: Resource,
+        namespace: &str,
+    ) -> Result<Vec<Intermediate>, ObservedError> {
+        let kind = if resource.name == JOBS.name {
+            "Job"
+        } else {
+            "ReplicaSet"
+        };
+        let items: Vec<slim::SlimOwned> = self.list(resource, Some(namespace)).await?;
+        Ok(items.into_iter().map(|o| o.into_fact(kind)).collect())
+    }
+
+    /// Lists `resource` page by page into slim items.
+    async fn list<T: DeserializeOwned>(
+        &self,
+        resource: Resource,
+        namespace: Option<&str>,
+    ) -> Result<Vec<T>, ObservedError> {
+        let path = match namespace {
+            Some(ns) => format!("{}/namespaces/{ns}/{}", resource.prefix, resource.name),
+            None => format!("{}/{}", resource.prefix, resource.name),
+        };
+        let where_ = namespace
+            .map(|n| format!(" in namespace {n}"))
+            .unwrap_or_default();
+        let fail = |source: kube::Error| match &source {
+            kube::Error::Api(s) if s.code == 403 => ObservedError::Forbidden {
+                resource: resource.name,
+                group: resource.group,
+                where_: where_.clone(),
+                scope: if resource.name == NODES.name {
+                    "; nodes are cluster-scoped and need a ClusterRole"
+                } else {
+                    ""
+                },
+                source,
+            },
+            _ => ObservedError::Api {
+                resource: resource.name,
+                where_: where_.clone(),
+                source,
+            },
+        };
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        for pages in 1..=MAX_PAGES {
+            let mut params = kube::api::ListParams::default().limit(self.page_size);
+            if let Some(t) = token.take() {
+                params = params.continue_token(&t);
+            }
+            let request = kube::core::Request::new(path.clone())
+                .list(&params)
+                .map_err(|e| fail(kube::Error::BuildRequest(e)))?;
+            let page: slim::Page<T> = self.kube.request(request).await.map_err(fail)?;
+            items.extend(page.items);
+            if items.len() > MAX_ITEMS {
+                return Err(too_large(resource, &where_, items.len(), pages));
+            }
+            match page.metadata.continue_.filter(|t| !t.is_empty()) {
+                Some(t) => token = Some(t),
+                None => return Ok(items),
+            }
+        }
+        Err(too_large(resource, &where_, items.len(), MAX_PAGES))
+    }
+}
+
+fn warning(namespace: &str, e: &ObservedError) -> ObservedWarning {
+    ObservedWarning {
+        namespace: Some(namespace.to_owned()),
+        message: crate::error_chain(e),
+    }
+}
+
+fn too_large(resource: Resource, where_: &str, items: usize, pages: usize) -> ObservedError {
+    ObservedError::TooLarge {
+        resource: resource.name,
+        where_: where_.to_owned(),
+        items,
+        pages,
+        max_items: MAX_ITEMS,
+        max_pages: MAX_PAGES,
+    }
+}
