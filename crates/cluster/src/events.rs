@@ -5,7 +5,10 @@
 //! Owns the shape of freshet's events: `ImageRefreshed` (Normal) with the old and
 //! new digest in the note, `ImageRefreshFailed` (Warning) when a failure streak
 //! reached its threshold, and `InvalidRefreshAnnotations` (Warning) when a
-//! workload's annotations do not parse; and how repeats fold. The same note on the
+//! workload's annotations do not parse, `ManagedByArgoCD` (Warning) on a workload Argo
+//! CD manages that is enrolled for a direct patch, and `UnsupportedImageUpdaterSetting`
+//! (Warning) on an Argo CD Application (the same reasons serve Applications, through
+//! [`Events::publish_to`]); and how repeats fold. The same note on the
 //! same object and reason again becomes a series on one Event object (`series.count`,
 //! `series.lastObservedTime`) instead of a new object per pass, for as long as the
 //! Recorder remembers it (six minutes after it was last seen, in this process).
@@ -31,6 +34,12 @@ pub const REFRESHED: &str = "ImageRefreshed";
 pub const FAILED: &str = "ImageRefreshFailed";
 /// The reason of the event on a workload whose freshet annotations are invalid.
 pub const INVALID: &str = "InvalidRefreshAnnotations";
+/// The reason of the event on a workload Argo CD manages that is enrolled for a
+/// direct patch (Argo CD's self-heal would revert it).
+pub const ARGO_MANAGED: &str = "ManagedByArgoCD";
+/// The reason of the event on an Application about a setting freshet does not follow
+/// as Argo CD Image Updater would (a warning; the Application is still updated).
+pub const UNSUPPORTED: &str = "UnsupportedImageUpdaterSetting";
 /// The reporting controller.
 pub const COMPONENT: &str = "freshet";
 /// The longest note the events API accepts, in bytes.
@@ -122,6 +131,26 @@ impl Events {
         reason: &'static str,
         note: &str,
     ) -> Result<(), EventError> {
+        self.publish_to(
+            regarding.object_ref(),
+            kind_name(regarding.kind),
+            type_,
+            reason,
+            note,
+        )
+        .await
+    }
+
+    /// Records one event about any object (an Argo CD Application); `kind` names it in
+    /// errors.
+    pub async fn publish_to(
+        &self,
+        object: ObjectReference,
+        kind: &'static str,
+        type_: EventType,
+        reason: &'static str,
+        note: &str,
+    ) -> Result<(), EventError> {
         let note = bounded_note(note);
         let recorder = self.recorder(&note);
         let event = Event {
@@ -132,13 +161,13 @@ impl Events {
             secondary: None,
         };
         recorder
-            .publish(&event, &regarding.object_ref())
+            .publish(&event, &object)
             .await
             .map_err(|source| EventError::Publish {
                 reason,
-                kind: kind_name(regarding.kind),
-                namespace: regarding.namespace.to_owned(),
-                name: regarding.name.to_owned(),
+                kind,
+                namespace: object.namespace.clone().unwrap_or_default(),
+                name: object.name.clone().unwrap_or_default(),
                 source,
             })
     }
@@ -159,7 +188,7 @@ impl Events {
 fn action(reason: &str) -> &'static str {
     match reason {
         REFRESHED => "Refresh",
-        INVALID => "Enroll",
+        INVALID | ARGO_MANAGED | UNSUPPORTED => "Enroll",
         _ => "Resolve",
     }
 }

@@ -91,6 +91,7 @@ impl Refresher {
                 });
             }
         }
+        out.extend(self.argocd_status(now).await?);
         Ok(out)
     }
 }
