@@ -32,7 +32,7 @@ struct Bed {
     _registry: RegistryServer,
     pusher: Pusher,
     api: RepoFixture,
-    cluster: TestCluster,
+    _cluster: TestCluster,
     kubeconfig: String,
     repo: String,
 }
@@ -55,7 +55,7 @@ impl Bed {
             _registry: registry,
             pusher,
             api,
-            cluster,
+            _cluster: cluster,
             kubeconfig,
             repo,
         }
@@ -731,12 +731,12 @@ async fn git_write_back_is_one_commit_per_repository_and_branch_edited_byte_mini
     assert_eq!(
         git(&check, &["rev-list", "--count", "HEAD"]),
         "2",
-        "one commit for two Applications"
+        "one commit for two Applications: {report}"
     );
     let message = git(&check, &["log", "-1", "--format=%B"]);
     assert!(
         message.starts_with("build: automatic update of one, two"),
-        "{message}"
+        "{message}: {report}"
     );
     // The override file Image Updater writes, in the source path.
     let overrides =

@@ -467,6 +467,18 @@ impl Git {
         Ok(())
     }
 
+    /// Adds new `files` to the index (a file freshet creates, such as Argo CD's
+    /// parameter-override file), so that [`Git::commit`] can commit it.
+    pub async fn add(&self, files: &[PathBuf]) -> Result<(), GitError> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        let paths: Vec<String> = files.iter().map(|p| pathspec(p)).collect();
+        let mut args: Vec<&str> = vec!["add", "--"];
+        args.extend(paths.iter().map(String::as_str));
+        self.run(&args, None).await.map(|_| ())
+    }
+
     /// Commits exactly `files` (paths in the working tree) with `message`, leaving any
     /// other staged change alone. Returns the new commit.
     pub async fn commit(&self, files: &[PathBuf], message: &str) -> Result<String, GitError> {

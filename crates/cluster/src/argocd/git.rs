@@ -24,7 +24,7 @@ use freshet_core::argocd::gitfile::{
 };
 use freshet_core::argocd::source::GitPlace;
 use freshet_core::argocd::writeback::Target;
-use freshet_gitops::{Git, GitError, write_within};
+use freshet_gitops::{Git, GitError, resolve_within, write_within};
 
 use super::list::App;
 use super::plan::{AppPlan, Prepared};
@@ -102,13 +102,15 @@ fn edit(root: &Path, job: &GitJob) -> Edited {
         Target::Kustomization { .. } => kustomization_in(root, &job.place.target),
         _ => job.place.target.clone(),
     };
-    let text = match freshet_gitops::resolve_within(root, Path::new(&path)) {
-        Ok(full) => match std::fs::read_to_string(&full) {
-            Ok(t) => Some(t),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(format!("reading {path} failed: {e}")),
-        },
-        Err(e) => return Err(error_chain(&e)),
+    let full = root.join(&path);
+    let text = if full.symlink_metadata().is_err() {
+        None
+    } else {
+        let resolved = resolve_within(root, &full).map_err(|e| error_chain(&e))?;
+        Some(
+            std::fs::read_to_string(&resolved)
+                .map_err(|e| format!("reading {path} failed: {e}"))?,
+        )
     };
     let result = match target {
         Target::Overrides { .. } => {
@@ -119,6 +121,27 @@ fn edit(root: &Path, job: &GitJob) -> Edited {
     };
     result
         .map_err(|e| format!("annotation argocd-image-updater.argoproj.io/write-back-target: {e}"))
+}
+
+/// Writes `rel` in the clone at `root`: an existing file through
+/// [`write_within`] (never through a link out of the clone), a new one (the override
+/// file) in its directory, which must exist inside the clone (a fresh clone of this
+/// pass: no reader can see a half-written file).
+fn write_file(root: &Path, rel: &str, bytes: &[u8]) -> Result<PathBuf, String> {
+    let full = root.join(rel);
+    if full.symlink_metadata().is_ok() {
+        return write_within(root, &full, bytes).map_err(|e| error_chain(&e));
+    }
+    let missing = |e: std::io::Error| format!("{rel}: its directory is not in the repository: {e}");
+    let parent = std::fs::canonicalize(full.parent().unwrap_or(root)).map_err(missing)?;
+    let top = std::fs::canonicalize(root).map_err(missing)?;
+    let name = full.file_name().filter(|_| parent.starts_with(&top));
+    let Some(name) = name else {
+        return Err(format!("{rel} is outside the repository"));
+    };
+    let target = parent.join(name);
+    std::fs::write(&target, bytes).map_err(|e| format!("writing {rel} failed: {e}"))?;
+    Ok(target)
 }
 
 /// The commit message: Image Updater's first line, and one line per change.
@@ -226,11 +249,14 @@ impl Refresher {
         };
         let mut edited = Vec::with_capacity(jobs.len());
         let mut files = Vec::new();
+        let mut created = Vec::new();
         for job in jobs {
             let e = edit(&root, job).and_then(|change| {
                 if let Some(c) = &change {
-                    let full = write_within(&root, Path::new(&c.path), c.text.as_bytes())
-                        .map_err(|e| error_chain(&e))?;
+                    if c.create {
+                        created.push(root.join(&c.path));
+                    }
+                    let full = write_file(&root, &c.path, c.text.as_bytes())?;
                     if !files.contains(&full) {
                         files.push(full);
                     }
@@ -242,6 +268,7 @@ impl Refresher {
         if files.is_empty() {
             return Ok((edited, None));
         }
+        git.add(&created).await?;
         git.commit(&files, &message(jobs, &edited)).await?;
         let pushed = git.push(&branch).await?;
         tracing::info!(branch = %branch, attempts = pushed.attempts, commit = %pushed.commit, files = files.len(), "git write-back pushed");

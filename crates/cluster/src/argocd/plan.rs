@@ -342,6 +342,7 @@ mod tests {
         assert!(message.contains(STRATEGY), "{message}");
         let bad = app(&[
             (LIST, "backend=ghcr.io/acme/backend:preview"),
+            (STRATEGY, "digest"),
             (THRESHOLD, "0"),
         ]);
         let Configured::Valid(config) = configure(&bad, &[]) else {
