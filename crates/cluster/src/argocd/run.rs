@@ -232,17 +232,10 @@ impl Refresher {
                 Err(e) if e.is_transient() && attempt < self.options().conflict_retries => {
                     attempt += 1;
                     tracing::info!(kind = super::KIND, namespace = %app.namespace, name = %app.name, attempt, "conflict: the Application changed since it was read; reading it again");
-                    let again = match list::get(self.kube(), &app.namespace, &app.name).await {
-                        Ok(a) => a,
-                        Err(e) => return failed(&app, error_chain(&e)),
-                    };
-                    let read = self.argocd_read().await;
-                    match self.argocd_prepare(&again, &read.updaters) {
-                        None => return report(&again, Status::Current),
-                        Some(Ok(p)) => prepared = p,
-                        Some(Err(message)) => return self.argocd_invalid(&again, message).await,
+                    match self.argocd_reread(&app).await {
+                        Ok((a, p)) => (app, prepared) = (a, p),
+                        Err(r) => return *r,
                     }
-                    app = again;
                 }
                 Err(e) => {
                     let message = error_chain(&e);
@@ -254,6 +247,21 @@ impl Refresher {
                     };
                 }
             }
+        }
+    }
+
+    /// The Application read again after a conflict, configured and prepared; `Err` is
+    /// the report that ends it (gone from management, invalid now, or unreadable).
+    async fn argocd_reread(&self, app: &App) -> Result<(App, Prepared), Box<WorkloadReport>> {
+        let again = match list::get(self.kube(), &app.namespace, &app.name).await {
+            Ok(a) => a,
+            Err(e) => return Err(Box::new(failed(app, error_chain(&e)))),
+        };
+        let read = self.argocd_read().await;
+        match self.argocd_prepare(&again, &read.updaters) {
+            None => Err(Box::new(report(&again, Status::Current))),
+            Some(Ok(p)) => Ok((again, p)),
+            Some(Err(message)) => Err(Box::new(self.argocd_invalid(&again, message).await)),
         }
     }
 
