@@ -4,7 +4,10 @@
 //! Owns the shape of freshet's events: `ImageRefreshed` (Normal) with the old and
 //! new digest in the note, `ImageRefreshFailed` (Warning) when a failure streak
 //! reached its threshold, and `InvalidRefreshAnnotations` (Warning) when a
-//! workload's annotations do not parse; and how repeats fold. The same note on the
+//! workload's annotations do not parse, `ManagedByArgoCD` (Warning) on a workload Argo
+//! CD manages that is enrolled for a direct patch, and `UnsupportedImageUpdaterSetting`
+//! (Warning) on an Argo CD Application (the same reasons serve Applications, through
+//! [`Events::publish_to`]); and how repeats fold. The same note on the
 //! same object and reason again becomes a series on one Event object (`series.count`,
 //! `series.lastObservedTime`, sent as a merge patch) instead of a new object per
 //! pass, for as long as this process remembers it ([`SERIES_WINDOW`] after it was
@@ -44,6 +47,12 @@ pub const REFRESHED: &str = "ImageRefreshed";
 pub const FAILED: &str = "ImageRefreshFailed";
 /// The reason of the event on a workload whose freshet annotations are invalid.
 pub const INVALID: &str = "InvalidRefreshAnnotations";
+/// The reason of the event on a workload Argo CD manages that is enrolled for a
+/// direct patch (Argo CD's self-heal would revert it).
+pub const ARGO_MANAGED: &str = "ManagedByArgoCD";
+/// The reason of the event on an Application about a setting freshet does not follow
+/// as Argo CD Image Updater would (a warning; the Application is still updated).
+pub const UNSUPPORTED: &str = "UnsupportedImageUpdaterSetting";
 /// The reporting controller.
 pub const COMPONENT: &str = "freshet";
 /// The longest note the events API accepts, in bytes.
@@ -173,13 +182,34 @@ impl Events {
         reason: &'static str,
         note: &str,
     ) -> Result<(), EventError> {
+        self.publish_to(
+            regarding.object_ref(),
+            kind_name(regarding.kind),
+            type_,
+            reason,
+            note,
+        )
+        .await
+    }
+
+    /// Records one event about any object (an Argo CD Application); `kind` names it in
+    /// errors.
+    pub async fn publish_to(
+        &self,
+        object: ObjectReference,
+        kind: &'static str,
+        type_: EventType,
+        reason: &'static str,
+        note: &str,
+    ) -> Result<(), EventError> {
         let now = self.clock.now();
         let note = bounded_note(note);
+        let namespace = object.namespace.clone().unwrap_or_default();
         let key = SeriesKey {
-            kind: kind_name(regarding.kind),
-            namespace: regarding.namespace.to_owned(),
-            name: regarding.name.to_owned(),
-            uid: regarding.uid.map(str::to_owned),
+            kind,
+            namespace: namespace.clone(),
+            name: object.name.clone().unwrap_or_default(),
+            uid: object.uid.clone(),
             warning: matches!(type_, EventType::Warning),
             reason,
             note,
@@ -191,7 +221,7 @@ impl Events {
             name: key.name.clone(),
             source,
         };
-        let api: Api<K8sEvent> = Api::namespaced(self.kube.clone(), regarding.namespace);
+        let api: Api<K8sEvent> = Api::namespaced(self.kube.clone(), &namespace);
         if let Some(mut seen) = self.recall(&key, now) {
             seen.count = seen.count.saturating_add(1);
             seen.last = now;
@@ -209,7 +239,7 @@ impl Events {
                 Err(source) => return Err(fail(source)),
             }
         }
-        let event = self.new_event(regarding, type_, reason, &key.note, now);
+        let event = self.new_event(object, type_, reason, &key.note, now);
         let name = event.metadata.name.clone().unwrap_or_default();
         api.create(&PostParams::default(), &event)
             .await
@@ -244,7 +274,7 @@ impl Events {
 
     fn new_event(
         &self,
-        regarding: &Regarding<'_>,
+        object: ObjectReference,
         type_: EventType,
         reason: &'static str,
         note: &str,
@@ -260,10 +290,10 @@ impl Events {
             metadata: ObjectMeta {
                 name: Some(format!(
                     "{}.{:x}{instance:08x}{sequence:x}",
-                    regarding.name,
+                    object.name.as_deref().unwrap_or(COMPONENT),
                     now.unix_seconds()
                 )),
-                namespace: Some(regarding.namespace.to_owned()),
+                namespace: object.namespace.clone(),
                 ..ObjectMeta::default()
             },
             event_time: Some(micro(now)),
@@ -277,7 +307,7 @@ impl Events {
             reason: Some(reason.into()),
             action: Some(action(reason).into()),
             note: Some(note.to_owned()),
-            regarding: Some(regarding.object_ref()),
+            regarding: Some(object),
             reporting_controller: Some(self.reporter.controller.clone()),
             reporting_instance: Some(
                 self.reporter
@@ -302,7 +332,7 @@ fn micro(t: Timestamp) -> MicroTime {
 fn action(reason: &str) -> &'static str {
     match reason {
         REFRESHED => "Refresh",
-        INVALID => "Enroll",
+        INVALID | ARGO_MANAGED | UNSUPPORTED => "Enroll",
         _ => "Resolve",
     }
 }

@@ -127,6 +127,29 @@ impl Gatherer {
         }
     }
 
+    /// The Kubernetes client.
+    pub(crate) fn kube(&self) -> &kube::Client {
+        &self.kube
+    }
+
+    /// The registry client factory.
+    pub(crate) fn registry(&self) -> &RegistryFactory {
+        &self.registry
+    }
+
+    /// Images resolved at once.
+    pub(crate) fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
+    /// The namespaces in scope (`None`: all).
+    pub(crate) fn namespaces(&self) -> Option<&[String]> {
+        self.scope
+            .namespaces
+            .as_deref()
+            .or(self.config.namespaces.as_deref())
+    }
+
     /// Whether `w` is never to be touched.
     pub fn skips(&self, w: &ReadWorkload) -> bool {
         self.scope.skip.contains(&WorkloadId::of(w))

@@ -8,11 +8,13 @@
 //! workload, and hands the plans to the one [`writer`] (patches with their
 //! resourceVersion, and [`events`], a series per repeat at the clock's time); it tells what it did in
 //! a [`report`]. [`status`] shows the worklist, [`own`] finds freshet's own
-//! workload, and the controller mode runs passes on an interval ([`controller`])
+//! workload, Argo CD Applications are a target kind of their own ([`argocd`]), and
+//! the controller mode runs passes on an interval ([`controller`])
 //! while this replica leads ([`lease`]), with Prometheus [`metrics`]. The time
 //! comes from a [`clock`]. Must not decide anything: every decision is
 //! `freshet_core::refresh`'s, and only [`writer`] writes to the cluster.
 
+pub mod argocd;
 pub mod clock;
 pub mod controller;
 pub mod errors;

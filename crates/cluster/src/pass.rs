@@ -8,7 +8,8 @@
 //! patch carrying its `resourceVersion`; on `409 Conflict` the workload is read
 //! again, planned again with the same facts, and retried (bounded). A workload whose
 //! plan is empty is not written at all, so a pass in which nothing changed makes
-//! zero writes. The time comes from the [`Clock`] (or the caller), never from the
+//! zero writes. Argo CD Applications are read, planned and written in the same pass
+//! ([`crate::argocd`]), after the workloads. The time comes from the [`Clock`] (or the caller), never from the
 //! system directly. Must not decide anything itself: the core plans, this performs.
 
 use std::collections::BTreeSet;
@@ -57,6 +58,8 @@ pub struct PassOptions {
     pub interval: Option<std::time::Duration>,
     /// This replica's name, as the reporting instance of its Events.
     pub instance: String,
+    /// Argo CD Applications ([`crate::argocd`]).
+    pub argocd: crate::argocd::ArgoOptions,
 }
 
 impl Default for PassOptions {
@@ -71,6 +74,7 @@ impl Default for PassOptions {
             conflict_retries: 5,
             interval: None,
             instance: crate::events::COMPONENT.into(),
+            argocd: crate::argocd::ArgoOptions::default(),
         }
     }
 }
@@ -148,6 +152,10 @@ impl Refresher {
         &self.gatherer
     }
 
+    pub(crate) fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
     /// One pass, at the clock's time.
     pub async fn run_once(&self) -> Result<PassReport, PassError> {
         self.run_once_at(self.clock.now()).await
@@ -176,6 +184,7 @@ impl Refresher {
             .read(&read)
             .await;
         let nodes = observed.node_index();
+        let argo = self.argocd_read().await;
         let mut per_workload = gathered.per_workload.into_iter();
         for (w, e) in candidates {
             let r = match e {
@@ -184,22 +193,26 @@ impl Refresher {
                         per_workload.next().expect("one entry per valid workload");
                     let runs =
                         crate::observed::runs_facts(&observed, &nodes, &w, &gathered.targets[set]);
+                    let guard = self.argocd_guard(&w, &argo).await;
                     let mut r = self
                         .refresh(w, e, &gathered.facts[set], runs.as_ref(), now)
                         .await;
                     r.warnings.extend(warnings);
+                    r.warnings.extend(guard);
                     r
                 }
                 Err(message) => self.invalid(&w, message).await,
             };
             reports.push(r);
         }
+        let (apps, app_images) = self.argocd_pass(argo, now).await;
+        reports.extend(apps);
         reports
             .sort_by(|a, b| (a.kind, &a.namespace, &a.name).cmp(&(b.kind, &b.namespace, &b.name)));
         Ok(PassReport {
             dry_run: self.options.dry_run,
             at: now,
-            images: gathered.images,
+            images: gathered.images + app_images,
             workloads: reports,
         })
     }

@@ -216,7 +216,9 @@ impl Reader {
         names
     }
 
-    async fn secret(
+    /// One pull secret, read once per reader (an Argo CD Application's
+    /// `pullsecret:<namespace>/<name>`).
+    pub async fn secret(
         &mut self,
         namespace: &str,
         name: &str,

@@ -115,6 +115,7 @@ impl Refresher {
                 });
             }
         }
+        out.extend(self.argocd_status(now).await?);
         Ok(out)
     }
 }

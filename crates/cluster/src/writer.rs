@@ -82,6 +82,11 @@ impl Writer {
         self
     }
 
+    /// The Events recorder (shared with the Applications' writes).
+    pub(crate) fn events(&self) -> &Events {
+        &self.events
+    }
+
     /// Sends the patch that performs `plan` on `w` at `now` (nothing when the plan
     /// is empty; returns whether a patch was sent).
     pub async fn patch(

@@ -279,6 +279,33 @@ impl Git {
         self
     }
 
+    /// Clones `url` into `into` (which must not exist yet), checking out `branch` (the
+    /// remote's default branch when `None`), with this value's settings (environment,
+    /// token, timeout); returns the [`Git`] of the clone. The URL and branch are
+    /// validated first, so neither reaches git as an option.
+    pub async fn clone_into(
+        &self,
+        url: &str,
+        into: &Path,
+        branch: Option<&str>,
+    ) -> Result<Git, GitError> {
+        remote::validate_remote(url)?;
+        if self.token {
+            remote::token_destination(url)?;
+        }
+        let into_text = into.to_string_lossy().into_owned();
+        let mut args: Vec<&str> = vec!["clone", "--quiet", "--no-tags"];
+        if let Some(b) = branch {
+            remote::validate_branch(b)?;
+            args.extend(["--branch", b]);
+        }
+        args.extend(["--", url, &into_text]);
+        self.run(&args, None).await?;
+        let mut git = self.clone();
+        git.dir = into.to_owned();
+        Ok(git)
+    }
+
     /// The working tree.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -438,6 +465,18 @@ impl Git {
             self.run(&["switch", "--quiet", "-c", branch], None).await?;
         }
         Ok(())
+    }
+
+    /// Adds new `files` to the index (a file freshet creates, such as Argo CD's
+    /// parameter-override file), so that [`Git::commit`] can commit it.
+    pub async fn add(&self, files: &[PathBuf]) -> Result<(), GitError> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        let paths: Vec<String> = files.iter().map(|p| pathspec(p)).collect();
+        let mut args: Vec<&str> = vec!["add", "--"];
+        args.extend(paths.iter().map(String::as_str));
+        self.run(&args, None).await.map(|_| ())
     }
 
     /// Commits exactly `files` (paths in the working tree) with `message`, leaving any

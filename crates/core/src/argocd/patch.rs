@@ -509,10 +509,14 @@ pub fn current_tag(
     let written =
         current(app, source, image).map(|value| match (&image.target.helm, source.kind) {
             // `name:tag` from two parameters: the tag part may itself hold `@sha256:…` or be
-            // a bare digest, so split at the first colon after the name.
-            (HelmTarget::Names { .. }, SourceKind::Helm) => {
-                let name_len = value.find(':').unwrap_or(value.len());
-                let tag = &value[(name_len + 1).min(value.len())..];
+            // a bare digest, and the name may hold a registry port, so read the tag
+            // parameter itself.
+            (HelmTarget::Names { tag, .. }, SourceKind::Helm) => {
+                let tag = source
+                    .get(app)
+                    .and_then(|s| s["helm"]["parameters"].as_array())
+                    .and_then(|params| param_value(params, tag))
+                    .unwrap_or_default();
                 (tag_part(tag), written_digest(tag))
             }
             _ => {

@@ -52,6 +52,15 @@ pub struct ClusterArgs {
     /// POD_NAMESPACE and POD_NAME by walking the pod's owners.
     #[arg(long = "self", value_name = "NAMESPACE/NAME", env = "FRESHET_SELF")]
     self_workload: Option<String>,
+    /// The namespace Argo CD runs in: an Application elsewhere gets the git
+    /// write-back file `.argocd-source-<namespace>_<app>.yaml`, as Argo CD Image
+    /// Updater names it. `git` write-back takes its token from FRESHET_GIT_TOKEN (else
+    /// git's credential helpers).
+    #[arg(long, value_name = "NS", default_value = "argocd")]
+    argocd_namespace: String,
+    /// Do not read Argo CD Applications and ImageUpdaters.
+    #[arg(long)]
+    no_argocd: bool,
     #[command(flatten)]
     registry: RegistryArgs,
 }
@@ -70,6 +79,8 @@ impl ClusterArgs {
             namespaces,
             selector,
             self_workload,
+            argocd_namespace,
+            no_argocd,
             registry,
         } = self;
         // Validate everything before the first system call.
@@ -107,6 +118,15 @@ impl ClusterArgs {
             config,
             interval,
             instance: std::env::var("POD_NAME").unwrap_or_else(|_| "freshet".into()),
+            argocd: freshet_cluster::argocd::ArgoOptions {
+                enabled: !no_argocd,
+                git_token: std::env::var(super::apply::TOKEN_ENV)
+                    .ok()
+                    .filter(|t| !t.is_empty())
+                    .map(freshet_gitops::GitToken::new),
+                controller_namespace: Some(argocd_namespace),
+                ..Default::default()
+            },
             ..PassOptions::default()
         };
         let factory: freshet_cluster::RegistryFactory = Arc::new(move |pull_secrets| {

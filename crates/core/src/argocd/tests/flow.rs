@@ -144,3 +144,30 @@ fn a_git_write_back_flows_to_an_override_file_and_a_branch() {
     assert_eq!(branch, "freshet/api-api-1.4.2");
     assert_eq!(place.checkout.as_deref(), Some("main"));
 }
+
+#[test]
+fn a_written_bare_digest_is_read_back_when_the_repository_has_a_registry_port() {
+    let annotations = map(&[
+        (&iu("image-list"), "backend=127.0.0.1:5000/team/api:preview"),
+        (&iu("backend.update-strategy"), "digest"),
+        (&iu("backend.helm.image-name"), "image.repository"),
+        (&iu("backend.helm.image-tag"), "image.tag"),
+    ]);
+    let d = digest('a');
+    let app = json!({
+        "metadata": {"name": "p", "namespace": "argocd", "resourceVersion": "1", "annotations": annotations},
+        "spec": {"source": {"repoURL": "https://git.example/d.git", "path": "c", "helm": {"parameters": [
+            {"name": "image.repository", "value": "127.0.0.1:5000/team/api", "forceString": true},
+            {"name": "image.tag", "value": d.to_string(), "forceString": true}]}}},
+        "status": {"sourceType": "Helm", "summary": {"images": ["127.0.0.1:5000/team/api:x"]}}
+    });
+    let config = from_annotations("argocd", &annotations).unwrap().unwrap();
+    let source = choose(&app, &config.write_back).unwrap();
+    let (tag, written) = current_tag(&app, &source, &config.images[0]);
+    assert_eq!(tag.as_deref(), Some("preview"));
+    assert_eq!(
+        written,
+        Some(d),
+        "the digest after the port's colon is still found"
+    );
+}
