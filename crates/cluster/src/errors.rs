@@ -93,7 +93,10 @@ mod tests {
         let text = format!("auth error: auth exec command 'x' failed with status 1: {out:?}: tail");
         let scrubbed = scrub_exec_output(&text);
         assert!(!scrubbed.contains("sentinel"), "{scrubbed}");
-        assert!(scrubbed.starts_with("auth error: auth exec command 'x' failed with status 1: (the plugin"));
+        assert!(
+            scrubbed
+                .starts_with("auth error: auth exec command 'x' failed with status 1: (the plugin")
+        );
         assert!(scrubbed.ends_with(": tail"), "{scrubbed}");
         let bytes = std::process::Output {
             status: std::process::ExitStatus::default(),
@@ -101,7 +104,9 @@ mod tests {
             stderr: b"sentinel".to_vec(),
         };
         assert!(!scrub_exec_output(&format!("{bytes:?}")).contains("sentinel"));
-        assert!(!scrub_exec_output("x Output { status: 1, stderr: \"sentinel").contains("sentinel"));
+        assert!(
+            !scrub_exec_output("x Output { status: 1, stderr: \"sentinel").contains("sentinel")
+        );
         assert_eq!(scrub_exec_output("no output here"), "no output here");
     }
 }

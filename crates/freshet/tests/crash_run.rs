@@ -18,7 +18,6 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-
 use common::admin;
 use freshet_apiserver::{ClusterOptions, TestCluster};
 use freshet_testbed::registry::fixtures::{self, RepoFixture};
@@ -70,7 +69,9 @@ struct Bed {
 
 async fn bed() -> Bed {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let registry = RegistryServer::start(RegistryOptions::open()).await.unwrap();
+    let registry = RegistryServer::start(RegistryOptions::open())
+        .await
+        .unwrap();
     let pusher = Pusher::new(&registry).unwrap();
     let fx = fixtures::seed_api(&pusher).await.unwrap();
     let image = format!("{}/team/api:stable", registry.host());
@@ -199,9 +200,14 @@ async fn trials(bed: &mut Bed, mode: Mode, n: usize, seed: u64) -> Figures {
     // Calibrate: an undisturbed refresh of every workload, the longest of three.
     let mut longest = Duration::ZERO;
     for g in 0..3 {
-        fixtures::move_tag(&bed.pusher, &mut bed.fx, "stable", &format!("{mode:?}-cal{g}"))
-            .await
-            .unwrap();
+        fixtures::move_tag(
+            &bed.pusher,
+            &mut bed.fx,
+            "stable",
+            &format!("{mode:?}-cal{g}"),
+        )
+        .await
+        .unwrap();
         let started = Instant::now();
         converge(bed, mode, bed.fx.digest("stable")).await;
         longest = longest.max(started.elapsed());

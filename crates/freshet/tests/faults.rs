@@ -85,7 +85,11 @@ fn b64(bytes: &[u8]) -> String {
     const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -168,7 +172,10 @@ fn judge(area: &'static str, case: &str, out: &Out, expect: Option<&str>) -> Row
     } else if out.code == Some(101) || out.all.contains("panicked at") {
         row.failure = Some(format!("panicked: {}", out.all));
     } else if out.all.contains('\x1b') || out.all.contains('\x07') {
-        row.failure = Some(format!("raw control character in the output: {:?}", out.all));
+        row.failure = Some(format!(
+            "raw control character in the output: {:?}",
+            out.all
+        ));
     } else if let Some(e) = expect
         && outcome != e
     {
@@ -189,7 +196,9 @@ struct Registries {
 }
 
 async fn registries() -> Registries {
-    let open = RegistryServer::start(RegistryOptions::open()).await.unwrap();
+    let open = RegistryServer::start(RegistryOptions::open())
+        .await
+        .unwrap();
     let pusher = Pusher::new(&open).unwrap();
     let api = fixtures::seed_api(&pusher).await.unwrap();
     fixtures::seed_multi(&pusher).await.unwrap();
@@ -211,7 +220,9 @@ async fn registries() -> Registries {
     let proxy = RegistryServer::start(RegistryOptions::proxy(&open))
         .await
         .unwrap();
-    let mut down = RegistryServer::start(RegistryOptions::open()).await.unwrap();
+    let mut down = RegistryServer::start(RegistryOptions::open())
+        .await
+        .unwrap();
     down.stop().await;
     Registries {
         open,
@@ -257,7 +268,14 @@ async fn run_reg_case(area: &'static str, c: RegCase, scratch: &Path) -> Row {
     let dir = scratch.join(format!("dc-{}", c.name.replace([' ', '/'], "-")));
     let dc = docker_config(&dir, &c.config);
     let mut args: Vec<&str> = c.args.iter().map(String::as_str).collect();
-    args.extend(["--log", "debug", "--docker-config", dc.as_str(), "--max-attempts", "2"]);
+    args.extend([
+        "--log",
+        "debug",
+        "--docker-config",
+        dc.as_str(),
+        "--max-attempts",
+        "2",
+    ]);
     let env: Vec<(&str, String)> = c.env.iter().map(|(k, v)| (*k, v.clone())).collect();
     let out = freshet(&args, &env, None).await;
     judge(area, &c.name, &out, c.expect)
@@ -284,13 +302,35 @@ fn real_registry_cases(r: &Registries) -> Vec<RegCase> {
         none.clone(),
         "ok",
     );
-    platform.args.extend(["--platform".into(), "linux/arm64".into()]);
+    platform
+        .args
+        .extend(["--platform".into(), "linux/arm64".into()]);
     platform.expect = None;
     vec![
-        resolve("open: resolve a tag", format!("{open}/team/api:stable"), none.clone(), "ok"),
-        tags("open: list tags", format!("{open}/team/api"), none.clone(), "ok"),
-        resolve("open: missing tag", format!("{open}/team/api:nope"), none.clone(), "not_found"),
-        resolve("open: missing repository", format!("{open}/team/none:1"), none.clone(), "not_found"),
+        resolve(
+            "open: resolve a tag",
+            format!("{open}/team/api:stable"),
+            none.clone(),
+            "ok",
+        ),
+        tags(
+            "open: list tags",
+            format!("{open}/team/api"),
+            none.clone(),
+            "ok",
+        ),
+        resolve(
+            "open: missing tag",
+            format!("{open}/team/api:nope"),
+            none.clone(),
+            "not_found",
+        ),
+        resolve(
+            "open: missing repository",
+            format!("{open}/team/none:1"),
+            none.clone(),
+            "not_found",
+        ),
         resolve(
             "open: by digest",
             format!("{open}/team/api@{}", r.api.digest("stable")),
@@ -304,34 +344,84 @@ fn real_registry_cases(r: &Registries) -> Vec<RegCase> {
             auths(&basic, SENTINEL),
             "ok",
         ),
-        resolve("basic: right password", format!("{basic}/team/api:stable"), auths(&basic, SENTINEL), "ok"),
-        tags("basic: list tags with password", format!("{basic}/team/api"), auths(&basic, SENTINEL), "ok"),
+        resolve(
+            "basic: right password",
+            format!("{basic}/team/api:stable"),
+            auths(&basic, SENTINEL),
+            "ok",
+        ),
+        tags(
+            "basic: list tags with password",
+            format!("{basic}/team/api"),
+            auths(&basic, SENTINEL),
+            "ok",
+        ),
         resolve(
             "basic: wrong password (holding the sentinel)",
             format!("{basic}/team/api:stable"),
             auths(&basic, &format!("{SENTINEL}-wrong")),
             "unauthorized",
         ),
-        resolve("basic: no credentials", format!("{basic}/team/api:stable"), none.clone(), "unauthorized"),
+        resolve(
+            "basic: no credentials",
+            format!("{basic}/team/api:stable"),
+            none.clone(),
+            "unauthorized",
+        ),
         resolve(
             "basic: credentials only for another host",
             format!("{basic}/team/api:stable"),
             auths(&open, SENTINEL),
             "unauthorized",
         ),
-        resolve("token: right password", format!("{token}/team/api:stable"), auths(&token, SENTINEL), "ok"),
-        tags("token: list tags", format!("{token}/team/api"), auths(&token, SENTINEL), "ok"),
+        resolve(
+            "token: right password",
+            format!("{token}/team/api:stable"),
+            auths(&token, SENTINEL),
+            "ok",
+        ),
+        tags(
+            "token: list tags",
+            format!("{token}/team/api"),
+            auths(&token, SENTINEL),
+            "ok",
+        ),
         resolve(
             "token: wrong password",
             format!("{token}/team/api:stable"),
             auths(&token, "not-it"),
             "unauthorized",
         ),
-        resolve("token: anonymous denied", format!("{token}/team/api:stable"), none.clone(), "unauthorized"),
-        resolve("proxy: resolve through the cache", format!("{proxy}/team/api:stable"), none.clone(), "ok"),
-        tags("proxy: list tags through the cache", format!("{proxy}/team/api"), none.clone(), "ok"),
-        resolve("proxy: missing tag upstream", format!("{proxy}/team/api:nope"), none.clone(), "not_found"),
-        resolve("stopped registry", format!("{}/team/api:1", r.down.host()), auths(&r.down.host(), SENTINEL), "connect"),
+        resolve(
+            "token: anonymous denied",
+            format!("{token}/team/api:stable"),
+            none.clone(),
+            "unauthorized",
+        ),
+        resolve(
+            "proxy: resolve through the cache",
+            format!("{proxy}/team/api:stable"),
+            none.clone(),
+            "ok",
+        ),
+        tags(
+            "proxy: list tags through the cache",
+            format!("{proxy}/team/api"),
+            none.clone(),
+            "ok",
+        ),
+        resolve(
+            "proxy: missing tag upstream",
+            format!("{proxy}/team/api:nope"),
+            none.clone(),
+            "not_found",
+        ),
+        resolve(
+            "stopped registry",
+            format!("{}/team/api:1", r.down.host()),
+            auths(&r.down.host(), SENTINEL),
+            "connect",
+        ),
     ]
 }
 
@@ -357,7 +447,11 @@ async fn misbehaving_cases(scratch: &Path) -> Vec<Row> {
     let cases: Vec<(&str, Handler, Vec<&str>, Option<&str>, bool)> = vec![
         (
             "/v2/ answers 400 declaring a 2 GiB body",
-            h(|_, _| Reply::status(400).body(b"x".repeat(1024)).declare_length(1 << 31)),
+            h(|_, _| {
+                Reply::status(400)
+                    .body(b"x".repeat(1024))
+                    .declare_length(1 << 31)
+            }),
             vec![],
             None,
             false,
@@ -368,7 +462,10 @@ async fn misbehaving_cases(scratch: &Path) -> Vec<Row> {
                 if ok_v2(r) {
                     Reply::status(200)
                 } else {
-                    Reply::json(500, &json!({"errors": [{"code": "X", "message": "\x1b[2J\x07\nFAKE"}]}))
+                    Reply::json(
+                        500,
+                        &json!({"errors": [{"code": "X", "message": "\x1b[2J\x07\nFAKE"}]}),
+                    )
                 }
             }),
             vec![],
@@ -391,7 +488,10 @@ async fn misbehaving_cases(scratch: &Path) -> Vec<Row> {
             h(|r, me| {
                 if r.path() == "/token" {
                     let echoed = r.header("authorization").unwrap_or("").to_owned();
-                    Reply::json(403, &json!({"details": format!("\x1b]0;pwned\x07 denied {echoed}")}))
+                    Reply::json(
+                        403,
+                        &json!({"details": format!("\x1b]0;pwned\x07 denied {echoed}")}),
+                    )
                 } else {
                     bearer_challenge(me)
                 }
@@ -423,7 +523,10 @@ async fn misbehaving_cases(scratch: &Path) -> Vec<Row> {
             "token with expires_in \"300\" and -1",
             h(|r, me| {
                 if r.path() == "/token" {
-                    Reply::json(200, &json!({"token": "tok", "expires_in": "300", "issued_at": -1}))
+                    Reply::json(
+                        200,
+                        &json!({"token": "tok", "expires_in": "300", "issued_at": -1}),
+                    )
                 } else if r.header("authorization") == Some("Bearer tok") {
                     if r.path() == "/v2/" {
                         Reply::status(200)
@@ -542,12 +645,22 @@ async fn misbehaving_cases(scratch: &Path) -> Vec<Row> {
     for (name, handler, extra, expect, with_creds) in cases {
         let me: Late = Arc::default();
         let me2 = me.clone();
-        let server = FaultServer::start(move |r| handler(r, me2.get().map(String::as_str).unwrap_or("")))
-            .await
-            .unwrap();
+        let server =
+            FaultServer::start(move |r| handler(r, me2.get().map(String::as_str).unwrap_or("")))
+                .await
+                .unwrap();
         me.set(server.base_url()).unwrap();
-        let config = if with_creds { auths(&server.host(), SENTINEL) } else { json!({}) };
-        let mut args = vec!["resolve".to_owned(), "-o".into(), "json".into(), format!("{}/a/b:1", server.host())];
+        let config = if with_creds {
+            auths(&server.host(), SENTINEL)
+        } else {
+            json!({})
+        };
+        let mut args = vec![
+            "resolve".to_owned(),
+            "-o".into(),
+            "json".into(),
+            format!("{}/a/b:1", server.host()),
+        ];
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         rows.push(
             run_reg_case(
@@ -575,15 +688,26 @@ async fn endless_pages(scratch: &Path) -> Row {
         if r.path() == "/v2/" {
             return Reply::status(200);
         }
-        let n: u64 = r.query("last").and_then(|l| l.trim_start_matches('t').parse::<u64>().ok()).unwrap_or(0) + 1;
-        Reply::json(200, &json!({"name": "a/b", "tags": [format!("t{n}")]}))
-            .header("link", &format!("</v2/a/b/tags/list?n=1&last=t{n}>; rel=\"next\""))
+        let n: u64 = r
+            .query("last")
+            .and_then(|l| l.trim_start_matches('t').parse::<u64>().ok())
+            .unwrap_or(0)
+            + 1;
+        Reply::json(200, &json!({"name": "a/b", "tags": [format!("t{n}")]})).header(
+            "link",
+            &format!("</v2/a/b/tags/list?n=1&last=t{n}>; rel=\"next\""),
+        )
     })
     .await
     .unwrap();
     let c = RegCase {
         name: "endless Link pagination, --max-tag-pages 50".into(),
-        args: vec!["tags".into(), format!("{}/a/b", server.host()), "--max-tag-pages".into(), "50".into()],
+        args: vec![
+            "tags".into(),
+            format!("{}/a/b", server.host()),
+            "--max-tag-pages".into(),
+            "50".into(),
+        ],
         config: json!({}),
         env: Vec::new(),
         expect: Some("exit 1"),
@@ -600,7 +724,10 @@ async fn hostile_tags(scratch: &Path) -> Row {
         if r.path() == "/v2/" {
             return Reply::status(200);
         }
-        Reply::json(200, &json!({"name": "a/b", "tags": ["1.0", "1.1\n9.9.9", "\x1b[2J", "2.0\x07"]}))
+        Reply::json(
+            200,
+            &json!({"name": "a/b", "tags": ["1.0", "1.1\n9.9.9", "\x1b[2J", "2.0\x07"]}),
+        )
     })
     .await
     .unwrap();
@@ -628,10 +755,17 @@ async fn foreign_realm(scratch: &Path) -> Row {
     .await
     .unwrap();
     let realm_url = realm.base_url();
-    let server = FaultServer::start(move |_| bearer_challenge(&realm_url)).await.unwrap();
+    let server = FaultServer::start(move |_| bearer_challenge(&realm_url))
+        .await
+        .unwrap();
     let c = RegCase {
         name: "token realm on another host, credentials configured".into(),
-        args: vec!["resolve".into(), "-o".into(), "json".into(), format!("{}/a/b:1", server.host())],
+        args: vec![
+            "resolve".into(),
+            "-o".into(),
+            "json".into(),
+            format!("{}/a/b:1", server.host()),
+        ],
         config: auths(&server.host(), SENTINEL),
         env: Vec::new(),
         expect: Some("foreign_realm"),
@@ -658,38 +792,87 @@ async fn credential_cases(r: &Registries, scratch: &Path) -> Vec<Row> {
     let bin = scratch.join("helpers");
     std::fs::create_dir_all(&bin).unwrap();
     helper(&bin, "hang", "exec sleep 3600");
-    helper(&bin, "fail", &format!("echo 'cannot reach the vault, token={SENTINEL}' >&2; exit 1"));
-    helper(&bin, "garbage", &format!("echo 'not json {SENTINEL} \x1b[2J'; echo '{SENTINEL}' >&2"));
-    helper(&bin, "flood", &format!("yes '{SENTINEL}' | head -c 20000000"));
+    helper(
+        &bin,
+        "fail",
+        &format!("echo 'cannot reach the vault, token={SENTINEL}' >&2; exit 1"),
+    );
+    helper(
+        &bin,
+        "garbage",
+        &format!("echo 'not json {SENTINEL} \x1b[2J'; echo '{SENTINEL}' >&2"),
+    );
+    helper(
+        &bin,
+        "flood",
+        &format!("yes '{SENTINEL}' | head -c 20000000"),
+    );
     helper(
         &bin,
         "wrong",
-        &format!("read s; printf '{{\"ServerURL\":\"%s\",\"Username\":\"ci\",\"Secret\":\"{SENTINEL}-bad\"}}' \"$s\""),
+        &format!(
+            "read s; printf '{{\"ServerURL\":\"%s\",\"Username\":\"ci\",\"Secret\":\"{SENTINEL}-bad\"}}' \"$s\""
+        ),
     );
     helper(
         &bin,
         "right",
-        &format!("read s; printf '{{\"ServerURL\":\"%s\",\"Username\":\"ci\",\"Secret\":\"{SENTINEL}\"}}' \"$s\""),
+        &format!(
+            "read s; printf '{{\"ServerURL\":\"%s\",\"Username\":\"ci\",\"Secret\":\"{SENTINEL}\"}}' \"$s\""
+        ),
     );
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let basic = r.basic.host();
     let public = format!("{}/team/api:stable", r.open.host());
     let private = format!("{basic}/team/api:stable");
     let area = "credentials";
     let mut rows = Vec::new();
     for (name, config, expect) in [
-        ("helper that never returns, --credential-helper-timeout 1s", json!({"credHelpers": {basic.clone(): "hang"}}), "credentials"),
-        ("helper failing with the token on stderr", json!({"credHelpers": {basic.clone(): "fail"}}), "credentials"),
-        ("helper printing garbage and the token", json!({"credHelpers": {basic.clone(): "garbage"}}), "credentials"),
-        ("helper flooding 20 MB of output", json!({"credHelpers": {basic.clone(): "flood"}}), "credentials"),
-        ("helper giving a wrong secret", json!({"credHelpers": {basic.clone(): "wrong"}}), "unauthorized"),
-        ("helper giving the right secret", json!({"credHelpers": {basic.clone(): "right"}}), "ok"),
-        ("credHelpers naming a missing helper", json!({"credHelpers": {basic.clone(): "missing-helper"}}), "credentials"),
+        (
+            "helper that never returns, --credential-helper-timeout 1s",
+            json!({"credHelpers": {basic.clone(): "hang"}}),
+            "credentials",
+        ),
+        (
+            "helper failing with the token on stderr",
+            json!({"credHelpers": {basic.clone(): "fail"}}),
+            "credentials",
+        ),
+        (
+            "helper printing garbage and the token",
+            json!({"credHelpers": {basic.clone(): "garbage"}}),
+            "credentials",
+        ),
+        (
+            "helper flooding 20 MB of output",
+            json!({"credHelpers": {basic.clone(): "flood"}}),
+            "credentials",
+        ),
+        (
+            "helper giving a wrong secret",
+            json!({"credHelpers": {basic.clone(): "wrong"}}),
+            "unauthorized",
+        ),
+        (
+            "helper giving the right secret",
+            json!({"credHelpers": {basic.clone(): "right"}}),
+            "ok",
+        ),
+        (
+            "credHelpers naming a missing helper",
+            json!({"credHelpers": {basic.clone(): "missing-helper"}}),
+            "credentials",
+        ),
     ] {
         let mut c = resolve(name, private.clone(), config, expect);
         c.env.push(("PATH", path.clone()));
         c.args.push(public.clone());
-        c.args.extend(["--credential-helper-timeout".into(), "1s".into()]);
+        c.args
+            .extend(["--credential-helper-timeout".into(), "1s".into()]);
         let dir = scratch.join(format!("cred-{}", rows.len()));
         let dc = docker_config(&dir, &c.config);
         let mut args: Vec<&str> = c.args.iter().map(String::as_str).collect();
@@ -705,9 +888,17 @@ async fn credential_cases(r: &Registries, scratch: &Path) -> Vec<Row> {
         rows.push(row);
     }
     let dir = scratch.join("cred-broken");
-    let dc = docker_config(&dir, &json!({"auths": {basic.clone(): {"auth": format!("{SENTINEL}!!not-base64")}}}));
+    let dc = docker_config(
+        &dir,
+        &json!({"auths": {basic.clone(): {"auth": format!("{SENTINEL}!!not-base64")}}}),
+    );
     let out = freshet(&["resolve", &private, "--docker-config", &dc], &[], None).await;
-    rows.push(judge(area, "docker config auth that is not base64", &out, None));
+    rows.push(judge(
+        area,
+        "docker config auth that is not base64",
+        &out,
+        None,
+    ));
     rows
 }
 
@@ -731,7 +922,17 @@ fn repo(files: &[(&str, String)]) -> Repo {
     let work = dir.path().join("work");
     let remote = dir.path().join("remote.git");
     std::fs::create_dir_all(&work).unwrap();
-    git(dir.path(), &["init", "--quiet", "--bare", "-b", "main", remote.to_str().unwrap()]);
+    git(
+        dir.path(),
+        &[
+            "init",
+            "--quiet",
+            "--bare",
+            "-b",
+            "main",
+            remote.to_str().unwrap(),
+        ],
+    );
     git(&work, &["init", "--quiet", "-b", "main"]);
     identify(&work);
     for (name, text) in files {
@@ -741,7 +942,10 @@ fn repo(files: &[(&str, String)]) -> Repo {
     }
     git(&work, &["add", "."]);
     git(&work, &["commit", "--quiet", "-m", "seed"]);
-    git(&work, &["remote", "add", "origin", remote.to_str().unwrap()]);
+    git(
+        &work,
+        &["remote", "add", "origin", remote.to_str().unwrap()],
+    );
     git(&work, &["push", "--quiet", "origin", "main"]);
     Repo {
         _dir: dir,
@@ -758,7 +962,16 @@ fn history(r: &Repo) -> String {
 }
 
 async fn apply(r: &Repo, dc: &str, extra: &[&str], env: &[(&str, String)]) -> Out {
-    let mut args = vec!["apply", "--commit", "-o", "json", "--log", "debug", "--docker-config", dc];
+    let mut args = vec![
+        "apply",
+        "--commit",
+        "-o",
+        "json",
+        "--log",
+        "debug",
+        "--docker-config",
+        dc,
+    ];
     args.extend(extra);
     args.push(".");
     freshet(&args, env, Some(&r.work)).await
@@ -780,13 +993,21 @@ async fn git_cases(r: &Registries, scratch: &Path) -> Vec<Row> {
     // A link out of the repository, and one inside.
     let outside = scratch.join("outside.yaml");
     std::fs::write(&outside, manifest(&host, "1.0.0")).unwrap();
-    let rp = repo(&[("a.yaml", manifest(&host, "1.0.0")), ("in-target.yaml", manifest(&host, "1.0.0"))]);
+    let rp = repo(&[
+        ("a.yaml", manifest(&host, "1.0.0")),
+        ("in-target.yaml", manifest(&host, "1.0.0")),
+    ]);
     std::os::unix::fs::symlink(&outside, rp.work.join("out.yaml")).unwrap();
     std::os::unix::fs::symlink("in-target.yaml", rp.work.join("in.yaml")).unwrap();
     git(&rp.work, &["add", "."]);
     git(&rp.work, &["commit", "--quiet", "-m", "links"]);
     let out = apply(&rp, &dc, &[], &[]).await;
-    let mut row = judge(area, "committed links: out of the repository, and inside", &out, None);
+    let mut row = judge(
+        area,
+        "committed links: out of the repository, and inside",
+        &out,
+        None,
+    );
     row.lost = new_files(&rp, &host, &["a.yaml", "in-target.yaml"]);
     if std::fs::read_to_string(&outside).unwrap() != manifest(&host, "1.0.0")
         || !rp.work.join("out.yaml").is_symlink()
@@ -798,9 +1019,18 @@ async fn git_cases(r: &Registries, scratch: &Path) -> Vec<Row> {
 
     // Remotes that are options, and push failures carrying a password.
     for (name, remote) in [
-        ("remote named --receive-pack=…", "--receive-pack=touch /tmp/freshet-pwned"),
-        ("remote URL with a password, unreachable", "http://ci:PASS@127.0.0.1:9/repo.git"),
-        ("ext:: remote helper", "ext::sh -c touch% /tmp/freshet-pwned"),
+        (
+            "remote named --receive-pack=…",
+            "--receive-pack=touch /tmp/freshet-pwned",
+        ),
+        (
+            "remote URL with a password, unreachable",
+            "http://ci:PASS@127.0.0.1:9/repo.git",
+        ),
+        (
+            "ext:: remote helper",
+            "ext::sh -c touch% /tmp/freshet-pwned",
+        ),
     ] {
         let remote = remote.replace("PASS", SENTINEL);
         let rp = repo(&[("a.yaml", manifest(&host, "1.0.0"))]);
@@ -818,25 +1048,48 @@ async fn git_cases(r: &Registries, scratch: &Path) -> Vec<Row> {
     let hook = rp.remote.join("hooks/pre-receive");
     std::fs::write(
         &hook,
-        format!("#!/bin/sh\necho 'denied: see https://ci:{SENTINEL}@git.example/x \x1b[2J'\nexit 1\n"),
+        format!(
+            "#!/bin/sh\necho 'denied: see https://ci:{SENTINEL}@git.example/x \x1b[2J'\nexit 1\n"
+        ),
     )
     .unwrap();
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = apply(&rp, &dc, &["--push"], &[]).await;
-    let mut row = judge(area, "pre-receive hook fails, printing a password URL", &out, None);
+    let mut row = judge(
+        area,
+        "pre-receive hook fails, printing a password URL",
+        &out,
+        None,
+    );
     row.lost = new_files(&rp, &host, &["a.yaml"]);
     rows.push(row);
 
     // The remote moved meanwhile (a concurrent push of another file).
-    let rp = repo(&[("a.yaml", manifest(&host, "1.0.0")), ("b.txt", "b\n".into())]);
+    let rp = repo(&[
+        ("a.yaml", manifest(&host, "1.0.0")),
+        ("b.txt", "b\n".into()),
+    ]);
     let other = scratch.join("other-clone");
-    git(scratch, &["clone", "--quiet", rp.remote.to_str().unwrap(), other.to_str().unwrap()]);
+    git(
+        scratch,
+        &[
+            "clone",
+            "--quiet",
+            rp.remote.to_str().unwrap(),
+            other.to_str().unwrap(),
+        ],
+    );
     identify(&other);
     std::fs::write(other.join("b.txt"), "changed by someone else\n").unwrap();
     git(&other, &["commit", "--quiet", "-am", "concurrent"]);
     git(&other, &["push", "--quiet", "origin", "main"]);
     let out = apply(&rp, &dc, &["--push"], &[]).await;
-    let mut row = judge(area, "concurrent push to the remote meanwhile", &out, Some("ok"));
+    let mut row = judge(
+        area,
+        "concurrent push to the remote meanwhile",
+        &out,
+        Some("ok"),
+    );
     let remote_a = git(&rp.remote, &["show", "main:a.yaml"]);
     let remote_b = git(&rp.remote, &["show", "main:b.txt"]);
     // (`git` returns its output trimmed.)
@@ -857,9 +1110,29 @@ async fn git_cases(r: &Registries, scratch: &Path) -> Vec<Row> {
 
     // A token bound for plain http.
     let rp = repo(&[("a.yaml", manifest(&host, "1.0.0"))]);
-    git(&rp.work, &["remote", "set-url", "--push", "origin", "http://git.example.invalid/r.git"]);
-    let out = apply(&rp, &dc, &["--push"], &[("FRESHET_GIT_TOKEN", SENTINEL.to_owned())]).await;
-    let mut row = judge(area, "FRESHET_GIT_TOKEN towards a plain-http remote", &out, None);
+    git(
+        &rp.work,
+        &[
+            "remote",
+            "set-url",
+            "--push",
+            "origin",
+            "http://git.example.invalid/r.git",
+        ],
+    );
+    let out = apply(
+        &rp,
+        &dc,
+        &["--push"],
+        &[("FRESHET_GIT_TOKEN", SENTINEL.to_owned())],
+    )
+    .await;
+    let mut row = judge(
+        area,
+        "FRESHET_GIT_TOKEN towards a plain-http remote",
+        &out,
+        None,
+    );
     row.leaked += leaks(&history(&rp));
     rows.push(row);
     rows
@@ -873,25 +1146,37 @@ async fn file_cases(r: &Registries, scratch: &Path) -> Vec<Row> {
     let cases: Vec<(&str, Vec<(&str, String)>, Vec<&str>)> = vec![
         (
             "broken YAML next to a good file",
-            vec![("good.yaml", manifest(&host, "1.0.0")), ("bad.yaml", "a: [unclosed\n  b: {".into())],
+            vec![
+                ("good.yaml", manifest(&host, "1.0.0")),
+                ("bad.yaml", "a: [unclosed\n  b: {".into()),
+            ],
             vec!["good.yaml"],
         ),
         (
             "one reference failing its lookup, one fine",
             vec![
                 ("good.yaml", manifest(&host, "1.0.0")),
-                ("missing.yaml", manifest(&host, "1.0.0").replace("team/api", "team/none")),
+                (
+                    "missing.yaml",
+                    manifest(&host, "1.0.0").replace("team/api", "team/none"),
+                ),
             ],
             vec!["good.yaml"],
         ),
         (
             "binary file next to a good one",
-            vec![("good.yaml", manifest(&host, "1.0.0")), ("blob.yaml", "\0\u{1}\u{2}binary".into())],
+            vec![
+                ("good.yaml", manifest(&host, "1.0.0")),
+                ("blob.yaml", "\0\u{1}\u{2}binary".into()),
+            ],
             vec!["good.yaml"],
         ),
         (
             "broken freshet.yaml",
-            vec![("good.yaml", manifest(&host, "1.0.0")), ("freshet.yaml", "defaultPolicy: [".into())],
+            vec![
+                ("good.yaml", manifest(&host, "1.0.0")),
+                ("freshet.yaml", "defaultPolicy: [".into()),
+            ],
             vec![],
         ),
     ];
@@ -901,7 +1186,9 @@ async fn file_cases(r: &Registries, scratch: &Path) -> Vec<Row> {
         let mut row = judge(area, name, &out, None);
         row.lost = new_files(&rp, &host, &must_be_new);
         for (n, text) in &files {
-            if !must_be_new.contains(n) && std::fs::read_to_string(rp.work.join(n)).unwrap() != *text {
+            if !must_be_new.contains(n)
+                && std::fs::read_to_string(rp.work.join(n)).unwrap() != *text
+            {
                 row.clobbered += 1;
             }
         }
@@ -919,7 +1206,11 @@ async fn file_cases(r: &Registries, scratch: &Path) -> Vec<Row> {
     rows.push(row);
     // A file with an uncommitted edit by hand: the edit is kept.
     let rp = repo(&[("good.yaml", manifest(&host, "1.0.0"))]);
-    std::fs::write(rp.work.join("good.yaml"), manifest(&host, "1.0.0") + "# local edit\n").unwrap();
+    std::fs::write(
+        rp.work.join("good.yaml"),
+        manifest(&host, "1.0.0") + "# local edit\n",
+    )
+    .unwrap();
     let out = apply(&rp, &dc, &[], &[]).await;
     let mut row = judge(area, "uncommitted local edit in the file", &out, None);
     let now = std::fs::read_to_string(rp.work.join("good.yaml")).unwrap();
@@ -998,7 +1289,8 @@ async fn proxy_handler(State(p): State<Proxy>, req: Request) -> Response {
     let body = axum::body::to_bytes(req.into_body(), 64 << 20)
         .await
         .unwrap_or_default();
-    let mut fwd = freshet_testbed::registry::http_client().request(method, format!("{}{pq}", p.upstream));
+    let mut fwd =
+        freshet_testbed::registry::http_client().request(method, format!("{}{pq}", p.upstream));
     for (k, v) in &headers {
         if k != "host" && k != "authorization" && k != "content-length" {
             fwd = fwd.header(k, v);
@@ -1031,7 +1323,9 @@ async fn concurrent_write(admin: &kube::Client, name: &str) {
         .unwrap_or(1);
     let patch = json!({"metadata": {"annotations": {"team.io/other-writer": format!("r{}", n + 1)},
         "labels": {"other-writer": format!("r{}", n + 1)}}, "spec": {"replicas": n + 1}});
-    let _ = api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await;
+    let _ = api
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await;
 }
 
 struct Cluster {
@@ -1068,7 +1362,9 @@ async fn cluster(image: &str) -> Cluster {
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = axum::Router::new().fallback(proxy_handler).with_state(proxy);
+    let app = axum::Router::new()
+        .fallback(proxy_handler)
+        .with_state(proxy);
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -1116,7 +1412,8 @@ async fn cluster_state(c: &Cluster, image: &str, digest: &str) -> (usize, usize,
             clobbered += 1;
         }
     }
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(c.admin.clone(), "default");
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(c.admin.clone(), "default");
     for e in events.list(&ListParams::default()).await.unwrap() {
         leaked += leaks(&serde_json::to_string(&e).unwrap());
     }
@@ -1127,23 +1424,70 @@ async fn api_cases(r: &Registries) -> Vec<Row> {
     let image = format!("{}/team/api:stable", r.open.host());
     let canonical = image.clone();
     let c = cluster(&image).await;
-    let run = ["run", "--once", "--kubeconfig", c.kubeconfig.as_str(), "--api-timeout", "3s", "-o", "json", "--log", "debug"];
+    let run = [
+        "run",
+        "--once",
+        "--kubeconfig",
+        c.kubeconfig.as_str(),
+        "--api-timeout",
+        "3s",
+        "-o",
+        "json",
+        "--log",
+        "debug",
+    ];
     let baseline = freshet(&run, &[], None).await;
     assert_eq!(baseline.code, Some(0), "baseline run: {}", baseline.all);
     let pusher = Pusher::new(&r.open).unwrap();
     let cases: Vec<(&str, Vec<ApiRule>)> = vec![
-        ("409 on the first patch after another writer's change", vec![rule("PATCH", "/deployments/w1", ApiFault::Conflict, 1)]),
-        ("409 on every patch of one workload", vec![rule("PATCH", "/deployments/w2", ApiFault::Conflict, 100)]),
-        ("403 on patches", vec![rule("PATCH", "/deployments/", ApiFault::Status(403), 100)]),
-        ("500 on one patch", vec![rule("PATCH", "/deployments/w3", ApiFault::Status(500), 1)]),
-        ("429 on patches", vec![rule("PATCH", "/deployments/", ApiFault::Status(429), 2)]),
-        ("500 on listing deployments", vec![rule("GET", "/deployments", ApiFault::Status(500), 100)]),
-        ("403 on listing deployments", vec![rule("GET", "/deployments", ApiFault::Status(403), 100)]),
-        ("500 on listing statefulsets", vec![rule("GET", "/statefulsets", ApiFault::Status(500), 100)]),
-        ("silent on one patch, --api-timeout 3s", vec![rule("PATCH", "/deployments/w1", ApiFault::Hang, 1)]),
-        ("silent on listing, --api-timeout 3s", vec![rule("GET", "/deployments", ApiFault::Hang, 100)]),
-        ("500 on creating Events", vec![rule("POST", "/events", ApiFault::Status(500), 100)]),
-        ("silent on creating Events", vec![rule("POST", "/events", ApiFault::Hang, 100)]),
+        (
+            "409 on the first patch after another writer's change",
+            vec![rule("PATCH", "/deployments/w1", ApiFault::Conflict, 1)],
+        ),
+        (
+            "409 on every patch of one workload",
+            vec![rule("PATCH", "/deployments/w2", ApiFault::Conflict, 100)],
+        ),
+        (
+            "403 on patches",
+            vec![rule("PATCH", "/deployments/", ApiFault::Status(403), 100)],
+        ),
+        (
+            "500 on one patch",
+            vec![rule("PATCH", "/deployments/w3", ApiFault::Status(500), 1)],
+        ),
+        (
+            "429 on patches",
+            vec![rule("PATCH", "/deployments/", ApiFault::Status(429), 2)],
+        ),
+        (
+            "500 on listing deployments",
+            vec![rule("GET", "/deployments", ApiFault::Status(500), 100)],
+        ),
+        (
+            "403 on listing deployments",
+            vec![rule("GET", "/deployments", ApiFault::Status(403), 100)],
+        ),
+        (
+            "500 on listing statefulsets",
+            vec![rule("GET", "/statefulsets", ApiFault::Status(500), 100)],
+        ),
+        (
+            "silent on one patch, --api-timeout 3s",
+            vec![rule("PATCH", "/deployments/w1", ApiFault::Hang, 1)],
+        ),
+        (
+            "silent on listing, --api-timeout 3s",
+            vec![rule("GET", "/deployments", ApiFault::Hang, 100)],
+        ),
+        (
+            "500 on creating Events",
+            vec![rule("POST", "/events", ApiFault::Status(500), 100)],
+        ),
+        (
+            "silent on creating Events",
+            vec![rule("POST", "/events", ApiFault::Hang, 100)],
+        ),
     ];
     let mut fx = r.api.clone();
     let mut rows = Vec::new();
@@ -1157,19 +1501,27 @@ async fn api_cases(r: &Registries) -> Vec<Row> {
         if let Ok(report) = serde_json::from_str::<Value>(&out.stdout) {
             let mut counts = std::collections::BTreeMap::<String, usize>::new();
             for w in report["workloads"].as_array().into_iter().flatten() {
-                *counts.entry(w["status"].as_str().unwrap_or("?").to_owned()).or_default() += 1;
+                *counts
+                    .entry(w["status"].as_str().unwrap_or("?").to_owned())
+                    .or_default() += 1;
             }
             let counts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
             row.outcome = format!("{}: {}", row.outcome, counts.join(", "));
         }
         if name.starts_with("silent on one patch") && !row.outcome.contains("2 refreshed") {
-            row.failure = Some(format!("the timeout failed more than its workload: {}", row.outcome));
+            row.failure = Some(format!(
+                "the timeout failed more than its workload: {}",
+                row.outcome
+            ));
         }
         c.rules.lock().unwrap().clear();
         let again = freshet(&run, &[], None).await;
         row.leaked += leaks(&again.all);
         if again.code != Some(0) {
-            row.failure = Some(format!("the re-run without the fault failed: {}", again.all));
+            row.failure = Some(format!(
+                "the re-run without the fault failed: {}",
+                again.all
+            ));
         }
         let (lost, clobbered, leaked) = cluster_state(&c, &canonical, fx.digest("stable")).await;
         row.lost = lost;
@@ -1193,7 +1545,9 @@ fn rule(method: &'static str, path: &'static str, fault: ApiFault, times: usize)
 // ---------------------------------------------------------------- the matrix
 
 fn print_table(rows: &[Row]) -> String {
-    let mut out = String::from("| area | case | outcome | writes lost | fields clobbered | secrets leaked |\n|---|---|---|---|---|---|\n");
+    let mut out = String::from(
+        "| area | case | outcome | writes lost | fields clobbered | secrets leaked |\n|---|---|---|---|---|---|\n",
+    );
     for r in rows {
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} |\n",
@@ -1234,7 +1588,12 @@ async fn fault_matrix() {
     let bad: Vec<String> = rows
         .iter()
         .filter(|r| r.failure.is_some() || r.lost + r.clobbered + r.leaked > 0)
-        .map(|r| format!("{} / {}: {:?} (lost {}, clobbered {}, leaked {})", r.area, r.case, r.failure, r.lost, r.clobbered, r.leaked))
+        .map(|r| {
+            format!(
+                "{} / {}: {:?} (lost {}, clobbered {}, leaked {})",
+                r.area, r.case, r.failure, r.lost, r.clobbered, r.leaked
+            )
+        })
         .collect();
     assert!(rows.len() >= 60, "{} cases", rows.len());
     assert!(bad.is_empty(), "{}\n{table}", bad.join("\n"));

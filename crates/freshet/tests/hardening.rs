@@ -108,7 +108,8 @@ async fn run_once_against_a_silent_api_server_fails_within_the_api_timeout() {
     let (server, task) = silent_server().await;
     let kc = kubeconfig(dir.path(), &server, json!({"token": "x"}));
     for cmd in [&["run", "--once"][..], &["status"]] {
-        let out = freshet(&[cmd, &["--kubeconfig", kc.as_str(), "--api-timeout", "2s"]].concat()).await;
+        let out =
+            freshet(&[cmd, &["--kubeconfig", kc.as_str(), "--api-timeout", "2s"]].concat()).await;
         assert_eq!(out.status.code(), Some(1), "{}", text(&out));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -143,8 +144,18 @@ async fn exec_plugin_stderr_with_its_token_is_never_printed() {
     for log in ["warn", "debug"] {
         for format in ["text", "json"] {
             let out = freshet(&[
-                "run", "--once", "--kubeconfig", &kc, "--api-timeout", "5s", "-o", "json",
-                "--log", log, "--log-format", format,
+                "run",
+                "--once",
+                "--kubeconfig",
+                &kc,
+                "--api-timeout",
+                "5s",
+                "-o",
+                "json",
+                "--log",
+                log,
+                "--log-format",
+                format,
             ])
             .await;
             assert_ne!(out.status.code(), Some(0), "{}", text(&out));
@@ -168,18 +179,29 @@ async fn api_server_error_bodies_are_escaped_on_the_terminal() {
     .to_string();
     let (server, task) = answering_server(500, body).await;
     let kc = kubeconfig(dir.path(), &server, json!({"token": "x"}));
-    for extra in [&[][..], &["--log", "debug"], &["--log", "debug", "--log-format", "json"]] {
-        let out = freshet(&[&["run", "--once", "--kubeconfig", kc.as_str()][..], extra].concat()).await;
+    for extra in [
+        &[][..],
+        &["--log", "debug"],
+        &["--log", "debug", "--log-format", "json"],
+    ] {
+        let out =
+            freshet(&[&["run", "--once", "--kubeconfig", kc.as_str()][..], extra].concat()).await;
         assert_eq!(out.status.code(), Some(1), "{}", text(&out));
         let stderr = String::from_utf8_lossy(&out.stderr);
         for raw in ['\x1b', '\x07', '\r', '\u{9b}', '\u{202e}'] {
-            assert!(!stderr.contains(raw), "{raw:?} reached the terminal: {stderr:?}");
+            assert!(
+                !stderr.contains(raw),
+                "{raw:?} reached the terminal: {stderr:?}"
+            );
         }
         assert!(
             !stderr.lines().any(|l| l.starts_with("FAKE-LINE")),
             "a forged line: {stderr}"
         );
-        assert!(stderr.contains("FAKE-LINE"), "the text is kept, escaped: {stderr}");
+        assert!(
+            stderr.contains("FAKE-LINE"),
+            "the text is kept, escaped: {stderr}"
+        );
     }
     task.abort();
 }
@@ -203,8 +225,20 @@ async fn workloads_with_an_invalid_image_or_no_such_container_are_reported_not_c
         json!({"freshet.io/policy": "digest", "freshet.io/containers": "ap"}),
     )
     .await;
-    deploy(&client, "bad-image", "Bad/UPPER:1", json!({"freshet.io/policy": "digest"})).await;
-    deploy(&client, "fine", &image, json!({"freshet.io/policy": "digest"})).await;
+    deploy(
+        &client,
+        "bad-image",
+        "Bad/UPPER:1",
+        json!({"freshet.io/policy": "digest"}),
+    )
+    .await;
+    deploy(
+        &client,
+        "fine",
+        &image,
+        json!({"freshet.io/policy": "digest"}),
+    )
+    .await;
 
     let out = freshet(&["run", "--once", "--kubeconfig", &kc, "-o", "json"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -220,11 +254,27 @@ async fn workloads_with_an_invalid_image_or_no_such_container_are_reported_not_c
     };
     let typo = by_name("typo");
     assert_eq!(typo["status"], "failed", "{typo}");
-    assert!(typo["error"].as_str().unwrap().contains("names no container"), "{typo}");
+    assert!(
+        typo["error"]
+            .as_str()
+            .unwrap()
+            .contains("names no container"),
+        "{typo}"
+    );
     let bad = by_name("bad-image");
     assert_eq!(bad["status"], "failed", "{bad}");
-    assert!(bad["error"].as_str().unwrap().contains("not a valid image reference"), "{bad}");
-    assert_eq!(by_name("fine")["status"], "recorded", "unrelated workloads go on");
+    assert!(
+        bad["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a valid image reference"),
+        "{bad}"
+    );
+    assert_eq!(
+        by_name("fine")["status"],
+        "recorded",
+        "unrelated workloads go on"
+    );
 
     let out = freshet(&["status", "--kubeconfig", &kc, "-o", "json"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -236,6 +286,12 @@ async fn workloads_with_an_invalid_image_or_no_such_container_are_reported_not_c
             .iter()
             .find(|r| r["name"] == n)
             .unwrap_or_else(|| panic!("{n} in status: {rows}"));
-        assert!(row["error"].as_str().unwrap().starts_with("invalid enrollment"), "{row}");
+        assert!(
+            row["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("invalid enrollment"),
+            "{row}"
+        );
     }
 }

@@ -405,7 +405,10 @@ mod tests {
             let m = e.public_message();
             assert!(!m.contains("SENTINEL"), "{m}");
             assert!(m.starts_with("r.io: "), "{m}");
-            assert!(e.to_string().contains("SENTINEL"), "the full message keeps it");
+            assert!(
+                e.to_string().contains("SENTINEL"),
+                "the full message keeps it"
+            );
         }
     }
 

@@ -221,7 +221,11 @@ impl Enrollment {
                 .collect();
             if named.is_empty() || !missing.is_empty() {
                 let list = |v: Vec<&str>, empty: &str| {
-                    if v.is_empty() { empty.to_owned() } else { v.join(",") }
+                    if v.is_empty() {
+                        empty.to_owned()
+                    } else {
+                        v.join(",")
+                    }
                 };
                 return Err(EnrollError::NoSuchContainer {
                     value: named.iter().cloned().collect::<Vec<_>>().join(","),

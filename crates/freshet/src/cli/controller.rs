@@ -85,10 +85,7 @@ pub fn duration_in(
     max_secs: u64,
 ) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
     move |s: &str| {
-        let (min, max) = (
-            Duration::from_secs(min_secs),
-            Duration::from_secs(max_secs),
-        );
+        let (min, max) = (Duration::from_secs(min_secs), Duration::from_secs(max_secs));
         let d = humantime::parse_duration(s)
             .map_err(|e| format!("{s:?} is not a duration ({e}); write e.g. 30s, 15m, 1h"))?;
         if !(min..=max).contains(&d) {

@@ -188,7 +188,11 @@ mod tests {
             &["--credential-helper-timeout", "11m"],
         ] {
             let err = Cli::try_parse_from(run.iter().chain(bad)).expect_err(&bad.join(" "));
-            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{bad:?}");
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{bad:?}"
+            );
             let text = err.to_string();
             assert!(
                 text.contains("out of range") || text.contains("not a duration"),

@@ -108,7 +108,8 @@ impl RegistryArgs {
             .transpose()
             .context("--max-rps")?;
         let dir = docker_config.clone().or_else(default_docker_config_dir);
-        let mut store = CredentialStore::anonymous().with_helper_timeout(*credential_helper_timeout);
+        let mut store =
+            CredentialStore::anonymous().with_helper_timeout(*credential_helper_timeout);
         for (name, json) in pull_secrets {
             store = store.with_pull_secret(name, json)?;
         }
@@ -204,8 +205,20 @@ mod tests {
         for good in [
             &[][..],
             &["--max-rps", "0.5"],
-            &["--max-tags", "10", "--max-tag-bytes", "4096", "--max-tag-pages", "2"],
-            &["--registry-timeout", "5s", "--credential-helper-timeout", "2s"],
+            &[
+                "--max-tags",
+                "10",
+                "--max-tag-bytes",
+                "4096",
+                "--max-tag-pages",
+                "2",
+            ],
+            &[
+                "--registry-timeout",
+                "5s",
+                "--credential-helper-timeout",
+                "2s",
+            ],
         ] {
             client(good).unwrap_or_else(|e| panic!("{good:?}: {e:#}"));
         }
