@@ -2,9 +2,11 @@
 //! for exactly what its policy needs (the tag's digest, the tag list, or both).
 //!
 //! Owns the fan-out to the registry client and the folding of its answers into the
-//! core's [`ImageFacts`]. A failure is recorded as the error's text (which names the
-//! host and the cause) in the image's facts and never stops the other images: each
-//! registry is asked concurrently and independently. Must not decide anything.
+//! core's [`ImageFacts`]. A failure is recorded in the image's facts as the error's
+//! public message (the host, the class and what to do, never text the registry
+//! chose: the facts' messages reach annotations and Events), is logged in full, and
+//! never stops the other images: each registry is asked concurrently and
+//! independently. Must not decide anything.
 
 use std::collections::BTreeMap;
 
@@ -86,17 +88,19 @@ async fn fetch(client: &Client, reference: &Reference, wanted: &Wanted) -> Facts
                 .resolve(reference, &Want::default())
                 .await
                 .map(|r| r.digest)
-                .map_err(|e| {
-                    tracing::debug!(image = %reference, error = %e, "resolve failed");
-                    e.to_string()
-                }),
+                .map_err(|e| failed(reference, "resolve", &e)),
         )
     };
     let tags = async {
         if !wanted.tags {
             return None;
         }
-        Some(client.list_tags(reference).await.map_err(|e| e.to_string()))
+        Some(
+            client
+                .list_tags(reference)
+                .await
+                .map_err(|e| failed(reference, "tag listing", &e)),
+        )
     };
     let (digest, tags) = futures::join!(digest, tags);
     let mut facts = Facts {
@@ -107,4 +111,10 @@ async fn fetch(client: &Client, reference: &Reference, wanted: &Wanted) -> Facts
         facts.digests.insert(tag, d);
     }
     facts
+}
+
+/// Logs a registry failure in full and gives the message kept in the facts.
+fn failed(reference: &Reference, what: &str, e: &freshet_registry::RegistryError) -> String {
+    tracing::info!(image = %reference, class = %e.class(), error = %e, "{what} failed");
+    e.public_message()
 }

@@ -109,6 +109,15 @@ impl std::fmt::Debug for Gatherer {
     }
 }
 
+/// The enrolled workloads of a `status` listing.
+#[derive(Debug, Default)]
+pub struct Enrolled {
+    /// Validly enrolled, with the enrollment.
+    pub valid: Vec<(ReadWorkload, Enrollment)>,
+    /// Enrolled with invalid annotations (or containers), with the message.
+    pub invalid: Vec<(ReadWorkload, String)>,
+}
+
 impl Gatherer {
     /// A gatherer; `registry` makes each set's registry client.
     pub fn new(
@@ -199,18 +208,21 @@ impl Gatherer {
         })
     }
 
-    /// The validly enrolled workloads in scope (not skipped), for `status`.
-    pub async fn enrolled(&self) -> Result<Vec<(ReadWorkload, Enrollment)>, GatherError> {
-        Ok(self
-            .workloads()
-            .await?
-            .into_iter()
-            .filter(|w| !self.skips(w))
-            .filter_map(|w| match self.enroll(&w) {
-                Ok(Some(e)) => Some((w, e)),
-                _ => None,
-            })
-            .collect())
+    /// The enrolled workloads in scope (not skipped), for `status`: those validly
+    /// enrolled, and those whose enrollment is invalid with its message.
+    pub async fn enrolled(&self) -> Result<Enrolled, GatherError> {
+        let mut out = Enrolled::default();
+        for w in self.workloads().await? {
+            if self.skips(&w) {
+                continue;
+            }
+            match self.enroll(&w) {
+                Ok(Some(e)) => out.valid.push((w, e)),
+                Ok(None) => {}
+                Err(e) => out.invalid.push((w, e.to_string())),
+            }
+        }
+        Ok(out)
     }
 
     /// Reads the pull secrets of `workloads`, groups them by set, and resolves each

@@ -34,7 +34,7 @@ pub mod workloads;
 pub mod writer;
 
 pub use clock::{Clock, FixedClock, SharedClock, SystemClock, TokioClock};
-pub use errors::error_chain;
+pub use errors::{error_chain, scrub_exec_output};
 pub use gather::{BoxError, GatherError, RegistryFactory, WorkloadId};
 pub use pass::{PassError, PassOptions, Refresher};
 pub use report::{ChangeReport, Outcome, PassReport, Status, WorkloadReport};

@@ -7,7 +7,8 @@
 //! per workload), but never writes. Decides nothing: the target, "pending", the
 //! streak and the next due time come from the core's
 //! [`freshet_core::refresh::worklist`], which reads the audit annotations with the
-//! same reader as the plan; the time comes from the refresher's clock.
+//! same reader as the plan; the time comes from the refresher's clock. A workload
+//! whose enrollment is invalid gets one row saying why.
 
 use freshet_core::refresh::Timestamp;
 use freshet_core::refresh::worklist::worklist;
@@ -71,13 +72,16 @@ impl Refresher {
         let now = self.clock().now();
         let gatherer = self.gatherer();
         let enrolled = gatherer.enrolled().await?;
-        let refs: Vec<_> = enrolled.iter().map(|(w, e)| (w, e)).collect();
+        let refs: Vec<_> = enrolled.valid.iter().map(|(w, e)| (w, e)).collect();
         let gathered = gatherer.facts(&refs, None).await?;
-        let read: Vec<_> = enrolled.iter().map(|(w, _)| w).collect();
+        let read: Vec<_> = enrolled.valid.iter().map(|(w, _)| w).collect();
         let observed = Reader::new(self.kube().clone()).read(&read).await;
         let nodes = observed.node_index();
         let mut out = Vec::new();
-        for ((w, e), (set, warnings)) in enrolled.iter().zip(&gathered.per_workload) {
+        for (w, message) in &enrolled.invalid {
+            out.push(invalid_row(w, message));
+        }
+        for ((w, e), (set, warnings)) in enrolled.valid.iter().zip(&gathered.per_workload) {
             let wl = &w.workload;
             let owned = workload_ref(w)
                 .map(|r| observed.owned(&r))
@@ -117,5 +121,31 @@ impl Refresher {
         }
         out.extend(self.argocd_status(now).await?);
         Ok(out)
+    }
+}
+
+/// The row of a workload whose enrollment is invalid (bad annotations, a
+/// `freshet.io/containers` naming no container, an image that does not parse): no
+/// image is tracked, the error says why.
+fn invalid_row(w: &crate::workloads::ReadWorkload, message: &str) -> ImageStatus {
+    let wl = &w.workload;
+    ImageStatus {
+        kind: kind_name(wl.kind),
+        namespace: wl.namespace.clone(),
+        name: wl.name.clone(),
+        containers: Vec::new(),
+        image: "-".into(),
+        policy: "invalid".into(),
+        digest: None,
+        last_refresh: None,
+        target: None,
+        pending: false,
+        failures: 0,
+        last_error: None,
+        error: Some(format!("invalid enrollment: {message}")),
+        warnings: Vec::new(),
+        schedule: None,
+        next_due: None,
+        runs: Vec::new(),
     }
 }

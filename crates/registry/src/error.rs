@@ -298,6 +298,37 @@ impl RegistryError {
         }
     }
 
+    /// The message with no text the registry or its token realm chose: error
+    /// bodies, realm answers, redirect targets and offered platforms are left out,
+    /// so what remains names the host, the class and what to do, in freshet's own
+    /// words. For annotations and Kubernetes Events, which outlive the run and are
+    /// read by people who did not ask the registry; logs keep the full message.
+    pub fn public_message(&self) -> String {
+        const SEE_LOG: &str = "details in freshet's log";
+        let mut e = self.clone();
+        match &mut e {
+            Self::Unauthorized { detail, .. }
+            | Self::Forbidden { detail, .. }
+            | Self::Server { detail, .. } => detail.clear(),
+            Self::Malformed { detail, .. } => {
+                *detail = format!("the answer does not follow the distribution API ({SEE_LOG})")
+            }
+            Self::ForeignRealm { detail, .. } => {
+                *detail = format!(
+                    "refused to send credentials to a token realm or link on another host ({SEE_LOG})"
+                )
+            }
+            Self::Redirect { target, reason, .. } => {
+                *target = "another location".into();
+                *reason = format!("not followed ({SEE_LOG})");
+            }
+            Self::RedirectLoop { chain, .. } => *chain = SEE_LOG.into(),
+            Self::NoMatchingPlatform { available, .. } => *available = SEE_LOG.into(),
+            _ => {}
+        }
+        e.to_string()
+    }
+
     /// The registry host the error is about, when there is one.
     pub fn host(&self) -> Option<&str> {
         match self {
@@ -327,6 +358,59 @@ impl RegistryError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn public_message_keeps_registry_text_out_of_annotations() {
+        let foreign = "SENTINEL \u{1b}[2J realm said hi".to_owned();
+        let cases = [
+            RegistryError::unauthorized("r.io", "o/a", format!(": {foreign}"), true),
+            RegistryError::Forbidden {
+                host: "r.io".into(),
+                repository: "o/a".into(),
+                detail: format!(": {foreign}"),
+            },
+            RegistryError::Server {
+                host: "r.io".into(),
+                status: 500,
+                detail: format!(": {foreign}"),
+            },
+            RegistryError::Malformed {
+                host: "r.io".into(),
+                detail: foreign.clone(),
+            },
+            RegistryError::ForeignRealm {
+                host: "r.io".into(),
+                detail: foreign.clone(),
+            },
+            RegistryError::Redirect {
+                host: "r.io".into(),
+                what: "manifest".into(),
+                target: foreign.clone(),
+                reason: foreign.clone(),
+            },
+            RegistryError::RedirectLoop {
+                host: "r.io".into(),
+                what: "manifest".into(),
+                hops: 10,
+                chain: foreign.clone(),
+            },
+            RegistryError::NoMatchingPlatform {
+                host: "r.io".into(),
+                what: "o/a:1".into(),
+                platform: "linux/arm64".into(),
+                available: foreign.clone(),
+            },
+        ];
+        for e in cases {
+            let m = e.public_message();
+            assert!(!m.contains("SENTINEL"), "{m}");
+            assert!(m.starts_with("r.io: "), "{m}");
+            assert!(
+                e.to_string().contains("SENTINEL"),
+                "the full message keeps it"
+            );
+        }
+    }
 
     #[test]
     fn classes_and_transience_table() {

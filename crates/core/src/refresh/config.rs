@@ -504,6 +504,9 @@ impl ClusterConfig {
                 .map(|(k, v)| (k.clone(), v.clone())),
         );
         let enrollment = enroll::from_annotations(&merged)?;
+        if let Some(e) = &enrollment {
+            e.check_containers(subject.containers)?;
+        }
         Ok(enrollment.map(|mut e| {
             if let (Some((r, _)), false) = (&rule, own_policy) {
                 e.source = Source::Rule(r.index);

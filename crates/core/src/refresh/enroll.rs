@@ -92,6 +92,31 @@ pub enum EnrollError {
         /// The schedule parser's message (names the value and the accepted forms).
         reason: String,
     },
+    /// `freshet.io/containers` names a container the workload does not have (or
+    /// names none).
+    #[error(
+        "annotation {CONTAINERS}={value:?} names no container of this workload (missing: {missing}; it has: {has}); list container names separated by commas"
+    )]
+    NoSuchContainer {
+        /// The annotation's value.
+        value: String,
+        /// The names not found, comma-separated (`(none given)` for an empty list).
+        missing: String,
+        /// The workload's container names, comma-separated.
+        has: String,
+    },
+    /// A covered container's image is not a valid reference, so it cannot be tracked.
+    #[error(
+        "container {container}: image {image:?} is not a valid image reference ({reason}); fix the image or leave the container out with {CONTAINERS}"
+    )]
+    InvalidImage {
+        /// The container.
+        container: String,
+        /// Its image as written.
+        image: String,
+        /// The reference parser's message.
+        reason: String,
+    },
     /// A `freshet.io/set-env` entry is malformed.
     #[error(
         "annotation {SET_ENV} entry {entry:?}: {reason}; write CONTAINER/VAR=IMAGE:TAG, e.g. api/WORKER_IMAGE=ghcr.io/acme/worker:1.4"
@@ -188,6 +213,47 @@ impl Enrollment {
     /// Whether the enrollment covers container `name`.
     pub fn covers(&self, name: &str) -> bool {
         self.containers.as_ref().is_none_or(|c| c.contains(name))
+    }
+
+    /// Checks the enrollment against the workload's (container, image) pairs:
+    /// `freshet.io/containers` must name only containers it has, and with an image
+    /// policy every covered container's image must parse. Either failure is
+    /// reported like invalid annotations, never as "current".
+    pub fn check_containers(&self, containers: &[(&str, &str)]) -> Result<(), EnrollError> {
+        if let Some(named) = &self.containers {
+            let missing: Vec<&str> = named
+                .iter()
+                .map(String::as_str)
+                .filter(|n| !containers.iter().any(|(c, _)| c == n))
+                .collect();
+            if named.is_empty() || !missing.is_empty() {
+                let list = |v: Vec<&str>, empty: &str| {
+                    if v.is_empty() {
+                        empty.to_owned()
+                    } else {
+                        v.join(",")
+                    }
+                };
+                return Err(EnrollError::NoSuchContainer {
+                    value: named.iter().cloned().collect::<Vec<_>>().join(","),
+                    missing: list(missing, "(none given)"),
+                    has: list(containers.iter().map(|(c, _)| *c).collect(), "(none)"),
+                });
+            }
+        }
+        if self.policy.is_none() {
+            return Ok(());
+        }
+        for (name, image) in containers.iter().filter(|(n, _)| self.covers(n)) {
+            if let Err(e) = crate::Reference::parse(image) {
+                return Err(EnrollError::InvalidImage {
+                    container: (*name).to_owned(),
+                    image: (*image).to_owned(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+        Ok(())
     }
 }
 

@@ -492,16 +492,38 @@ impl Planner<'_> {
         let restarts = std::mem::take(&mut self.restarts);
         self.out.changes.extend(restarts.into_values());
         if let Some(e) = self.out.escalations.first() {
-            self.new.last_error = Some(format!(
+            self.new.last_error = Some(annotation_text(&format!(
                 "{}: {} failures in a row: {}",
                 e.image, e.count, e.message
-            ));
+            )));
         } else if self.new.failures.is_empty() {
             self.new.last_error = None;
         }
         self.out.annotations = self.old.diff(&self.new);
         self.out
     }
+}
+
+/// The most characters of an error kept in an annotation.
+const ANNOTATION_ERROR_CHARS: usize = 1024;
+
+/// `text` fit for an annotation: control characters escaped (a value shown by
+/// `kubectl describe` cannot act on a terminal), at most
+/// [`ANNOTATION_ERROR_CHARS`] characters (an ellipsis marks a cut).
+fn annotation_text(text: &str) -> String {
+    let mut out = String::new();
+    for (n, c) in text.chars().enumerate() {
+        if n >= ANNOTATION_ERROR_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Points `containers` at `digest` (spelled like each one's image), with `why`.

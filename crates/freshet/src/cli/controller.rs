@@ -43,8 +43,8 @@ pub struct ControllerArgs {
     #[arg(long, value_name = "NS")]
     lease_namespace: Option<String>,
     /// How long the lease lasts unless renewed; a new leader takes over at most this
-    /// long after the old one dies (at once when it stops cleanly).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "15s")]
+    /// long after the old one dies (at once when it stops cleanly). 1s to 1h.
+    #[arg(long, value_name = "DURATION", value_parser = duration_in(1, 3600), default_value = "15s")]
     lease_duration: Duration,
 }
 
@@ -78,14 +78,25 @@ impl ControllerArgs {
     }
 }
 
-/// Parses a duration flag of at least a second.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s)
-        .map_err(|e| format!("{s:?} is not a duration ({e}); write e.g. 30s, 15m, 1h"))?;
-    if d < Duration::from_secs(1) {
-        return Err(format!("{s:?} is shorter than a second"));
+/// A parser for a duration flag between `min_secs` and `max_secs` seconds: a value
+/// out of range is refused with the range in the message (clap exits 2).
+pub fn duration_in(
+    min_secs: u64,
+    max_secs: u64,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    move |s: &str| {
+        let (min, max) = (Duration::from_secs(min_secs), Duration::from_secs(max_secs));
+        let d = humantime::parse_duration(s)
+            .map_err(|e| format!("{s:?} is not a duration ({e}); write e.g. 30s, 15m, 1h"))?;
+        if !(min..=max).contains(&d) {
+            return Err(format!(
+                "{s:?} is out of range: write a duration between {} and {}",
+                humantime::format_duration(min),
+                humantime::format_duration(max)
+            ));
+        }
+        Ok(d)
     }
-    Ok(d)
 }
 
 /// Runs the controller until SIGTERM or Ctrl-C.

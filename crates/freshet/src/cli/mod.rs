@@ -7,10 +7,12 @@
 //!   `plan --detailed-exitcode`, updates are pending (see `plan.rs`);
 //! - `3`: a failure streak reached its threshold (`run --once`).
 //!
-//! A broken pipe on stdout (`freshet tags x | head`) counts as success.
+//! A broken pipe on stdout (`freshet tags x | head`) counts as success. Everything
+//! printed, errors and logs included, goes through [`output`]'s terminal sanitising.
 
 mod apply;
 mod controller;
+mod kube_client;
 mod output;
 mod plan;
 mod registry_args;
@@ -134,7 +136,7 @@ pub fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(f) if is_broken_pipe(&f.error) => ExitCode::from(EXIT_OK),
         Err(f) => {
-            eprintln!("freshet: error: {:#}", f.error);
+            output::eprint_line("freshet: error: ", &format!("{:#}", f.error));
             ExitCode::from(f.code)
         }
     }
@@ -152,7 +154,7 @@ fn init_logging(format: LogFormat, filter: &str) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| output::LogWriter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Text => builder.with_target(false).init(),
@@ -168,5 +170,42 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn duration_flags_are_range_checked_at_parse_time() {
+        let run = ["freshet", "run"];
+        for bad in [
+            &["--lease-duration", "1000000000y"][..],
+            &["--lease-duration", "0s"],
+            &["--lease-duration", "2h"],
+            &["--interval", "0s"],
+            &["--interval", "500ms"],
+            &["--interval", "1000y"],
+            &["--api-timeout", "0s"],
+            &["--api-timeout", "1h"],
+            &["--registry-timeout", "1000000000y"],
+            &["--credential-helper-timeout", "11m"],
+        ] {
+            let err = Cli::try_parse_from(run.iter().chain(bad)).expect_err(&bad.join(" "));
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{bad:?}"
+            );
+            let text = err.to_string();
+            assert!(
+                text.contains("out of range") || text.contains("not a duration"),
+                "{bad:?}: {text}"
+            );
+        }
+        for good in [
+            &["--lease-duration", "15s"][..],
+            &["--lease-duration", "1h"],
+            &["--interval", "31days"],
+            &["--api-timeout", "10m"],
+        ] {
+            Cli::try_parse_from(run.iter().chain(good)).unwrap_or_else(|e| panic!("{good:?}: {e}"));
+        }
     }
 }

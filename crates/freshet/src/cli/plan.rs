@@ -137,7 +137,10 @@ pub(super) fn exit_code(code: i32) -> u8 {
 /// Prints warnings on stderr, one per line, `file:line: message`.
 pub(super) fn print_warnings(report: &PlanReport) {
     for w in &report.warnings {
-        eprintln!("freshet: warning: {}:{}: {}", w.file, w.line, w.message);
+        super::output::eprint_line(
+            "freshet: warning: ",
+            &format!("{}:{}: {}", w.file, w.line, w.message),
+        );
     }
 }
 
@@ -147,13 +150,13 @@ pub(super) fn text_report(report: &PlanReport) -> String {
     if !report.updates.is_empty() {
         let mut t = table(&["FILE:LINE", "CURRENT", "NEW", "POLICY", "REASON"]);
         for u in &report.updates {
-            t.add_row(vec![
+            t.add_row(super::output::row([
                 format!("{}:{}", u.file, u.line),
                 u.current.clone(),
                 u.new.clone(),
                 u.policy.clone(),
                 u.reason.clone(),
-            ]);
+            ]));
         }
         out.push_str(&t.to_string());
         out.push('\n');
@@ -164,10 +167,8 @@ pub(super) fn text_report(report: &PlanReport) -> String {
             .as_deref()
             .map(|c| format!("[{c}] "))
             .unwrap_or_default();
-        out.push_str(&format!(
-            "error: {}:{}: {class}{}\n",
-            e.file, e.line, e.message
-        ));
+        let line = format!("{}:{}: {class}{}", e.file, e.line, e.message);
+        out.push_str(&format!("error: {}\n", super::output::field(&line)));
     }
     let lookups = report.errors.iter().filter(|e| e.class.is_some()).count();
     out.push_str(&format!(

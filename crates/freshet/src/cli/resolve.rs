@@ -97,9 +97,12 @@ pub async fn run(args: ResolveArgs) -> Result<u8, Failure> {
             .window_secs
             .map(|w| format!(" per {w} s window"))
             .unwrap_or_default();
-        eprintln!(
-            "note: {host}: {} pulls left{of}{window} (HEAD requests do not count)",
-            rl.remaining
+        super::output::eprint_line(
+            "note: ",
+            &format!(
+                "{host}: {} pulls left{of}{window} (HEAD requests do not count)",
+                rl.remaining
+            ),
         );
     }
     let failed = results.iter().any(|(_, r)| r.is_err());
@@ -214,7 +217,7 @@ fn text_table(results: &[Outcome], platform: Option<&Platform>) -> String {
                 row.push(format!("{}: {e}", e.class()));
             }
         }
-        t.add_row(row);
+        t.add_row(super::output::row(row));
     }
     t.to_string()
 }

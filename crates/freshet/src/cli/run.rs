@@ -27,7 +27,7 @@ use freshet_cluster::{
 use freshet_core::refresh::Streak;
 use freshet_core::refresh::config::ClusterConfig;
 
-use super::controller::{ControllerArgs, parse_duration};
+use super::controller::{ControllerArgs, duration_in};
 use super::output::{OutputFormat, print_json, print_text, table};
 use super::{EXIT_FAILURE, EXIT_OK, EXIT_THRESHOLD, Failure, RegistryArgs};
 
@@ -61,6 +61,11 @@ pub struct ClusterArgs {
     /// Do not read Argo CD Applications and ImageUpdaters.
     #[arg(long)]
     no_argocd: bool,
+    /// How long one Kubernetes API call may wait for its answer (1s to 10m). A call
+    /// that times out fails what needed it: the pass for a listing, the workload
+    /// for its patch.
+    #[arg(long, value_name = "DURATION", value_parser = duration_in(1, 600), default_value = "30s")]
+    api_timeout: Duration,
     #[command(flatten)]
     registry: RegistryArgs,
 }
@@ -81,6 +86,7 @@ impl ClusterArgs {
             self_workload,
             argocd_namespace,
             no_argocd,
+            api_timeout,
             registry,
         } = self;
         // Validate everything before the first system call.
@@ -93,7 +99,7 @@ impl ClusterArgs {
             None => Arc::default(),
         };
         registry.client().map_err(Failure::usage)?;
-        let kube = kube_client(kubeconfig.as_deref())
+        let kube = super::kube_client::connect(kubeconfig.as_deref(), api_timeout)
             .await
             .map_err(Failure::usage)?;
         if self_workload.is_none()
@@ -154,7 +160,8 @@ pub struct RunArgs {
     /// schedule. A workload with a schedule (freshet.io/schedule, keel.sh/pollSchedule,
     /// a rule's schedule) is due when it fired within the last interval. Default: 15m
     /// with --once (deploy/overlays/cronjob runs every 15 minutes), 1m otherwise.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// 1s to 31 days.
+    #[arg(long, value_name = "DURATION", value_parser = duration_in(1, 31 * 24 * 3600))]
     interval: Option<Duration>,
     /// Every enrolled workload is due, whatever its schedule (a manual run).
     #[arg(long)]
@@ -229,22 +236,6 @@ fn parse_id(s: &str) -> anyhow::Result<WorkloadId> {
     }
 }
 
-async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .with_context(|| format!("loading kubeconfig {}", path.display()))?
-        }
-        None => kube::Config::infer()
-            .await
-            .context("no kubeconfig found (pass --kubeconfig, set KUBECONFIG, or run in a pod)")?,
-    };
-    kube::Client::try_from(config).context("building the Kubernetes client")
-}
-
 fn text_report(report: &PassReport) -> String {
     let mut t = table(&["WORKLOAD", "STATUS", "DETAIL"]);
     for w in &report.workloads {
@@ -284,7 +275,7 @@ fn text_report(report: &PassReport) -> String {
             } else {
                 ("", "")
             };
-            t.add_row(vec![a, b, &d]);
+            t.add_row(super::output::row([a, b, &d]));
         }
     }
     let writes = if report.dry_run {

@@ -53,7 +53,7 @@ pub async fn run(args: StatusArgs) -> Result<u8, Failure> {
                     (Some(_), true) => format!("{} (pending)", short(&r.target)),
                     _ => short(&r.target),
                 };
-                t.add_row(vec![
+                t.add_row(super::output::row([
                     format!("{}/{}/{}", r.kind.to_lowercase(), r.namespace, r.name),
                     r.containers.join(","),
                     r.image.clone(),
@@ -72,7 +72,7 @@ pub async fn run(args: StatusArgs) -> Result<u8, Failure> {
                         .or_else(|| r.last_error.clone())
                         .or_else(|| r.warnings.first().map(|w| format!("warning: {w}")))
                         .unwrap_or_else(|| "-".into()),
-                ]);
+                ]));
             }
             print_text(&format!("{t}\n"))?;
         }

@@ -38,7 +38,11 @@ pub async fn run(args: TagsArgs) -> Result<u8, Failure> {
     match output {
         OutputFormat::Json => print_json(&tags)?,
         OutputFormat::Text => {
-            let mut text = tags.join("\n");
+            let mut text = tags
+                .iter()
+                .map(|t| super::output::field(t))
+                .collect::<Vec<_>>()
+                .join("\n");
             text.push('\n');
             print_text(&text)?;
         }
