@@ -11,6 +11,10 @@
 
 use freshet_core::refresh::config::keel_labels_under;
 use freshet_core::refresh::{Timestamp, WorkloadPlan};
+use freshet_core::safety::approval::{
+    APPROVAL, ApprovalDecision, ApprovalPolicy, ApprovalRequest, decide,
+};
+use freshet_core::safety::command::{PIN, Pin};
 use freshet_core::safety::gate::{Gated, gate};
 use freshet_core::safety::keel::unsupported;
 use kube::runtime::events::EventType;
@@ -64,6 +68,45 @@ impl Checked {
             writer.note(read, EventType::Warning, KEEL_IGNORED, k).await;
         }
     }
+}
+
+/// What `freshet status` shows of the gate for `read` at `now`: Keel settings
+/// freshet ignores, a `freshet pin`, an update waiting for approvals.
+pub fn notes(read: &ReadWorkload, now: Timestamp) -> Vec<String> {
+    let annotations = &read.workload.annotations;
+    let mut out: Vec<String> = unsupported(annotations, &read.labels)
+        .map(|w| w.to_string())
+        .into_iter()
+        .collect();
+    if let Ok(Some(pin)) = Pin::parse(annotations.get(PIN).map(String::as_str)) {
+        out.push(Gated::Pinned { since: pin.since }.to_string());
+    }
+    let settings = keel_labels_under(annotations, &read.labels);
+    let request = ApprovalRequest::parse(annotations.get(APPROVAL).map(String::as_str));
+    if let (Ok(Some(policy)), Ok(Some(request))) =
+        (ApprovalPolicy::from_annotations(&settings), request)
+    {
+        let decided = decide(Some(&policy), Some(&request), &request.target, now.utc());
+        let gated = match decided.decision {
+            ApprovalDecision::Waiting {
+                have,
+                need,
+                expires,
+            } => Some(Gated::Waiting {
+                target: request.target.clone(),
+                have,
+                need,
+                expires,
+            }),
+            ApprovalDecision::Expired { at } => Some(Gated::Expired {
+                target: request.target.clone(),
+                at,
+            }),
+            _ => None,
+        };
+        out.extend(gated.map(|g| g.to_string()));
+    }
+    out
 }
 
 /// Lets `plan` through the gate at `now`, or holds its changes back; `Err` with the

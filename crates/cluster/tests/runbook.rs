@@ -110,6 +110,19 @@ async fn approvals_are_reached_and_expire_with_the_time_injected() {
     assert_eq!(restarted_at(&gated), None);
     let request = annotation(&gated, "freshet.io/approval").expect("a request");
     assert!(request.contains(&moved), "{request}");
+    let rows = refresher
+        .clone()
+        .with_clock(Arc::new(FixedClock(at("2026-11-23T10:16:00Z"))))
+        .status()
+        .await
+        .unwrap();
+    assert!(
+        rows.iter().all(|r| r
+            .warnings
+            .iter()
+            .any(|w| w.contains("waiting for approval"))),
+        "{rows:#?}"
+    );
     let waiting = events(&client, NS, "gated").await;
     assert!(
         waiting

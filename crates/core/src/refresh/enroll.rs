@@ -319,21 +319,11 @@ pub fn from_annotations(
             });
         }
     }
-    let monitor = get(KEEL_MONITOR_CONTAINERS)
-        .map(ContainerPattern::parse)
-        .transpose()?;
-    let init_containers = match get(KEEL_INIT_CONTAINERS) {
-        None => source != Source::Keel,
-        Some(v) if v.eq_ignore_ascii_case("true") => true,
-        Some(v) if v.eq_ignore_ascii_case("false") => false,
-        Some(other) => {
-            return Err(EnrollError::Value {
-                key: KEEL_INIT_CONTAINERS,
-                value: other.into(),
-                fix: "use true or false",
-            });
-        }
-    };
+    let (monitor, init_containers) = container_filters(
+        get(KEEL_MONITOR_CONTAINERS),
+        get(KEEL_INIT_CONTAINERS),
+        &source,
+    )?;
     Ok(Some(Enrollment {
         policy,
         action,
@@ -346,6 +336,30 @@ pub fn from_annotations(
         monitor,
         init_containers,
     }))
+}
+
+/// Keel's container filters: `keel.sh/monitorContainers` and
+/// `keel.sh/initContainers` (default: Keel's `false` for a Keel enrollment, else
+/// freshet's `true`).
+fn container_filters(
+    monitor: Option<&str>,
+    init: Option<&str>,
+    source: &Source,
+) -> Result<(Option<ContainerPattern>, bool), EnrollError> {
+    let monitor = monitor.map(ContainerPattern::parse).transpose()?;
+    let init = match init {
+        None => *source != Source::Keel,
+        Some(v) if v.eq_ignore_ascii_case("true") => true,
+        Some(v) if v.eq_ignore_ascii_case("false") => false,
+        Some(other) => {
+            return Err(EnrollError::Value {
+                key: KEEL_INIT_CONTAINERS,
+                value: other.into(),
+                fix: "use true or false",
+            });
+        }
+    };
+    Ok((monitor, init))
 }
 
 fn parse_policy(key: &'static str, value: &str) -> Result<Policy, EnrollError> {
