@@ -182,30 +182,6 @@ async fn each_runbook_command_does_what_kubectl_then_shows() {
     assert_eq!(image(&kc).await, floating);
     assert_eq!(annotation(&kc, "freshet.io/hold").await, "");
 
-    // rollback: pinned to the good digest, the bad one held, the pods back on good.
-    let r = ok(&freshet(&[&cmd("rollback")[..], &["--to", &good, "-o", "json"]].concat()).await);
-    assert_eq!(r["written"], true);
-    assert_eq!(image(&kc).await, format!("{floating}@{good}"));
-    let hold: Value = serde_json::from_str(&annotation(&kc, "freshet.io/hold").await).unwrap();
-    let repo = format!("{}/team/api", registry.host());
-    assert_eq!(hold[&repo]["digests"], json!([bad]));
-    assert_eq!(hold[&repo]["floating"]["app"], floating.as_str());
-    pods_run(&client, &good).await;
-    let events = kubectl(
-        &["--kubeconfig", &kc, "get", "events", "-n", "default"],
-        None,
-    )
-    .await;
-    assert!(events.contains("RolledBack"), "{events}");
-
-    // release: back on the floating tag, no hold.
-    ok(&freshet(&cmd("release")).await);
-    assert_eq!(image(&kc).await, floating);
-    assert_eq!(annotation(&kc, "freshet.io/hold").await, "");
-    let out = freshet(&cmd("release")).await;
-    assert_eq!(out.status.code(), Some(2), "nothing left: {}", stderr(&out));
-    pods_run(&client, &bad).await;
-
     // pin: what runs (the bad digest, from imageID) is pinned and tracking stops
     // (a pass first records the digest it has seen).
     ok(&freshet(&["run", "--once", "--kubeconfig", &kc]).await);
@@ -226,13 +202,37 @@ async fn each_runbook_command_does_what_kubectl_then_shows() {
         "{run}"
     );
     assert_eq!(image(&kc).await, format!("{floating}@{bad}"));
+    ok(&freshet(&cmd("release")).await);
+    assert_eq!(image(&kc).await, floating);
+    assert_eq!(annotation(&kc, "freshet.io/pin").await, "");
+
+    // rollback: pinned to the good digest, the digest the pods ran held.
+    let r = ok(&freshet(&[&cmd("rollback")[..], &["--to", &good, "-o", "json"]].concat()).await);
+    assert_eq!(r["written"], true);
+    assert_eq!(image(&kc).await, format!("{floating}@{good}"));
+    let hold: Value = serde_json::from_str(&annotation(&kc, "freshet.io/hold").await).unwrap();
+    let repo = format!("{}/team/api", registry.host());
+    assert!(hold[&repo]["digests"].to_string().contains(&bad), "{hold}");
+    assert_eq!(hold[&repo]["floating"]["app"], floating.as_str());
+    let events = kubectl(
+        &["--kubeconfig", &kc, "get", "events", "-n", "default"],
+        None,
+    )
+    .await;
+    assert!(events.contains("RolledBack"), "{events}");
+
+    // release: back on the floating tag, no hold; then nothing is left to release.
+    ok(&freshet(&cmd("release")).await);
+    assert_eq!(image(&kc).await, floating);
+    assert_eq!(annotation(&kc, "freshet.io/hold").await, "");
+    let out = freshet(&cmd("release")).await;
+    assert_eq!(out.status.code(), Some(2), "nothing left: {}", stderr(&out));
 
     // hold: the digest lands in freshet.io/hold.
     ok(&freshet(&[&cmd("hold")[..], &[&good]].concat()).await);
     assert!(annotation(&kc, "freshet.io/hold").await.contains(&good));
     ok(&freshet(&cmd("release")).await);
-    assert_eq!(image(&kc).await, floating);
-    assert_eq!(annotation(&kc, "freshet.io/pin").await, "");
+    assert_eq!(annotation(&kc, "freshet.io/hold").await, "");
 
     // approve: refused while nothing asks, then counted.
     let out = freshet(&cmd("approve")).await;
