@@ -55,7 +55,7 @@ pub async fn running(
         .await
         .map_err(|source| CommandError::Read {
             what: format!("pods in {namespace} ({selector})"),
-            source,
+            source: Box::new(source),
         })?;
     for pod in list.items {
         let Some(status) = pod.status else { continue };
@@ -101,7 +101,7 @@ pub async fn revision_digest(
         .await
         .map_err(|source| CommandError::Read {
             what: format!("replicasets in {namespace}"),
-            source,
+            source: Box::new(source),
         })?;
     let wanted = revision.to_string();
     let rs = list

@@ -70,7 +70,7 @@ pub enum CommandError {
         what: String,
         /// The client error.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// The workload came back malformed.
     #[error(transparent)]
@@ -98,7 +98,7 @@ pub enum CommandError {
         reference: String,
         /// The registry error (names the host and the cause).
         #[source]
-        source: freshet_registry::RegistryError,
+        source: Box<freshet_registry::RegistryError>,
     },
     /// No registry client could be built.
     #[error("building the registry client failed")]
@@ -122,11 +122,11 @@ pub enum CommandError {
         name: String,
         /// The client error.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// The API refused the patch.
     #[error("the patch was refused")]
-    Patch(#[source] kube::Error),
+    Patch(#[source] Box<kube::Error>),
 }
 
 impl CommandError {
@@ -326,7 +326,7 @@ impl Commander {
                         target.namespace,
                         target.name
                     ),
-                    source,
+                    source: Box::new(source),
                 },
             })?;
         let read = workloads::from_object(target.kind, &object)?;
@@ -376,9 +376,9 @@ impl Commander {
                     kind: kind_name(w.kind),
                     namespace: w.namespace.clone(),
                     name: w.name.clone(),
-                    source: kube::Error::Api(s),
+                    source: Box::new(kube::Error::Api(s)),
                 },
-                source => CommandError::Patch(source),
+                source => CommandError::Patch(Box::new(source)),
             })?;
         report.written = true;
         let (reason, type_) = command.reason();
@@ -502,7 +502,10 @@ impl Commander {
             Err(e) if e.class() == freshet_registry::ErrorClass::NotFound => {
                 Err(CommandError::UnknownDigest { reference })
             }
-            Err(source) => Err(CommandError::Registry { reference, source }),
+            Err(source) => Err(CommandError::Registry {
+                reference,
+                source: Box::new(source),
+            }),
         }
     }
 }
