@@ -11,15 +11,21 @@
 //! workload, Argo CD Applications are a target kind of their own ([`argocd`]), and
 //! the controller mode runs passes on an interval ([`controller`])
 //! while this replica leads ([`lease`]), with Prometheus [`metrics`]. The time
-//! comes from a [`clock`]. Must not decide anything: every decision is
-//! `freshet_core::refresh`'s, and only [`writer`] writes to the cluster.
+//! comes from a [`clock`]. Before a pass writes, its [`gate`] holds back updates
+//! waiting for approvals or pinned by `freshet pin`, and warns about Keel settings
+//! freshet ignores. The runbook [`commands`] (`rollback`, `pin`, `hold`, `release`,
+//! `approve`) read one workload and send one patch each. Must not decide anything:
+//! every decision is `freshet_core::refresh`'s or `freshet_core::safety`'s, and only
+//! [`writer`] (in a pass) and [`commands`] (one patch per command) write.
 
 pub mod argocd;
 pub mod clock;
+pub mod commands;
 pub mod controller;
 pub mod errors;
 pub mod events;
 pub mod facts;
+pub mod gate;
 pub mod gather;
 pub mod lease;
 pub mod metrics;

@@ -276,7 +276,16 @@ impl Refresher {
         let mut attempt = 0;
         loop {
             let plan = plan_with_runs(&current.workload, &enrollment, facts, runs, now);
+            let checked = match crate::gate::check(&current, plan, now) {
+                Ok(checked) => checked,
+                Err(message) => return self.invalid(&current, message).await,
+            };
+            if !self.options.dry_run {
+                checked.announce(&self.writer, &current).await;
+            }
+            let plan = checked.plan.clone();
             let mut r = WorkloadReport::of_plan(&current, &plan);
+            r.warnings.extend(checked.warnings());
             if self.options.dry_run || plan.is_empty() {
                 log_plan(&current, &plan);
                 return r;

@@ -50,7 +50,8 @@ pub struct ImageStatus {
     /// What the registry said now, if it failed.
     pub error: Option<String>,
     /// The workload's pull secrets that could not be used (missing, forbidden,
-    /// malformed).
+    /// malformed), Keel settings freshet ignores, a `freshet pin`, a pending
+    /// approval.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     /// The workload's schedule, if it has one (otherwise every pass looks at it).
@@ -112,7 +113,11 @@ impl Refresher {
                     failures: row.failures,
                     last_error: row.last_error,
                     error: row.error,
-                    warnings: warnings.clone(),
+                    warnings: warnings
+                        .iter()
+                        .cloned()
+                        .chain(crate::gate::notes(w, now))
+                        .collect(),
                     schedule: row.schedule,
                     next_due: row.next_due,
                     runs,

@@ -152,6 +152,17 @@ impl Writer {
             .await;
     }
 
+    /// An Event on `read` (for the pass's gate).
+    pub(crate) async fn note(
+        &self,
+        read: &ReadWorkload,
+        type_: EventType,
+        reason: &'static str,
+        note: &str,
+    ) {
+        self.event(&regarding(read), type_, reason, note).await;
+    }
+
     async fn event(
         &self,
         regarding: &Regarding<'_>,

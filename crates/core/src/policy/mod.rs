@@ -178,7 +178,9 @@ pub enum PolicyKind {
     Semver(SemverRule),
     /// Move to the tag with the greatest key among those the pattern matches.
     Regex(RegexRule),
-    /// Keel's `force`: `semver:major` when the current tag is a version, `digest` otherwise.
+    /// Keel's `force`: keep the tag string and follow its digest, whatever the tag
+    /// (`:latest`, `:16`, `:1.4.2`). Upstream Keel without `matchTag` moves a version
+    /// tag to a newer version; freshet never rewrites the tag (see `docs/keel.md`).
     Force,
     /// Move to the tag whose image was built last (the image config's `created`),
     /// among the tags the pattern admits: for tags that do not sort, such as git SHAs.
@@ -492,16 +494,11 @@ impl Policy {
         matches!(self.kind, PolicyKind::Never)
     }
 
-    /// Resolves Keel's `force` for a given current tag.
-    fn effective(&self, current_tag: Option<&str>) -> PolicyKind {
+    /// Resolves Keel's `force`: a digest watch of the current tag, version or not, so
+    /// the tag string stays as written (`:16` follows the digest of `16`).
+    fn effective(&self, _current_tag: Option<&str>) -> PolicyKind {
         match &self.kind {
-            PolicyKind::Force => {
-                if current_tag.and_then(Version::parse).is_some() {
-                    PolicyKind::Semver(SemverRule::Major)
-                } else {
-                    PolicyKind::Digest
-                }
-            }
+            PolicyKind::Force => PolicyKind::Digest,
             other => other.clone(),
         }
     }

@@ -219,28 +219,25 @@ fn digest_policy_updates_when_the_tag_moves() {
 }
 
 #[test]
-fn keel_force_is_a_digest_watch_for_non_versions_and_semver_otherwise() {
+fn keel_force_keeps_the_tag_and_follows_its_digest_even_on_a_version_tag() {
     let force = p("force");
-    assert_eq!(
-        force.needs(Some("latest")),
-        Needs {
-            tag_list: false,
-            digest_of: Some("latest".into())
-        }
-    );
-    assert_eq!(
-        force.needs(Some("1.2.3")),
-        Needs {
-            tag_list: true,
-            digest_of: None
-        }
-    );
+    for tag in ["latest", "16", "1.2.3"] {
+        assert_eq!(
+            force.needs(Some(tag)),
+            Needs {
+                tag_list: false,
+                digest_of: Some(tag.into())
+            },
+            "{tag}"
+        );
+    }
+    // Given a tag list with newer versions, force still does not move the tag.
     let decision = decide(
         Current::tag("1.2.3"),
         &force,
         &Facts::with_tags(TAGS.iter().copied()),
     );
-    assert_eq!(update_to(&decision), Some("2.0.0"));
+    assert_eq!(update_to(&decision), None, "{decision:?}");
 }
 
 #[test]

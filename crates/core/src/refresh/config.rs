@@ -466,6 +466,13 @@ impl ClusterConfig {
         }
         let mut merged: BTreeMap<String, String> = BTreeMap::new();
         let rule = self.rule_for(subject);
+        // Keel reads its keys from labels too: a label counts as the annotation
+        // (which wins when both are set), so a `keel.sh/policy: never` label stops a rule.
+        let own = keel_labels_under(subject.annotations, subject.labels);
+        let subject = &Subject {
+            annotations: &own,
+            ..*subject
+        };
         if let Some(t) = self.threshold {
             merged.insert(THRESHOLD.into(), t.to_string());
         }
@@ -514,6 +521,19 @@ impl ClusterConfig {
             e
         }))
     }
+}
+
+/// `annotations` with the `keel.sh/` labels added where no annotation of the same
+/// key exists (Keel reads its settings from either; freshet lets the annotation win).
+pub fn keel_labels_under(
+    annotations: &BTreeMap<String, String>,
+    labels: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut out = annotations.clone();
+    for (k, v) in labels.iter().filter(|(k, _)| k.starts_with("keel.sh/")) {
+        out.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    out
 }
 
 #[cfg(test)]
@@ -598,6 +618,34 @@ rules:
         assert_eq!(e.containers, None);
         let never = labels(&[(POLICY, "never")]);
         assert_eq!(c.enroll(&subject("dev", &web, &never)).unwrap(), None);
+    }
+
+    #[test]
+    fn keel_labels_count_as_annotations_and_a_never_label_stops_a_rule() {
+        let c = ClusterConfig::parse(CONFIG).unwrap();
+        let containers = [("app", "127.0.0.1:5000/team/api:stable")];
+        let none = BTreeMap::new();
+        let subject = |l| Subject {
+            namespace: "dev",
+            labels: l,
+            annotations: &none,
+            containers: &containers,
+        };
+        let never = labels(&[("app", "web"), (KEEL_POLICY, "never")]);
+        assert_eq!(c.enroll(&subject(&never)).unwrap(), None);
+        let force = labels(&[("app", "web"), (KEEL_POLICY, "force")]);
+        let e = c.enroll(&subject(&force)).unwrap().unwrap();
+        assert_eq!(e.source, Source::Keel);
+        // The annotation wins over the label.
+        let own = labels(&[(KEEL_POLICY, "minor")]);
+        let s = Subject {
+            annotations: &own,
+            ..subject(&never)
+        };
+        assert_eq!(c.enroll(&s).unwrap().unwrap().action, ActionKind::SetImage);
+        let merged = keel_labels_under(&own, &never);
+        assert_eq!(merged[KEEL_POLICY], "minor");
+        assert!(!merged.contains_key("app"), "only keel.sh/ labels merge");
     }
 
     #[test]

@@ -20,6 +20,11 @@
 //! | `freshet.io/schedule` | when the workload is due: cron (`0 3 * * *`), `@daily`, `@every 1h` (default: every run) |
 //! | `keel.sh/pollSchedule` | Keel's spelling of the same (`@every 10m`); `freshet.io/schedule` wins |
 //! | `keel.sh/trigger` | `poll` or `default`; freshet polls either way (it has no webhook to wait for) |
+//! | `keel.sh/monitorContainers` | a regex over container names (unanchored, as Keel's): only those containers |
+//! | `keel.sh/initContainers` | `true` tracks init containers too; Keel's default, `false`, applies to a Keel enrollment, and a freshet enrollment tracks them unless this says `false` |
+//!
+//! Keel also reads its keys from labels; the config's [`super::config::ClusterConfig::enroll`]
+//! merges `keel.sh/` labels under the annotations before calling [`from_annotations`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -57,6 +62,10 @@ pub const SCHEDULE: &str = "freshet.io/schedule";
 /// (record what the tag names on first sight, restart nothing), `"true"` (the
 /// default) refreshes pods that run an older image than the tag names.
 pub const CATCH_UP: &str = "freshet.io/catch-up";
+/// `keel.sh/monitorContainers`.
+pub const KEEL_MONITOR_CONTAINERS: &str = "keel.sh/monitorContainers";
+/// `keel.sh/initContainers`.
+pub const KEEL_INIT_CONTAINERS: &str = "keel.sh/initContainers";
 
 /// The failure threshold when nothing sets one.
 pub const DEFAULT_THRESHOLD: u32 = 3;
@@ -207,10 +216,14 @@ pub struct Enrollment {
     /// Whether a digest watch refreshes pods that run an older image than the tag
     /// names, on first sight too ([`CATCH_UP`]; default true).
     pub catch_up: bool,
+    /// Keel's `keel.sh/monitorContainers`: only containers whose name matches.
+    pub monitor: Option<ContainerPattern>,
+    /// Whether init containers are tracked (`keel.sh/initContainers`).
+    pub init_containers: bool,
 }
 
 impl Enrollment {
-    /// Whether the enrollment covers container `name`.
+    /// Whether the enrollment covers container `name` (by `freshet.io/containers`).
     pub fn covers(&self, name: &str) -> bool {
         self.containers.as_ref().is_none_or(|c| c.contains(name))
     }
@@ -254,6 +267,45 @@ impl Enrollment {
             }
         }
         Ok(())
+    }
+
+    /// Whether the enrollment tracks `container`: covered by name, matched by
+    /// `keel.sh/monitorContainers`, and not an init container unless those are tracked.
+    pub fn tracks(&self, container: &super::workload::Container) -> bool {
+        self.covers(&container.name)
+            && self
+                .monitor
+                .as_ref()
+                .is_none_or(|m| m.0.is_match(&container.name))
+            && (self.init_containers || !container.init)
+    }
+}
+
+/// A `keel.sh/monitorContainers` regex (compared by its text).
+#[derive(Debug, Clone)]
+pub struct ContainerPattern(regex::Regex);
+
+impl PartialEq for ContainerPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for ContainerPattern {}
+
+impl ContainerPattern {
+    /// Compiles `value` (bounded in size; an invalid regex is an error, where Keel
+    /// logs it and watches every container).
+    pub fn parse(value: &str) -> Result<ContainerPattern, EnrollError> {
+        regex::RegexBuilder::new(value)
+            .size_limit(1 << 20)
+            .build()
+            .map(ContainerPattern)
+            .map_err(|e| EnrollError::Value {
+                key: KEEL_MONITOR_CONTAINERS,
+                value: format!("{} ({e})", value.chars().take(200).collect::<String>()),
+                fix: "write a regular expression over container names, e.g. ^(api|worker)$",
+            })
     }
 }
 
@@ -351,6 +403,11 @@ pub fn from_annotations(
             });
         }
     }
+    let (monitor, init_containers) = container_filters(
+        get(KEEL_MONITOR_CONTAINERS),
+        get(KEEL_INIT_CONTAINERS),
+        &source,
+    )?;
     Ok(Some(Enrollment {
         policy,
         action,
@@ -361,7 +418,33 @@ pub fn from_annotations(
         schedule,
         source,
         catch_up,
+        monitor,
+        init_containers,
     }))
+}
+
+/// Keel's container filters: `keel.sh/monitorContainers` and
+/// `keel.sh/initContainers` (default: Keel's `false` for a Keel enrollment, else
+/// freshet's `true`).
+fn container_filters(
+    monitor: Option<&str>,
+    init: Option<&str>,
+    source: &Source,
+) -> Result<(Option<ContainerPattern>, bool), EnrollError> {
+    let monitor = monitor.map(ContainerPattern::parse).transpose()?;
+    let init = match init {
+        None => *source != Source::Keel,
+        Some(v) if v.eq_ignore_ascii_case("true") => true,
+        Some(v) if v.eq_ignore_ascii_case("false") => false,
+        Some(other) => {
+            return Err(EnrollError::Value {
+                key: KEEL_INIT_CONTAINERS,
+                value: other.into(),
+                fix: "use true or false",
+            });
+        }
+    };
+    Ok((monitor, init))
 }
 
 fn parse_policy(key: &'static str, value: &str) -> Result<Policy, EnrollError> {
@@ -372,8 +455,8 @@ fn parse_policy(key: &'static str, value: &str) -> Result<Policy, EnrollError> {
     })
 }
 
-/// Keel's policy with Keel's modifiers. `force` with `matchTag` is a digest watch
-/// (`force` on a non-version tag already is one); `matchPreRelease: false` lets a
+/// Keel's policy with Keel's modifiers. `force` is a digest watch of the tag as
+/// written, with or without `matchTag`; `matchPreRelease: false` lets a
 /// pre-release move to a release (Keel's default, `true`, keeps pre-release labels).
 fn keel_policy(
     value: &str,
@@ -615,6 +698,61 @@ mod tests {
         );
         let dup = from_annotations(&ann(&[(SET_ENV, "api/X=a:1,api/X=b:1")])).unwrap_err();
         assert!(dup.to_string().contains("twice"), "{dup}");
+    }
+
+    #[test]
+    fn keel_monitor_and_init_containers_narrow_what_is_tracked() {
+        use crate::refresh::workload::Container;
+        let c = |name: &str, init: bool| Container {
+            name: name.into(),
+            image: "nginx:1".into(),
+            init,
+            pull_policy: None,
+            env: BTreeMap::new(),
+        };
+        let e = from_annotations(&ann(&[
+            (KEEL_POLICY, "force"),
+            (KEEL_MONITOR_CONTAINERS, "^(api|worker)$"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert!(e.tracks(&c("api", false)) && e.tracks(&c("worker", false)));
+        assert!(!e.tracks(&c("api-sidecar", false)));
+        assert!(
+            !e.tracks(&c("api", true)),
+            "Keel leaves init containers out by default"
+        );
+        let e = from_annotations(&ann(&[
+            (KEEL_POLICY, "force"),
+            (KEEL_MONITOR_CONTAINERS, "api"),
+            (KEEL_INIT_CONTAINERS, "true"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert!(
+            e.tracks(&c("api-migrate", true)),
+            "unanchored, as Keel's MatchString"
+        );
+        let e = from_annotations(&ann(&[(POLICY, "digest")]))
+            .unwrap()
+            .unwrap();
+        assert!(
+            e.tracks(&c("init", true)),
+            "a freshet enrollment keeps init containers"
+        );
+        let e = from_annotations(&ann(&[(POLICY, "digest"), (KEEL_INIT_CONTAINERS, "False")]))
+            .unwrap()
+            .unwrap();
+        assert!(!e.tracks(&c("init", true)));
+        for (key, value, want) in [
+            (KEEL_MONITOR_CONTAINERS, "(api", "^(api|worker)$"),
+            (KEEL_INIT_CONTAINERS, "yes", "true or false"),
+        ] {
+            let err = from_annotations(&ann(&[(KEEL_POLICY, "force"), (key, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key) && err.contains(want), "{err}");
+        }
     }
 
     #[test]

@@ -120,11 +120,7 @@ pub fn tracked_images(workload: &Workload, enrollment: &Enrollment) -> Vec<(Refe
         }
     };
     if let Some(policy) = &enrollment.policy {
-        for c in workload
-            .containers
-            .iter()
-            .filter(|c| enrollment.covers(&c.name))
-        {
+        for c in workload.containers.iter().filter(|c| enrollment.tracks(c)) {
             if let Ok(r) = Reference::parse(&c.image) {
                 push(r.without_digest(), policy.clone());
             }
@@ -152,7 +148,7 @@ pub fn containers_running<'w>(
     workload
         .containers
         .iter()
-        .filter(|c| enrollment.covers(&c.name))
+        .filter(|c| enrollment.tracks(c))
         .filter(|c| Reference::parse(&c.image).is_ok_and(|r| r.without_digest() == *reference))
         .collect()
 }

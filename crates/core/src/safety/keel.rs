@@ -41,18 +41,8 @@ pub const KEEL_KEYS: &[(&str, Support)] = &[
         "keel.sh/match-tag",
         Support::Unsupported("Keel's legacy spelling; rename it to keel.sh/matchTag"),
     ),
-    (
-        "keel.sh/monitorContainers",
-        Support::Unsupported(
-            "freshet does not read Keel's container regex; list the containers in freshet.io/containers",
-        ),
-    ),
-    (
-        "keel.sh/initContainers",
-        Support::Unsupported(
-            "freshet tracks init containers whatever this says; limit tracking with freshet.io/containers",
-        ),
-    ),
+    ("keel.sh/monitorContainers", Support::Supported),
+    ("keel.sh/initContainers", Support::Supported),
     (
         "keel.sh/notify",
         Support::Unsupported(
@@ -168,7 +158,7 @@ mod tests {
     fn every_ignored_key_is_listed_with_why_and_the_fix() {
         let w = unsupported(
             &map(&["keel.sh/notify", "keel.sh/policy", "keel.sh/polSchedule"]),
-            &map(&["keel.sh/monitorContainers", "keel.sh/approvals"]),
+            &map(&["keel.sh/imagePullSecret", "keel.sh/approvals"]),
         )
         .unwrap();
         let keys: Vec<(&str, bool)> = w
@@ -179,15 +169,14 @@ mod tests {
         assert_eq!(
             keys,
             [
-                ("keel.sh/monitorContainers", true),
+                ("keel.sh/imagePullSecret", true),
                 ("keel.sh/notify", false),
                 ("keel.sh/polSchedule", false)
             ]
         );
         let text = w.to_string();
         assert!(
-            text.contains("label keel.sh/monitorContainers (")
-                && text.contains("freshet.io/containers"),
+            text.contains("label keel.sh/imagePullSecret (") && text.contains("imagePullSecrets"),
             "{text}"
         );
         assert!(

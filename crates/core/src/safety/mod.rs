@@ -37,6 +37,8 @@
 //! silently dropped.
 
 pub mod approval;
+pub mod command;
+pub mod gate;
 pub mod health;
 pub mod hold;
 pub mod keel;

@@ -18,6 +18,7 @@ mod plan;
 mod registry_args;
 mod resolve;
 mod run;
+mod runbook;
 mod status;
 mod tags;
 
@@ -74,6 +75,17 @@ enum Command {
     /// The worklist: every enrolled workload and image with its digest, the newest
     /// allowed target, the last refresh, the failure streak and the last error.
     Status(status::StatusArgs),
+    /// Roll a workload back to a digest (or a Deployment revision), pin it, and hold
+    /// the digest its pods run now.
+    Rollback(runbook::RollbackArgs),
+    /// Pin the digest the pods run and stop tracking the workload until `release`.
+    Pin(runbook::PinArgs),
+    /// Hold a digest: freshet will not roll it out.
+    Hold(runbook::HoldArgs),
+    /// Remove pins and holds, and put pinned containers back on their tag.
+    Release(runbook::ReleaseArgs),
+    /// Approve the update a workload waits on (keel.sh/approvals, freshet.io/approvals).
+    Approve(runbook::ApproveArgs),
 }
 
 /// An error with the exit code it maps to. Commands return it; `main` prints it.
@@ -130,6 +142,11 @@ pub fn main() -> ExitCode {
             Command::Apply(args) => apply::run(args).await,
             Command::Run(args) => run::run(args).await,
             Command::Status(args) => status::run(args).await,
+            Command::Rollback(args) => runbook::rollback(args).await,
+            Command::Pin(args) => runbook::pin(args).await,
+            Command::Hold(args) => runbook::hold(args).await,
+            Command::Release(args) => runbook::release(args).await,
+            Command::Approve(args) => runbook::approve(args).await,
         }
     });
     match result {
