@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod own;
 pub mod pass;
 pub mod report;
+pub mod safety;
 pub mod secrets;
 pub mod status;
 pub mod workloads;

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use freshet_core::refresh::config::ClusterConfig;
-use freshet_core::refresh::{Due, Enrollment, ImageFacts, Timestamp, Window, WorkloadPlan, plan};
+use freshet_core::refresh::{Due, Enrollment, ImageFacts, Timestamp, Window, WorkloadPlan};
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::errors::error_chain;
@@ -55,6 +55,11 @@ pub struct PassOptions {
     pub interval: Option<std::time::Duration>,
     /// This replica's name, as the reporting instance of its Events.
     pub instance: String,
+    /// How long a rollout may take before it counts as failed (`None`: the
+    /// Deployment's `progressDeadlineSeconds`, else 10 minutes).
+    pub health_timeout: Option<std::time::Duration>,
+    /// freshet's own namespace, where the pacing state is kept.
+    pub state_namespace: String,
 }
 
 impl Default for PassOptions {
@@ -69,6 +74,8 @@ impl Default for PassOptions {
             conflict_retries: 5,
             interval: None,
             instance: crate::events::COMPONENT.into(),
+            health_timeout: None,
+            state_namespace: "freshet".into(),
         }
     }
 }
@@ -145,6 +152,10 @@ impl Refresher {
         &self.gatherer
     }
 
+    pub(crate) fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
     /// One pass, at the clock's time.
     pub async fn run_once(&self) -> Result<PassReport, PassError> {
         self.run_once_at(self.clock.now()).await
@@ -169,19 +180,23 @@ impl Refresher {
             .collect();
         let gathered = self.gatherer.facts(&valid, Some(now)).await?;
         let mut per_workload = gathered.per_workload.into_iter();
+        let mut gated = crate::safety::triage::Pending::default();
         for (w, e) in candidates {
             let r = match e {
                 Ok(e) => {
                     let (set, warnings) =
                         per_workload.next().expect("one entry per valid workload");
-                    let mut r = self.refresh(w, e, &gathered.facts[set], now).await;
-                    r.warnings.extend(warnings);
-                    r
+                    let facts = (set, &gathered.facts[set]);
+                    match self.triage(w, e, facts, warnings, now, &mut gated).await {
+                        Some(r) => r,
+                        None => continue,
+                    }
                 }
                 Err(message) => self.invalid(&w, message).await,
             };
             reports.push(r);
         }
+        reports.extend(self.release(gated, &gathered.facts, now).await);
         reports
             .sort_by(|a, b| (a.kind, &a.namespace, &a.name).cmp(&(b.kind, &b.namespace, &b.name)));
         Ok(PassReport {
@@ -249,7 +264,16 @@ impl Refresher {
     ) -> WorkloadReport {
         let mut attempt = 0;
         loop {
-            let plan = plan(&current.workload, &enrollment, facts, now);
+            let plan = match crate::safety::guard::guarded_plan(
+                &current,
+                &enrollment,
+                facts,
+                now,
+                self.options.health_timeout,
+            ) {
+                Ok(g) => g.plan,
+                Err(message) => return WorkloadReport::failed(&current, message),
+            };
             let mut r = WorkloadReport::of_plan(&current, &plan);
             if self.options.dry_run || plan.is_empty() {
                 log_plan(&current, &plan);

@@ -56,6 +56,12 @@ pub struct ImageStatus {
     /// When that schedule fires next.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_due: Option<Timestamp>,
+    /// Why its rollout waits (a maintenance window, the pacing budget), if it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued: Option<String>,
+    /// When the queued rollout is due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued_until: Option<Timestamp>,
 }
 
 impl Refresher {
@@ -67,9 +73,27 @@ impl Refresher {
         let enrolled = gatherer.enrolled().await?;
         let refs: Vec<_> = enrolled.iter().map(|(w, e)| (w, e)).collect();
         let gathered = gatherer.facts(&refs, None).await?;
+        let facts: Vec<_> = gathered
+            .per_workload
+            .iter()
+            .map(|(set, _)| &gathered.facts[*set])
+            .collect();
+        let queue = self
+            .queue(&enrolled, &facts, now)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %crate::errors::error_chain(&e), "the pacing state could not be read");
+                Default::default()
+            });
         let mut out = Vec::new();
         for ((w, e), (set, warnings)) in enrolled.iter().zip(&gathered.per_workload) {
             let wl = &w.workload;
+            let queued = match queue.get(&crate::safety::triage::gate_id(w)) {
+                Some(crate::safety::GateDecision::Queued { due, reason }) => {
+                    Some((reason.clone(), *due))
+                }
+                _ => None,
+            };
             for row in worklist(wl, e, &gathered.facts[*set], now) {
                 out.push(ImageStatus {
                     kind: kind_name(wl.kind),
@@ -88,6 +112,8 @@ impl Refresher {
                     warnings: warnings.clone(),
                     schedule: row.schedule,
                     next_due: row.next_due,
+                    queued: queued.as_ref().map(|q| q.0.clone()),
+                    queued_until: queued.as_ref().and_then(|q| q.1),
                 });
             }
         }

@@ -95,6 +95,8 @@ pub struct ReadWorkload {
     pub pull_secrets: Vec<String>,
     /// The pod template's `serviceAccountName` (`default` when unset).
     pub service_account: String,
+    /// A Deployment's `spec.progressDeadlineSeconds` (the default rollout deadline).
+    pub progress_deadline: Option<u32>,
     /// The pure form.
     pub workload: Workload,
 }
@@ -182,6 +184,9 @@ pub fn from_object(
         labels: meta.labels.clone().unwrap_or_default(),
         pull_secrets,
         service_account,
+        progress_deadline: object.data["spec"]["progressDeadlineSeconds"]
+            .as_u64()
+            .and_then(|s| u32::try_from(s).ok()),
         workload: Workload {
             kind,
             namespace,

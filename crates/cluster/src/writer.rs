@@ -87,12 +87,22 @@ impl Writer {
         let Some(body) = plan.patch(w, now) else {
             return Ok(false);
         };
+        self.patch_body(w, &body).await
+    }
+
+    /// Sends a strategic-merge patch computed elsewhere (a rollback's, which may
+    /// also pause the Deployment); it must carry the `resourceVersion` precondition.
+    pub async fn patch_body(
+        &self,
+        w: &Workload,
+        body: &serde_json::Value,
+    ) -> Result<bool, WriteError> {
         let api = workloads::api(&self.kube, w.kind, Some(&w.namespace));
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.into()),
             ..PatchParams::default()
         };
-        match api.patch(&w.name, &params, &Patch::Strategic(&body)).await {
+        match api.patch(&w.name, &params, &Patch::Strategic(body)).await {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(s)) if s.code == 409 => Err(WriteError::Conflict {
                 kind: kind_name(w.kind),
@@ -135,6 +145,17 @@ impl Writer {
         let note = format!("freshet skips this workload: {message}");
         self.event(&regarding(read), EventType::Warning, events::INVALID, &note)
             .await;
+    }
+
+    /// An Event of `type_` and `reason` on `read` (a rollback's `RolledBack`).
+    pub async fn warn(
+        &self,
+        read: &ReadWorkload,
+        type_: EventType,
+        reason: &'static str,
+        note: &str,
+    ) {
+        self.event(&regarding(read), type_, reason, note).await;
     }
 
     async fn event(

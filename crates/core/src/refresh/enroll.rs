@@ -175,6 +175,9 @@ pub struct Enrollment {
     pub schedule: Option<Schedule>,
     /// Where this came from.
     pub source: Source,
+    /// Failure thresholds per image glob (the matching rule's `thresholds:`), over
+    /// `threshold`.
+    pub thresholds: crate::safety::ImageThresholds,
 }
 
 impl Enrollment {
@@ -276,6 +279,7 @@ pub fn from_annotations(
         if_not_always,
         schedule,
         source,
+        thresholds: Default::default(),
     }))
 }
 

@@ -52,6 +52,15 @@ pub struct ClusterArgs {
     /// POD_NAMESPACE and POD_NAME by walking the pod's owners.
     #[arg(long = "self", value_name = "NAMESPACE/NAME", env = "FRESHET_SELF")]
     self_workload: Option<String>,
+    /// How long a rollout freshet starts may take before it counts as failed and is
+    /// rolled back (10s to 24h). Default: the Deployment's progressDeadlineSeconds,
+    /// else 10m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_health_timeout)]
+    health_timeout: Option<Duration>,
+    /// freshet's own namespace, where the pacing budget's state (ConfigMap
+    /// freshet-pacing) is kept. Default: $POD_NAMESPACE, else `freshet`.
+    #[arg(long, value_name = "NS")]
+    state_namespace: Option<String>,
     #[command(flatten)]
     registry: RegistryArgs,
 }
@@ -70,6 +79,8 @@ impl ClusterArgs {
             namespaces,
             selector,
             self_workload,
+            health_timeout,
+            state_namespace,
             registry,
         } = self;
         // Validate everything before the first system call.
@@ -107,6 +118,10 @@ impl ClusterArgs {
             config,
             interval,
             instance: std::env::var("POD_NAME").unwrap_or_else(|_| "freshet".into()),
+            health_timeout,
+            state_namespace: state_namespace
+                .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                .unwrap_or_else(|| "freshet".into()),
             ..PassOptions::default()
         };
         let factory: freshet_cluster::RegistryFactory = Arc::new(move |pull_secrets| {
@@ -145,6 +160,11 @@ pub struct RunArgs {
     /// Output format of the --once report.
     #[arg(long, short, value_enum, default_value_t)]
     output: OutputFormat,
+    /// With --once: follow the rollouts this run starts until each is healthy or
+    /// rolled back (bounded by --health-timeout). Without it, the next run judges
+    /// them from their freshet.io/rollout record.
+    #[arg(long, requires = "once")]
+    wait: bool,
     #[command(flatten)]
     controller: ControllerArgs,
     #[command(flatten)]
@@ -159,6 +179,7 @@ pub async fn run(args: RunArgs) -> Result<u8, Failure> {
         ignore_schedules,
         dry_run,
         output,
+        wait,
         controller,
         cluster,
     } = args;
@@ -172,7 +193,10 @@ pub async fn run(args: RunArgs) -> Result<u8, Failure> {
     if !once {
         return super::controller::run(refresher, interval, controller).await;
     }
-    let report = refresher.run_once().await.map_err(anyhow::Error::from)?;
+    let mut report = refresher.run_once().await.map_err(anyhow::Error::from)?;
+    if wait && !dry_run {
+        refresher.wait_for_rollouts(&mut report).await;
+    }
     match output {
         OutputFormat::Json => print_json(&report)?,
         OutputFormat::Text => print_text(&text_report(&report))?,
@@ -195,6 +219,15 @@ fn read_config(path: &std::path::Path) -> anyhow::Result<ClusterConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the config file {}", path.display()))?;
     ClusterConfig::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// `--health-timeout`: a duration from 10s to 24h.
+fn parse_health_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(10) || d > Duration::from_secs(24 * 3600) {
+        return Err(format!("{s:?} is out of range: write a duration from 10s to 24h, e.g. 10m"));
+    }
+    Ok(d)
 }
 
 fn parse_id(s: &str) -> anyhow::Result<WorkloadId> {
@@ -249,6 +282,11 @@ fn text_report(report: &PassReport) -> String {
         );
         details.extend(w.warnings.iter().map(|x| format!("warning: {x}")));
         details.extend(w.error.iter().map(|e| format!("error: {e}")));
+        if w.status == Status::Queued
+            && let Some(due) = &w.next_due
+        {
+            details.push(format!("due at {due}"));
+        }
         if w.status == Status::NotDue {
             details.push(match &w.next_due {
                 Some(next) => format!("schedule fires next at {next}"),
@@ -289,6 +327,10 @@ fn status_name(status: Status, dry_run: bool) -> &'static str {
         (Status::NotDue, _) => "not due",
         (Status::Escalated, _) => "FAILING",
         (Status::Failed, _) => "error",
+        (Status::Following, _) => "rolling out",
+        (Status::RolledBack, _) => "ROLLED BACK",
+        (Status::RolloutFailed, _) => "ROLLOUT FAILED",
+        (Status::Queued, _) => "queued",
     }
 }
 

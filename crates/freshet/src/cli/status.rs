@@ -46,8 +46,12 @@ pub async fn run(args: StatusArgs) -> Result<u8, Failure> {
                     .unwrap_or_else(|| "-".into())
             };
             for r in &rows {
-                let target = match (&r.target, r.pending) {
-                    (Some(_), true) => format!("{} (pending)", short(&r.target)),
+                let target = match (&r.target, r.pending, &r.queued_until, &r.queued) {
+                    (Some(_), true, Some(due), Some(_)) => {
+                        format!("{} (queued until {due})", short(&r.target))
+                    }
+                    (Some(_), true, None, Some(_)) => format!("{} (queued)", short(&r.target)),
+                    (Some(_), true, ..) => format!("{} (pending)", short(&r.target)),
                     _ => short(&r.target),
                 };
                 t.add_row(vec![
