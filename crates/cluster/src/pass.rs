@@ -180,7 +180,7 @@ impl Refresher {
             .collect();
         let gathered = self.gatherer.facts(&valid, Some(now)).await?;
         let mut per_workload = gathered.per_workload.into_iter();
-        let mut gated = crate::safety::triage::Pending::default();
+        let mut gated = self.pending();
         for (w, e) in candidates {
             let r = match e {
                 Ok(e) => {
@@ -264,14 +264,8 @@ impl Refresher {
     ) -> WorkloadReport {
         let mut attempt = 0;
         loop {
-            let plan = match crate::safety::guard::guarded_plan(
-                &current,
-                &enrollment,
-                facts,
-                now,
-                self.options.health_timeout,
-            ) {
-                Ok(g) => g.plan,
+            let plan = match self.guarded(&current, &enrollment, facts, now) {
+                Ok(plan) => plan,
                 Err(message) => return WorkloadReport::failed(&current, message),
             };
             let mut r = WorkloadReport::of_plan(&current, &plan);

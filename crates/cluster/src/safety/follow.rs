@@ -27,6 +27,17 @@ use crate::report::{Status, WorkloadReport};
 use crate::workloads::{ReadWorkload, kind_name};
 use crate::writer::WriteError;
 
+/// What following a recorded rollout came to.
+#[derive(Debug)]
+pub enum Followed {
+    /// Done with this workload for the pass: still progressing, rolled back, or
+    /// failed to judge.
+    Done(WorkloadReport),
+    /// Healthy (or no record any more): plan it as usual; this is the workload as
+    /// read now.
+    Healthy(ReadWorkload),
+}
+
 /// The config rule `read` matches, if any.
 pub fn rule_of<'c>(
     config: &'c ClusterConfig,
@@ -95,22 +106,26 @@ fn restore_changes(rb: &Rollback, image: &str) -> (Vec<Change>, Vec<String>) {
 }
 
 impl Refresher {
-    /// Judges the rollout recorded on `read` at `now` and acts on it.
-    pub(crate) async fn follow(&self, read: &ReadWorkload, now: Timestamp) -> WorkloadReport {
+    /// Judges the rollout recorded on `read` at `now` and acts on it. `Healthy`:
+    /// the rollout is done, and the caller plans the workload as usual (the plan's
+    /// patch removes the record, see [`super::guard`]).
+    pub(crate) async fn follow(&self, read: &ReadWorkload, now: Timestamp) -> Followed {
         let mut current = read.clone();
         let mut attempt = 0;
         loop {
             let record = match record_of(&current) {
-                None => return WorkloadReport::new(&current, Status::Current),
-                Some(Err(m)) => return WorkloadReport::failed(&current, m),
+                None => return Followed::Healthy(current),
+                Some(Err(m)) => return Followed::Done(WorkloadReport::failed(&current, m)),
                 Some(Ok(r)) => r,
             };
             let observed = match observe(self.kube(), &current, record.started).await {
                 Ok(o) => o,
-                Err(e) => return WorkloadReport::failed(&current, error_chain(&e)),
+                Err(e) => {
+                    return Followed::Done(WorkloadReport::failed(&current, error_chain(&e)));
+                }
             };
             if record_of(&observed.read).is_none() {
-                return WorkloadReport::new(&observed.read, Status::Current);
+                return Followed::Healthy(observed.read);
             }
             let verdict = health::judge(
                 &observed.status,
@@ -119,13 +134,19 @@ impl Refresher {
                 record.deadline,
                 now.utc(),
             );
+            if verdict == Health::Healthy {
+                tracing::info!(kind = kind_name(observed.read.workload.kind), namespace = %observed.read.workload.namespace, name = %observed.read.workload.name, "rollout healthy");
+                return Followed::Healthy(observed.read);
+            }
             match self.act(&observed, &record, verdict, now).await {
                 Err(WriteError::Conflict { .. }) if attempt < self.options().conflict_retries => {
                     attempt += 1;
                     current = observed.read;
                 }
-                Err(e) => return WorkloadReport::failed(&observed.read, error_chain(&e)),
-                Ok(r) => return r,
+                Err(e) => {
+                    return Followed::Done(WorkloadReport::failed(&observed.read, error_chain(&e)));
+                }
+                Ok(r) => return Followed::Done(r),
             }
         }
     }
@@ -146,16 +167,7 @@ impl Refresher {
                 r.next_due = Some(Timestamp::from_utc(record.deadline));
                 Ok(r)
             }
-            Health::Healthy => {
-                let mut plan = WorkloadPlan::default();
-                plan.annotations.insert(ROLLOUT.into(), None);
-                let mut r = WorkloadReport::new(read, Status::Recorded);
-                if !self.options().dry_run {
-                    r.written = self.writer().patch(w, &plan, now).await?;
-                }
-                tracing::info!(kind = kind_name(w.kind), namespace = %w.namespace, name = %w.name, "rollout healthy");
-                Ok(r)
-            }
+            Health::Healthy => Ok(WorkloadReport::new(read, Status::Current)),
             Health::Failed(failure) => {
                 let mode = match OnFailure::from_annotations(
                     &w.annotations,
@@ -240,6 +252,23 @@ impl Refresher {
     }
 }
 
+impl Refresher {
+    /// Removes the record of a healthy rollout (`run --once --wait`).
+    async fn clear_record(&self, read: &ReadWorkload, now: Timestamp) -> WorkloadReport {
+        let mut plan = WorkloadPlan::default();
+        if record_of(read).is_none() {
+            return WorkloadReport::new(read, Status::Current);
+        }
+        plan.annotations.insert(ROLLOUT.into(), None);
+        let mut r = WorkloadReport::new(read, Status::Recorded);
+        match self.writer().patch(&read.workload, &plan, now).await {
+            Ok(written) => r.written = written,
+            Err(e) => r.error = Some(error_chain(&e)),
+        }
+        r
+    }
+}
+
 /// How often `run --once --wait` looks at the rollouts it started.
 pub const WAIT_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -279,7 +308,10 @@ impl Refresher {
                         .unwrap_or(now);
                     give_up = Some(give_up.map_or(limit, |g| g.max(limit)));
                 }
-                let followed = self.follow(&read, now).await;
+                let followed = match self.follow(&read, now).await {
+                    Followed::Done(r) => r,
+                    Followed::Healthy(read) => self.clear_record(&read, now).await,
+                };
                 let target = &mut report.workloads[i];
                 target.status = match followed.status {
                     Status::Recorded | Status::Current => Status::Refreshed,

@@ -174,6 +174,11 @@ pub fn guarded_plan(
         p.annotations.insert(HOLD.into(), holds.render());
     }
     let starts_rollout = !p.changes.is_empty();
+    // A record still on the workload is of a rollout judged healthy: the plan's
+    // patch removes it, unless a new rollout replaces it.
+    if w.annotations.contains_key(ROLLOUT) {
+        p.annotations.insert(ROLLOUT.into(), None);
+    }
     if !records.is_empty() {
         let started = now.utc();
         let record = Rollout {

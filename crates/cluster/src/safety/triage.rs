@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use freshet_core::refresh::{Enrollment, ImageFacts, Timestamp};
 
 use super::budget::{BudgetError, BudgetStore};
-use super::follow::{record_of, rule_of};
+use super::follow::{Followed, record_of, rule_of};
 use super::gate::{Gate, GateDecision, GateRequest};
 use super::guard::guarded_plan;
 use crate::errors::error_chain;
@@ -32,6 +32,23 @@ pub struct Pending {
 }
 
 impl Refresher {
+    /// An empty list of workloads waiting for the gate.
+    pub(crate) fn pending(&self) -> Pending {
+        Pending::default()
+    }
+
+    /// The plan freshet may write for `w` ([`guarded_plan`] with this refresher's
+    /// health timeout).
+    pub(crate) fn guarded(
+        &self,
+        w: &ReadWorkload,
+        e: &Enrollment,
+        facts: &ImageFacts,
+        now: Timestamp,
+    ) -> Result<freshet_core::refresh::WorkloadPlan, String> {
+        guarded_plan(w, e, facts, now, self.options().health_timeout).map(|g| g.plan)
+    }
+
     /// Follows, refreshes, or queues `w` for the gate (`None`: queued; its report
     /// comes from [`Refresher::release`]).
     pub(crate) async fn triage(
@@ -43,14 +60,20 @@ impl Refresher {
         now: Timestamp,
         pending: &mut Pending,
     ) -> Option<WorkloadReport> {
-        if record_of(&w).is_some() {
-            let mut r = self.follow(&w, now).await;
-            if r.status == Status::Following {
-                pending.in_progress += 1;
+        let w = if record_of(&w).is_some() {
+            match self.follow(&w, now).await {
+                Followed::Done(mut r) => {
+                    if r.status == Status::Following {
+                        pending.in_progress += 1;
+                    }
+                    r.warnings.extend(warnings);
+                    return Some(r);
+                }
+                Followed::Healthy(now_read) => now_read,
             }
-            r.warnings.extend(warnings);
-            return Some(r);
-        }
+        } else {
+            w
+        };
         let guarded = match guarded_plan(&w, &e, facts, now, self.options().health_timeout) {
             Ok(g) => g,
             Err(message) => return Some(WorkloadReport::failed(&w, message)),

@@ -264,3 +264,23 @@ pub use freshet_testbed::wait::wait_for;
 pub fn at(s: &str) -> freshet_core::refresh::Timestamp {
     freshet_core::refresh::Timestamp::parse(s).expect("an RFC 3339 time")
 }
+
+/// Waits until deployment `name` finished rolling out (`kubectl rollout status`'s
+/// rule): a pass judging its rollout then finds it healthy.
+pub async fn wait_rolled_out(client: &kube::Client, namespace: &str, name: &str) {
+    let api = deployments(client, namespace);
+    wait_for(&format!("deployment {namespace}/{name} rolled out"), || {
+        let api = api.clone();
+        async move {
+            let d = api.get(name).await.ok()?;
+            let s = d.status?;
+            let want = d.spec.and_then(|s| s.replicas).unwrap_or(1);
+            let done = s.observed_generation >= d.metadata.generation
+                && s.updated_replicas.unwrap_or(0) == want
+                && s.replicas.unwrap_or(0) == want
+                && s.available_replicas.unwrap_or(0) == want;
+            done.then_some(())
+        }
+    })
+    .await;
+}

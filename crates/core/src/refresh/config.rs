@@ -329,7 +329,8 @@ fn rule(index: usize, r: RawRule) -> Result<Rule, ConfigError> {
             on_failure: r.on_failure.clone(),
             thresholds: r.thresholds.clone(),
         },
-    )?;
+    )
+    .map_err(|message| ConfigError::Safety { message })?;
     check_namespaces(key("namespaces"), &r.namespaces)?;
     let policy = Policy::parse(&r.policy)
         .map_err(|e| invalid(key("policy"), e.to_string(), "write e.g. policy: digest"))?;
@@ -434,7 +435,8 @@ impl ClusterConfig {
             .enumerate()
             .filter_map(|(i, r)| Some((i, r.pacing.as_ref()?)))
             .collect();
-        let pacing = safety_config::pacing(raw.pacing.as_ref(), &budgets)?;
+        let pacing = safety_config::pacing(raw.pacing.as_ref(), &budgets)
+            .map_err(|message| ConfigError::Safety { message })?;
         let rules = raw
             .rules
             .into_iter()

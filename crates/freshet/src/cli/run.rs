@@ -8,7 +8,7 @@
 //! - `3`: a failure streak reached its threshold (takes precedence over `1`);
 //! - `2`: a usage or configuration error (bad flags, unreadable kubeconfig);
 //! - `1`: any other error (the cluster unreachable, a patch refused, invalid
-//!   annotations on a workload).
+//!   annotations on a workload, a rollout freshet started failed).
 //!
 //! Must not decide nor write anything itself: the pass is
 //! [`freshet_cluster::Refresher`]'s, and the controller's edge is
@@ -368,6 +368,17 @@ fn failure_line(f: &Streak, what: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Bad input: `--health-timeout` is range-checked, with the fix in the error.
+    #[test]
+    fn health_timeout_is_range_checked() {
+        assert_eq!(parse_health_timeout("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_health_timeout("10s"), Ok(Duration::from_secs(10)));
+        for bad in ["5s", "25h", "soon"] {
+            let e = parse_health_timeout(bad).unwrap_err();
+            assert!(e.contains("e.g."), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn self_workload_is_namespace_slash_name() {
