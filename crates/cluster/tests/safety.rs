@@ -173,6 +173,7 @@ async fn a_crash_looping_digest_is_rolled_back_held_and_released_by_the_next_goo
     assert_eq!(annotation(&d, HOLD), None, "the hold is lifted");
     assert!(annotation(&d, ROLLOUT).is_some_and(|r| r.contains(&next.digest)));
     wait_running(&client, "web", &next.digest).await;
+    wait_rolled_out(&client, NS, "web").await;
     let r = refresher
         .run_once_at(at("2026-11-28T10:46:00Z"))
         .await
