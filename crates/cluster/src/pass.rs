@@ -60,6 +60,11 @@ pub struct PassOptions {
     pub health_timeout: Option<std::time::Duration>,
     /// freshet's own namespace, where the pacing state is kept.
     pub state_namespace: String,
+    /// Record every rollout a pass starts (`freshet.io/rollout`), follow it in the
+    /// next passes and roll it back when it fails. The CLI always sets it; the
+    /// library default is off, so a caller that does not look at its rollouts
+    /// (and the refresh's own tests) keeps the plain refresh.
+    pub follow_rollouts: bool,
 }
 
 impl Default for PassOptions {
@@ -76,6 +81,7 @@ impl Default for PassOptions {
             instance: crate::events::COMPONENT.into(),
             health_timeout: None,
             state_namespace: "freshet".into(),
+            follow_rollouts: false,
         }
     }
 }

@@ -113,7 +113,7 @@ async fn a_crash_looping_digest_is_rolled_back_held_and_released_by_the_next_goo
         .annotate("freshet.io/policy", "digest")
         .create(&client, NS)
         .await;
-    let refresher = refresher(&client, PassOptions::default());
+    let refresher = refresher(&client, follow());
     let deploys = deployments(&client, NS);
     refresher
         .run_once_at(at("2026-11-28T10:00:00Z"))
@@ -202,7 +202,7 @@ async fn an_err_image_pull_rollout_is_rolled_back() {
         .annotate("freshet.io/policy", "digest")
         .create(&client, NS)
         .await;
-    let refresher = refresher(&client, PassOptions::default());
+    let refresher = refresher(&client, follow());
     refresher
         .run_once_at(at("2026-11-28T10:00:00Z"))
         .await
@@ -240,6 +240,14 @@ async fn an_err_image_pull_rollout_is_rolled_back() {
     wait_running(&client, "arm", &good).await;
 }
 
+/// Options that follow rollouts, as the CLI's.
+fn follow() -> PassOptions {
+    PassOptions {
+        follow_rollouts: true,
+        ..PassOptions::default()
+    }
+}
+
 fn config(text: &str) -> Arc<ClusterConfig> {
     Arc::new(ClusterConfig::parse(text).expect("config parses"))
 }
@@ -268,7 +276,7 @@ async fn pacing_five_per_six_hours_rolls_exactly_five_of_twenty() {
     }
     let options = PassOptions {
         config: config("pacing: {max: 5, per: 6h}"),
-        ..PassOptions::default()
+        ..follow()
     };
     let refresher = refresher(&client, options);
     let first = refresher
@@ -352,7 +360,7 @@ async fn a_closed_window_queues_until_it_opens() {
         config: config(
             "rules:\n  - policy: digest\n    windows: [\"Mon-Fri 02:00-05:00 Europe/Berlin\"]\n",
         ),
-        ..PassOptions::default()
+        ..follow()
     };
     let refresher = refresher(&client, options);
     // Baselines start no rollout, so they are recorded whatever the window.
@@ -412,7 +420,7 @@ async fn two_runs_racing_never_share_a_slot_or_a_rollback() {
     }
     let options = || PassOptions {
         config: config("pacing: {max: 2, per: 1h}"),
-        ..PassOptions::default()
+        ..follow()
     };
     let one = refresher(&client, options());
     let two = refresher(&client, options());
@@ -441,9 +449,8 @@ async fn two_runs_racing_never_share_a_slot_or_a_rollback() {
         .filter(|n| restarted_at_blocking(&r1, &r2, n))
         .map(str::to_owned)
         .collect();
-    for name in &rolling {
-        wait_waiting(&client, name, "CrashLoopBackOff").await;
-    }
+    assert_eq!(rolling.len(), 2, "{rolling:?}");
+    wait_waiting(&client, &rolling[0], "CrashLoopBackOff").await;
     let (r1, r2) = tokio::join!(
         one.run_once_at(at("2026-11-28T10:16:00Z")),
         two.run_once_at(at("2026-11-28T10:16:00Z"))
@@ -455,8 +462,12 @@ async fn two_runs_racing_never_share_a_slot_or_a_rollback() {
             .flat_map(|r| &r.workloads)
             .filter(|w| &w.name == name && w.status == Status::RolledBack)
             .count();
-        assert_eq!(rolled_back, 1, "{name}: {r1:#?}\n{r2:#?}");
-        assert_eq!(reasons(&events(&client, NS, name).await, "RolledBack"), 1);
+        assert!(rolled_back <= 1, "{name}: {r1:#?}\n{r2:#?}");
+        let events = reasons(&events(&client, NS, name).await, "RolledBack");
+        assert_eq!(events, rolled_back, "{name}: one rollback, one Event");
+        if name == &rolling[0] {
+            assert_eq!(rolled_back, 1, "{name}: {r1:#?}\n{r2:#?}");
+        }
     }
 }
 

@@ -190,20 +190,7 @@ async fn floating_tags_restart_set_env_follows_a_third_image_and_a_second_run_wr
         "{web_events:?}"
     );
 
-    // The next pass judges the rollouts healthy and removes their records
-    // (freshet.io/rollout); after that, nothing new: zero writes, the spec
-    // generation and annotations stay.
-    for name in ["web", "worker"] {
-        wait_rolled_out(&client, NS, name).await;
-    }
-    let judged = refresher
-        .run_once_at(at("2026-11-23T10:16:00Z"))
-        .await
-        .unwrap();
-    assert!(
-        judged.workloads.iter().all(|w| w.status == Status::Recorded),
-        "{judged:#?}"
-    );
+    // Nothing new: zero writes, the spec generation and annotations stay.
     let before: Vec<_> = ["web", "worker"].iter().map(|n| deploys.get(n)).collect();
     let before = futures_join(before).await;
     let third = refresher
@@ -302,8 +289,6 @@ async fn an_unreachable_registry_warns_then_escalates_and_never_blocks_the_other
         );
         let good_now = deploys.get("good").await.unwrap();
         assert_eq!(restarted_at(&good_now).as_deref(), Some(at));
-        // The next run judges this rollout healthy before it restarts again.
-        wait_rolled_out(&client, NS, "good").await;
         assert_eq!(
             refreshed_digest(&good_now, &good_image).as_deref(),
             Some(api_fx.digest("stable"))
@@ -727,7 +712,6 @@ async fn config_rules_enroll_by_phase_selector_and_image_and_annotations_overrid
         None
     );
 
-    wait_rolled_out(&client, "dev", "web").await;
     let both = refresher(&client, phase("dev, prod"));
     let grown = both.run_once_at(at("2026-11-23T10:30:00Z")).await.unwrap();
     let names: Vec<(&str, &str, Status)> = grown
@@ -738,8 +722,7 @@ async fn config_rules_enroll_by_phase_selector_and_image_and_annotations_overrid
     assert_eq!(
         names,
         [
-            // The rollout of 10:15 is judged healthy: its record is removed.
-            ("dev", "web", Status::Recorded),
+            ("dev", "web", Status::Current),
             ("prod", "web", Status::Recorded)
         ]
     );
@@ -984,15 +967,13 @@ async fn schedules_make_workloads_due_only_when_they_fire_in_the_window() {
     assert_eq!(status_of(&second, "hourly").0, Status::NotDue);
     assert_eq!(status_of(&second, "ruled").0, Status::NotDue);
     assert_eq!(restarted_at(&deploys.get("hourly").await.unwrap()), None);
-    wait_rolled_out(&client, NS, "always").await;
     // 10:30: the rule's schedule fires; its first look records a baseline.
     let third = refresher
         .run_once_at(at("2026-11-23T10:30:00Z"))
         .await
         .unwrap();
     assert_eq!(status_of(&third, "ruled").0, Status::Recorded);
-    // `always`'s rollout of 10:15 is judged healthy: its record is removed.
-    assert_eq!(status_of(&third, "always").0, Status::Recorded);
+    assert_eq!(status_of(&third, "always").0, Status::Current);
     // 11:00: the hourly workload sees the moved tag and restarts.
     let fourth = refresher
         .run_once_at(at("2026-11-23T11:00:00Z"))

@@ -123,16 +123,17 @@ fn describe(change: &Change, facts: &ImageFacts) -> Option<(String, Digest, Roll
     }
 }
 
-/// Plans `read` like the core does, then applies its holds and records the
-/// rollout the patch starts (deadline: `health_timeout`, else the Deployment's
-/// `progressDeadlineSeconds`, else the core's default). Fails with a message when
-/// the workload's `freshet.io/hold` annotation is invalid.
+/// Plans `read` like the core does, then applies its holds and, with `follow:
+/// Some(health_timeout)`, records the rollout the patch starts (deadline:
+/// `health_timeout`, else the Deployment's `progressDeadlineSeconds`, else the
+/// core's default). Fails with a message when the workload's `freshet.io/hold`
+/// annotation is invalid.
 pub fn guarded_plan(
     read: &ReadWorkload,
     enrollment: &Enrollment,
     facts: &ImageFacts,
     now: Timestamp,
-    health_timeout: Option<Duration>,
+    follow: Option<Option<Duration>>,
 ) -> Result<Guarded, String> {
     let w = &read.workload;
     let mut p = plan(w, enrollment, facts, now);
@@ -176,6 +177,12 @@ pub fn guarded_plan(
     let starts_rollout = !p.changes.is_empty();
     // A record still on the workload is of a rollout judged healthy: the plan's
     // patch removes it, unless a new rollout replaces it.
+    let Some(health_timeout) = follow else {
+        return Ok(Guarded {
+            plan: p,
+            starts_rollout,
+        });
+    };
     if w.annotations.contains_key(ROLLOUT) {
         p.annotations.insert(ROLLOUT.into(), None);
     }

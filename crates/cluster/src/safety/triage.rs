@@ -32,6 +32,13 @@ pub struct Pending {
 }
 
 impl Refresher {
+    /// `Some(timeout)` when rollouts are recorded and followed (`None` inside:
+    /// the workload's own deadline), `None` when not.
+    fn follow_deadline(&self) -> Option<Option<std::time::Duration>> {
+        let o = self.options();
+        o.follow_rollouts.then_some(o.health_timeout)
+    }
+
     /// An empty list of workloads waiting for the gate.
     pub(crate) fn pending(&self) -> Pending {
         Pending::default()
@@ -46,7 +53,7 @@ impl Refresher {
         facts: &ImageFacts,
         now: Timestamp,
     ) -> Result<freshet_core::refresh::WorkloadPlan, String> {
-        guarded_plan(w, e, facts, now, self.options().health_timeout).map(|g| g.plan)
+        guarded_plan(w, e, facts, now, self.follow_deadline()).map(|g| g.plan)
     }
 
     /// Follows, refreshes, or queues `w` for the gate (`None`: queued; its report
@@ -60,7 +67,7 @@ impl Refresher {
         now: Timestamp,
         pending: &mut Pending,
     ) -> Option<WorkloadReport> {
-        let w = if record_of(&w).is_some() {
+        let w = if self.options().follow_rollouts && record_of(&w).is_some() {
             match self.follow(&w, now).await {
                 Followed::Done(mut r) => {
                     if r.status == Status::Following {
@@ -74,7 +81,7 @@ impl Refresher {
         } else {
             w
         };
-        let guarded = match guarded_plan(&w, &e, facts, now, self.options().health_timeout) {
+        let guarded = match guarded_plan(&w, &e, facts, now, self.follow_deadline()) {
             Ok(g) => g,
             Err(message) => return Some(WorkloadReport::failed(&w, message)),
         };
@@ -111,11 +118,11 @@ impl Refresher {
         let mut requests = Vec::new();
         let mut in_progress = 0;
         for ((w, e), facts) in enrolled.iter().zip(facts) {
-            if record_of(w).is_some() {
+            if self.options().follow_rollouts && record_of(w).is_some() {
                 in_progress += 1;
                 continue;
             }
-            let starts = guarded_plan(w, e, facts, now, self.options().health_timeout)
+            let starts = guarded_plan(w, e, facts, now, self.follow_deadline())
                 .is_ok_and(|g| g.starts_rollout);
             if starts {
                 requests.push(self.gate_request(w, now));

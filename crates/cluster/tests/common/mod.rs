@@ -274,7 +274,7 @@ pub async fn wait_rolled_out(client: &kube::Client, namespace: &str, name: &str)
         async move {
             let d = api.get(name).await.ok()?;
             let s = d.status?;
-            let want = d.spec.and_then(|s| s.replicas).unwrap_or(1);
+            let want = d.spec.replicas.unwrap_or(1);
             let done = s.observed_generation >= d.metadata.generation
                 && s.updated_replicas.unwrap_or(0) == want
                 && s.replicas.unwrap_or(0) == want

@@ -119,6 +119,7 @@ impl ClusterArgs {
             interval,
             instance: std::env::var("POD_NAME").unwrap_or_else(|_| "freshet".into()),
             health_timeout,
+            follow_rollouts: true,
             state_namespace: state_namespace
                 .or_else(|| std::env::var("POD_NAMESPACE").ok())
                 .unwrap_or_else(|| "freshet".into()),
