@@ -37,7 +37,11 @@ async fn pods_of(client: &kube::Client, app: &str) -> Vec<(Option<String>, Strin
         .items
         .into_iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .flat_map(|p| p.status.and_then(|s| s.container_statuses).unwrap_or_default())
+        .flat_map(|p| {
+            p.status
+                .and_then(|s| s.container_statuses)
+                .unwrap_or_default()
+        })
         .map(|c| {
             (
                 c.state.and_then(|s| s.waiting).and_then(|w| w.reason),
@@ -101,7 +105,11 @@ async fn a_crash_looping_digest_is_rolled_back_held_and_released_by_the_next_goo
     let good = api_fx.digest("stable").to_owned();
     let stable = api_fx.image("stable").clone();
     let bad = pusher
-        .push(&stable.repo, "candidate", &stable.spec.clone().generation("bad"))
+        .push(
+            &stable.repo,
+            "candidate",
+            &stable.spec.clone().generation("bad"),
+        )
         .await
         .expect("bad image");
     let image = format!("{}/team/api:stable", registry.host());
@@ -146,9 +154,13 @@ async fn a_crash_looping_digest_is_rolled_back_held_and_released_by_the_next_goo
     assert!(hold.contains(&bad.digest), "{hold}");
     let ev = events(&client, NS, "web").await;
     assert_eq!(reasons(&ev, "RolledBack"), 1);
-    assert!(ev.iter().any(|e| e.reason.as_deref() == Some("RolledBack")
-        && e.type_.as_deref() == Some("Warning")
-        && e.message.as_deref().is_some_and(|m| m.contains("CrashLoopBackOff"))));
+    assert!(ev.iter().any(|e| {
+        e.reason.as_deref() == Some("RolledBack")
+            && e.type_.as_deref() == Some("Warning")
+            && e.message
+                .as_deref()
+                .is_some_and(|m| m.contains("CrashLoopBackOff"))
+    }));
     wait_running(&client, "web", &good).await;
 
     // The tag still names the held digest: nothing is retried.
@@ -157,7 +169,10 @@ async fn a_crash_looping_digest_is_rolled_back_held_and_released_by_the_next_goo
         .await
         .unwrap();
     assert_eq!(r.writes(), 0, "{r:#?}");
-    assert_eq!(image_of(&deploys.get("web").await.unwrap()), format!("{image}@{good}"));
+    assert_eq!(
+        image_of(&deploys.get("web").await.unwrap()),
+        format!("{image}@{good}")
+    );
 
     // A newer good digest lifts the hold: back to the floating tag, rolled out.
     let next = fixtures::move_tag(&pusher, &mut api_fx, "stable", "3")
@@ -179,7 +194,10 @@ async fn a_crash_looping_digest_is_rolled_back_held_and_released_by_the_next_goo
         .await
         .unwrap();
     assert_eq!(r.workloads[0].status, Status::Recorded, "healthy: {r:#?}");
-    assert_eq!(annotation(&deploys.get("web").await.unwrap(), ROLLOUT), None);
+    assert_eq!(
+        annotation(&deploys.get("web").await.unwrap(), ROLLOUT),
+        None
+    );
 }
 
 /// Scenario 3: the tag moves to an image without the node's platform; the pods
@@ -234,7 +252,13 @@ async fn an_err_image_pull_rollout_is_rolled_back() {
         .await
         .unwrap();
     assert_eq!(r.workloads[0].status, Status::RolledBack, "{r:#?}");
-    assert!(r.workloads[0].error.as_deref().unwrap().contains("ImagePull"));
+    assert!(
+        r.workloads[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("ImagePull")
+    );
     let d = deployments(&client, NS).get("arm").await.unwrap();
     assert_eq!(image_of(&d), format!("{image}@{good}"));
     wait_running(&client, "arm", &good).await;
@@ -382,7 +406,10 @@ async fn a_closed_window_queues_until_it_opens() {
         Some("2026-11-30T01:00:00Z")
     );
     assert!(r.workloads[0].warnings[0].contains("maintenance window"));
-    assert_eq!(restarted_at(&deployments(&client, NS).get("web").await.unwrap()), None);
+    assert_eq!(
+        restarted_at(&deployments(&client, NS).get("web").await.unwrap()),
+        None
+    );
     // Monday 03:00 in Berlin: open.
     let r = refresher
         .run_once_at(at("2026-11-30T02:00:00Z"))
@@ -403,7 +430,11 @@ async fn two_runs_racing_never_share_a_slot_or_a_rollback() {
     let api_fx = fixtures::seed_api(&pusher).await.expect("seed api");
     let stable = api_fx.image("stable").clone();
     let bad = pusher
-        .push(&stable.repo, "candidate", &stable.spec.clone().generation("bad"))
+        .push(
+            &stable.repo,
+            "candidate",
+            &stable.spec.clone().generation("bad"),
+        )
         .await
         .expect("bad image");
     let image = format!("{}/team/api:stable", registry.host());
@@ -437,7 +468,11 @@ async fn two_runs_racing_never_share_a_slot_or_a_rollback() {
             .filter(|w| w.status == Status::Refreshed && w.written)
             .count()
     };
-    assert_eq!(rolled(&r1) + rolled(&r2), 2, "one budget of 2: {r1:#?}\n{r2:#?}");
+    assert_eq!(
+        rolled(&r1) + rolled(&r2),
+        2,
+        "one budget of 2: {r1:#?}\n{r2:#?}"
+    );
     let cm: Api<ConfigMap> = Api::namespaced(client.clone(), "freshet");
     let state = cm.get("freshet-pacing").await.unwrap().data.unwrap()["state"].clone();
     assert!(

@@ -15,7 +15,9 @@ use freshet_core::refresh::{Change, Timestamp, WorkloadKind, WorkloadPlan};
 use freshet_core::safety::health::DEFAULT_RESTART_THRESHOLD;
 use freshet_core::safety::hold::HOLD;
 use freshet_core::safety::rollout::ROLLOUT;
-use freshet_core::safety::{Health, Holds, OnFailure, Restore, Rollback, Rollout, health, rollback};
+use freshet_core::safety::{
+    Health, Holds, OnFailure, Restore, Rollback, Rollout, health, rollback,
+};
 use kube::runtime::events::EventType;
 use serde_json::json;
 
@@ -224,7 +226,11 @@ impl Refresher {
             body["spec"]["paused"] = json!(true);
         }
         r.written = self.writer().patch_body(w, &body).await?;
-        let held: Vec<String> = record.changes.iter().map(|c| format!("{}@{}", c.image, c.digest)).collect();
+        let held: Vec<String> = record
+            .changes
+            .iter()
+            .map(|c| format!("{}@{}", c.image, c.digest))
+            .collect();
         let (reason, note) = if rb.restores_anything() {
             (
                 ROLLED_BACK,
@@ -239,7 +245,11 @@ impl Refresher {
                 format!(
                     "rollout failed ({failure}); onFailure is {}, so freshet {} and held {}",
                     mode.as_str(),
-                    if rb.pause { "paused it" } else { "left it as it is" },
+                    if rb.pause {
+                        "paused it"
+                    } else {
+                        "left it as it is"
+                    },
                     held.join(", ")
                 ),
             )

@@ -120,7 +120,10 @@ impl Gate {
                 Ok(()) => break decided,
                 Err(e) if e.is_transient() && attempt < RETRIES => {
                     attempt += 1;
-                    tracing::info!(attempt, "the pacing state changed since it was read; deciding again");
+                    tracing::info!(
+                        attempt,
+                        "the pacing state changed since it was read; deciding again"
+                    );
                 }
                 Err(e) => return Err(e),
             }

@@ -137,8 +137,8 @@ pub fn guarded_plan(
 ) -> Result<Guarded, String> {
     let w = &read.workload;
     let mut p = plan(w, enrollment, facts, now);
-    let old_holds = Holds::parse(w.annotations.get(HOLD).map(String::as_str))
-        .map_err(|e| e.to_string())?;
+    let old_holds =
+        Holds::parse(w.annotations.get(HOLD).map(String::as_str)).map_err(|e| e.to_string())?;
     let mut holds = old_holds.clone();
     let now_containers = containers(read);
     let mut kept: Vec<Change> = Vec::new();
@@ -157,7 +157,10 @@ pub fn guarded_plan(
                 ));
                 continue;
             }
-            HoldCheck::Lift { holds: lifted, unpin } => {
+            HoldCheck::Lift {
+                holds: lifted,
+                unpin,
+            } => {
                 p.warnings.push(format!(
                     "{repo}: {digest} is newer than the held digests; the hold is lifted"
                 ));

@@ -146,7 +146,10 @@ fn deployment(object: &DynamicObject) -> DeploymentStatus {
 
 fn stateful_set(object: &DynamicObject) -> StatefulSetStatus {
     let o = &object.data;
-    let strategy = match o.pointer("/spec/updateStrategy/type").and_then(Value::as_str) {
+    let strategy = match o
+        .pointer("/spec/updateStrategy/type")
+        .and_then(Value::as_str)
+    {
         Some("OnDelete") => StatefulSetStrategy::OnDelete,
         _ => StatefulSetStrategy::RollingUpdate {
             partition: o
@@ -155,7 +158,12 @@ fn stateful_set(object: &DynamicObject) -> StatefulSetStatus {
                 .map(|p| i32::try_from(p).unwrap_or(i32::MAX)),
         },
     };
-    let s = |p: &str| o.pointer(p).and_then(Value::as_str).unwrap_or("").to_owned();
+    let s = |p: &str| {
+        o.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
     StatefulSetStatus {
         generation: generation(object),
         observed_generation: i64_at(o, "/status/observedGeneration"),
@@ -176,7 +184,9 @@ fn daemon_set(object: &DynamicObject) -> DaemonSetStatus {
     DaemonSetStatus {
         generation: generation(object),
         observed_generation: i64_at(o, "/status/observedGeneration"),
-        on_delete: o.pointer("/spec/updateStrategy/type").and_then(Value::as_str)
+        on_delete: o
+            .pointer("/spec/updateStrategy/type")
+            .and_then(Value::as_str)
             == Some("OnDelete"),
         desired: i32_at(o, "/status/desiredNumberScheduled"),
         updated: i32_at(o, "/status/updatedNumberScheduled"),
@@ -241,7 +251,12 @@ async fn deployment_pods(
     else {
         return Ok(Vec::new());
     };
-    pods(kube, ns, &join(selector, &format!("pod-template-hash={hash}"))).await
+    pods(
+        kube,
+        ns,
+        &join(selector, &format!("pod-template-hash={hash}")),
+    )
+    .await
 }
 
 async fn cron_job(
@@ -251,9 +266,7 @@ async fn cron_job(
 ) -> Result<(Option<JobStatus>, Vec<PodState>), kube::Error> {
     let ns = object.metadata.namespace.as_deref().unwrap_or_default();
     let api: Api<Job> = Api::namespaced(kube.clone(), ns);
-    let list = api
-        .list(&ListParams::default().limit(MAX_LISTED))
-        .await?;
+    let list = api.list(&ListParams::default().limit(MAX_LISTED)).await?;
     let uid = object.metadata.uid.as_deref();
     let next = list
         .items
@@ -282,7 +295,11 @@ async fn cron_job(
         .and_then(|s| s.conditions.as_ref())
         .cloned()
         .unwrap_or_default();
-    let has = |t: &str| conditions.iter().any(|c| c.type_ == t && c.status == "True");
+    let has = |t: &str| {
+        conditions
+            .iter()
+            .any(|c| c.type_ == t && c.status == "True")
+    };
     let failed_reason = conditions
         .iter()
         .find(|c| c.type_ == "Failed" && c.status == "True")
@@ -308,7 +325,11 @@ async fn pods_raw(kube: &kube::Client, ns: &str, selector: &str) -> Result<Vec<P
 }
 
 async fn pods(kube: &kube::Client, ns: &str, selector: &str) -> Result<Vec<PodState>, kube::Error> {
-    Ok(pods_raw(kube, ns, selector).await?.iter().map(pod_state).collect())
+    Ok(pods_raw(kube, ns, selector)
+        .await?
+        .iter()
+        .map(pod_state)
+        .collect())
 }
 
 fn template_images(read: &ReadWorkload) -> Vec<(String, String)> {

@@ -35,11 +35,11 @@ use super::enroll::{
 };
 use super::safety_config::{self, RawRuleSafety, RuleSafety, rule_safety};
 use super::schedule::{SCHEDULE_FORMS, Schedule, ScheduleError};
+use crate::Reference;
+use crate::policy::Policy;
 use crate::safety::Pacing;
 use crate::safety::pacing::{BudgetSpec, PacingSpec};
 use crate::safety::threshold::ThresholdSpec;
-use crate::Reference;
-use crate::policy::Policy;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

@@ -469,10 +469,7 @@ rules:
     #[test]
     fn bad_safety_values_name_the_key_and_the_fix() {
         let cases = [
-            (
-                "pacing: {max: 0, per: 6h}",
-                "pacing",
-            ),
+            ("pacing: {max: 0, per: 6h}", "pacing"),
             ("pacing: {max: 5}", "pacing.per"),
             (
                 "rules: [{policy: digest, pacing: {max: 2, per: soon}}]",

@@ -226,7 +226,9 @@ fn read_config(path: &std::path::Path) -> anyhow::Result<ClusterConfig> {
 fn parse_health_timeout(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     if d < Duration::from_secs(10) || d > Duration::from_secs(24 * 3600) {
-        return Err(format!("{s:?} is out of range: write a duration from 10s to 24h, e.g. 10m"));
+        return Err(format!(
+            "{s:?} is out of range: write a duration from 10s to 24h, e.g. 10m"
+        ));
     }
     Ok(d)
 }
