@@ -33,6 +33,7 @@ pub mod observed;
 pub mod own;
 pub mod pass;
 pub mod report;
+pub mod safety;
 pub mod scheduling;
 pub mod secrets;
 pub mod status;

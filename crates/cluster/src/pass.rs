@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use freshet_core::refresh::config::ClusterConfig;
 use freshet_core::refresh::{
-    Due, Enrollment, ImageFacts, RunsFacts, Timestamp, Window, WorkloadPlan, plan_with_runs,
+    Due, Enrollment, ImageFacts, RunsFacts, Timestamp, Window, WorkloadPlan,
 };
 
 use crate::clock::{SharedClock, SystemClock};
@@ -60,6 +60,16 @@ pub struct PassOptions {
     pub instance: String,
     /// Argo CD Applications ([`crate::argocd`]).
     pub argocd: crate::argocd::ArgoOptions,
+    /// How long a rollout may take before it counts as failed (`None`: the
+    /// Deployment's `progressDeadlineSeconds`, else 10 minutes).
+    pub health_timeout: Option<std::time::Duration>,
+    /// freshet's own namespace, where the pacing state is kept.
+    pub state_namespace: String,
+    /// Record every rollout a pass starts (`freshet.io/rollout`), follow it in the
+    /// next passes and roll it back when it fails. The CLI always sets it; the
+    /// library default is off, so a caller that does not look at its rollouts
+    /// (and the refresh's own tests) keeps the plain refresh.
+    pub follow_rollouts: bool,
 }
 
 impl Default for PassOptions {
@@ -75,6 +85,9 @@ impl Default for PassOptions {
             interval: None,
             instance: crate::events::COMPONENT.into(),
             argocd: crate::argocd::ArgoOptions::default(),
+            health_timeout: None,
+            state_namespace: "freshet".into(),
+            follow_rollouts: false,
         }
     }
 }
@@ -186,6 +199,7 @@ impl Refresher {
         let nodes = observed.node_index();
         let argo = self.argocd_read().await;
         let mut per_workload = gathered.per_workload.into_iter();
+        let mut gated = self.pending();
         for (w, e) in candidates {
             let r = match e {
                 Ok(e) => {
@@ -193,18 +207,22 @@ impl Refresher {
                         per_workload.next().expect("one entry per valid workload");
                     let runs =
                         crate::observed::runs_facts(&observed, &nodes, &w, &gathered.targets[set]);
-                    let guard = self.argocd_guard(&w, &argo).await;
-                    let mut r = self
-                        .refresh(w, e, &gathered.facts[set], runs.as_ref(), now)
-                        .await;
-                    r.warnings.extend(warnings);
-                    r.warnings.extend(guard);
-                    r
+                    let mut warnings = warnings;
+                    warnings.extend(self.argocd_guard(&w, &argo).await);
+                    let facts = (set, &gathered.facts[set]);
+                    match self
+                        .triage(w, e, facts, runs, warnings, now, &mut gated)
+                        .await
+                    {
+                        Some(r) => r,
+                        None => continue,
+                    }
                 }
                 Err(message) => self.invalid(&w, message).await,
             };
             reports.push(r);
         }
+        reports.extend(self.release(gated, &gathered.facts, now).await);
         let (apps, app_images) = self.argocd_pass(argo, now).await;
         reports.extend(apps);
         reports
@@ -275,7 +293,10 @@ impl Refresher {
     ) -> WorkloadReport {
         let mut attempt = 0;
         loop {
-            let plan = plan_with_runs(&current.workload, &enrollment, facts, runs, now);
+            let plan = match self.guarded(&current, &enrollment, facts, runs, now) {
+                Ok(plan) => plan,
+                Err(message) => return WorkloadReport::failed(&current, message),
+            };
             let checked = match crate::gate::check(&current, plan, now) {
                 Ok(checked) => checked,
                 Err(message) => return self.invalid(&current, message).await,

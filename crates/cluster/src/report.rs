@@ -30,6 +30,17 @@ pub enum Status {
     Escalated,
     /// Its annotations are invalid, or writing failed.
     Failed,
+    /// A rollout freshet started is still progressing (see `warnings`; `next_due`
+    /// is its deadline).
+    Following,
+    /// A rollout freshet started failed and was rolled back (see `error`).
+    RolledBack,
+    /// A rollout freshet started failed; `onFailure` is pause or none, so it was
+    /// paused or only reported (see `error`).
+    RolloutFailed,
+    /// Its rollout waits for a maintenance window or the pacing budget (`next_due`:
+    /// when it is due; `warnings`: why).
+    Queued,
 }
 
 /// One change, for output.
@@ -185,7 +196,7 @@ impl ChangeReport {
 pub enum Outcome {
     /// Everything refreshed, was current, or failed below its threshold.
     Ok,
-    /// Some workload could not be read, planned or written.
+    /// Some workload could not be read, planned or written, or a rollout failed.
     Failed,
     /// A failure streak reached its threshold (takes precedence over `Failed`).
     Escalated,
@@ -209,7 +220,12 @@ impl PassReport {
     pub fn outcome(&self) -> Outcome {
         if self.workloads.iter().any(|w| w.status == Status::Escalated) {
             Outcome::Escalated
-        } else if self.workloads.iter().any(|w| w.status == Status::Failed) {
+        } else if self.workloads.iter().any(|w| {
+            matches!(
+                w.status,
+                Status::Failed | Status::RolledBack | Status::RolloutFailed
+            )
+        }) {
             Outcome::Failed
         } else {
             Outcome::Ok

@@ -64,6 +64,12 @@ pub struct ImageStatus {
     /// that compares with the tag and the record).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub runs: Vec<freshet_core::runs::RunsReport>,
+    /// Why its rollout waits (a maintenance window, the pacing budget), if it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued: Option<String>,
+    /// When the queued rollout is due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued_until: Option<Timestamp>,
 }
 
 impl Refresher {
@@ -78,6 +84,18 @@ impl Refresher {
         let read: Vec<_> = enrolled.valid.iter().map(|(w, _)| w).collect();
         let observed = Reader::new(self.kube().clone()).read(&read).await;
         let nodes = observed.node_index();
+        let facts: Vec<_> = gathered
+            .per_workload
+            .iter()
+            .map(|(set, _)| &gathered.facts[*set])
+            .collect();
+        let queue = self
+            .queue(&enrolled.valid, &facts, now)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %crate::errors::error_chain(&e), "the pacing state could not be read");
+                Default::default()
+            });
         let mut out = Vec::new();
         for (w, message) in &enrolled.invalid {
             out.push(invalid_row(w, message));
@@ -89,6 +107,12 @@ impl Refresher {
                 .unwrap_or_default();
             let mut warnings = warnings.clone();
             warnings.extend(observed.warnings_for(&wl.namespace));
+            let queued = match queue.get(&crate::safety::triage::gate_id(w)) {
+                Some(crate::safety::GateDecision::Queued { due, reason }) => {
+                    Some((reason.clone(), *due))
+                }
+                _ => None,
+            };
             for row in worklist(wl, e, &gathered.facts[*set], now) {
                 let runs = container_reports(
                     wl,
@@ -121,6 +145,8 @@ impl Refresher {
                     schedule: row.schedule,
                     next_due: row.next_due,
                     runs,
+                    queued: queued.as_ref().map(|q| q.0.clone()),
+                    queued_until: queued.as_ref().and_then(|q| q.1),
                 });
             }
         }
@@ -152,5 +178,7 @@ fn invalid_row(w: &crate::workloads::ReadWorkload, message: &str) -> ImageStatus
         schedule: None,
         next_due: None,
         runs: Vec::new(),
+        queued: None,
+        queued_until: None,
     }
 }

@@ -97,6 +97,8 @@ pub struct ReadWorkload {
     pub service_account: String,
     /// The pod template's `nodeSelector`, required node affinity and tolerations.
     pub scheduling: freshet_core::runs::Scheduling,
+    /// A Deployment's `spec.progressDeadlineSeconds` (the default rollout deadline).
+    pub progress_deadline: Option<u32>,
     /// The pure form.
     pub workload: Workload,
 }
@@ -185,6 +187,9 @@ pub fn from_object(
         pull_secrets,
         service_account,
         scheduling: crate::scheduling::scheduling_of(pod_spec),
+        progress_deadline: object.data["spec"]["progressDeadlineSeconds"]
+            .as_u64()
+            .and_then(|s| u32::try_from(s).ok()),
         workload: Workload {
             kind,
             namespace,

@@ -98,12 +98,22 @@ impl Writer {
         let Some(body) = plan.patch(w, now) else {
             return Ok(false);
         };
+        self.patch_body(w, &body).await
+    }
+
+    /// Sends a strategic-merge patch computed elsewhere (a rollback's, which may
+    /// also pause the Deployment); it must carry the `resourceVersion` precondition.
+    pub async fn patch_body(
+        &self,
+        w: &Workload,
+        body: &serde_json::Value,
+    ) -> Result<bool, WriteError> {
         let api = workloads::api(&self.kube, w.kind, Some(&w.namespace));
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.into()),
             ..PatchParams::default()
         };
-        match api.patch(&w.name, &params, &Patch::Strategic(&body)).await {
+        match api.patch(&w.name, &params, &Patch::Strategic(body)).await {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(s)) if s.code == 409 => Err(WriteError::Conflict {
                 kind: kind_name(w.kind),
@@ -152,8 +162,9 @@ impl Writer {
             .await;
     }
 
-    /// An Event on `read` (for the pass's gate).
-    pub(crate) async fn note(
+    /// An Event of `type_` and `reason` on `read` (the pass's gate, a rollback's
+    /// `RolledBack`).
+    pub async fn note(
         &self,
         read: &ReadWorkload,
         type_: EventType,

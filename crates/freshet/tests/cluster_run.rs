@@ -172,6 +172,18 @@ async fn run_once_refreshes_skips_itself_dry_runs_and_exits_by_outcome() {
     );
     assert_eq!(restarted_at(&own), None);
 
+    // The next run judges the restart's rollout first: let it finish, so that run
+    // plans `app` again (and meets the stopped registry).
+    freshet_testbed::wait::wait_for("app rolled out", || async {
+        let d = deploys.get("app").await.ok()?;
+        let s = d.status?;
+        (s.observed_generation >= d.metadata.generation
+            && s.updated_replicas == Some(1)
+            && s.replicas == Some(1)
+            && s.available_replicas == Some(1))
+        .then_some(())
+    })
+    .await;
     registry.stop().await;
     let failing = freshet(&[&run[..], &["--log-format", "json", "--log", "info"]].concat()).await;
     assert_eq!(

@@ -393,6 +393,8 @@ impl Refresher {
                     schedule: None,
                     next_due: None,
                     runs: Vec::new(),
+                    queued: None,
+                    queued_until: None,
                 });
             }
         }

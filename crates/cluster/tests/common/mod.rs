@@ -296,3 +296,23 @@ pub async fn wait_pods_run(client: &kube::Client, namespace: &str, app: &str, di
     })
     .await;
 }
+
+/// Waits until deployment `name` finished rolling out (`kubectl rollout status`'s
+/// rule): a pass judging its rollout then finds it healthy.
+pub async fn wait_rolled_out(client: &kube::Client, namespace: &str, name: &str) {
+    let api = deployments(client, namespace);
+    wait_for(&format!("deployment {namespace}/{name} rolled out"), || {
+        let api = api.clone();
+        async move {
+            let d = api.get(name).await.ok()?;
+            let s = d.status?;
+            let want = d.spec.replicas.unwrap_or(1);
+            let done = s.observed_generation >= d.metadata.generation
+                && s.updated_replicas.unwrap_or(0) == want
+                && s.replicas.unwrap_or(0) == want
+                && s.available_replicas.unwrap_or(0) == want;
+            done.then_some(())
+        }
+    })
+    .await;
+}

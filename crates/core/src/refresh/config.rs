@@ -33,9 +33,13 @@ use super::enroll::{
     self, ACTION, CATCH_UP, CONTAINERS, EnrollError, Enrollment, IF_NOT_ALWAYS, KEEL_POLICY,
     KEEL_POLL_SCHEDULE, POLICY, SCHEDULE, Source, THRESHOLD,
 };
+use super::safety_config::{self, RawRuleSafety, RuleSafety, rule_safety};
 use super::schedule::{SCHEDULE_FORMS, Schedule, ScheduleError};
 use crate::Reference;
 use crate::policy::Policy;
+use crate::safety::Pacing;
+use crate::safety::pacing::{BudgetSpec, PacingSpec};
+use crate::safety::threshold::ThresholdSpec;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -48,6 +52,8 @@ struct RawConfig {
     threshold: Option<i64>,
     #[serde(default)]
     rules: Vec<RawRule>,
+    #[serde(default)]
+    pacing: Option<PacingSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,9 +76,17 @@ struct RawRule {
     schedule: Option<String>,
     #[serde(default)]
     catch_up: Option<bool>,
+    #[serde(default)]
+    pacing: Option<BudgetSpec>,
+    #[serde(default)]
+    windows: Vec<String>,
+    #[serde(default)]
+    on_failure: Option<String>,
+    #[serde(default)]
+    thresholds: Vec<ThresholdSpec>,
 }
 
-const KEYS: &str = "version, namespaces, threshold, rules[].namespaces, rules[].selector, rules[].images, rules[].policy, rules[].action, rules[].threshold, rules[].ifPullPolicyNotAlways, rules[].schedule, rules[].catchUp";
+const KEYS: &str = "version, namespaces, threshold, pacing, rules[].namespaces, rules[].selector, rules[].images, rules[].policy, rules[].action, rules[].threshold, rules[].ifPullPolicyNotAlways, rules[].schedule, rules[].pacing, rules[].windows, rules[].onFailure, rules[].thresholds, rules[].catchUp";
 
 /// Why the cluster config was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -96,6 +110,13 @@ pub enum ConfigError {
         message: String,
         /// How to fix it.
         fix: String,
+    },
+    /// A safety key (pacing, windows, onFailure, thresholds) is invalid; the
+    /// message starts with the key path and says the fix.
+    #[error("{message}")]
+    Safety {
+        /// The safety layer's message.
+        message: String,
     },
 }
 
@@ -222,6 +243,8 @@ pub struct Rule {
     pub schedule: Option<String>,
     /// `catchUp` (`None`: the default, true).
     pub catch_up: Option<bool>,
+    /// Windows, failure response and per-image thresholds.
+    pub safety: RuleSafety,
 }
 
 /// A validated cluster config.
@@ -233,6 +256,8 @@ pub struct ClusterConfig {
     pub threshold: Option<u32>,
     /// The rules, in order.
     pub rules: Vec<Rule>,
+    /// The pacing budgets (cluster-wide, per rule by index, per namespace).
+    pub pacing: Pacing,
 }
 
 /// What a rule matches a workload on.
@@ -301,6 +326,15 @@ fn check_namespaces(key: String, list: &Option<Vec<String>>) -> Result<(), Confi
 /// Validates rule number `index`.
 fn rule(index: usize, r: RawRule) -> Result<Rule, ConfigError> {
     let key = |k: &str| format!("rules[{index}].{k}");
+    let safety = rule_safety(
+        index,
+        &RawRuleSafety {
+            windows: r.windows.clone(),
+            on_failure: r.on_failure.clone(),
+            thresholds: r.thresholds.clone(),
+        },
+    )
+    .map_err(|message| ConfigError::Safety { message })?;
     check_namespaces(key("namespaces"), &r.namespaces)?;
     let policy = Policy::parse(&r.policy)
         .map_err(|e| invalid(key("policy"), e.to_string(), "write e.g. policy: digest"))?;
@@ -350,6 +384,7 @@ fn rule(index: usize, r: RawRule) -> Result<Rule, ConfigError> {
         if_not_always: r.if_pull_policy_not_always,
         schedule: r.schedule,
         catch_up: r.catch_up,
+        safety,
     })
 }
 
@@ -399,6 +434,14 @@ impl ClusterConfig {
         }
         check_namespaces("namespaces".into(), &raw.namespaces)?;
         let global = threshold("threshold".into(), raw.threshold)?;
+        let budgets: Vec<(usize, &BudgetSpec)> = raw
+            .rules
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| Some((i, r.pacing.as_ref()?)))
+            .collect();
+        let pacing = safety_config::pacing(raw.pacing.as_ref(), &budgets)
+            .map_err(|message| ConfigError::Safety { message })?;
         let rules = raw
             .rules
             .into_iter()
@@ -409,6 +452,7 @@ impl ClusterConfig {
             namespaces: raw.namespaces,
             threshold: global,
             rules,
+            pacing,
         })
     }
 
@@ -517,6 +561,9 @@ impl ClusterConfig {
         Ok(enrollment.map(|mut e| {
             if let (Some((r, _)), false) = (&rule, own_policy) {
                 e.source = Source::Rule(r.index);
+            }
+            if let Some((r, _)) = &rule {
+                e.thresholds = r.safety.thresholds.clone();
             }
             e
         }))

@@ -220,6 +220,9 @@ pub struct Enrollment {
     pub monitor: Option<ContainerPattern>,
     /// Whether init containers are tracked (`keel.sh/initContainers`).
     pub init_containers: bool,
+    /// Failure thresholds per image glob (the matching rule's `thresholds:`), over
+    /// `threshold`.
+    pub thresholds: crate::safety::ImageThresholds,
 }
 
 impl Enrollment {
@@ -420,6 +423,7 @@ pub fn from_annotations(
         catch_up,
         monitor,
         init_containers,
+        thresholds: Default::default(),
     }))
 }
 

@@ -17,6 +17,7 @@ pub mod config;
 pub mod enroll;
 pub mod patch;
 pub mod plan;
+pub mod safety_config;
 pub mod schedule;
 pub mod time;
 pub mod worklist;

@@ -277,7 +277,11 @@ impl Planner<'_> {
             count,
             message,
         };
-        if count >= self.enrollment.threshold {
+        let threshold = self
+            .enrollment
+            .thresholds
+            .threshold(&streak.image, self.enrollment.threshold);
+        if threshold.escalates(count) {
             self.out.escalations.push(streak);
         } else {
             self.out.transient.push(streak);

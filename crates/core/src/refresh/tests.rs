@@ -424,3 +424,81 @@ fn set_image_moves_the_audit_record_to_the_new_tag_with_its_digest() {
         serde_json::json!({"ghcr.io/acme/api:1.1.0": {"digest": d(9).as_str(), "at": NOW}})
     );
 }
+
+/// The safety keys of the config file (`safety_config`).
+mod safety_keys {
+    use crate::refresh::config::ClusterConfig;
+    use crate::safety::{OnFailure, Threshold};
+
+    #[test]
+    fn safety_keys_parse_into_typed_values() {
+        let c = ClusterConfig::parse(
+            r#"
+pacing: {max: 5, per: 6h, maxInProgress: 2}
+rules:
+  - policy: digest
+    pacing: {max: 2, per: 1h}
+    windows: ["Mon-Fri 02:00-05:00 Europe/Berlin"]
+    onFailure: pause
+    thresholds:
+      - {images: "registry.internal/*", threshold: 3}
+      - {images: "quay.io/flaky/*", threshold: warn}
+  - policy: digest
+"#,
+        )
+        .unwrap();
+        let cluster = c.pacing.cluster.unwrap();
+        assert_eq!((cluster.max, cluster.per.as_secs()), (5, 6 * 3600));
+        assert_eq!(c.pacing.max_in_progress, Some(2));
+        assert_eq!(c.pacing.rules[&0].max, 2);
+        let s = &c.rules[0].safety;
+        assert_eq!(s.windows.0.len(), 1);
+        assert_eq!(s.on_failure, Some(OnFailure::Pause));
+        assert_eq!(
+            s.thresholds.threshold("registry.internal/x", 9),
+            Threshold::Count(3)
+        );
+        assert_eq!(
+            s.thresholds.threshold("quay.io/flaky/y", 9),
+            Threshold::Warn
+        );
+        assert_eq!(c.rules[1].safety, Default::default());
+    }
+
+    /// Bad input: each bad safety value is refused with its key and the fix.
+    #[test]
+    fn bad_safety_values_name_the_key_and_the_fix() {
+        let cases = [
+            ("pacing: {max: 0, per: 6h}", "pacing"),
+            ("pacing: {max: 5}", "pacing.per"),
+            (
+                "rules: [{policy: digest, pacing: {max: 2, per: soon}}]",
+                "rules[0].pacing",
+            ),
+            (
+                "rules: [{policy: digest, windows: [\"Mon 02:00-05:00 Mars/Olympus\"]}]",
+                "rules[0].windows[0]",
+            ),
+            (
+                "rules: [{policy: digest, windows: [\"Someday 02:00-05:00 UTC\"]}]",
+                "rules[0].windows[0]",
+            ),
+            (
+                "rules: [{policy: digest, onFailure: panic}]",
+                "rules[0].onFailure",
+            ),
+            (
+                "rules: [{policy: digest, thresholds: [{images: \"a/*\", threshold: 0}]}]",
+                "rules[0].thresholds[0].threshold",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = ClusterConfig::parse(text).unwrap_err().to_string();
+            assert!(e.starts_with(key), "{text}: {e}");
+            assert!(
+                e.contains("write") || e.contains("use") || e.contains("set"),
+                "{text}: no fix in {e}"
+            );
+        }
+    }
+}

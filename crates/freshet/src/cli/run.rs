@@ -8,7 +8,7 @@
 //! - `3`: a failure streak reached its threshold (takes precedence over `1`);
 //! - `2`: a usage or configuration error (bad flags, unreadable kubeconfig);
 //! - `1`: any other error (the cluster unreachable, a patch refused, invalid
-//!   annotations on a workload).
+//!   annotations on a workload, a rollout freshet started failed).
 //!
 //! Must not decide nor write anything itself: the pass is
 //! [`freshet_cluster::Refresher`]'s, and the controller's edge is
@@ -66,6 +66,15 @@ pub struct ClusterArgs {
     /// for its patch.
     #[arg(long, value_name = "DURATION", value_parser = duration_in(1, 600), default_value = "30s")]
     api_timeout: Duration,
+    /// How long a rollout freshet starts may take before it counts as failed and is
+    /// rolled back (10s to 24h). Default: the Deployment's progressDeadlineSeconds,
+    /// else 10m.
+    #[arg(long, value_name = "DURATION", value_parser = duration_in(10, 24 * 3600))]
+    health_timeout: Option<Duration>,
+    /// freshet's own namespace, where the pacing budget's state (ConfigMap
+    /// freshet-pacing) is kept. Default: $POD_NAMESPACE, else `freshet`.
+    #[arg(long, value_name = "NS")]
+    state_namespace: Option<String>,
     #[command(flatten)]
     registry: RegistryArgs,
 }
@@ -87,6 +96,8 @@ impl ClusterArgs {
             argocd_namespace,
             no_argocd,
             api_timeout,
+            health_timeout,
+            state_namespace,
             registry,
         } = self;
         // Validate everything before the first system call.
@@ -133,6 +144,11 @@ impl ClusterArgs {
                 controller_namespace: Some(argocd_namespace),
                 ..Default::default()
             },
+            health_timeout,
+            follow_rollouts: true,
+            state_namespace: state_namespace
+                .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                .unwrap_or_else(|| "freshet".into()),
             ..PassOptions::default()
         };
         let factory: freshet_cluster::RegistryFactory = Arc::new(move |pull_secrets| {
@@ -172,6 +188,11 @@ pub struct RunArgs {
     /// Output format of the --once report.
     #[arg(long, short, value_enum, default_value_t)]
     output: OutputFormat,
+    /// With --once: follow the rollouts this run starts until each is healthy or
+    /// rolled back (bounded by --health-timeout). Without it, the next run judges
+    /// them from their freshet.io/rollout record.
+    #[arg(long, requires = "once")]
+    wait: bool,
     #[command(flatten)]
     controller: ControllerArgs,
     #[command(flatten)]
@@ -186,6 +207,7 @@ pub async fn run(args: RunArgs) -> Result<u8, Failure> {
         ignore_schedules,
         dry_run,
         output,
+        wait,
         controller,
         cluster,
     } = args;
@@ -199,7 +221,10 @@ pub async fn run(args: RunArgs) -> Result<u8, Failure> {
     if !once {
         return super::controller::run(refresher, interval, controller).await;
     }
-    let report = refresher.run_once().await.map_err(anyhow::Error::from)?;
+    let mut report = refresher.run_once().await.map_err(anyhow::Error::from)?;
+    if wait && !dry_run {
+        refresher.wait_for_rollouts(&mut report).await;
+    }
     match output {
         OutputFormat::Json => print_json(&report)?,
         OutputFormat::Text => print_text(&text_report(&report))?,
@@ -260,6 +285,11 @@ fn text_report(report: &PassReport) -> String {
         );
         details.extend(w.warnings.iter().map(|x| format!("warning: {x}")));
         details.extend(w.error.iter().map(|e| format!("error: {e}")));
+        if w.status == Status::Queued
+            && let Some(due) = &w.next_due
+        {
+            details.push(format!("due at {due}"));
+        }
         if w.status == Status::NotDue {
             details.push(match &w.next_due {
                 Some(next) => format!("schedule fires next at {next}"),
@@ -300,6 +330,10 @@ fn status_name(status: Status, dry_run: bool) -> &'static str {
         (Status::NotDue, _) => "not due",
         (Status::Escalated, _) => "FAILING",
         (Status::Failed, _) => "error",
+        (Status::Following, _) => "rolling out",
+        (Status::RolledBack, _) => "ROLLED BACK",
+        (Status::RolloutFailed, _) => "ROLLOUT FAILED",
+        (Status::Queued, _) => "queued",
     }
 }
 
@@ -337,6 +371,18 @@ fn failure_line(f: &Streak, what: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Bad input: `--health-timeout` is range-checked, with the fix in the error.
+    #[test]
+    fn health_timeout_is_range_checked() {
+        let parse = duration_in(10, 24 * 3600);
+        assert_eq!(parse("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse("10s"), Ok(Duration::from_secs(10)));
+        for bad in ["5s", "25h", "soon"] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.contains("range") || e.contains("e.g."), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn self_workload_is_namespace_slash_name() {

@@ -49,8 +49,12 @@ pub async fn run(args: StatusArgs) -> Result<u8, Failure> {
                     .unwrap_or_else(|| "-".into())
             };
             for r in &rows {
-                let target = match (&r.target, r.pending) {
-                    (Some(_), true) => format!("{} (pending)", short(&r.target)),
+                let target = match (&r.target, r.pending, &r.queued_until, &r.queued) {
+                    (Some(_), true, Some(due), Some(_)) => {
+                        format!("{} (queued until {due})", short(&r.target))
+                    }
+                    (Some(_), true, None, Some(_)) => format!("{} (queued)", short(&r.target)),
+                    (Some(_), true, ..) => format!("{} (pending)", short(&r.target)),
                     _ => short(&r.target),
                 };
                 t.add_row(super::output::row([
@@ -143,6 +147,8 @@ mod tests {
             schedule: None,
             next_due: None,
             runs,
+            queued: None,
+            queued_until: None,
         }
     }
 
