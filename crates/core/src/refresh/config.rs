@@ -30,12 +30,15 @@ use globset::{GlobBuilder, GlobMatcher};
 use serde::Deserialize;
 
 use super::enroll::{
-    self, ACTION, CONTAINERS, EnrollError, Enrollment, IF_NOT_ALWAYS, KEEL_POLICY,
-    KEEL_POLL_SCHEDULE, POLICY, SCHEDULE, Source, THRESHOLD,
+    self, ACTION, AUDIT_ANNOTATION, CONTAINERS, EnrollError, Enrollment, IF_NOT_ALWAYS,
+    KEEL_POLICY, KEEL_POLL_SCHEDULE, POLICY, SCHEDULE, Source, THRESHOLD,
 };
 use super::schedule::{SCHEDULE_FORMS, Schedule, ScheduleError};
 use crate::Reference;
+use crate::notify::config::RawNotifications;
+use crate::notify::{NotifyConfig, NotifyConfigError};
 use crate::policy::Policy;
+use crate::webhook::{ValidWebhooks, WebhooksConfig};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -48,6 +51,10 @@ struct RawConfig {
     threshold: Option<i64>,
     #[serde(default)]
     rules: Vec<RawRule>,
+    #[serde(default)]
+    notifications: Option<RawNotifications>,
+    #[serde(default)]
+    webhooks: Option<WebhooksConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,9 +75,11 @@ struct RawRule {
     if_pull_policy_not_always: Option<String>,
     #[serde(default)]
     schedule: Option<String>,
+    #[serde(default)]
+    audit_annotation: Option<String>,
 }
 
-const KEYS: &str = "version, namespaces, threshold, rules[].namespaces, rules[].selector, rules[].images, rules[].policy, rules[].action, rules[].threshold, rules[].ifPullPolicyNotAlways, rules[].schedule";
+const KEYS: &str = "version, namespaces, threshold, notifications, webhooks, rules[].namespaces, rules[].selector, rules[].images, rules[].policy, rules[].action, rules[].threshold, rules[].ifPullPolicyNotAlways, rules[].schedule, rules[].auditAnnotation";
 
 /// Why the cluster config was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -218,6 +227,8 @@ pub struct Rule {
     if_not_always: Option<String>,
     /// The schedule, as written (validated).
     pub schedule: Option<String>,
+    /// The extra audit annotation (validated).
+    pub audit_annotation: Option<String>,
 }
 
 /// A validated cluster config.
@@ -229,6 +240,10 @@ pub struct ClusterConfig {
     pub threshold: Option<u32>,
     /// The rules, in order.
     pub rules: Vec<Rule>,
+    /// The `notifications:` section (no sinks when absent).
+    pub notifications: NotifyConfig,
+    /// The `webhooks:` section (controller mode; `None` when absent).
+    pub webhooks: Option<ValidWebhooks>,
 }
 
 /// What a rule matches a workload on.
@@ -335,6 +350,10 @@ fn rule(index: usize, r: RawRule) -> Result<Rule, ConfigError> {
     if let Some(s) = &r.schedule {
         schedule(key("schedule"), s)?;
     }
+    if let Some(a) = &r.audit_annotation {
+        enroll::audit_annotation_key(a)
+            .map_err(|fix| invalid(key("auditAnnotation"), format!("{a:?} is not allowed"), fix))?;
+    }
     Ok(Rule {
         index,
         namespaces: r.namespaces,
@@ -345,6 +364,7 @@ fn rule(index: usize, r: RawRule) -> Result<Rule, ConfigError> {
         threshold: threshold(key("threshold"), r.threshold)?,
         if_not_always: r.if_pull_policy_not_always,
         schedule: r.schedule,
+        audit_annotation: r.audit_annotation,
     })
 }
 
@@ -400,10 +420,36 @@ impl ClusterConfig {
             .enumerate()
             .map(|(index, r)| rule(index, r))
             .collect::<Result<Vec<_>, _>>()?;
+        let notifications = match raw.notifications {
+            Some(n) => NotifyConfig::from_raw(n).map_err(|e| match e {
+                NotifyConfigError::Invalid { key, message, fix } => {
+                    ConfigError::Invalid { key, message, fix }
+                }
+                other => invalid(
+                    "notifications".into(),
+                    other.to_string(),
+                    "see docs/notifications.md",
+                ),
+            })?,
+            None => NotifyConfig::default(),
+        };
+        let webhooks = raw
+            .webhooks
+            .map(|w| w.validate())
+            .transpose()
+            .map_err(|e| {
+                invalid(
+                    "webhooks".into(),
+                    e.to_string(),
+                    "see the README's Registry webhooks",
+                )
+            })?;
         Ok(ClusterConfig {
             namespaces: raw.namespaces,
             threshold: global,
             rules,
+            notifications,
+            webhooks,
         })
     }
 
@@ -487,6 +533,9 @@ impl ClusterConfig {
                 || subject.annotations.contains_key(KEEL_POLL_SCHEDULE);
             if let (Some(v), false) = (&r.schedule, own_schedule) {
                 merged.insert(SCHEDULE.into(), v.clone());
+            }
+            if let Some(a) = &r.audit_annotation {
+                merged.insert(AUDIT_ANNOTATION.into(), a.clone());
             }
         }
         merged.extend(
