@@ -11,8 +11,10 @@
 
 mod apply;
 mod controller;
+mod operate;
 mod output;
 mod plan;
+mod progress;
 mod registry_args;
 mod resolve;
 mod run;

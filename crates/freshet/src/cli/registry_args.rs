@@ -4,10 +4,11 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
-use freshet_registry::{Client, ClientOptions, CredentialStore};
+use freshet_registry::{Client, ClientOptions, CredentialStore, Recorder};
 
 /// Flags that say how to reach registries.
 #[derive(Debug, Clone, Args)]
@@ -34,6 +35,9 @@ pub struct RegistryArgs {
     /// Attempts per request for transient failures.
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub max_attempts: u32,
+    /// Where clients report their requests (metrics); not a flag.
+    #[arg(skip)]
+    pub recorder: Option<Arc<dyn Recorder>>,
 }
 
 impl RegistryArgs {
@@ -55,6 +59,7 @@ impl RegistryArgs {
             max_concurrency,
             max_rps,
             max_attempts,
+            recorder,
         } = self;
         let dir = docker_config.clone().or_else(default_docker_config_dir);
         let mut store = CredentialStore::anonymous();
@@ -86,6 +91,7 @@ impl RegistryArgs {
             max_concurrency_per_registry: *max_concurrency,
             requests_per_second: *max_rps,
             max_attempts: (*max_attempts).max(1),
+            recorder: recorder.clone(),
             ..ClientOptions::default()
         };
         Ok(Client::new(store, options)?)

@@ -27,8 +27,12 @@ use freshet_cluster::{
 use freshet_core::refresh::Streak;
 use freshet_core::refresh::config::ClusterConfig;
 
+use freshet_cluster::metrics::Metrics;
+
 use super::controller::{ControllerArgs, parse_duration};
+use super::operate;
 use super::output::{OutputFormat, print_json, print_text, table};
+use super::progress::Progress;
 use super::{EXIT_FAILURE, EXIT_OK, EXIT_THRESHOLD, Failure, RegistryArgs};
 
 /// The flags that say which cluster and which workloads (shared by `run` and `status`).
@@ -59,10 +63,12 @@ pub struct ClusterArgs {
 impl ClusterArgs {
     /// Validates every flag, then connects: usage and config errors exit 2.
     /// `interval`: how often passes run, for schedules (`None`: all workloads due).
+    /// `metrics`: where passes and registry clients count (`None`: nowhere).
     pub async fn refresher(
         self,
         dry_run: bool,
         interval: Option<Duration>,
+        metrics: Option<&Metrics>,
     ) -> Result<Refresher, Failure> {
         let ClusterArgs {
             config,
@@ -70,8 +76,9 @@ impl ClusterArgs {
             namespaces,
             selector,
             self_workload,
-            registry,
+            mut registry,
         } = self;
+        registry.recorder = metrics.map(Metrics::registry_recorder);
         // Validate everything before the first system call.
         let mut skip = BTreeSet::new();
         if let Some(s) = &self_workload {
@@ -107,6 +114,7 @@ impl ClusterArgs {
             config,
             interval,
             instance: std::env::var("POD_NAME").unwrap_or_else(|_| "freshet".into()),
+            api_writes: metrics.map(Metrics::api_writes).unwrap_or_default(),
             ..PassOptions::default()
         };
         let factory: freshet_cluster::RegistryFactory = Arc::new(move |pull_secrets| {
@@ -145,6 +153,10 @@ pub struct RunArgs {
     /// Output format of the --once report.
     #[arg(long, short, value_enum, default_value_t)]
     output: OutputFormat,
+    /// With --once: write the pass's metrics to FILE for node-exporter's textfile
+    /// collector (Prometheus text format, replaced atomically).
+    #[arg(long, value_name = "FILE")]
+    metrics_file: Option<PathBuf>,
     #[command(flatten)]
     controller: ControllerArgs,
     #[command(flatten)]
@@ -159,6 +171,7 @@ pub async fn run(args: RunArgs) -> Result<u8, Failure> {
         ignore_schedules,
         dry_run,
         output,
+        metrics_file,
         controller,
         cluster,
     } = args;
@@ -168,11 +181,27 @@ pub async fn run(args: RunArgs) -> Result<u8, Failure> {
         Duration::from_secs(60)
     });
     let window = (!ignore_schedules).then_some(interval);
-    let refresher = cluster.refresher(dry_run, window).await?;
-    if !once {
-        return super::controller::run(refresher, interval, controller).await;
+    if metrics_file.is_some() && !once {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "--metrics-file is for --once; the controller serves /metrics on --metrics-addr"
+        )));
     }
-    let report = refresher.run_once().await.map_err(anyhow::Error::from)?;
+    let mut metrics = Metrics::new();
+    let refresher = cluster.refresher(dry_run, window, Some(&metrics)).await?;
+    let (refresher, notifier) = operate::notifications(refresher, &mut metrics)?;
+    if !once {
+        return super::controller::run(refresher, interval, controller, metrics).await;
+    }
+    let progress = Progress::spinner(Progress::wanted(output), "listing workloads");
+    let started = std::time::Instant::now();
+    let report = refresher
+        .with_observer(progress.observer())
+        .run_once()
+        .await;
+    progress.finish();
+    let report = report.map_err(anyhow::Error::from)?;
+    operate::observe_once(&metrics, &report, started.elapsed());
+    operate::finish_once(notifier, &metrics, metrics_file.as_deref()).await;
     match output {
         OutputFormat::Json => print_json(&report)?,
         OutputFormat::Text => print_text(&text_report(&report))?,
