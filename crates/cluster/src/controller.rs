@@ -8,8 +8,11 @@
 //! not stop the loop: it becomes a Warning Event on the workload (written by the
 //! pass) and a metric. A pass that cannot run at all (the API unreachable) is
 //! logged, counted, and retried on the next tick without moving the window forward.
-//! Ticks come from tokio's clock and window times from the [`Clock`], so tests drive
-//! both with paused time. Must not decide anything: the passes are
+//! Between ticks, images named by registry webhooks ([`Rechecks`]) make the leader
+//! run a focused pass at once ([`Passes::run_focused`]) over the current window,
+//! which does not move. Every pass's duration and result feed the metrics and
+//! readiness. Ticks come from tokio's clock and window times from the [`Clock`], so
+//! tests drive both with paused time. Must not decide anything: the passes are
 //! [`Refresher::run_window`] behind the [`Passes`] trait.
 
 use std::collections::BTreeSet;

@@ -2,7 +2,10 @@
 //!
 //! Owns the controller's flags ([`ControllerArgs`]: metrics address, leader
 //! election) and what only a long-running process has: the HTTP endpoint for
-//! Prometheus (`/metrics`) and probes (`/healthz`, `/readyz`), and the stop on
+//! Prometheus (`/metrics`), probes (`/healthz`, `/readyz`: see
+//! `freshet_cluster::ready`) and, with a `webhooks:` config section, the registry
+//! webhooks (`crate::server::webhooks`, fed the tracked repositories by every full
+//! pass, feeding the loop's re-checks), and the stop on
 //! SIGTERM or Ctrl-C (the pass in flight finishes, the lease is released). The loop
 //! itself is [`freshet_cluster::controller`]; without leader election this replica
 //! leads until it stops. Exit codes: `0` after a clean stop; `2` when the metrics
