@@ -77,6 +77,9 @@ pub static RESOURCES: &[ResourceDef] = &[
     res!("apps", "v1", "ControllerRevision", "controllerrevisions", "controllerrevision", true, &[], "controllerrevisions.apps", custom=false, status=false, scale=false, gen=false, cat=&[]),
     res!("batch", "v1", "CronJob", "cronjobs", "cronjob", true, &["cj"], "cronjobs.batch", custom=false, status=true, scale=false, gen=true, cat=ALL),
     res!("batch", "v1", "Job", "jobs", "job", true, &[], "jobs.batch", custom=false, status=true, scale=false, gen=true, cat=ALL),
+    // Stored only (no endpoints, no eviction checks): enough for manifests that ship them.
+    res!("", "v1", "Service", "services", "service", true, &["svc"], "services", custom=false, status=true, scale=false, gen=false, cat=ALL),
+    res!("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget", true, &["pdb"], "poddisruptionbudgets.policy", custom=false, status=true, scale=false, gen=true, cat=&[]),
     res!("coordination.k8s.io", "v1", "Lease", "leases", "lease", true, &[], "leases.coordination.k8s.io", custom=false, status=false, scale=false, gen=false, cat=&[]),
     res!("events.k8s.io", "v1", "Event", "events", "event", true, &["ev"], "events", custom=false, status=false, scale=false, gen=false, cat=&[]),
     res!("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", true, &[], "roles.rbac.authorization.k8s.io", custom=false, status=false, scale=false, gen=false, cat=&[]),

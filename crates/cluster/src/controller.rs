@@ -8,14 +8,19 @@
 //! not stop the loop: it becomes a Warning Event on the workload (written by the
 //! pass) and a metric. A pass that cannot run at all (the API unreachable) is
 //! logged, counted, and retried on the next tick without moving the window forward.
-//! Ticks come from tokio's clock and window times from the [`Clock`], so tests drive
-//! both with paused time. Must not decide anything: the passes are
+//! Between ticks, images named by registry webhooks ([`Rechecks`]) make the leader
+//! run a focused pass at once ([`Passes::run_focused`]) over the current window,
+//! which does not move. Every pass's duration and result feed the metrics and
+//! readiness. Ticks come from tokio's clock and window times from the [`Clock`], so
+//! tests drive both with paused time. Must not decide anything: the passes are
 //! [`Refresher::run_window`] behind the [`Passes`] trait.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use freshet_core::Reference;
 use freshet_core::refresh::{Timestamp, Window};
 
 use crate::clock::SharedClock;
@@ -47,19 +52,55 @@ pub struct ControllerOptions {
 pub trait Passes {
     /// One pass over `window`.
     fn run_window(&self, window: Window) -> impl Future<Output = Result<PassReport, PassError>>;
+
+    /// A pass over `window` limited to the workloads that track one of
+    /// `repositories` (`registry/repository`): a registry webhook's re-check.
+    fn run_focused(
+        &self,
+        window: Window,
+        repositories: &BTreeSet<String>,
+    ) -> impl Future<Output = Result<PassReport, PassError>>;
 }
 
 impl Passes for Refresher {
     fn run_window(&self, window: Window) -> impl Future<Output = Result<PassReport, PassError>> {
         Refresher::run_window(self, window)
     }
+
+    fn run_focused(
+        &self,
+        window: Window,
+        repositories: &BTreeSet<String>,
+    ) -> impl Future<Output = Result<PassReport, PassError>> {
+        Refresher::run_focused(self, window, repositories)
+    }
 }
+
+/// Images to re-check at once (a registry webhook's), drained by the leader's loop.
+pub type Rechecks = tokio::sync::mpsc::Receiver<Reference>;
+
+/// The most repositories one re-check pass covers (the rest wait for the next).
+pub const MAX_RECHECK_BATCH: usize = 256;
 
 /// Runs passes until `shutdown` resolves. Returns after releasing the lease.
 pub async fn run(
     refresher: Refresher,
     options: ControllerOptions,
     metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ControllerError> {
+    let (_keep, rechecks) = tokio::sync::mpsc::channel(1);
+    run_with(refresher, options, metrics, rechecks, shutdown).await
+}
+
+/// [`run`], and while leading, a focused pass as soon as `rechecks` names images
+/// (between ticks; the window is the regular one and does not move, so the next
+/// tick still sees every scheduled instant). A follower drops what it receives.
+pub async fn run_with(
+    refresher: Refresher,
+    options: ControllerOptions,
+    metrics: Arc<Metrics>,
+    mut rechecks: Rechecks,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ControllerError> {
     let leadership = match &options.lease {
@@ -72,7 +113,15 @@ pub async fn run(
         schedules: refresher.options().interval.is_some(),
         clock: refresher.clock().clone(),
     };
-    run_loop(&refresher, leadership, ticks, &metrics, shutdown).await;
+    run_loop_with(
+        &refresher,
+        leadership,
+        ticks,
+        &metrics,
+        &mut rechecks,
+        shutdown,
+    )
+    .await;
     Ok(())
 }
 
@@ -105,9 +154,22 @@ impl Ticks {
 /// (back to following, with a fresh window) or `shutdown`.
 pub async fn run_loop(
     passes: &impl Passes,
+    leadership: Leadership,
+    ticks: Ticks,
+    metrics: &Metrics,
+    shutdown: impl Future<Output = ()>,
+) {
+    let (_keep, mut rechecks) = tokio::sync::mpsc::channel(1);
+    run_loop_with(passes, leadership, ticks, metrics, &mut rechecks, shutdown).await;
+}
+
+/// [`run_loop`] with re-checks (see [`run_with`]).
+pub async fn run_loop_with(
+    passes: &impl Passes,
     mut leadership: Leadership,
     ticks: Ticks,
     metrics: &Metrics,
+    rechecks: &mut Rechecks,
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
@@ -122,6 +184,9 @@ pub async fn run_loop(
                     tracing::error!("the leader election task ended; stopping");
                     break 'outer;
                 },
+                Some(image) = rechecks.recv() => {
+                    tracing::debug!(image = %image, "not leading: the leader's passes cover this image");
+                }
             }
         }
         metrics.set_leader(true);
@@ -146,7 +211,12 @@ pub async fn run_loop(
                 }
                 _ = ticker.tick() => {
                     let window = ticks.window(last, ticks.clock.now());
-                    last = pass(passes, metrics, window).await.or(last);
+                    last = pass(passes, metrics, window, None).await.or(last);
+                }
+                Some(image) = rechecks.recv() => {
+                    let focus = drain(image, rechecks);
+                    let window = ticks.window(last, ticks.clock.now());
+                    pass(passes, metrics, window, Some(&focus)).await;
                 }
             }
         }
@@ -155,10 +225,37 @@ pub async fn run_loop(
     leadership.release().await;
 }
 
-/// One pass over `window`. Returns the time the window now ends at, or `None` when
-/// the pass could not run.
-async fn pass(passes: &impl Passes, metrics: &Metrics, window: Window) -> Option<Timestamp> {
-    match passes.run_window(window).await {
+/// `first` and whatever else is queued, as repositories (at most [`MAX_RECHECK_BATCH`]).
+fn drain(first: Reference, rechecks: &mut Rechecks) -> BTreeSet<String> {
+    let mut focus = BTreeSet::from([first.name()]);
+    while focus.len() < MAX_RECHECK_BATCH {
+        match rechecks.try_recv() {
+            Ok(image) => focus.insert(image.name()),
+            Err(_) => break,
+        };
+    }
+    focus
+}
+
+/// One pass over `window` (only the workloads tracking `focus`, when given).
+/// Returns the time the window now ends at, or `None` when the pass could not run.
+async fn pass(
+    passes: &impl Passes,
+    metrics: &Metrics,
+    window: Window,
+    focus: Option<&BTreeSet<String>>,
+) -> Option<Timestamp> {
+    let started = tokio::time::Instant::now();
+    let result = match focus {
+        None => passes.run_window(window).await,
+        Some(focus) => {
+            tracing::info!(repositories = ?focus, "registry webhook: re-checking at once");
+            passes.run_focused(window, focus).await
+        }
+    };
+    metrics.observe_duration(started.elapsed());
+    metrics.readiness().observe(&result);
+    match result {
         Ok(report) => {
             metrics.observe(&report, report.at.unix_seconds() as f64);
             let outcome = report.outcome();

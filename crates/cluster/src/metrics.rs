@@ -17,6 +17,21 @@
 //! | `freshet_last_pass_timestamp_seconds` | gauge | (last completed pass) |
 //! | `freshet_pass_images` | gauge | (unique images asked about in the last pass) |
 //! | `freshet_leader` | gauge | (1 while this replica holds the lease) |
+//! | `freshet_pass_duration_seconds` | histogram | (passes that ran, focused ones included) |
+//! | `freshet_registry_requests_total` | counter | `registry`, `method`, `outcome` ([`registry`]) |
+//! | `freshet_registry_tokens_fetched_total` | counter | `registry` |
+//! | `freshet_registry_ratelimit_remaining` | gauge | `registry` |
+//! | `freshet_api_writes_total` | counter | `resource`, `outcome` ([`api`]) |
+//! | `freshet_rollbacks_total`, `freshet_holds`, `freshet_rollout_queue_length` | counter, gauges | set through [`Metrics::safety`] |
+//! | `freshet_notifications_{sent,failed,dropped}_total` | counters | registered with [`Metrics::register_unprefixed`] |
+//!
+//! The registry clients report to [`Metrics::registry_recorder`] (set it as
+//! `ClientOptions::recorder`), the writer to [`Metrics::api_writes`] (set it as
+//! `PassOptions::api_writes`). [`textfile`] writes the same text for node-exporter.
+
+pub mod api;
+pub mod registry;
+pub mod textfile;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -26,8 +41,15 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use std::time::Duration;
 
+pub use api::ApiWrites;
+pub use registry::RegistryMetrics;
+
+use crate::ready::Readiness;
 use crate::report::{Outcome, PassReport, Status};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -56,6 +78,27 @@ pub struct Metrics {
     images: Gauge,
     leader: Gauge,
     streak_copy: Mutex<BTreeMap<StreakLabels, (i64, bool)>>,
+    duration: Histogram,
+    registries: RegistryMetrics,
+    api: ApiWrites,
+    safety: SafetyMetrics,
+    unprefixed: Registry,
+    readiness: Readiness,
+}
+
+/// The gauges of rollout safety (rollbacks, holds, the pacing queue), registered
+/// now so dashboards and alerts can be written before they move. The safety code
+/// sets them after each pass: `metrics.safety().rollbacks.inc()` per rollback
+/// performed, `holds.set(n)` to the workloads on hold, `queue.set(n)` to the
+/// updates waiting for their turn. Clones share the values.
+#[derive(Debug, Clone, Default)]
+pub struct SafetyMetrics {
+    /// `freshet_rollbacks_total`: rollbacks performed.
+    pub rollbacks: Counter,
+    /// `freshet_holds`: workloads on hold now.
+    pub holds: Gauge,
+    /// `freshet_rollout_queue_length`: updates waiting for their turn (pacing).
+    pub queue: Gauge,
 }
 
 impl Default for Metrics {
@@ -79,6 +122,12 @@ impl Metrics {
             images: Gauge::default(),
             leader: Gauge::default(),
             streak_copy: Mutex::default(),
+            duration: Histogram::new(exponential_buckets(0.05, 2.0, 14)),
+            registries: RegistryMetrics::default(),
+            api: ApiWrites::default(),
+            safety: SafetyMetrics::default(),
+            unprefixed: Registry::default(),
+            readiness: Readiness::new(),
         };
         registry.register(
             "passes",
@@ -116,7 +165,56 @@ impl Metrics {
             "1 while this replica holds the leader lease",
             m.leader.clone(),
         );
+        registry.register(
+            "pass_duration_seconds",
+            "How long passes took (listing, resolving, writing)",
+            m.duration.clone(),
+        );
+        m.registries.register(&mut registry);
+        m.api.register(&mut registry);
+        registry.register(
+            "rollbacks",
+            "Rollbacks performed after failed rollouts",
+            m.safety.rollbacks.clone(),
+        );
+        registry.register("holds", "Workloads on hold", m.safety.holds.clone());
+        registry.register(
+            "rollout_queue_length",
+            "Updates waiting for their turn (rollout pacing)",
+            m.safety.queue.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// Registers metrics that carry their full name (`freshet_notifications_…`, from
+    /// `freshet-notify`), before the metrics are shared.
+    pub fn register_unprefixed(&mut self, register: impl FnOnce(&mut Registry)) {
+        register(&mut self.unprefixed);
+    }
+
+    /// What registry clients report to (`ClientOptions::recorder`).
+    pub fn registry_recorder(&self) -> Arc<dyn freshet_registry::Recorder> {
+        Arc::new(self.registries.clone())
+    }
+
+    /// What the writer counts into (`PassOptions::api_writes`).
+    pub fn api_writes(&self) -> ApiWrites {
+        self.api.clone()
+    }
+
+    /// What `/readyz` answers from (the controller loop feeds it each pass).
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+
+    /// The safety gauges, for the code that performs rollbacks, holds and pacing.
+    pub fn safety(&self) -> &SafetyMetrics {
+        &self.safety
+    }
+
+    /// Records how long a pass took (passes that could not run included).
+    pub fn observe_duration(&self, took: Duration) {
+        self.duration.observe(took.as_secs_f64());
     }
 
     /// Records a completed pass at `unix_time`.
@@ -190,10 +288,19 @@ impl Metrics {
 
     /// The metrics in the Prometheus text format (OpenMetrics).
     pub fn encode(&self) -> String {
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
         let mut out = String::new();
         // Writing to a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        let _ = encode_registry(&mut out, &self.registry);
+        let _ = encode_registry(&mut out, &self.unprefixed);
+        let _ = encode_eof(&mut out);
         out
+    }
+
+    /// The metrics in the Prometheus text format 0.0.4, for node-exporter's textfile
+    /// collector.
+    pub fn encode_textfile(&self) -> String {
+        textfile::to_prometheus_text(&self.encode())
     }
 }
 
@@ -226,6 +333,7 @@ mod tests {
             written: status != Status::NotDue,
             next_due: None,
             error: None,
+            notices: Vec::new(),
         }
     }
 

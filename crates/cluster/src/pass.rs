@@ -23,6 +23,8 @@ use freshet_core::refresh::{
 use crate::clock::{SharedClock, SystemClock};
 use crate::errors::error_chain;
 use crate::gather::{GatherError, Gatherer, RegistryFactory, Scope, WorkloadId};
+use crate::metrics::api::ApiWrites;
+use crate::observer::{self, PassObserver};
 use crate::report::{PassReport, Status, WorkloadReport, log_plan};
 use crate::workloads::{ReadWorkload, kind_name};
 use crate::writer::{WriteError, Writer};
@@ -70,6 +72,8 @@ pub struct PassOptions {
     /// library default is off, so a caller that does not look at its rollouts
     /// (and the refresh's own tests) keeps the plain refresh.
     pub follow_rollouts: bool,
+    /// Where the writer counts its API writes (`Metrics::api_writes`).
+    pub api_writes: ApiWrites,
 }
 
 impl Default for PassOptions {
@@ -88,6 +92,7 @@ impl Default for PassOptions {
             health_timeout: None,
             state_namespace: "freshet".into(),
             follow_rollouts: false,
+            api_writes: ApiWrites::default(),
         }
     }
 }
@@ -101,6 +106,7 @@ pub struct Refresher {
     writer: Writer,
     options: PassOptions,
     clock: SharedClock,
+    observers: Vec<Arc<dyn PassObserver>>,
 }
 
 impl std::fmt::Debug for Refresher {
@@ -131,12 +137,20 @@ impl Refresher {
             options.concurrency,
         );
         Self {
-            writer: Writer::new(kube.clone(), &options.instance),
+            writer: Writer::new(kube.clone(), &options.instance)
+                .counting(options.api_writes.clone()),
             kube,
             gatherer,
             options,
             clock: Arc::new(SystemClock),
+            observers: Vec::new(),
         }
+    }
+
+    /// The same refresher telling `observer` about every pass.
+    pub fn with_observer(mut self, observer: Arc<dyn PassObserver>) -> Self {
+        self.observers.push(observer);
+        self
     }
 
     /// The same refresher reading the time from `clock`.
@@ -185,8 +199,34 @@ impl Refresher {
     /// One pass over `window`: a workload with a schedule is due when its schedule
     /// fired in it.
     pub async fn run_window(&self, window: Window) -> Result<PassReport, PassError> {
+        self.run_in(window, None).await
+    }
+
+    /// A pass over `window` limited to the due workloads that track one of
+    /// `repositories` (`registry/repository`, e.g. `ghcr.io/acme/api`): a registry
+    /// webhook's re-check. Its report lists only those workloads.
+    pub async fn run_focused(
+        &self,
+        window: Window,
+        repositories: &BTreeSet<String>,
+    ) -> Result<PassReport, PassError> {
+        self.run_in(window, Some(repositories)).await
+    }
+
+    async fn run_in(
+        &self,
+        window: Window,
+        focus: Option<&BTreeSet<String>>,
+    ) -> Result<PassReport, PassError> {
         let now = window.now;
-        let (candidates, mut reports) = self.classify(window).await?;
+        let (mut candidates, mut reports) = self.classify(window).await?;
+        if let Some(focus) = focus {
+            candidates.retain(|(w, e)| e.as_ref().is_ok_and(|e| observer::tracks(w, e, focus)));
+            reports.clear();
+        } else {
+            let tracked = observer::tracked(&candidates);
+            self.observers.iter().for_each(|o| o.tracked(&tracked));
+        }
         let valid: Vec<(&ReadWorkload, &Enrollment)> = candidates
             .iter()
             .filter_map(|(w, e)| Some((w, e.as_ref().ok()?)))
@@ -227,12 +267,14 @@ impl Refresher {
         reports.extend(apps);
         reports
             .sort_by(|a, b| (a.kind, &a.namespace, &a.name).cmp(&(b.kind, &b.namespace, &b.name)));
-        Ok(PassReport {
+        let report = PassReport {
             dry_run: self.options.dry_run,
             at: now,
             images: gathered.images + app_images,
             workloads: reports,
-        })
+        };
+        self.observers.iter().for_each(|o| o.report(&report));
+        Ok(report)
     }
 
     /// Reads and enrolls the workloads: those to plan (valid or not), and the

@@ -10,7 +10,9 @@
 use freshet_core::refresh::{Change, Streak, Timestamp, WorkloadPlan};
 use serde::Serialize;
 
+use crate::notice::Notice;
 use crate::workloads::{ReadWorkload, kind_name};
+use freshet_core::notify::EventKind;
 
 /// What happened to one workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -90,6 +92,9 @@ pub struct WorkloadReport {
     /// What went wrong (invalid annotations, a refused patch).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What notifications announce besides refreshes (`crate::notices` maps them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<Notice>,
 }
 
 impl WorkloadReport {
@@ -108,6 +113,7 @@ impl WorkloadReport {
             written: false,
             next_due: None,
             error: None,
+            notices: Vec::new(),
         }
     }
 
@@ -128,6 +134,7 @@ impl WorkloadReport {
             warnings: plan.warnings.clone(),
             transient: plan.transient.clone(),
             escalations: plan.escalations.clone(),
+            notices: streak_notices(plan),
             ..WorkloadReport::new(w, status)
         }
     }
@@ -139,6 +146,25 @@ impl WorkloadReport {
             ..WorkloadReport::new(w, Status::Failed)
         }
     }
+}
+
+/// A streak reaching its threshold, and its recovery: announced once each.
+fn streak_notices(plan: &WorkloadPlan) -> Vec<Notice> {
+    let reached = plan.reached.iter().map(|s| {
+        Notice::new(
+            EventKind::FailureStreak,
+            format!("{} failures in a row: {}", s.count, s.message),
+        )
+        .image(&s.image)
+    });
+    let recovered = plan.recovered.iter().map(|s| {
+        Notice::new(
+            EventKind::Recovered,
+            format!("resolved again after {} failures in a row", s.count),
+        )
+        .image(&s.image)
+    });
+    reached.chain(recovered).collect()
 }
 
 impl ChangeReport {
@@ -278,6 +304,7 @@ mod tests {
             written: status == Status::Refreshed,
             next_due: None,
             error: None,
+            notices: Vec::new(),
         }
     }
 

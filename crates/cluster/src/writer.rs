@@ -14,6 +14,7 @@ use kube::runtime::events::EventType;
 
 use crate::errors::error_chain;
 use crate::events::{self, Events, Regarding};
+use crate::metrics::api::ApiWrites;
 use crate::report::ChangeReport;
 use crate::workloads::{self, ReadWorkload, kind_name};
 
@@ -57,6 +58,7 @@ impl WriteError {
 pub struct Writer {
     kube: kube::Client,
     events: Events,
+    counts: ApiWrites,
 }
 
 impl std::fmt::Debug for Writer {
@@ -73,6 +75,7 @@ impl Writer {
         Self {
             events: Events::new(kube.clone(), instance),
             kube,
+            counts: ApiWrites::default(),
         }
     }
 
@@ -85,6 +88,12 @@ impl Writer {
     /// The Events recorder (shared with the Applications' writes).
     pub(crate) fn events(&self) -> &Events {
         &self.events
+    }
+
+    /// The same writer counting its writes into `counts`.
+    pub fn counting(mut self, counts: ApiWrites) -> Self {
+        self.counts = counts;
+        self
     }
 
     /// Sends the patch that performs `plan` on `w` at `now` (nothing when the plan
@@ -113,7 +122,14 @@ impl Writer {
             field_manager: Some(FIELD_MANAGER.into()),
             ..PatchParams::default()
         };
-        match api.patch(&w.name, &params, &Patch::Strategic(body)).await {
+        let result = api.patch(&w.name, &params, &Patch::Strategic(body)).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(kube::Error::Api(s)) if s.code == 409 => "conflict",
+            Err(_) => "error",
+        };
+        self.counts.count("patch", outcome);
+        match result {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(s)) if s.code == 409 => Err(WriteError::Conflict {
                 kind: kind_name(w.kind),
@@ -181,8 +197,12 @@ impl Writer {
         reason: &'static str,
         note: &str,
     ) {
-        if let Err(e) = self.events.publish(regarding, type_, reason, note).await {
-            tracing::warn!(error = %error_chain(&e), "event not recorded");
+        match self.events.publish(regarding, type_, reason, note).await {
+            Ok(()) => self.counts.count("event", "ok"),
+            Err(e) => {
+                self.counts.count("event", "error");
+                tracing::warn!(error = %error_chain(&e), "event not recorded");
+            }
         }
     }
 }

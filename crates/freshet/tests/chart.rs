@@ -6,8 +6,9 @@
 //! chart's pull-secret Role; the controller holding the chart's Lease) and may do
 //! nothing more.
 //!
-//! The test bed serves no Service or PodDisruptionBudget (nor the ServiceMonitor
-//! CRD): those objects are checked as rendered, and left out of the apply.
+//! The test bed stores Services and PodDisruptionBudgets, so the controller mode's
+//! whole rendering applies except the ServiceMonitor (its CRD is not served), which
+//! is checked as rendered.
 
 mod chart_support;
 
@@ -27,7 +28,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::{Value, json};
 
-const NOT_SERVED: &[&str] = &["Service", "PodDisruptionBudget", "ServiceMonitor"];
+const NOT_SERVED: &[&str] = &["ServiceMonitor"];
 
 fn controller_values() -> Value {
     json!({"mode": "controller", "metrics": {"serviceMonitor": {"enabled": true}}})
@@ -536,6 +537,21 @@ async fn the_controller_chart_applies_and_its_service_account_leads_on_its_lease
         "controller": {"leaseName": "freshet-leader"},
     }))
     .await;
+    // The PodDisruptionBudget and the metrics Service applied with the rest.
+    for object in ["poddisruptionbudget/freshet", "service/freshet-metrics"] {
+        kubectl(
+            &[
+                "--kubeconfig",
+                &b.kubeconfig,
+                "-n",
+                "freshet",
+                "get",
+                object,
+            ],
+            None,
+        )
+        .await;
+    }
     let pusher = Pusher::new(&b.registry).expect("pusher");
     fixtures::seed_api(&pusher).await.expect("seed api");
     let image = format!("{}/team/api:stable", b.registry.host());

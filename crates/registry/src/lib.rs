@@ -44,6 +44,6 @@ pub use client::{Client, ClientOptions, RateLimit, StatsSnapshot};
 pub use created::BuildTimes;
 pub use credentials::CredentialStore;
 pub use error::{ErrorClass, RegistryError};
-pub use options::{TagLimits, requests_per_second};
+pub use options::{Recorder, TagLimits, requests_per_second};
 pub use resolve::{PlatformDigest, Resolved, Want};
 pub use secret::{Credential, Secret};

@@ -105,7 +105,7 @@ impl Limits {
 }
 
 /// `ratelimit-limit: 100;w=21600` and `ratelimit-remaining: 76;w=21600`.
-fn parse_rate_limit(headers: &HeaderMap) -> Option<RateLimit> {
+pub(crate) fn parse_rate_limit(headers: &HeaderMap) -> Option<RateLimit> {
     let remaining = header_number(headers, "ratelimit-remaining")?;
     let limit = header_number(headers, "ratelimit-limit");
     let window_secs = headers

@@ -5,7 +5,22 @@
 //! must not read the environment or perform I/O; the CLI fills it.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Where a client reports each request it sends, for metrics (the cluster's
+/// Prometheus registry implements it). Called on the request's task: must not block.
+pub trait Recorder: Send + Sync + std::fmt::Debug {
+    /// One HTTP attempt to `registry` (the registry's host; a token request's is its
+    /// realm's host; a redirect hop keeps the first host) with `method`, answered
+    /// with `outcome`: `2xx`, `3xx`, `4xx`, `429`, `5xx` or `network` (no answer).
+    /// `token`: a token request.
+    fn request(&self, registry: &str, method: &str, outcome: &'static str, token: bool);
+
+    /// `registry` reported `remaining` requests left in its rate-limit window
+    /// (Docker Hub's `ratelimit-remaining`).
+    fn rate_limit_remaining(&self, registry: &str, remaining: u64);
+}
 
 /// Tunables of a [`crate::Client`]. `Default` gives production values.
 #[derive(Debug, Clone)]
@@ -32,6 +47,8 @@ pub struct ClientOptions {
     pub backoff_base: Duration,
     /// Caps on tag listing across all pages of one repository.
     pub tag_limits: TagLimits,
+    /// Told about every request (`None`: nobody).
+    pub recorder: Option<Arc<dyn Recorder>>,
 }
 
 impl Default for ClientOptions {
@@ -47,6 +64,7 @@ impl Default for ClientOptions {
             max_retry_after: Duration::from_secs(60),
             backoff_base: Duration::from_millis(200),
             tag_limits: TagLimits::default(),
+            recorder: None,
         }
     }
 }

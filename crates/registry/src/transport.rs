@@ -122,14 +122,20 @@ impl Transport {
             let auth = req.authorization.filter(|_| credentials);
             let first_hop = seen.len() == 1;
             let resp = self
-                .with_retries(&hop_label, limits.filter(|_| credentials), || {
-                    // Kinds count attempts at the registry; redirect hops count as
-                    // requests only.
-                    if first_hop {
-                        self.stats.count(req.kind);
-                    }
-                    self.build(&method, &url, req.accept, auth, form.as_deref())
-                })
+                .with_retries(
+                    label,
+                    &hop_label,
+                    limits.filter(|_| credentials),
+                    (req.kind, &method),
+                    || {
+                        // Kinds count attempts at the registry; redirect hops count as
+                        // requests only.
+                        if first_hop {
+                            self.stats.count(req.kind);
+                        }
+                        self.build(&method, &url, req.accept, auth, form.as_deref())
+                    },
+                )
                 .await?;
             let status = resp.status();
             let Some(next) = location(&resp, &url).filter(|_| status.is_redirection()) else {
@@ -198,8 +204,10 @@ impl Transport {
     /// errors, 5xx, 429) with backoff. Returns any other response.
     async fn with_retries(
         &self,
+        registry: &str,
         label: &str,
         limits: Option<&Limits>,
+        (kind, method): (Kind, &Method),
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<Response, RegistryError> {
         let o = &self.options;
@@ -213,6 +221,7 @@ impl Transport {
             self.stats.request();
             let sent = build().send().await;
             drop(permit);
+            self.record(registry, &sent, kind, method);
             let last = attempt >= o.max_attempts.max(1);
             let resp = match sent {
                 Ok(resp) => resp,
@@ -259,6 +268,30 @@ impl Transport {
         }
     }
 
+    /// Tells the options' recorder about one attempt.
+    fn record(
+        &self,
+        registry: &str,
+        sent: &Result<Response, reqwest::Error>,
+        kind: Kind,
+        method: &Method,
+    ) {
+        let Some(r) = &self.options.recorder else {
+            return;
+        };
+        let token = kind == Kind::Token;
+        let method = method.as_str();
+        match sent {
+            Ok(resp) => {
+                r.request(registry, method, outcome_class(resp.status()), token);
+                if let Some(rl) = crate::limits::parse_rate_limit(resp.headers()) {
+                    r.rate_limit_remaining(registry, rl.remaining);
+                }
+            }
+            Err(_) => r.request(registry, method, "network", token),
+        }
+    }
+
     fn backoff_delay(&self, attempt: u32) -> Duration {
         backoff_delay(self.options.backoff_base, attempt, fastrand::f64())
     }
@@ -266,6 +299,18 @@ impl Transport {
     async fn backoff(&self, attempt: u32) {
         self.stats.retry();
         tokio::time::sleep(self.backoff_delay(attempt)).await;
+    }
+}
+
+/// The outcome label of a status.
+fn outcome_class(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        429 => "429",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "other",
     }
 }
 

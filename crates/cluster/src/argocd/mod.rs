@@ -98,5 +98,6 @@ pub fn report(app: &App, status: Status) -> WorkloadReport {
         written: false,
         next_due: None,
         error: None,
+        notices: Vec::new(),
     }
 }

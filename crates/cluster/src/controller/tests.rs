@@ -28,6 +28,7 @@ fn window(since: i64, now: i64) -> Window {
 /// Records every window; the passes numbered in `fail` (from 1) cannot run.
 struct Recording {
     windows: Mutex<Vec<Window>>,
+    focused: Mutex<Vec<(Window, BTreeSet<String>)>>,
     count: watch::Sender<usize>,
     fail: Vec<usize>,
 }
@@ -36,6 +37,7 @@ impl Recording {
     fn new(fail: &[usize]) -> Self {
         Self {
             windows: Mutex::default(),
+            focused: Mutex::default(),
             count: watch::channel(0).0,
             fail: fail.to_vec(),
         }
@@ -66,6 +68,25 @@ impl Passes for Recording {
                     "the API is down".into(),
                 )));
             }
+            Ok(PassReport {
+                dry_run: false,
+                at: window.now,
+                images: 0,
+                workloads: Vec::new(),
+            })
+        }
+    }
+
+    fn run_focused(
+        &self,
+        window: Window,
+        repositories: &BTreeSet<String>,
+    ) -> impl Future<Output = Result<PassReport, PassError>> {
+        self.focused
+            .lock()
+            .unwrap()
+            .push((window, repositories.clone()));
+        async move {
             Ok(PassReport {
                 dry_run: false,
                 at: window.now,
@@ -191,5 +212,55 @@ async fn a_follower_runs_nothing_and_a_new_term_starts_from_a_fresh_window() {
     assert_eq!(
         passes.windows(),
         [window(-30, 30), window(30, 90), window(150, 210)]
+    );
+}
+
+/// A webhook's images make the leader run a focused pass at once, between ticks,
+/// over the regular window, without moving it: the next tick covers the same time.
+#[tokio::test(start_paused = true)]
+async fn a_recheck_runs_a_focused_pass_at_once_without_moving_the_window() {
+    let passes = Recording::new(&[]);
+    let metrics = Metrics::new();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let driver = async {
+        passes.wait_for(1).await;
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        for image in ["ghcr.io/acme/api:1", "ghcr.io/acme/api:2", "nginx"] {
+            tx.send(Reference::parse(image).unwrap()).await.unwrap();
+        }
+        passes.wait_for(2).await;
+        let _ = stop.send(());
+    };
+    tokio::join!(
+        run_loop_with(
+            &passes,
+            Leadership::always(),
+            ticks(true),
+            &metrics,
+            &mut rx,
+            async {
+                let _ = stopped.await;
+            }
+        ),
+        driver
+    );
+    let focused = passes.focused.lock().unwrap().clone();
+    assert_eq!(focused.len(), 1, "{focused:?}");
+    assert_eq!(focused[0].0, window(0, 20));
+    assert_eq!(
+        focused[0].1,
+        BTreeSet::from([
+            "docker.io/library/nginx".to_owned(),
+            "ghcr.io/acme/api".to_owned()
+        ])
+    );
+    assert_eq!(passes.windows(), [window(-60, 0), window(0, 60)]);
+    assert!(
+        metrics
+            .encode()
+            .contains("freshet_pass_duration_seconds_count 3"),
+        "{}",
+        metrics.encode()
     );
 }

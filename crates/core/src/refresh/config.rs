@@ -30,16 +30,19 @@ use globset::{GlobBuilder, GlobMatcher};
 use serde::Deserialize;
 
 use super::enroll::{
-    self, ACTION, CATCH_UP, CONTAINERS, EnrollError, Enrollment, IF_NOT_ALWAYS, KEEL_POLICY,
-    KEEL_POLL_SCHEDULE, POLICY, SCHEDULE, Source, THRESHOLD,
+    self, ACTION, AUDIT_ANNOTATION, CATCH_UP, CONTAINERS, EnrollError, Enrollment, IF_NOT_ALWAYS,
+    KEEL_POLICY, KEEL_POLL_SCHEDULE, POLICY, SCHEDULE, Source, THRESHOLD,
 };
 use super::safety_config::{self, RawRuleSafety, RuleSafety, rule_safety};
 use super::schedule::{SCHEDULE_FORMS, Schedule, ScheduleError};
 use crate::Reference;
+use crate::notify::config::RawNotifications;
+use crate::notify::{NotifyConfig, NotifyConfigError};
 use crate::policy::Policy;
 use crate::safety::Pacing;
 use crate::safety::pacing::{BudgetSpec, PacingSpec};
 use crate::safety::threshold::ThresholdSpec;
+use crate::webhook::{ValidWebhooks, WebhooksConfig};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -54,6 +57,10 @@ struct RawConfig {
     rules: Vec<RawRule>,
     #[serde(default)]
     pacing: Option<PacingSpec>,
+    #[serde(default)]
+    notifications: Option<RawNotifications>,
+    #[serde(default)]
+    webhooks: Option<WebhooksConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,9 +91,11 @@ struct RawRule {
     on_failure: Option<String>,
     #[serde(default)]
     thresholds: Vec<ThresholdSpec>,
+    #[serde(default)]
+    audit_annotation: Option<String>,
 }
 
-const KEYS: &str = "version, namespaces, threshold, pacing, rules[].namespaces, rules[].selector, rules[].images, rules[].policy, rules[].action, rules[].threshold, rules[].ifPullPolicyNotAlways, rules[].schedule, rules[].pacing, rules[].windows, rules[].onFailure, rules[].thresholds, rules[].catchUp";
+const KEYS: &str = "version, namespaces, threshold, pacing, notifications, webhooks, rules[].namespaces, rules[].selector, rules[].images, rules[].policy, rules[].action, rules[].threshold, rules[].ifPullPolicyNotAlways, rules[].schedule, rules[].pacing, rules[].windows, rules[].onFailure, rules[].thresholds, rules[].catchUp, rules[].auditAnnotation";
 
 /// Why the cluster config was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -245,6 +254,8 @@ pub struct Rule {
     pub catch_up: Option<bool>,
     /// Windows, failure response and per-image thresholds.
     pub safety: RuleSafety,
+    /// The extra audit annotation (validated).
+    pub audit_annotation: Option<String>,
 }
 
 /// A validated cluster config.
@@ -258,6 +269,10 @@ pub struct ClusterConfig {
     pub rules: Vec<Rule>,
     /// The pacing budgets (cluster-wide, per rule by index, per namespace).
     pub pacing: Pacing,
+    /// The `notifications:` section (no sinks when absent).
+    pub notifications: NotifyConfig,
+    /// The `webhooks:` section (controller mode; `None` when absent).
+    pub webhooks: Option<ValidWebhooks>,
 }
 
 /// What a rule matches a workload on.
@@ -373,6 +388,10 @@ fn rule(index: usize, r: RawRule) -> Result<Rule, ConfigError> {
     if let Some(s) = &r.schedule {
         schedule(key("schedule"), s)?;
     }
+    if let Some(a) = &r.audit_annotation {
+        enroll::audit_annotation_key(a)
+            .map_err(|fix| invalid(key("auditAnnotation"), format!("{a:?} is not allowed"), fix))?;
+    }
     Ok(Rule {
         index,
         namespaces: r.namespaces,
@@ -385,6 +404,7 @@ fn rule(index: usize, r: RawRule) -> Result<Rule, ConfigError> {
         schedule: r.schedule,
         catch_up: r.catch_up,
         safety,
+        audit_annotation: r.audit_annotation,
     })
 }
 
@@ -448,11 +468,37 @@ impl ClusterConfig {
             .enumerate()
             .map(|(index, r)| rule(index, r))
             .collect::<Result<Vec<_>, _>>()?;
+        let notifications = match raw.notifications {
+            Some(n) => NotifyConfig::from_raw(n).map_err(|e| match e {
+                NotifyConfigError::Invalid { key, message, fix } => {
+                    ConfigError::Invalid { key, message, fix }
+                }
+                other => invalid(
+                    "notifications".into(),
+                    other.to_string(),
+                    "see docs/notifications.md",
+                ),
+            })?,
+            None => NotifyConfig::default(),
+        };
+        let webhooks = raw
+            .webhooks
+            .map(|w| w.validate())
+            .transpose()
+            .map_err(|e| {
+                invalid(
+                    "webhooks".into(),
+                    e.to_string(),
+                    "see the README's Registry webhooks",
+                )
+            })?;
         Ok(ClusterConfig {
             namespaces: raw.namespaces,
             threshold: global,
             rules,
             pacing,
+            notifications,
+            webhooks,
         })
     }
 
@@ -546,6 +592,9 @@ impl ClusterConfig {
                 || subject.annotations.contains_key(KEEL_POLL_SCHEDULE);
             if let (Some(v), false) = (&r.schedule, own_schedule) {
                 merged.insert(SCHEDULE.into(), v.clone());
+            }
+            if let Some(a) = &r.audit_annotation {
+                merged.insert(AUDIT_ANNOTATION.into(), a.clone());
             }
         }
         merged.extend(

@@ -66,6 +66,9 @@ pub const CATCH_UP: &str = "freshet.io/catch-up";
 pub const KEEL_MONITOR_CONTAINERS: &str = "keel.sh/monitorContainers";
 /// `keel.sh/initContainers`.
 pub const KEEL_INIT_CONTAINERS: &str = "keel.sh/initContainers";
+/// `freshet.io/audit-annotation`: an extra annotation (a Kubernetes annotation key,
+/// e.g. `example.com/last-refreshed-app-digest`) set to the digest of each refresh.
+pub const AUDIT_ANNOTATION: &str = "freshet.io/audit-annotation";
 
 /// The failure threshold when nothing sets one.
 pub const DEFAULT_THRESHOLD: u32 = 3;
@@ -181,6 +184,9 @@ pub struct SetEnv {
     pub image: Reference,
     /// The value form.
     pub value: EnvValue,
+    /// An extra annotation set to this image's digest with each refresh
+    /// (`… annotation=KEY` after the image).
+    pub audit_annotation: Option<String>,
 }
 
 /// Where an enrollment came from, for logs and `plan` output.
@@ -211,6 +217,9 @@ pub struct Enrollment {
     pub if_not_always: IfNotAlways,
     /// When the workload is due (`None`: every run).
     pub schedule: Option<Schedule>,
+    /// An extra annotation set to the digest of each refresh of the workload's
+    /// images (`freshet.io/audit-annotation`, or a rule's `auditAnnotation`).
+    pub audit_annotation: Option<String>,
     /// Where this came from.
     pub source: Source,
     /// Whether a digest watch refreshes pods that run an older image than the tag
@@ -411,6 +420,14 @@ pub fn from_annotations(
         get(KEEL_INIT_CONTAINERS),
         &source,
     )?;
+    let audit_annotation = match get(AUDIT_ANNOTATION) {
+        Some(v) => Some(audit_annotation_key(v).map_err(|fix| EnrollError::Value {
+            key: AUDIT_ANNOTATION,
+            value: v.into(),
+            fix,
+        })?),
+        None => None,
+    };
     Ok(Some(Enrollment {
         policy,
         action,
@@ -419,6 +436,7 @@ pub fn from_annotations(
         threshold,
         if_not_always,
         schedule,
+        audit_annotation,
         source,
         catch_up,
         monitor,
@@ -563,7 +581,17 @@ pub fn parse_set_env(value: &str, form: EnvValue) -> Result<Vec<SetEnv>, EnrollE
                 "the variable name must be a C identifier (letters, digits, _; not starting with a digit)",
             ));
         }
-        let image = Reference::parse(image.trim()).map_err(|e| bad(&e.to_string()))?;
+        let mut words = image.split_whitespace();
+        let image = words.next().unwrap_or_default();
+        let audit_annotation = match words.next().map(|w| w.split_once('=')) {
+            None => None,
+            Some(Some(("annotation", key))) => Some(audit_annotation_key(key).map_err(bad)?),
+            Some(_) => return Err(bad("after the image, only annotation=KEY may follow")),
+        };
+        if words.next().is_some() {
+            return Err(bad("after the image, only annotation=KEY may follow"));
+        }
+        let image = Reference::parse(image).map_err(|e| bad(&e.to_string()))?;
         if out.iter().any(|s| s.container == container && s.var == var) {
             return Err(bad("this container and variable appear twice"));
         }
@@ -572,14 +600,102 @@ pub fn parse_set_env(value: &str, form: EnvValue) -> Result<Vec<SetEnv>, EnrollE
             var: var.into(),
             image,
             value: form,
+            audit_annotation,
         });
     }
     Ok(out)
 }
 
+/// Checks an extra audit annotation's name: a Kubernetes annotation key (an
+/// optional DNS-subdomain prefix and `/`, then 1 to 63 characters of `[A-Za-z0-9._-]`
+/// starting and ending alphanumeric), outside freshet's own `freshet.io/` keys.
+pub fn audit_annotation_key(key: &str) -> Result<String, &'static str> {
+    const FIX: &str = "use a Kubernetes annotation key such as example.com/last-refreshed-app-digest (prefix: a lowercase DNS subdomain; name: 1 to 63 of A-Z a-z 0-9 . _ -, alphanumeric at both ends; not under freshet.io/)";
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    let name_ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && alnum(name.chars().next())
+        && alnum(name.chars().last());
+    let prefix_ok = prefix.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 253
+            && p.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            })
+    });
+    let ours = prefix.is_some_and(|p| p == "freshet.io" || p.ends_with(".freshet.io"));
+    if name_ok && prefix_ok && !ours {
+        Ok(key.to_owned())
+    } else {
+        Err(FIX)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audit_annotation_names_are_kubernetes_annotation_keys() {
+        for good in [
+            "example.com/last-refreshed-app-digest",
+            "last-refreshed",
+            "a.b-c.io/X_y.z-1",
+        ] {
+            assert_eq!(audit_annotation_key(good).as_deref(), Ok(good), "{good}");
+        }
+        for bad in [
+            "",
+            "example.com/",
+            "/name",
+            "Example.com/name",
+            "example.com/-name",
+            "example.com/name-",
+            "a/b/c",
+            "example..com/name",
+            "freshet.io/refreshed",
+            "x.freshet.io/y",
+            "example.com/has space",
+            &format!("example.com/{}", "n".repeat(64)),
+            &format!("{}/name", "a".repeat(254)),
+        ] {
+            assert!(audit_annotation_key(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_set_env_entry_may_name_an_audit_annotation() {
+        let e = parse_set_env(
+            "api/APP=ghcr.io/acme/app:1 annotation=example.com/last-refreshed-app-digest, api/B=nginx:1",
+            EnvValue::Digest,
+        )
+        .unwrap();
+        assert_eq!(
+            e[0].audit_annotation.as_deref(),
+            Some("example.com/last-refreshed-app-digest")
+        );
+        assert_eq!(e[1].audit_annotation, None);
+        for bad in [
+            "api/A=nginx:1 annotation=freshet.io/x",
+            "api/A=nginx:1 note=example.com/x",
+            "api/A=nginx:1 annotation=example.com/x extra",
+        ] {
+            assert!(parse_set_env(bad, EnvValue::Digest).is_err(), "{bad}");
+        }
+    }
 
     fn ann(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

@@ -93,6 +93,12 @@ pub struct WorkloadPlan {
     pub transient: Vec<Streak>,
     /// Failure streaks at or above the threshold.
     pub escalations: Vec<Streak>,
+    /// The escalations that reached the threshold in this run (the rest were already
+    /// at it): what a notification announces once.
+    pub reached: Vec<Streak>,
+    /// Images whose streak had reached the threshold and that succeeded in this run
+    /// (`count`: the streak's length before; `message` empty).
+    pub recovered: Vec<Streak>,
     /// The annotations to set (`Some`) or remove (`None`); empty when unchanged.
     pub annotations: BTreeMap<String, Option<String>>,
     /// Warning Events about what runs (a missing platform, pods that cannot pull),
@@ -203,6 +209,7 @@ pub fn plan_with_runs(
         out: WorkloadPlan::default(),
         restarts: BTreeMap::new(),
         runs,
+        extra: BTreeMap::new(),
     };
     for (reference, policy) in tracked_images(workload, enrollment) {
         planner.image(&reference, &policy, facts);
@@ -223,6 +230,8 @@ struct Planner<'a> {
     restarts: BTreeMap<String, Change>,
     /// What runs, when the shell read it.
     runs: Option<&'a RunsFacts<'a>>,
+    /// Extra audit annotations to set (key, digest).
+    extra: BTreeMap<String, String>,
 }
 
 impl Planner<'_> {
@@ -236,7 +245,19 @@ impl Planner<'_> {
             self.streak(image, message);
             return;
         }
-        self.new.failures.remove(&image);
+        if let Some(count) = self.new.failures.remove(&image)
+            && self
+                .enrollment
+                .thresholds
+                .threshold(&image, self.enrollment.threshold)
+                .escalates(count)
+        {
+            self.out.recovered.push(Streak {
+                image: image.clone(),
+                count,
+                message: String::new(),
+            });
+        }
         let Some(fact) = fact else { return };
         let resolved = fact
             .digests
@@ -282,6 +303,9 @@ impl Planner<'_> {
             .thresholds
             .threshold(&streak.image, self.enrollment.threshold);
         if threshold.escalates(count) {
+            if !threshold.escalates(count - 1) {
+                self.out.reached.push(streak.clone());
+            }
             self.out.escalations.push(streak);
         } else {
             self.out.transient.push(streak);
@@ -289,8 +313,31 @@ impl Planner<'_> {
         count
     }
 
-    /// Records that `image` was refreshed to `digest` now.
+    /// [`Self::record`] for an image env vars follow: the extra audit annotations
+    /// are its set-env entries' (the workload's is for its containers' images).
+    fn record_env(&mut self, image: String, digest: &Digest) {
+        let named = self
+            .enrollment
+            .set_env
+            .iter()
+            .filter(|s| s.image.canonical() == image);
+        for key in named.filter_map(|s| s.audit_annotation.clone()) {
+            self.extra.insert(key, digest.to_string());
+        }
+        self.record_audit(image, digest);
+    }
+
+    /// Records that the containers' `image` was refreshed to `digest` now, in
+    /// freshet's audit and in the workload's extra audit annotation.
     fn record(&mut self, image: String, digest: &Digest) {
+        if let Some(key) = &self.enrollment.audit_annotation {
+            self.extra.insert(key.clone(), digest.to_string());
+        }
+        self.record_audit(image, digest);
+    }
+
+    /// Records `digest` for `image` in `freshet.io/refreshed`.
+    fn record_audit(&mut self, image: String, digest: &Digest) {
         self.new.refreshed.insert(
             image,
             Refreshed {
@@ -326,7 +373,7 @@ impl Planner<'_> {
             let current = c.env.get(&s.var).cloned().flatten();
             if current.as_deref() == Some(value.as_str()) {
                 if !self.new.refreshed.contains_key(image) {
-                    self.record(image.to_owned(), digest);
+                    self.record_env(image.to_owned(), digest);
                 }
                 continue;
             }
@@ -338,7 +385,7 @@ impl Planner<'_> {
                 to: value,
                 image: image.to_owned(),
             });
-            self.record(image.to_owned(), digest);
+            self.record_env(image.to_owned(), digest);
         }
     }
 
@@ -500,6 +547,11 @@ impl Planner<'_> {
             self.new.last_error = None;
         }
         self.out.annotations = self.old.diff(&self.new);
+        for (key, digest) in std::mem::take(&mut self.extra) {
+            if self.workload.annotations.get(&key) != Some(&digest) {
+                self.out.annotations.insert(key, Some(digest));
+            }
+        }
         self.out
     }
 }

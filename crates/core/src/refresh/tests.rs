@@ -196,6 +196,56 @@ fn set_env_writes_the_digest_and_adds_no_restart() {
     );
 }
 
+/// A team's own dashboard annotation (a workload's or a set-env entry's) is written
+/// with each refresh, beside freshet's, and not again while the digest holds.
+#[test]
+fn extra_audit_annotations_follow_each_refresh() {
+    let app = "ghcr.io/acme/api:stable";
+    let ing = "ghcr.io/tracebloc/ingestor:0.3";
+    let w = workload(
+        WorkloadKind::Deployment,
+        &[
+            (POLICY, "digest"),
+            (
+                enroll::AUDIT_ANNOTATION,
+                "example.com/last-refreshed-api-digest",
+            ),
+            (
+                SET_ENV,
+                "api/ING=ghcr.io/tracebloc/ingestor:0.3 annotation=example.com/ing-digest",
+            ),
+        ],
+        vec![container("api", app)],
+    );
+    let facts = |n: u8| digest_facts(&[(app, "stable", d(n)), (ing, "0.3", d(n + 10))]);
+    let (first, w) = run(&w, &facts(1));
+    assert_eq!(
+        first.annotations["example.com/last-refreshed-api-digest"].as_deref(),
+        Some(d(1).as_str()),
+        "the baseline is recorded there too"
+    );
+    assert_eq!(w.annotations["example.com/ing-digest"], d(11).as_str());
+    let (second, w) = run(&w, &facts(1));
+    assert!(second.is_empty(), "nothing moved: zero writes");
+    let (third, w) = run(&w, &facts(2));
+    assert_eq!(third.changes.len(), 2);
+    assert_eq!(
+        w.annotations["example.com/last-refreshed-api-digest"],
+        d(2).as_str()
+    );
+    assert_eq!(w.annotations["example.com/ing-digest"], d(12).as_str());
+    let bad = workload(
+        WorkloadKind::Deployment,
+        &[
+            (POLICY, "digest"),
+            (enroll::AUDIT_ANNOTATION, "freshet.io/refreshed"),
+        ],
+        vec![container("api", app)],
+    );
+    let err = enroll::from_annotations(&bad.annotations).unwrap_err();
+    assert!(err.to_string().contains("annotation key"), "{err}");
+}
+
 #[test]
 fn failure_streak_warns_below_the_threshold_escalates_at_it_and_clears_on_success() {
     let img = "ghcr.io/acme/api:stable";
@@ -233,6 +283,39 @@ fn failure_streak_warns_below_the_threshold_escalates_at_it_and_clears_on_succes
         "one success clears the streak"
     );
     assert_eq!(ok.annotations[LAST_ERROR], None, "and the error");
+}
+
+/// Notifications announce a streak once, when it reaches its threshold, and once
+/// when it recovers: `reached` and `recovered` say so, and nothing else does.
+#[test]
+fn a_streak_is_reached_once_and_recovers_once() {
+    let img = "ghcr.io/acme/api:stable";
+    let mut w = workload(
+        WorkloadKind::Deployment,
+        &[(POLICY, "digest"), (THRESHOLD, "2")],
+        vec![container("api", img)],
+    );
+    let down = failed(img, "stable", "ghcr.io: connection refused");
+    let mut reached = Vec::new();
+    for _ in 0..3 {
+        let e = enroll::from_annotations(&w.annotations).unwrap().unwrap();
+        let p = plan(&w, &e, &down, now());
+        assert!(p.recovered.is_empty());
+        reached.push(p.reached.iter().map(|s| s.count).collect::<Vec<_>>());
+        w = apply(&w, &p);
+    }
+    assert_eq!(reached, [vec![], vec![2], vec![]], "announced at 2 only");
+    let e = enroll::from_annotations(&w.annotations).unwrap().unwrap();
+    let ok = plan(&w, &e, &digest_facts(&[(img, "stable", d(1))]), now());
+    assert_eq!(ok.recovered.len(), 1);
+    assert_eq!(
+        (ok.recovered[0].image.as_str(), ok.recovered[0].count),
+        (img, 3)
+    );
+    let w = apply(&w, &ok);
+    let e = enroll::from_annotations(&w.annotations).unwrap().unwrap();
+    let again = plan(&w, &e, &digest_facts(&[(img, "stable", d(1))]), now());
+    assert!(again.recovered.is_empty() && again.reached.is_empty());
 }
 
 #[test]

@@ -23,6 +23,7 @@ use serde::Serialize;
 
 use super::output::{OutputFormat, print_json, print_text};
 use super::plan::{RegistryFacts, print_warnings, text_report};
+use super::progress::Progress;
 use super::{EXIT_FAILURE, EXIT_OK, Failure, RegistryArgs};
 
 /// The environment variable holding a token for pushing over HTTPS.
@@ -116,9 +117,11 @@ pub async fn run(args: ApplyArgs) -> Result<u8, Failure> {
         None
     };
 
-    let source = RegistryFacts::new(client);
+    let progress = Progress::spinner(Progress::wanted(output), "scanning files");
+    let source = RegistryFacts::new(client).with_progress(progress.clone());
     let options = PlanOptions { all, root: None };
     let mut report = freshet_gitops::plan(&paths, &options, &source).await;
+    progress.finish();
     print_warnings(&report);
 
     if let Some(git) = &git {

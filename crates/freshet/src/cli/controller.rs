@@ -2,7 +2,10 @@
 //!
 //! Owns the controller's flags ([`ControllerArgs`]: metrics address, leader
 //! election) and what only a long-running process has: the HTTP endpoint for
-//! Prometheus (`/metrics`) and probes (`/healthz`, `/readyz`), and the stop on
+//! Prometheus (`/metrics`), probes (`/healthz`, `/readyz`: see
+//! `freshet_cluster::ready`) and, with a `webhooks:` config section, the registry
+//! webhooks (`crate::server::webhooks`, fed the tracked repositories by every full
+//! pass, feeding the loop's re-checks), and the stop on
 //! SIGTERM or Ctrl-C (the pass in flight finishes, the lease is released). The loop
 //! itself is [`freshet_cluster::controller`]; without leader election this replica
 //! leads until it stops. Exit codes: `0` after a clean stop; `2` when the metrics
@@ -16,16 +19,19 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use clap::Args;
-use freshet_cluster::Refresher;
+use std::collections::BTreeSet;
+
 use freshet_cluster::controller::{self, ControllerOptions};
 use freshet_cluster::lease::LeaseOptions;
 use freshet_cluster::metrics::Metrics;
+use freshet_cluster::{PassObserver, Refresher};
 
 use super::{EXIT_OK, Failure};
+use crate::server::webhooks::{self, ChannelSink, WebhookMetrics, WebhookState};
 
 /// Flags of the controller mode (`freshet run` without `--once`).
 #[derive(Debug, Args)]
@@ -99,24 +105,52 @@ pub fn duration_in(
     }
 }
 
+/// Re-checks queued by registry webhooks before the leader's loop drains them.
+pub const RECHECK_QUEUE: usize = 1024;
+
 /// Runs the controller until SIGTERM or Ctrl-C.
 pub async fn run(
     refresher: Refresher,
     interval: Duration,
     args: ControllerArgs,
+    mut metrics: Metrics,
 ) -> Result<u8, Failure> {
-    let metrics = Arc::new(Metrics::new());
+    let (sink, rechecks) = ChannelSink::new(RECHECK_QUEUE);
+    let webhooks = match &refresher.options().config.webhooks {
+        Some(config) => {
+            let counters = WebhookMetrics::new();
+            metrics.register_unprefixed(|r| counters.register(r));
+            let state = WebhookState::from_config(config, Arc::new(sink.clone()), counters)
+                .context("webhooks")
+                .map_err(Failure::usage)?;
+            tracing::info!(
+                sources = config.sources.len(),
+                "registry webhooks on /webhooks/<source>"
+            );
+            Some(webhooks::router(state))
+        }
+        None => None,
+    };
+    let refresher = refresher.with_observer(Arc::new(TrackedRepositories(sink)));
+    let metrics = Arc::new(metrics);
     let addr = args.metrics_addr();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("--metrics-addr {addr}: cannot listen there"))
         .map_err(Failure::usage)?;
     let bound = listener.local_addr().unwrap_or(addr);
-    let app = Router::new()
+    let probes = Probes {
+        metrics: metrics.clone(),
+        refresher: refresher.clone(),
+    };
+    let mut app = Router::new()
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(|| async { "ok\n" }))
-        .with_state(metrics.clone());
+        .route("/readyz", get(readyz))
+        .with_state(probes);
+    if let Some(webhooks) = webhooks {
+        app = app.merge(webhooks);
+    }
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -130,21 +164,51 @@ pub async fn run(
         interval,
         lease: args.lease(),
     };
-    let result = controller::run(refresher, options, metrics, shutdown_signal()).await;
+    let result =
+        controller::run_with(refresher, options, metrics, rechecks, shutdown_signal()).await;
     let _ = stop_http.send(());
     let _ = server.await;
     result.map_err(anyhow::Error::from)?;
     Ok(EXIT_OK)
 }
 
-async fn metrics_text(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+/// What the metrics and probe routes read.
+#[derive(Clone)]
+struct Probes {
+    metrics: Arc<Metrics>,
+    refresher: Refresher,
+}
+
+/// Keeps the webhook sink's allowlist on what the last full pass tracked.
+struct TrackedRepositories(ChannelSink);
+
+impl PassObserver for TrackedRepositories {
+    fn tracked(&self, repositories: &BTreeSet<String>) {
+        self.0.set_repositories(repositories.iter().cloned());
+    }
+}
+
+async fn metrics_text(State(p): State<Probes>) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        metrics.encode(),
+        p.metrics.encode(),
     )
+}
+
+/// 200 once a list of workloads was read and while the API server answers; 503
+/// otherwise (see `freshet_cluster::ready`).
+async fn readyz(State(p): State<Probes>) -> (StatusCode, &'static str) {
+    if p.metrics.readiness().check(&p.refresher).await {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no list of workloads read yet, or the API server does not answer\n",
+        )
+    }
 }
 
 /// Resolves on SIGTERM (the kubelet stopping the pod) or Ctrl-C.

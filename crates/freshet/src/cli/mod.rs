@@ -13,8 +13,10 @@
 mod apply;
 mod controller;
 mod kube_client;
+mod operate;
 mod output;
 mod plan;
+mod progress;
 mod registry_args;
 mod resolve;
 mod run;

@@ -23,6 +23,7 @@ use freshet_gitops::{FactError, FactSource, PlanOptions, PlanReport};
 use freshet_registry::{BuildTimes, Client, RegistryError, Want};
 
 use super::output::{OutputFormat, print_json, print_text, table};
+use super::progress::Progress;
 use super::{Failure, RegistryArgs};
 
 /// Arguments of `freshet plan`.
@@ -50,6 +51,7 @@ pub struct PlanArgs {
 pub struct RegistryFacts {
     client: Client,
     builds: BuildTimes,
+    progress: Progress,
 }
 
 impl RegistryFacts {
@@ -58,9 +60,19 @@ impl RegistryFacts {
         RegistryFacts {
             builds: BuildTimes::new(client.clone()),
             client,
+            progress: Progress::spinner(false, ""),
         }
     }
+
+    /// The same, ticking `progress` once per registry question.
+    pub fn with_progress(mut self, progress: Progress) -> Self {
+        self.progress = progress;
+        self
+    }
 }
+
+/// What the spinner counts.
+const QUESTIONS: &str = "registry questions asked";
 
 /// A registry error as a fact error, keeping its class.
 fn fact_error(what: String, e: RegistryError) -> FactError {
@@ -70,6 +82,7 @@ fn fact_error(what: String, e: RegistryError) -> FactError {
 #[async_trait::async_trait]
 impl FactSource for RegistryFacts {
     async fn tags(&self, reference: &Reference) -> Result<Vec<String>, FactError> {
+        self.progress.tick(QUESTIONS);
         self.client
             .list_tags(reference)
             .await
@@ -77,6 +90,7 @@ impl FactSource for RegistryFacts {
     }
 
     async fn digest(&self, reference: &Reference) -> Result<Digest, FactError> {
+        self.progress.tick(QUESTIONS);
         self.client
             .resolve(reference, &Want::default())
             .await
@@ -89,6 +103,7 @@ impl FactSource for RegistryFacts {
         reference: &Reference,
         platform: &Platform,
     ) -> Result<Option<BuildTime>, FactError> {
+        self.progress.tick(QUESTIONS);
         match self.builds.created(reference, platform).await {
             Ok(t) => Ok(Some(t)),
             // A tag without an image for this platform is not a candidate.
@@ -118,9 +133,11 @@ pub async fn run(args: PlanArgs) -> Result<u8, Failure> {
         paths,
     } = args;
     let client = registry.client().map_err(Failure::usage)?;
-    let source = RegistryFacts::new(client);
+    let progress = Progress::spinner(Progress::wanted(output), "scanning files");
+    let source = RegistryFacts::new(client).with_progress(progress.clone());
     let options = PlanOptions { all, root: None };
     let report = freshet_gitops::plan(&paths, &options, &source).await;
+    progress.finish();
     print_warnings(&report);
     match output {
         OutputFormat::Json => print_json(&report)?,

@@ -8,11 +8,12 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
-use freshet_registry::{Client, ClientOptions, CredentialStore, TagLimits};
+use freshet_registry::{Client, ClientOptions, CredentialStore, Recorder, TagLimits};
 
 use super::controller::duration_in;
 
@@ -60,6 +61,9 @@ pub struct RegistryArgs {
     /// Tag-list pages read at most per repository (1 to 1000000).
     #[arg(long, default_value_t = TagLimits::default().max_pages, value_name = "N")]
     pub max_tag_pages: usize,
+    /// Where clients report their requests (metrics); not a flag.
+    #[arg(skip)]
+    pub recorder: Option<Arc<dyn Recorder>>,
 }
 
 /// The accepted range of each numeric registry flag: (flag, value, min, max).
@@ -97,6 +101,7 @@ impl RegistryArgs {
             max_tags,
             max_tag_bytes,
             max_tag_pages,
+            recorder,
         } = self;
         for (flag, got, min, max) in ranges(self) {
             if !(min..=max).contains(&got) {
@@ -139,6 +144,7 @@ impl RegistryArgs {
                 max_bytes: *max_tag_bytes,
                 max_pages: *max_tag_pages,
             },
+            recorder: recorder.clone(),
             ..ClientOptions::default()
         }
         .validated()?;

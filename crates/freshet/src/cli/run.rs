@@ -27,8 +27,12 @@ use freshet_cluster::{
 use freshet_core::refresh::Streak;
 use freshet_core::refresh::config::ClusterConfig;
 
+use freshet_cluster::metrics::Metrics;
+
 use super::controller::{ControllerArgs, duration_in};
+use super::operate;
 use super::output::{OutputFormat, print_json, print_text, table};
+use super::progress::Progress;
 use super::{EXIT_FAILURE, EXIT_OK, EXIT_THRESHOLD, Failure, RegistryArgs};
 
 /// The flags that say which cluster and which workloads (shared by `run` and `status`).
@@ -82,10 +86,12 @@ pub struct ClusterArgs {
 impl ClusterArgs {
     /// Validates every flag, then connects: usage and config errors exit 2.
     /// `interval`: how often passes run, for schedules (`None`: all workloads due).
+    /// `metrics`: where passes and registry clients count (`None`: nowhere).
     pub async fn refresher(
         self,
         dry_run: bool,
         interval: Option<Duration>,
+        metrics: Option<&Metrics>,
     ) -> Result<Refresher, Failure> {
         let ClusterArgs {
             config,
@@ -98,8 +104,9 @@ impl ClusterArgs {
             api_timeout,
             health_timeout,
             state_namespace,
-            registry,
+            mut registry,
         } = self;
+        registry.recorder = metrics.map(Metrics::registry_recorder);
         // Validate everything before the first system call.
         let mut skip = BTreeSet::new();
         if let Some(s) = &self_workload {
@@ -149,6 +156,7 @@ impl ClusterArgs {
             state_namespace: state_namespace
                 .or_else(|| std::env::var("POD_NAMESPACE").ok())
                 .unwrap_or_else(|| "freshet".into()),
+            api_writes: metrics.map(Metrics::api_writes).unwrap_or_default(),
             ..PassOptions::default()
         };
         let factory: freshet_cluster::RegistryFactory = Arc::new(move |pull_secrets| {
@@ -193,6 +201,10 @@ pub struct RunArgs {
     /// them from their freshet.io/rollout record.
     #[arg(long, requires = "once")]
     wait: bool,
+    /// With --once: write the pass's metrics to FILE for node-exporter's textfile
+    /// collector (Prometheus text format, replaced atomically).
+    #[arg(long, value_name = "FILE")]
+    metrics_file: Option<PathBuf>,
     #[command(flatten)]
     controller: ControllerArgs,
     #[command(flatten)]
@@ -208,6 +220,7 @@ pub async fn run(args: RunArgs) -> Result<u8, Failure> {
         dry_run,
         output,
         wait,
+        metrics_file,
         controller,
         cluster,
     } = args;
@@ -217,14 +230,28 @@ pub async fn run(args: RunArgs) -> Result<u8, Failure> {
         Duration::from_secs(60)
     });
     let window = (!ignore_schedules).then_some(interval);
-    let refresher = cluster.refresher(dry_run, window).await?;
-    if !once {
-        return super::controller::run(refresher, interval, controller).await;
+    if metrics_file.is_some() && !once {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "--metrics-file is for --once; the controller serves /metrics on --metrics-addr"
+        )));
     }
-    let mut report = refresher.run_once().await.map_err(anyhow::Error::from)?;
+    let mut metrics = Metrics::new();
+    let refresher = cluster.refresher(dry_run, window, Some(&metrics)).await?;
+    let (refresher, notifier) = operate::notifications(refresher, &mut metrics)?;
+    if !once {
+        return super::controller::run(refresher, interval, controller, metrics).await;
+    }
+    let progress = Progress::spinner(Progress::wanted(output), "listing workloads");
+    let started = std::time::Instant::now();
+    let refresher = refresher.with_observer(progress.observer());
+    let report = refresher.run_once().await;
+    progress.finish();
+    let mut report = report.map_err(anyhow::Error::from)?;
     if wait && !dry_run {
         refresher.wait_for_rollouts(&mut report).await;
     }
+    operate::observe_once(&metrics, &report, started.elapsed());
+    operate::finish_once(notifier, &metrics, metrics_file.as_deref()).await;
     match output {
         OutputFormat::Json => print_json(&report)?,
         OutputFormat::Text => print_text(&text_report(&report))?,

@@ -26,7 +26,7 @@ pub struct StatusArgs {
 /// Runs `freshet status`.
 pub async fn run(args: StatusArgs) -> Result<u8, Failure> {
     let StatusArgs { output, cluster } = args;
-    let refresher = cluster.refresher(true, None).await?;
+    let refresher = cluster.refresher(true, None, None).await?;
     let rows = refresher.status().await.map_err(anyhow::Error::from)?;
     match output {
         OutputFormat::Json => print_json(&rows)?,

@@ -49,6 +49,15 @@ impl ChannelSink {
     }
 }
 
+impl ChannelSink {
+    /// Replaces the tracked set with repositories already reduced to
+    /// `registry/repository`.
+    pub fn set_repositories(&self, repositories: impl IntoIterator<Item = String>) {
+        let set: HashSet<String> = repositories.into_iter().collect();
+        *self.tracked.write().unwrap_or_else(PoisonError::into_inner) = set;
+    }
+}
+
 impl RecheckSink for ChannelSink {
     fn is_tracked(&self, image: &Reference) -> bool {
         self.tracked
