@@ -444,7 +444,9 @@ async fn misbehaving_cases(scratch: &Path) -> Vec<Row> {
     fn h(f: impl Fn(&SeenRequest, &str) -> Reply + Send + Sync + 'static) -> Handler {
         Box::new(f)
     }
-    let cases: Vec<(&str, Handler, Vec<&str>, Option<&str>, bool)> = vec![
+    /// (name, handler, what the error must say, what it must not say, whether the run fails).
+    type Case<'a> = (&'a str, Handler, Vec<&'a str>, Option<&'a str>, bool);
+    let cases: Vec<Case> = vec![
         (
             "/v2/ answers 400 declaring a 2 GiB body",
             h(|_, _| {
@@ -1143,7 +1145,9 @@ async fn file_cases(r: &Registries, scratch: &Path) -> Vec<Row> {
     let dc = docker_config(&scratch.join("file-dc"), &json!({}));
     let area = "files";
     let mut rows = Vec::new();
-    let cases: Vec<(&str, Vec<(&str, String)>, Vec<&str>)> = vec![
+    /// (name, files (path, content), what the output must say).
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
         (
             "broken YAML next to a good file",
             vec![
