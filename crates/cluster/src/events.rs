@@ -140,6 +140,10 @@ pub struct Events {
     clock: SharedClock,
     remembered: Arc<Mutex<HashMap<SeriesKey, Published>>>,
     sequence: Arc<AtomicU64>,
+    /// Random per recorder, so that two processes (two one-shot runs, two
+    /// replicas) that publish on one object in the same second never pick the same
+    /// Event name.
+    salt: u32,
 }
 
 impl std::fmt::Debug for Events {
@@ -164,6 +168,7 @@ impl Events {
             clock: Arc::new(SystemClock),
             remembered: Arc::default(),
             sequence: Arc::default(),
+            salt: random_salt(instance),
         }
     }
 
@@ -280,16 +285,13 @@ impl Events {
         note: &str,
         now: Timestamp,
     ) -> K8sEvent {
-        // Unique per process and instant; the instance's hash keeps two replicas
-        // that publish in the same second apart.
+        // Unique per recorder (its random salt) and, within it, per Event.
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        self.reporter.instance.hash(&mut hasher);
-        let instance = hasher.finish() & 0xffff_ffff;
+        let salt = self.salt;
         K8sEvent {
             metadata: ObjectMeta {
                 name: Some(format!(
-                    "{}.{:x}{instance:08x}{sequence:x}",
+                    "{}.{:x}{salt:08x}{sequence:x}",
                     object.name.as_deref().unwrap_or(COMPONENT),
                     now.unix_seconds()
                 )),
@@ -318,6 +320,17 @@ impl Events {
             ..K8sEvent::default()
         }
     }
+}
+
+/// A random number for Event names: std's `RandomState` draws fresh random keys
+/// per process (and varies them per call), which is all the randomness needed here
+/// without a dependency; the instance and the process id are mixed in.
+fn random_salt(instance: &str) -> u32 {
+    use std::hash::BuildHasher as _;
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    instance.hash(&mut hasher);
+    std::process::id().hash(&mut hasher);
+    (hasher.finish() & 0xffff_ffff) as u32
 }
 
 /// `t` as the API's MicroTime.

@@ -43,6 +43,17 @@ pub struct Checked {
 }
 
 impl Checked {
+    /// The notifications the gate asks for: an update waiting for approvals.
+    pub fn notices(&self) -> Vec<crate::Notice> {
+        match &self.gated {
+            Some(g @ Gated::Waiting { target, .. }) => {
+                let image = target.split_once('@').map_or(target.as_str(), |(i, _)| i);
+                vec![crate::Notice::approval_needed(image, target, g.to_string())]
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// The lines for the workload's report warnings.
     pub fn warnings(&self) -> Vec<String> {
         let gated = self

@@ -349,6 +349,7 @@ impl Refresher {
             let plan = checked.plan.clone();
             let mut r = WorkloadReport::of_plan(&current, &plan);
             r.warnings.extend(checked.warnings());
+            r.notices.extend(checked.notices());
             if self.options.dry_run || plan.is_empty() {
                 log_plan(&current, &plan);
                 return r;

@@ -52,7 +52,7 @@ async fn labelled(client: &kube::Client, name: &str, image: &str, labels: serde_
             "replicas": 1,
             "selector": {"matchLabels": {"app": name}},
             "template": {"metadata": {"labels": {"app": name}},
-                         "spec": {"containers": [{"name": "app", "image": image, "imagePullPolicy": "Always"}]}}
+                         "spec": {"nodeSelector": {"kubernetes.io/arch": "amd64"}, "containers": [{"name": "app", "image": image, "imagePullPolicy": "Always"}]}}
         }
     }))
     .unwrap();

@@ -84,7 +84,7 @@ async fn bed() -> Bed {
             "metadata": {"name": name, "annotations": {"freshet.io/policy": "digest"}},
             "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
                 "template": {"metadata": {"labels": {"app": name}},
-                    "spec": {"containers": [{"name": "app", "image": image, "imagePullPolicy": "Always"}]}}}
+                    "spec": {"nodeSelector": {"kubernetes.io/arch": "amd64"}, "containers": [{"name": "app", "image": image, "imagePullPolicy": "Always"}]}}}
         }))
         .unwrap();
         deploys.create(&PostParams::default(), &d).await.unwrap();
@@ -121,8 +121,10 @@ fn command(bed: &Bed, mode: Mode) -> tokio::process::Command {
             "--no-leader-election",
             "--metrics-addr",
             "127.0.0.1:0",
+            // Short, so that a pass that found a rollout in progress (killed
+            // mid-rollout) is followed by one that starts the next.
             "--interval",
-            "1h",
+            "1s",
         ]),
     };
     c
@@ -156,18 +158,29 @@ async fn state(bed: &Bed) -> Vec<(String, bool)> {
     out
 }
 
-/// Runs to completion: a `--once` pass, or a controller until every workload
-/// records `digest` (then stopped).
+/// Runs to completion: `--once` passes until every workload records `digest` (a
+/// pass does not start a rollout while the one before it is still in progress, so
+/// a kill mid-rollout can take a second pass), or a controller until then (then
+/// stopped).
 async fn converge(bed: &Bed, mode: Mode, digest: &str) {
-    let mut child = command(bed, mode).spawn().unwrap();
     if mode == Mode::Once {
-        let status = tokio::time::timeout(freshet_testbed::wait::DEADLINE, child.wait())
-            .await
-            .expect("run --once hung")
-            .unwrap();
-        assert!(status.success(), "the re-run failed: {status}");
+        freshet_testbed::wait::wait_for("run --once to converge", || async {
+            let mut child = command(bed, mode).spawn().unwrap();
+            let status = tokio::time::timeout(freshet_testbed::wait::DEADLINE, child.wait())
+                .await
+                .expect("run --once hung")
+                .unwrap();
+            assert!(status.success(), "the re-run failed: {status}");
+            state(bed)
+                .await
+                .iter()
+                .all(|(d, _)| d == digest)
+                .then_some(())
+        })
+        .await;
         return;
     }
+    let mut child = command(bed, mode).spawn().unwrap();
     freshet_testbed::wait::wait_for("the controller to converge", || async {
         state(bed)
             .await

@@ -235,6 +235,31 @@ async fn run_once_notifies_signed_batches_and_writes_the_metrics_file() {
         )
         .await
         .unwrap();
+    // The kubelet retries the pull and the pods run: nothing is stuck any more.
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), "default");
+    freshet_testbed::wait::wait_for("broken's pods run the new tag", || async {
+        let list = pods.list(&Default::default()).await.ok()?;
+        let mut broken = list
+            .items
+            .iter()
+            .filter(|p| {
+                p.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("broken-"))
+            })
+            .peekable();
+        broken.peek()?;
+        broken
+            .all(|p| {
+                p.status
+                    .iter()
+                    .flat_map(|s| s.container_statuses.iter().flatten())
+                    .all(|c| c.ready)
+            })
+            .then_some(())
+    })
+    .await;
     let third = run().await;
     assert_eq!(
         third.status.code(),

@@ -254,6 +254,14 @@ impl Refresher {
                 ),
             )
         };
+        for c in &record.changes {
+            let from = c.from.as_deref().unwrap_or("-");
+            r.notices.push(if rb.restores_anything() {
+                crate::Notice::rollback(&c.image, &c.to, from, note.clone())
+            } else {
+                crate::Notice::hold(note.clone()).image(&c.image)
+            });
+        }
         tracing::error!(kind = kind_name(w.kind), namespace = %w.namespace, name = %w.name, reason, "{note}");
         self.writer()
             .note(read, EventType::Warning, reason, &note)

@@ -15,13 +15,13 @@ namespaces: [dev, prod]
 threshold: 5
 rules:
   - namespaces: [dev]
-selector: "app in (web,api),tier!=db"
-images: ["127.0.0.1:*/team/*"]
-policy: digest
-threshold: 2
-schedule: "*/15 * * * *"
+    selector: "app in (web,api),tier!=db"
+    images: ["127.0.0.1:*/team/*"]
+    policy: digest
+    threshold: 2
+    schedule: "*/15 * * * *"
   - policy: semver:minor
-action: set-image
+    action: set-image
 "#;
 
 #[test]

@@ -32,10 +32,10 @@ fn audit_annotation_names_are_kubernetes_annotation_keys() {
 #[test]
 fn a_set_env_entry_may_name_an_audit_annotation() {
     let e = parse_set_env(
-        "api/APP=ghcr.io/acme/app:1 annotation=example.com/last-refreshed-app-digest, api/B=nginx:1",
-        EnvValue::Digest,
-    )
-    .unwrap();
+            "api/APP=ghcr.io/acme/app:1 annotation=example.com/last-refreshed-app-digest, api/B=nginx:1",
+            EnvValue::Digest,
+        )
+        .unwrap();
     assert_eq!(
         e[0].audit_annotation.as_deref(),
         Some("example.com/last-refreshed-app-digest")
