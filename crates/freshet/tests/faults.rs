@@ -1525,16 +1525,20 @@ async fn api_cases(r: &Registries) -> Vec<Row> {
         let rerun = std::sync::Mutex::new((0, None::<String>));
         freshet_testbed::wait::wait_for("a re-run without the fault to converge", || async {
             let again = freshet(&run, &[], None).await;
-            let mut r = rerun.lock().unwrap();
-            r.0 += leaks(&again.all);
-            if again.code != Some(0) {
-                r.1 = Some(format!(
-                    "the re-run without the fault failed: {}",
-                    again.all
-                ));
+            let failed = {
+                let mut r = rerun.lock().unwrap();
+                r.0 += leaks(&again.all);
+                if again.code != Some(0) {
+                    r.1 = Some(format!(
+                        "the re-run without the fault failed: {}",
+                        again.all
+                    ));
+                }
+                r.1.is_some()
+            };
+            if failed {
                 return Some(());
             }
-            drop(r);
             let (lost, _, _) = cluster_state(&c, &canonical, fx.digest("stable")).await;
             (lost == 0).then_some(())
         })
