@@ -19,6 +19,7 @@ pub mod git;
 pub mod journal;
 pub mod message;
 pub mod plan;
+pub mod read;
 pub mod redact;
 pub mod remote;
 pub mod walk;
@@ -29,6 +30,7 @@ pub use git::{
     DEFAULT_MESSAGE, DEFAULT_TIMEOUT, Git, GitError, GitToken, PushOutcome, render_message,
 };
 pub use plan::{ApplyReport, FilePlan, PlanOptions, PlanReport, apply, plan};
+pub use read::{MAX_FILE_BYTES, read_bounded, read_text_bounded};
 pub use remote::{RemoteError, validate_branch, validate_remote};
 pub use walk::{Skipped, walk, walk_all};
 pub use write::{WriteError, resolve_within, sweep_stale_temps, write_atomic, write_within};

@@ -166,7 +166,7 @@ fn read_and_track(
     let mut hex_charts: BTreeMap<PathBuf, bool> = BTreeMap::new();
     for path in paths {
         let display = display_name(root, &path);
-        let text = match std::fs::read(&path) {
+        let text = match crate::read::read_bounded(&path) {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(t) => t,
                 Err(_) => {
@@ -352,7 +352,7 @@ fn collect(
 
 /// Reads and validates `freshet.yaml` at the root; a missing file is the default config.
 fn load_config(root: &Path) -> Result<Config, PlanError> {
-    match std::fs::read_to_string(root.join("freshet.yaml")) {
+    match crate::read::read_text_bounded(&root.join("freshet.yaml")) {
         Ok(text) => Config::parse(&text).map_err(|e| {
             let line = match &e {
                 files::ConfigError::Syntax { line, .. } => *line,
@@ -370,7 +370,7 @@ fn load_config(root: &Path) -> Result<Config, PlanError> {
 pub fn apply(report: &PlanReport) -> ApplyReport {
     let mut out = ApplyReport::default();
     for file in &report.files {
-        let current = match std::fs::read_to_string(&file.path) {
+        let current = match crate::read::read_text_bounded(&file.path) {
             Ok(t) => t,
             Err(e) => {
                 out.errors

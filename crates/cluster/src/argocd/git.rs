@@ -108,7 +108,7 @@ fn edit(root: &Path, job: &GitJob) -> Edited {
     } else {
         let resolved = resolve_within(root, &full).map_err(|e| error_chain(&e))?;
         Some(
-            std::fs::read_to_string(&resolved)
+            freshet_gitops::read_text_bounded(&resolved)
                 .map_err(|e| format!("reading {path} failed: {e}"))?,
         )
     };
