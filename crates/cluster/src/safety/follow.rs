@@ -255,9 +255,10 @@ impl Refresher {
             )
         };
         for c in &record.changes {
-            let from = c.from.as_deref().unwrap_or("-");
+            // From the bad digest to what the workload ran before it.
+            let before = c.from.as_deref().unwrap_or("-");
             r.notices.push(if rb.restores_anything() {
-                crate::Notice::rollback(&c.image, &c.to, from, note.clone())
+                crate::Notice::rollback(&c.image, &c.digest, before, note.clone())
             } else {
                 crate::Notice::hold(note.clone()).image(&c.image)
             });
