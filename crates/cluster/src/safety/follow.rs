@@ -306,6 +306,16 @@ impl Refresher {
             .map(|(i, _)| i)
             .collect();
         let mut give_up: Option<Timestamp> = None;
+        // Without a readable record, the run's own --health-timeout bounds the wait.
+        let start = self.clock().now();
+        let fallback = start
+            .checked_add(
+                self.options()
+                    .health_timeout
+                    .unwrap_or(freshet_core::safety::health::DEFAULT_DEADLINE)
+                    + WAIT_POLL * 3,
+            )
+            .unwrap_or(start);
         while !open.is_empty() {
             let now = self.clock().now();
             let mut still = Vec::new();
@@ -354,7 +364,7 @@ impl Refresher {
                 }
             }
             open = still;
-            if open.is_empty() || give_up.is_some_and(|g| self.clock().now() > g) {
+            if open.is_empty() || self.clock().now() > give_up.unwrap_or(fallback) {
                 break;
             }
             tokio::time::sleep(WAIT_POLL).await;
