@@ -9,7 +9,9 @@
 //! pass) and a metric. A pass that cannot run at all (the API unreachable) is
 //! logged, counted, and retried on the next tick without moving the window forward.
 //! Ticks come from tokio's clock and window times from the [`Clock`], so tests drive
-//! both with paused time. Must not decide anything: the passes are
+//! both with paused time. The workloads come from the watched store the caller set
+//! up ([`Refresher::watching`]), so a steady pass sends registry requests only; each
+//! "pass done" line carries the pass's request counts. Must not decide anything: the passes are
 //! [`Refresher::run_window`] behind the [`Passes`] trait.
 
 use std::future::Future;
@@ -158,7 +160,10 @@ pub async fn run_loop(
 /// One pass over `window`. Returns the time the window now ends at, or `None` when
 /// the pass could not run.
 async fn pass(passes: &impl Passes, metrics: &Metrics, window: Window) -> Option<Timestamp> {
-    match passes.run_window(window).await {
+    let started = tokio::time::Instant::now();
+    let done = passes.run_window(window).await;
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    match done {
         Ok(report) => {
             metrics.observe(&report, report.at.unix_seconds() as f64);
             let outcome = report.outcome();
@@ -174,9 +179,16 @@ async fn pass(passes: &impl Passes, metrics: &Metrics, window: Window) -> Option
                     "pass done: failure streaks at their threshold (see the Warning Events)"
                 );
             } else {
+                let r = &report.requests.registry;
+                let api = report.requests.api.unwrap_or_default();
                 tracing::info!(
                     outcome = ?outcome, writes = report.writes(), images = report.images,
-                    workloads = report.workloads.len(), "pass done"
+                    workloads = report.workloads.len(),
+                    registry_requests = r.requests, manifest_heads = r.manifest_heads,
+                    manifest_gets = r.manifest_gets, token_requests = r.token_requests,
+                    pings = r.pings, api_lists = api.lists, api_gets = api.gets,
+                    api_patches = api.patches, api_creates = api.creates, elapsed_ms,
+                    "pass done"
                 );
             }
             Some(window.now)

@@ -12,6 +12,7 @@
 //! comes from a [`clock`]. Must not decide anything: every decision is
 //! `freshet_core::refresh`'s, and only [`writer`] writes to the cluster.
 
+pub mod api_count;
 pub mod clock;
 pub mod controller;
 pub mod errors;
@@ -25,12 +26,14 @@ pub mod pass;
 pub mod report;
 pub mod secrets;
 pub mod status;
+pub mod watch;
 pub mod workloads;
 pub mod writer;
 
+pub use api_count::{ApiCounter, ApiCounts};
 pub use clock::{Clock, FixedClock, SharedClock, SystemClock, TokioClock};
 pub use errors::error_chain;
 pub use gather::{BoxError, GatherError, RegistryFactory, WorkloadId};
 pub use pass::{PassError, PassOptions, Refresher};
-pub use report::{ChangeReport, Outcome, PassReport, Status, WorkloadReport};
+pub use report::{ChangeReport, Outcome, PassReport, PassRequests, Status, WorkloadReport};
 pub use secrets::PullSecret;

@@ -1,26 +1,35 @@
 //! One refresh pass over the cluster: gather the facts, plan each workload, write.
 //!
 //! Owns the order of a pass and its conflict loop. The facts come from the
-//! [`Gatherer`] (workloads, enrollment, pull secrets, registry answers, grouped by
-//! set of pull secrets so a workload is planned only with its set's facts); the due
+//! [`Gatherer`] (workloads page by page, or from the watched store; enrollment;
+//! pull secrets; registry answers asked as each page arrives, grouped by set of
+//! pull secrets so a workload is planned only with its set's facts); the due
 //! decision from the core's [`Window`]; each plan from the core's [`plan`]; the
-//! writes go through the one [`Writer`]. Every enrolled workload gets at most one
-//! patch carrying its `resourceVersion`; on `409 Conflict` the workload is read
-//! again, planned again with the same facts, and retried (bounded). A workload whose
+//! writes go through the one [`Writer`], at most [`PassOptions::max_writes`]
+//! workloads at a time, each write within [`PassOptions::write_timeout`]. Every
+//! enrolled workload gets at most one patch carrying its `resourceVersion`; on `409
+//! Conflict` (or a timeout, after which the patch may or may not have applied) the
+//! workload is read again, planned again with the same facts, and retried
+//! (bounded). A workload whose
 //! plan is empty is not written at all, so a pass in which nothing changed makes
 //! zero writes. The time comes from the [`Clock`] (or the caller), never from the
 //! system directly. Must not decide anything itself: the core plans, this performs.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
 
 use freshet_core::refresh::config::ClusterConfig;
 use freshet_core::refresh::{Due, Enrollment, ImageFacts, Timestamp, Window, WorkloadPlan, plan};
 
+use crate::api_count::ApiCounter;
 use crate::clock::{SharedClock, SystemClock};
 use crate::errors::error_chain;
 use crate::gather::{GatherError, Gatherer, RegistryFactory, Scope, WorkloadId};
-use crate::report::{PassReport, Status, WorkloadReport, log_plan};
+use crate::report::{PassReport, PassRequests, Status, WorkloadReport, log_plan};
+use crate::watch::WorkloadStore;
 use crate::workloads::{ReadWorkload, kind_name};
 use crate::writer::{WriteError, Writer};
 
@@ -55,7 +64,16 @@ pub struct PassOptions {
     pub interval: Option<std::time::Duration>,
     /// This replica's name, as the reporting instance of its Events.
     pub instance: String,
+    /// Workloads written (patch and Events) at once at most.
+    pub max_writes: usize,
+    /// The longest a patch or an Event may take.
+    pub write_timeout: Duration,
+    /// Workloads per page when listing.
+    pub page_size: u32,
 }
+
+/// The most writes in flight a caller may ask for.
+pub const MAX_WRITES_LIMIT: usize = 256;
 
 impl Default for PassOptions {
     fn default() -> Self {
@@ -69,6 +87,9 @@ impl Default for PassOptions {
             conflict_retries: 5,
             interval: None,
             instance: crate::events::COMPONENT.into(),
+            max_writes: 16,
+            write_timeout: Duration::from_secs(30),
+            page_size: crate::workloads::PAGE_SIZE,
         }
     }
 }
@@ -82,6 +103,7 @@ pub struct Refresher {
     writer: Writer,
     options: PassOptions,
     clock: SharedClock,
+    api: Option<ApiCounter>,
 }
 
 impl std::fmt::Debug for Refresher {
@@ -95,6 +117,14 @@ impl std::fmt::Debug for Refresher {
 
 /// A workload a pass plans: valid enrollment, or the message of an invalid one.
 type Candidate = (ReadWorkload, Result<Enrollment, String>);
+
+/// What a pass does with one candidate once the facts are in.
+enum Job {
+    /// Plan and write it with its set's facts (set index, secret warnings).
+    Plan(ReadWorkload, Enrollment, usize, Vec<String>),
+    /// Report its invalid annotations.
+    Invalid(ReadWorkload, String),
+}
 
 impl Refresher {
     /// A refresher on the wall clock; `registry` makes each pass's registry clients.
@@ -110,14 +140,36 @@ impl Refresher {
             options.config.clone(),
             scope,
             options.concurrency,
-        );
+        )
+        .with_page_size(options.page_size);
         Self {
-            writer: Writer::new(kube.clone(), &options.instance),
+            writer: Writer::new(kube.clone(), &options.instance, options.write_timeout),
             kube,
             gatherer,
             options,
             clock: Arc::new(SystemClock),
+            api: None,
         }
+    }
+
+    /// The same refresher reporting the API requests `counter` counts (the
+    /// counter under its client: see [`crate::api_count::counted_client`]).
+    pub fn with_api_counter(mut self, counter: ApiCounter) -> Self {
+        self.api = Some(counter);
+        self
+    }
+
+    /// The same refresher reading workloads from a watched store (started now,
+    /// with this refresher's scope) instead of listing them each pass: the
+    /// controller mode.
+    pub fn watching(mut self) -> Self {
+        let store = WorkloadStore::start(
+            &self.kube,
+            self.gatherer.namespaces().map(Vec::as_slice),
+            self.gatherer.selector(),
+        );
+        self.gatherer = self.gatherer.with_store(store);
+        self
     }
 
     /// The same refresher reading the time from `clock`.
@@ -159,29 +211,64 @@ impl Refresher {
     }
 
     /// One pass over `window`: a workload with a schedule is due when its schedule
-    /// fired in it.
+    /// fired in it. Registry asks start as each page of workloads is read; writes
+    /// go out once every answer is in, [`PassOptions::max_writes`] at a time.
     pub async fn run_window(&self, window: Window) -> Result<PassReport, PassError> {
         let now = window.now;
-        let (candidates, mut reports) = self.classify(window).await?;
+        let api_before = self.api.as_ref().map(ApiCounter::snapshot);
+        let mut candidates: Vec<Candidate> = Vec::new();
+        let mut reports = Vec::new();
+        let mut resolving = self.gatherer.resolving();
+        let mut pages = self.gatherer.pages().await.map_err(GatherError::from)?;
+        while let Some(page) = pages.next().await {
+            let first = candidates.len();
+            self.classify(
+                page.map_err(GatherError::from)?,
+                window,
+                &mut candidates,
+                &mut reports,
+            );
+            for (w, e) in &candidates[first..] {
+                if let Ok(e) = e {
+                    resolving.add(w, e).await?;
+                }
+            }
+        }
+        drop(pages);
         let valid: Vec<(&ReadWorkload, &Enrollment)> = candidates
             .iter()
             .filter_map(|(w, e)| Some((w, e.as_ref().ok()?)))
             .collect();
-        let gathered = self.gatherer.facts(&valid, Some(now)).await?;
+        let gathered = resolving.finish(&valid, Some(now)).await?;
+        drop(valid);
         let mut per_workload = gathered.per_workload.into_iter();
-        for (w, e) in candidates {
-            let r = match e {
+        let facts = &gathered.facts;
+        let jobs: Vec<Job> = candidates
+            .into_iter()
+            .map(|(w, e)| match e {
                 Ok(e) => {
                     let (set, warnings) =
                         per_workload.next().expect("one entry per valid workload");
-                    let mut r = self.refresh(w, e, &gathered.facts[set], now).await;
-                    r.warnings.extend(warnings);
-                    r
+                    Job::Plan(w, e, set, warnings)
                 }
-                Err(message) => self.invalid(&w, message).await,
-            };
-            reports.push(r);
-        }
+                Err(message) => Job::Invalid(w, message),
+            })
+            .collect();
+        let written: Vec<WorkloadReport> = futures::stream::iter(jobs)
+            .map(|job| async move {
+                match job {
+                    Job::Plan(w, e, set, warnings) => {
+                        let mut r = self.refresh(w, e, &facts[set], now).await;
+                        r.warnings.extend(warnings);
+                        r
+                    }
+                    Job::Invalid(w, message) => self.invalid(&w, message).await,
+                }
+            })
+            .buffer_unordered(self.options.max_writes.max(1))
+            .collect()
+            .await;
+        reports.extend(written);
         reports
             .sort_by(|a, b| (a.kind, &a.namespace, &a.name).cmp(&(b.kind, &b.namespace, &b.name)));
         Ok(PassReport {
@@ -189,19 +276,27 @@ impl Refresher {
             at: now,
             images: gathered.images,
             workloads: reports,
+            requests: PassRequests {
+                registry: gathered.registry,
+                api: self
+                    .api
+                    .as_ref()
+                    .zip(api_before)
+                    .map(|(c, before)| c.snapshot().since(before)),
+            },
         })
     }
 
-    /// Reads and enrolls the workloads: those to plan (valid or not), and the
+    /// Enrolls one page of workloads into those to plan (valid or not), and the
     /// reports of those skipped (freshet's own) or not due in `window`.
-    async fn classify(
+    fn classify(
         &self,
+        page: Vec<ReadWorkload>,
         window: Window,
-    ) -> Result<(Vec<Candidate>, Vec<WorkloadReport>), PassError> {
-        let mut candidates = Vec::new();
-        let mut reports = Vec::new();
-        let read = self.gatherer.workloads().await.map_err(GatherError::from)?;
-        for w in read {
+        candidates: &mut Vec<Candidate>,
+        reports: &mut Vec<WorkloadReport>,
+    ) {
+        for w in page {
             match self.gatherer.enroll(&w) {
                 Ok(None) => {}
                 Ok(Some(_)) if self.gatherer.skips(&w) => {
@@ -224,7 +319,6 @@ impl Refresher {
                 Err(e) => candidates.push((w, Err(e.to_string()))),
             }
         }
-        Ok((candidates, reports))
     }
 
     /// A workload whose annotations are invalid: logged, a Warning Event, failed.
@@ -322,6 +416,7 @@ impl Refresher {
             WriteError::Conflict { source, .. } => {
                 format!("patch failed: {}", error_chain(source))
             }
+            WriteError::Timeout { .. } => error_chain(e),
         });
         r
     }

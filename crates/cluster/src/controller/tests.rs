@@ -71,6 +71,7 @@ impl Passes for Recording {
                 at: window.now,
                 images: 0,
                 workloads: Vec::new(),
+                requests: Default::default(),
             })
         }
     }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
-use freshet_registry::{Client, ClientOptions, CredentialStore};
+use freshet_registry::{Client, ClientOptions, CredentialStore, SharedTokens};
 
 /// Flags that say how to reach registries.
 #[derive(Debug, Clone, Args)]
@@ -39,14 +39,16 @@ pub struct RegistryArgs {
 impl RegistryArgs {
     /// Builds the client: reads the docker config once, validates every flag.
     pub fn client(&self) -> anyhow::Result<Client> {
-        self.client_with_pull_secrets(std::iter::empty())
+        self.client_with_pull_secrets(std::iter::empty(), SharedTokens::default())
     }
 
     /// Builds a client whose credentials are these pull secrets (`namespace/name`
     /// and a `.dockerconfigjson` document), first match wins, then the docker config.
+    /// Its tokens live in `tokens`, which must belong to this set of pull secrets.
     pub fn client_with_pull_secrets<'a>(
         &self,
         pull_secrets: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+        tokens: SharedTokens,
     ) -> anyhow::Result<Client> {
         let RegistryArgs {
             insecure_registry,
@@ -88,7 +90,7 @@ impl RegistryArgs {
             max_attempts: (*max_attempts).max(1),
             ..ClientOptions::default()
         };
-        Ok(Client::new(store, options)?)
+        Ok(Client::with_shared_tokens(store, options, tokens)?)
     }
 }
 

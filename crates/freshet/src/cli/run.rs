@@ -64,6 +64,25 @@ impl ClusterArgs {
         dry_run: bool,
         interval: Option<Duration>,
     ) -> Result<Refresher, Failure> {
+        let defaults = PassOptions::default();
+        self.refresher_with(
+            dry_run,
+            interval,
+            defaults.max_writes,
+            defaults.write_timeout,
+        )
+        .await
+    }
+
+    /// [`Self::refresher`] with `max_writes` workloads written at once, each write
+    /// within `write_timeout`.
+    pub async fn refresher_with(
+        self,
+        dry_run: bool,
+        interval: Option<Duration>,
+        max_writes: usize,
+        write_timeout: Duration,
+    ) -> Result<Refresher, Failure> {
         let ClusterArgs {
             config,
             kubeconfig,
@@ -82,7 +101,8 @@ impl ClusterArgs {
             None => Arc::default(),
         };
         registry.client().map_err(Failure::usage)?;
-        let kube = kube_client(kubeconfig.as_deref())
+        let counter = freshet_cluster::ApiCounter::default();
+        let kube = kube_client(kubeconfig.as_deref(), &counter)
             .await
             .map_err(Failure::usage)?;
         if self_workload.is_none()
@@ -107,18 +127,21 @@ impl ClusterArgs {
             config,
             interval,
             instance: std::env::var("POD_NAME").unwrap_or_else(|_| "freshet".into()),
+            max_writes,
+            write_timeout,
             ..PassOptions::default()
         };
-        let factory: freshet_cluster::RegistryFactory = Arc::new(move |pull_secrets| {
+        let factory: freshet_cluster::RegistryFactory = Arc::new(move |pull_secrets, tokens| {
             registry
                 .client_with_pull_secrets(
                     pull_secrets
                         .iter()
                         .map(|s| (s.name.as_str(), s.json.as_slice())),
+                    tokens.clone(),
                 )
                 .map_err(Into::into)
         });
-        Ok(Refresher::new(kube, factory, options))
+        Ok(Refresher::new(kube, factory, options).with_api_counter(counter))
     }
 }
 
@@ -145,6 +168,14 @@ pub struct RunArgs {
     /// Output format of the --once report.
     #[arg(long, short, value_enum, default_value_t)]
     output: OutputFormat,
+    /// Workloads written (patch and Events) at once at most, 1 to 256.
+    #[arg(long, value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=freshet_cluster::pass::MAX_WRITES_LIMIT as i64))]
+    max_writes: u16,
+    /// The longest one patch or Event may take before it is abandoned (the
+    /// workload is then read again and retried).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    write_timeout: Duration,
     #[command(flatten)]
     controller: ControllerArgs,
     #[command(flatten)]
@@ -159,6 +190,8 @@ pub async fn run(args: RunArgs) -> Result<u8, Failure> {
         ignore_schedules,
         dry_run,
         output,
+        max_writes,
+        write_timeout,
         controller,
         cluster,
     } = args;
@@ -168,9 +201,12 @@ pub async fn run(args: RunArgs) -> Result<u8, Failure> {
         Duration::from_secs(60)
     });
     let window = (!ignore_schedules).then_some(interval);
-    let refresher = cluster.refresher(dry_run, window).await?;
+    let refresher = cluster
+        .refresher_with(dry_run, window, usize::from(max_writes), write_timeout)
+        .await?;
     if !once {
-        return super::controller::run(refresher, interval, controller).await;
+        // The controller keeps watched stores of the workloads: no LIST per pass.
+        return super::controller::run(refresher.watching(), interval, controller).await;
     }
     let report = refresher.run_once().await.map_err(anyhow::Error::from)?;
     match output {
@@ -209,7 +245,10 @@ fn parse_id(s: &str) -> anyhow::Result<WorkloadId> {
     }
 }
 
-async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
+async fn kube_client(
+    kubeconfig: Option<&std::path::Path>,
+    counter: &freshet_cluster::ApiCounter,
+) -> anyhow::Result<kube::Client> {
     let config = match kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)
@@ -222,7 +261,8 @@ async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kub
             .await
             .context("no kubeconfig found (pass --kubeconfig, set KUBECONFIG, or run in a pod)")?,
     };
-    kube::Client::try_from(config).context("building the Kubernetes client")
+    freshet_cluster::api_count::counted_client(config, counter)
+        .context("building the Kubernetes client")
 }
 
 fn text_report(report: &PassReport) -> String {
