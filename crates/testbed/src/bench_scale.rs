@@ -103,8 +103,9 @@ pub async fn run(args: ScaleArgs) -> Result<(), ScaleError> {
     let pusher = Pusher::new(&registry)?.concurrency(16);
     let images = push_images(&pusher, &registry, args.images, 0).await?;
     println!(
-        "freshet scale benchmark ({}; release build; token-auth distribution registry on loopback; freshet-apiserver test bed)",
-        std::env::consts::ARCH
+        "freshet scale benchmark ({}; binaries from {}; token-auth distribution registry on loopback; freshet-apiserver test bed)",
+        std::env::consts::ARCH,
+        bin.display()
     );
     for &size in &args.sizes {
         eprintln!("bench-scale: {size} Deployments");
@@ -245,10 +246,13 @@ impl ApiServer {
             .spawn()
             .map_err(|e| ScaleError::Step(format!("starting freshet-apiserver: {e}")))?;
         let stdout = child.stdout.take().expect("piped");
+        let mut reader = BufReader::new(stdout);
         let mut line = String::new();
-        BufReader::new(stdout)
+        reader
             .read_line(&mut line)
             .map_err(|e| ScaleError::Step(format!("reading freshet-apiserver: {e}")))?;
+        // Keep draining: a closed pipe would kill the server on its next line.
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
         let url = line
             .split_whitespace()
             .find(|w| w.starts_with("http://"))
