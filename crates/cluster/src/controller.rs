@@ -12,7 +12,10 @@
 //! run a focused pass at once ([`Passes::run_focused`]) over the current window,
 //! which does not move. Every pass's duration and result feed the metrics and
 //! readiness. Ticks come from tokio's clock and window times from the [`Clock`], so
-//! tests drive both with paused time. Must not decide anything: the passes are
+//! tests drive both with paused time. The workloads come from the watched store the
+//! caller set up ([`Refresher::watching`]), so a steady pass sends registry requests
+//! only; each "pass done" line carries the pass's request counts. Must not decide
+//! anything: the passes are
 //! [`Refresher::run_window`] behind the [`Passes`] trait.
 
 use std::collections::BTreeSet;
@@ -253,7 +256,9 @@ async fn pass(
             passes.run_focused(window, focus).await
         }
     };
-    metrics.observe_duration(started.elapsed());
+    let elapsed = started.elapsed();
+    let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+    metrics.observe_duration(elapsed);
     metrics.readiness().observe(&result);
     match result {
         Ok(report) => {
@@ -271,9 +276,16 @@ async fn pass(
                     "pass done: failure streaks at their threshold (see the Warning Events)"
                 );
             } else {
+                let r = &report.requests.registry;
+                let api = report.requests.api.unwrap_or_default();
                 tracing::info!(
                     outcome = ?outcome, writes = report.writes(), images = report.images,
-                    workloads = report.workloads.len(), "pass done"
+                    workloads = report.workloads.len(),
+                    registry_requests = r.requests, manifest_heads = r.manifest_heads,
+                    manifest_gets = r.manifest_gets, token_requests = r.token_requests,
+                    pings = r.pings, api_lists = api.lists, api_gets = api.gets,
+                    api_patches = api.patches, api_creates = api.creates, elapsed_ms,
+                    "pass done"
                 );
             }
             Some(window.now)

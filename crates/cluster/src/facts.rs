@@ -6,15 +6,20 @@
 //! public message (the host, the class and what to do, never text the registry
 //! chose: the facts' messages reach annotations and Events), is logged in full, and
 //! never stops the other images: each registry is asked concurrently and
-//! independently. Must not decide anything.
+//! independently. [`Streaming`] asks as images arrive (while later pages of
+//! workloads are still being read), within a shared bound of requests in flight.
+//! Must not decide anything.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use freshet_core::Reference;
 use freshet_core::policy::{Facts, Policy};
 use freshet_core::refresh::plan::ImageFacts;
 use freshet_registry::{Client, Want};
 use futures::StreamExt as _;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 /// What to ask the registry about one image.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -74,6 +79,90 @@ impl Worklist {
             .await
             .into_iter()
             .collect()
+    }
+}
+
+/// Asks the registry about images as they are added, each unique ask once, at most
+/// as many at a time as the shared `permits` allow; [`Streaming::finish`] waits for
+/// every answer. An image whose needs grow after it was asked (a later workload
+/// wants its tag list too) is asked again for the missing part only.
+#[derive(Debug)]
+pub struct Streaming {
+    client: Client,
+    permits: Arc<Semaphore>,
+    asked: BTreeMap<String, Wanted>,
+    tasks: JoinSet<(String, Facts)>,
+}
+
+impl Streaming {
+    /// A resolver asking through `client`, within `permits`.
+    pub fn new(client: Client, permits: Arc<Semaphore>) -> Self {
+        Self {
+            client,
+            permits,
+            asked: BTreeMap::new(),
+            tasks: JoinSet::new(),
+        }
+    }
+
+    /// The client asked through.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// How many unique images were asked about.
+    pub fn len(&self) -> usize {
+        self.asked.len()
+    }
+
+    /// Whether nothing was asked.
+    pub fn is_empty(&self) -> bool {
+        self.asked.is_empty()
+    }
+
+    /// Starts asking what `policy` needs of `reference`, unless already asked.
+    pub fn add(&mut self, reference: &Reference, policy: &Policy) {
+        let tag = reference.tag_or_latest().unwrap_or("latest").to_owned();
+        let needs = policy.needs(Some(&tag));
+        let wanted = Wanted {
+            tags: needs.tag_list,
+            digest: needs.digest_of.is_some(),
+        };
+        let image = reference.canonical();
+        let had = self.asked.entry(image.clone()).or_default();
+        let missing = Wanted {
+            tags: wanted.tags && !had.tags,
+            digest: wanted.digest && !had.digest,
+        };
+        had.tags |= wanted.tags;
+        had.digest |= wanted.digest;
+        if !missing.tags && !missing.digest {
+            return;
+        }
+        let client = self.client.clone();
+        let permits = self.permits.clone();
+        let reference = reference.clone();
+        self.tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            (image, fetch(&client, &reference, &missing).await)
+        });
+    }
+
+    /// Every answer, once all asks are done.
+    pub async fn finish(mut self) -> ImageFacts {
+        let mut facts = ImageFacts::new();
+        while let Some(done) = self.tasks.join_next().await {
+            let Ok((image, got)) = done else {
+                tracing::error!("a registry ask ended without an answer");
+                continue;
+            };
+            let entry: &mut Facts = facts.entry(image).or_default();
+            if got.tags.is_some() {
+                entry.tags = got.tags;
+            }
+            entry.digests.extend(got.digests);
+        }
+        facts
     }
 }
 

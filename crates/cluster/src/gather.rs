@@ -1,18 +1,25 @@
 //! Gathering a pass's facts: the workloads in scope, their enrollment, their pull
 //! secrets, and what the registries say about their images.
 //!
-//! Owns the reading order of a pass before anything is planned: list the four kinds
-//! (per allowed namespace), enroll each workload (annotations ⊕ config rules), read
-//! each workload's pull secrets once ([`crate::secrets`]), group the workloads by
-//! set of secrets, and resolve each set's unique images once with a registry client
-//! of its own ([`crate::facts`]), so that no answer crosses sets. A second round
+//! Owns the reading order of a pass before anything is planned: read the four kinds
+//! (per allowed namespace) page by page from the API ([`WorkloadPages`]), or from
+//! the controller's watched store ([`crate::watch`]) with no request at all; enroll
+//! each workload (annotations ⊕ config rules, by the caller); read each workload's
+//! pull secrets once ([`crate::secrets`]), group the workloads by set of secrets,
+//! and ask about each set's unique images once with a registry client of its own
+//! ([`Resolving`], through [`crate::facts::Streaming`]) as soon as a page names
+//! them, so that resolving overlaps the reading of later pages and no answer
+//! crosses sets. Each set's clients share one token cache across passes (keyed by
+//! the set's secrets, so no token crosses sets either) while their answers stay
+//! un-memoised from pass to pass. A second round
 //! resolves the tags set-image would move to, so the audit record can name the new
-//! digest. Must not write anything, nor decide: enrollment and plans are the core's
-//! (the second round only asks the core which tags a plan moves to). Later facts
-//! (the pods and nodes a workload runs on) belong here too, beside these.
+//! digest, and a third the per-platform targets of digest watches
+//! ([`crate::observed::targets`]). Must not write anything, nor decide: enrollment
+//! and plans are the core's (the second round only asks the core which tags a plan
+//! moves to).
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use freshet_core::Reference;
 use freshet_core::refresh::config::{ClusterConfig, Subject};
@@ -20,9 +27,13 @@ use freshet_core::refresh::enroll::EnrollError;
 use freshet_core::refresh::{Change, Enrollment, ImageFacts, Timestamp, plan, tracked_images};
 use serde::Serialize;
 
-use crate::facts::Worklist;
+use freshet_registry::{SharedTokens, StatsSnapshot};
+use tokio::sync::Semaphore;
+
+use crate::facts::{Streaming, Worklist};
 use crate::secrets::{self, PullSecret, SecretSets};
-use crate::workloads::{self, KINDS, ReadWorkload, WorkloadError};
+use crate::watch::WorkloadStore;
+use crate::workloads::{self, KINDS, Pages, ReadWorkload, WorkloadError};
 
 /// A boxed error from the caller's registry factory.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -30,8 +41,17 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Makes a registry client for one pass and one set of pull secrets, which come
 /// first in its credential chain (a client memoises its answers, so each pass needs
 /// fresh ones to see tags move, and each set its own so that no answer crosses sets).
-pub type RegistryFactory =
-    Arc<dyn Fn(&[PullSecret]) -> Result<freshet_registry::Client, BoxError> + Send + Sync>;
+/// The client keeps its tokens in the given [`SharedTokens`], which belong to that
+/// set (pass it to `freshet_registry::Client::with_shared_tokens`).
+pub type RegistryFactory = Arc<
+    dyn Fn(&[PullSecret], &SharedTokens) -> Result<freshet_registry::Client, BoxError>
+        + Send
+        + Sync,
+>;
+
+/// Credential sets whose tokens are kept across passes at most (beyond it, all are
+/// dropped and fetched again).
+const MAX_TOKEN_SETS: usize = 4096;
 
 /// Why a pass's facts could not be gathered at all (per-workload failures are in
 /// the report).
@@ -85,6 +105,8 @@ pub struct Gathered {
     pub facts: Vec<ImageFacts>,
     /// Unique images asked about, summed over the sets.
     pub images: usize,
+    /// Registry requests sent, summed over the sets' clients.
+    pub registry: StatsSnapshot,
     /// Per set, the full targets of digest watches whose tag moved from a record
     /// (see [`crate::observed::targets`]).
     pub targets: Vec<std::collections::BTreeMap<String, freshet_core::runs::Target>>,
@@ -98,6 +120,9 @@ pub struct Gatherer {
     config: Arc<ClusterConfig>,
     scope: Scope,
     concurrency: usize,
+    page_size: u32,
+    store: Option<WorkloadStore>,
+    tokens: Arc<Mutex<HashMap<Vec<PullSecret>, SharedTokens>>>,
 }
 
 impl std::fmt::Debug for Gatherer {
@@ -133,7 +158,22 @@ impl Gatherer {
             config,
             scope,
             concurrency,
+            page_size: workloads::PAGE_SIZE,
+            store: None,
+            tokens: Arc::default(),
         }
+    }
+
+    /// The same gatherer listing `page_size` workloads per page.
+    pub fn with_page_size(mut self, page_size: u32) -> Self {
+        self.page_size = page_size.max(1);
+        self
+    }
+
+    /// The same gatherer reading workloads from `store` instead of listing them.
+    pub fn with_store(mut self, store: WorkloadStore) -> Self {
+        self.store = Some(store);
+        self
     }
 
     /// The Kubernetes client.
@@ -152,11 +192,70 @@ impl Gatherer {
     }
 
     /// The namespaces in scope (`None`: all).
-    pub(crate) fn namespaces(&self) -> Option<&[String]> {
+    pub fn namespaces(&self) -> Option<&[String]> {
         self.scope
             .namespaces
             .as_deref()
             .or(self.config.namespaces.as_deref())
+    }
+
+    /// The label selector in scope.
+    pub fn selector(&self) -> Option<&str> {
+        self.scope.selector.as_deref()
+    }
+
+    /// The workloads in scope, page by page: listed from the API, or from the
+    /// watched store (one page, no request) once it is in sync.
+    pub async fn pages(&self) -> Result<WorkloadPages, WorkloadError> {
+        if let Some(store) = &self.store {
+            store.synced().await?;
+            return Ok(WorkloadPages::Snapshot(Some(store.snapshot())));
+        }
+        let mut lists = VecDeque::new();
+        for kind in KINDS {
+            match self.namespaces() {
+                None => lists.push_back(Pages::new(
+                    &self.kube,
+                    kind,
+                    None,
+                    self.selector(),
+                    self.page_size,
+                )),
+                Some(namespaces) => {
+                    for ns in namespaces {
+                        lists.push_back(Pages::new(
+                            &self.kube,
+                            kind,
+                            Some(ns),
+                            self.selector(),
+                            self.page_size,
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(WorkloadPages::Lists(lists))
+    }
+
+    /// A resolver for one pass's images, fed as workloads are read.
+    pub fn resolving(&self) -> Resolving<'_> {
+        Resolving {
+            gatherer: self,
+            reader: secrets::Reader::new(self.kube.clone()),
+            sets: SecretSets::default(),
+            clients: Vec::new(),
+            permits: Arc::new(Semaphore::new(self.concurrency.max(1))),
+            per_workload: Vec::new(),
+        }
+    }
+
+    /// The tokens of one credential set, kept across passes.
+    pub(crate) fn tokens_for(&self, set: &[PullSecret]) -> SharedTokens {
+        let mut tokens = self.tokens.lock().expect("token sets lock");
+        if tokens.len() >= MAX_TOKEN_SETS && !tokens.contains_key(set) {
+            tokens.clear();
+        }
+        tokens.entry(set.to_vec()).or_default().clone()
     }
 
     /// Whether `w` is never to be touched.
@@ -166,22 +265,10 @@ impl Gatherer {
 
     /// Every workload of the four kinds in scope.
     pub async fn workloads(&self) -> Result<Vec<ReadWorkload>, WorkloadError> {
-        let selector = self.scope.selector.as_deref();
-        let namespaces = self
-            .scope
-            .namespaces
-            .as_ref()
-            .or(self.config.namespaces.as_ref());
+        let mut pages = self.pages().await?;
         let mut out = Vec::new();
-        for kind in KINDS {
-            match namespaces {
-                None => out.extend(workloads::list(&self.kube, kind, None, selector).await?),
-                Some(namespaces) => {
-                    for ns in namespaces {
-                        out.extend(workloads::list(&self.kube, kind, Some(ns), selector).await?);
-                    }
-                }
-            }
+        while let Some(page) = pages.next().await {
+            out.extend(page?);
         }
         Ok(out)
     }
@@ -233,48 +320,11 @@ impl Gatherer {
         workloads: &[(&ReadWorkload, &Enrollment)],
         targets_at: Option<Timestamp>,
     ) -> Result<Gathered, GatherError> {
-        let mut reader = secrets::Reader::new(self.kube.clone());
-        let mut sets = SecretSets::default();
-        let mut per_workload = Vec::with_capacity(workloads.len());
-        for (w, _) in workloads {
-            let found = reader.for_workload(w).await;
-            per_workload.push((sets.insert(found.secrets), found.warnings));
+        let mut resolving = self.resolving();
+        for (w, e) in workloads {
+            resolving.add(w, e).await?;
         }
-        let mut gathered = Gathered {
-            per_workload,
-            ..Gathered::default()
-        };
-        for (set, pull_secrets) in sets.iter().enumerate() {
-            let members: Vec<(&ReadWorkload, &Enrollment)> = workloads
-                .iter()
-                .zip(&gathered.per_workload)
-                .filter(|(_, (s, _))| *s == set)
-                .map(|(w, _)| *w)
-                .collect();
-            let mut worklist = Worklist::default();
-            for (w, e) in &members {
-                for (reference, policy) in tracked_images(&w.workload, e) {
-                    worklist.add(&reference, &policy);
-                }
-            }
-            let registry = (self.registry)(pull_secrets).map_err(GatherError::Registry)?;
-            let mut set_facts = worklist.resolve(&registry, self.concurrency).await;
-            if let Some(now) = targets_at {
-                self.resolve_targets(&registry, &members, &mut set_facts, now)
-                    .await;
-            }
-            let targets = crate::observed::targets::resolve(
-                &registry,
-                &members,
-                &set_facts,
-                self.concurrency,
-            )
-            .await;
-            gathered.targets.push(targets);
-            gathered.images += worklist.len();
-            gathered.facts.push(set_facts);
-        }
-        Ok(gathered)
+        resolving.finish(workloads, targets_at).await
     }
 
     /// Second round: the digests of the tags set-image moves to, so the audit
@@ -322,5 +372,132 @@ impl Gatherer {
                 fact.digests.entry(tag).or_insert(digest);
             }
         }
+    }
+}
+
+/// The workloads of a pass, page by page.
+#[derive(Debug)]
+pub enum WorkloadPages {
+    /// Lists still to read, in order.
+    Lists(VecDeque<Pages>),
+    /// The watched store's snapshot (taken once).
+    Snapshot(Option<Vec<ReadWorkload>>),
+}
+
+impl WorkloadPages {
+    /// The next page, or `None` after the last.
+    pub async fn next(&mut self) -> Option<Result<Vec<ReadWorkload>, WorkloadError>> {
+        match self {
+            Self::Snapshot(s) => s.take().map(Ok),
+            Self::Lists(lists) => loop {
+                let pages = lists.front_mut()?;
+                match pages.next().await {
+                    Some(page) => return Some(page),
+                    None => {
+                        lists.pop_front();
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// One pass's registry asks, started as workloads are read: per workload its set of
+/// pull secrets, per set a [`Streaming`] resolver with a client of its own, all
+/// within one bound of requests in flight.
+pub struct Resolving<'a> {
+    gatherer: &'a Gatherer,
+    reader: secrets::Reader,
+    sets: SecretSets,
+    clients: Vec<Streaming>,
+    permits: Arc<Semaphore>,
+    per_workload: Vec<(usize, Vec<String>)>,
+}
+
+impl std::fmt::Debug for Resolving<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolving")
+            .field("sets", &self.clients.len())
+            .field("workloads", &self.per_workload.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Resolving<'_> {
+    /// Reads the pull secrets of `w` and starts asking about its tracked images
+    /// with its set's client. Call in the order the workloads are later planned.
+    pub async fn add(&mut self, w: &ReadWorkload, e: &Enrollment) -> Result<(), GatherError> {
+        let found = self.reader.for_workload(w).await;
+        let set = self.sets.insert(found.secrets);
+        self.per_workload.push((set, found.warnings));
+        while self.clients.len() <= set {
+            let secrets = self
+                .sets
+                .iter()
+                .nth(self.clients.len())
+                .expect("sets are numbered in order");
+            let tokens = self.gatherer.tokens_for(secrets);
+            let client =
+                (self.gatherer.registry)(secrets, &tokens).map_err(GatherError::Registry)?;
+            self.clients
+                .push(Streaming::new(client, self.permits.clone()));
+        }
+        for (reference, policy) in tracked_images(&w.workload, e) {
+            self.clients[set].add(&reference, &policy);
+        }
+        Ok(())
+    }
+
+    /// Waits for every answer; `workloads` are those added, in the same order.
+    /// With `targets_at`, also resolves the tags set-image moves to.
+    pub async fn finish(
+        self,
+        workloads: &[(&ReadWorkload, &Enrollment)],
+        targets_at: Option<Timestamp>,
+    ) -> Result<Gathered, GatherError> {
+        let mut gathered = Gathered {
+            per_workload: self.per_workload,
+            ..Gathered::default()
+        };
+        for (set, streaming) in self.clients.into_iter().enumerate() {
+            let client = streaming.client().clone();
+            gathered.images += streaming.len();
+            let mut set_facts = streaming.finish().await;
+            let members: Vec<(&ReadWorkload, &Enrollment)> = workloads
+                .iter()
+                .zip(&gathered.per_workload)
+                .filter(|(_, (s, _))| *s == set)
+                .map(|(w, _)| *w)
+                .collect();
+            if let Some(now) = targets_at {
+                self.gatherer
+                    .resolve_targets(&client, &members, &mut set_facts, now)
+                    .await;
+            }
+            let targets = crate::observed::targets::resolve(
+                &client,
+                &members,
+                &set_facts,
+                self.gatherer.concurrency,
+            )
+            .await;
+            gathered.targets.push(targets);
+            gathered.registry = add_stats(gathered.registry, client.stats());
+            gathered.facts.push(set_facts);
+        }
+        Ok(gathered)
+    }
+}
+
+fn add_stats(a: StatsSnapshot, b: StatsSnapshot) -> StatsSnapshot {
+    StatsSnapshot {
+        requests: a.requests + b.requests,
+        pings: a.pings + b.pings,
+        manifest_heads: a.manifest_heads + b.manifest_heads,
+        manifest_gets: a.manifest_gets + b.manifest_gets,
+        blob_gets: a.blob_gets + b.blob_gets,
+        token_requests: a.token_requests + b.token_requests,
+        tag_pages: a.tag_pages + b.tag_pages,
+        retries: a.retries + b.retries,
     }
 }

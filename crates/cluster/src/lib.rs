@@ -18,6 +18,7 @@
 //! every decision is `freshet_core::refresh`'s or `freshet_core::safety`'s, and only
 //! [`writer`] (in a pass) and [`commands`] (one patch per command) write.
 
+pub mod api_count;
 pub mod argocd;
 pub mod clock;
 pub mod commands;
@@ -41,14 +42,16 @@ pub mod safety;
 pub mod scheduling;
 pub mod secrets;
 pub mod status;
+pub mod watch;
 pub mod workloads;
 pub mod writer;
 
+pub use api_count::{ApiCounter, ApiCounts};
 pub use clock::{Clock, FixedClock, SharedClock, SystemClock, TokioClock};
 pub use errors::{error_chain, scrub_exec_output};
 pub use gather::{BoxError, GatherError, RegistryFactory, WorkloadId};
 pub use notice::Notice;
 pub use observer::PassObserver;
 pub use pass::{PassError, PassOptions, Refresher};
-pub use report::{ChangeReport, Outcome, PassReport, Status, WorkloadReport};
+pub use report::{ChangeReport, Outcome, PassReport, PassRequests, Status, WorkloadReport};
 pub use secrets::PullSecret;

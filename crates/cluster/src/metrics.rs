@@ -343,6 +343,7 @@ mod tests {
             at: Timestamp::parse("2026-11-23T10:00:00Z").unwrap(),
             images: 1,
             workloads,
+            requests: Default::default(),
         }
     }
 

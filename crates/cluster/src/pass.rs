@@ -1,12 +1,16 @@
 //! One refresh pass over the cluster: gather the facts, plan each workload, write.
 //!
 //! Owns the order of a pass and its conflict loop. The facts come from the
-//! [`Gatherer`] (workloads, enrollment, pull secrets, registry answers, grouped by
-//! set of pull secrets so a workload is planned only with its set's facts); the due
+//! [`Gatherer`] (workloads page by page, or from the watched store; enrollment;
+//! pull secrets; registry answers asked as each page arrives, grouped by set of
+//! pull secrets so a workload is planned only with its set's facts); the due
 //! decision from the core's [`Window`]; each plan from the core's [`plan`]; the
-//! writes go through the one [`Writer`]. Every enrolled workload gets at most one
-//! patch carrying its `resourceVersion`; on `409 Conflict` the workload is read
-//! again, planned again with the same facts, and retried (bounded). A workload whose
+//! writes go through the one [`Writer`], at most [`PassOptions::max_writes`]
+//! workloads at a time, each write within [`PassOptions::write_timeout`]. Every
+//! enrolled workload gets at most one patch carrying its `resourceVersion`; on `409
+//! Conflict` (or a timeout, after which the patch may or may not have applied) the
+//! workload is read again, planned again with the same facts, and retried
+//! (bounded). A workload whose
 //! plan is empty is not written at all, so a pass in which nothing changed makes
 //! zero writes. Argo CD Applications are read, planned and written in the same pass
 //! ([`crate::argocd`]), after the workloads. The time comes from the [`Clock`] (or the caller), never from the
@@ -14,18 +18,23 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
 
 use freshet_core::refresh::config::ClusterConfig;
 use freshet_core::refresh::{
     Due, Enrollment, ImageFacts, RunsFacts, Timestamp, Window, WorkloadPlan,
 };
 
+use crate::api_count::ApiCounter;
 use crate::clock::{SharedClock, SystemClock};
 use crate::errors::error_chain;
 use crate::gather::{GatherError, Gatherer, RegistryFactory, Scope, WorkloadId};
 use crate::metrics::api::ApiWrites;
 use crate::observer::{self, PassObserver};
-use crate::report::{PassReport, Status, WorkloadReport, log_plan};
+use crate::report::{PassReport, PassRequests, Status, WorkloadReport, log_plan};
+use crate::watch::WorkloadStore;
 use crate::workloads::{ReadWorkload, kind_name};
 use crate::writer::{WriteError, Writer};
 
@@ -74,7 +83,16 @@ pub struct PassOptions {
     pub follow_rollouts: bool,
     /// Where the writer counts its API writes (`Metrics::api_writes`).
     pub api_writes: ApiWrites,
+    /// Workloads written (patch and Events) at once at most.
+    pub max_writes: usize,
+    /// The longest a patch or an Event may take.
+    pub write_timeout: Duration,
+    /// Workloads per page when listing.
+    pub page_size: u32,
 }
+
+/// The most writes in flight a caller may ask for.
+pub const MAX_WRITES_LIMIT: usize = 256;
 
 impl Default for PassOptions {
     fn default() -> Self {
@@ -93,6 +111,9 @@ impl Default for PassOptions {
             state_namespace: "freshet".into(),
             follow_rollouts: false,
             api_writes: ApiWrites::default(),
+            max_writes: 16,
+            write_timeout: Duration::from_secs(30),
+            page_size: crate::workloads::PAGE_SIZE,
         }
     }
 }
@@ -107,6 +128,7 @@ pub struct Refresher {
     options: PassOptions,
     clock: SharedClock,
     observers: Vec<Arc<dyn PassObserver>>,
+    api: Option<ApiCounter>,
 }
 
 impl std::fmt::Debug for Refresher {
@@ -120,6 +142,14 @@ impl std::fmt::Debug for Refresher {
 
 /// A workload a pass plans: valid enrollment, or the message of an invalid one.
 type Candidate = (ReadWorkload, Result<Enrollment, String>);
+
+/// What a pass does with one candidate once the facts are in.
+enum Job {
+    /// Plan and write it with its set's facts (set index, secret warnings).
+    Plan(ReadWorkload, Box<Enrollment>, usize, Vec<String>),
+    /// Report its invalid annotations.
+    Invalid(ReadWorkload, String),
+}
 
 impl Refresher {
     /// A refresher on the wall clock; `registry` makes each pass's registry clients.
@@ -135,21 +165,43 @@ impl Refresher {
             options.config.clone(),
             scope,
             options.concurrency,
-        );
+        )
+        .with_page_size(options.page_size);
         Self {
-            writer: Writer::new(kube.clone(), &options.instance)
+            writer: Writer::new(kube.clone(), &options.instance, options.write_timeout)
                 .counting(options.api_writes.clone()),
             kube,
             gatherer,
             options,
             clock: Arc::new(SystemClock),
             observers: Vec::new(),
+            api: None,
         }
     }
 
     /// The same refresher telling `observer` about every pass.
     pub fn with_observer(mut self, observer: Arc<dyn PassObserver>) -> Self {
         self.observers.push(observer);
+        self
+    }
+
+    /// The same refresher reporting the API requests `counter` counts (the
+    /// counter under its client: see [`crate::api_count::counted_client`]).
+    pub fn with_api_counter(mut self, counter: ApiCounter) -> Self {
+        self.api = Some(counter);
+        self
+    }
+
+    /// The same refresher reading workloads from a watched store (started now,
+    /// with this refresher's scope) instead of listing them each pass: the
+    /// controller mode.
+    pub fn watching(mut self) -> Self {
+        let store = WorkloadStore::start(
+            &self.kube,
+            self.gatherer.namespaces(),
+            self.gatherer.selector(),
+        );
+        self.gatherer = self.gatherer.with_store(store);
         self
     }
 
@@ -197,7 +249,8 @@ impl Refresher {
     }
 
     /// One pass over `window`: a workload with a schedule is due when its schedule
-    /// fired in it.
+    /// fired in it. Registry asks start as each page of workloads is read; writes
+    /// go out once every answer is in, [`PassOptions::max_writes`] at a time.
     pub async fn run_window(&self, window: Window) -> Result<PassReport, PassError> {
         self.run_in(window, None).await
     }
@@ -219,9 +272,34 @@ impl Refresher {
         focus: Option<&BTreeSet<String>>,
     ) -> Result<PassReport, PassError> {
         let now = window.now;
-        let (mut candidates, mut reports) = self.classify(window).await?;
-        if let Some(focus) = focus {
-            candidates.retain(|(w, e)| e.as_ref().is_ok_and(|e| observer::tracks(w, e, focus)));
+        let api_before = self.api.as_ref().map(ApiCounter::snapshot);
+        let mut candidates: Vec<Candidate> = Vec::new();
+        let mut reports = Vec::new();
+        let mut resolving = self.gatherer.resolving();
+        let mut pages = self.gatherer.pages().await.map_err(GatherError::from)?;
+        while let Some(page) = pages.next().await {
+            let first = candidates.len();
+            self.classify(
+                page.map_err(GatherError::from)?,
+                window,
+                &mut candidates,
+                &mut reports,
+            );
+            if let Some(focus) = focus {
+                let page: Vec<Candidate> = candidates
+                    .drain(first..)
+                    .filter(|(w, e)| e.as_ref().is_ok_and(|e| observer::tracks(w, e, focus)))
+                    .collect();
+                candidates.extend(page);
+            }
+            for (w, e) in &candidates[first..] {
+                if let Ok(e) = e {
+                    resolving.add(w, e).await?;
+                }
+            }
+        }
+        drop(pages);
+        if focus.is_some() {
             reports.clear();
         } else {
             let tracked = observer::tracked(&candidates);
@@ -231,37 +309,53 @@ impl Refresher {
             .iter()
             .filter_map(|(w, e)| Some((w, e.as_ref().ok()?)))
             .collect();
-        let gathered = self.gatherer.facts(&valid, Some(now)).await?;
+        let mut gathered = resolving.finish(&valid, Some(now)).await?;
         let read: Vec<&ReadWorkload> = valid.iter().map(|(w, _)| *w).collect();
+        drop(valid);
         let observed = crate::observed::Reader::new(self.kube.clone())
             .read(&read)
             .await;
+        drop(read);
         let nodes = observed.node_index();
         let argo = self.argocd_read().await;
-        let mut per_workload = gathered.per_workload.into_iter();
-        let mut gated = self.pending();
-        for (w, e) in candidates {
-            let r = match e {
+        let mut per_workload = std::mem::take(&mut gathered.per_workload).into_iter();
+        let jobs: Vec<Job> = candidates
+            .into_iter()
+            .map(|(w, e)| match e {
                 Ok(e) => {
                     let (set, warnings) =
                         per_workload.next().expect("one entry per valid workload");
-                    let runs =
-                        crate::observed::runs_facts(&observed, &nodes, &w, &gathered.targets[set]);
-                    let mut warnings = warnings;
-                    warnings.extend(self.argocd_guard(&w, &argo).await);
-                    let facts = (set, &gathered.facts[set]);
-                    match self
-                        .triage(w, e, facts, runs, warnings, now, &mut gated)
-                        .await
-                    {
-                        Some(r) => r,
-                        None => continue,
-                    }
+                    Job::Plan(w, Box::new(e), set, warnings)
                 }
-                Err(message) => self.invalid(&w, message).await,
-            };
-            reports.push(r);
-        }
+                Err(message) => Job::Invalid(w, message),
+            })
+            .collect();
+        let gated = std::sync::Mutex::new(self.pending());
+        let (gathered_ref, observed_ref, nodes_ref, argo_ref, gated_ref) =
+            (&gathered, &observed, &nodes, &argo, &gated);
+        let written: Vec<Option<WorkloadReport>> = futures::stream::iter(jobs)
+            .map(|job| async move {
+                match job {
+                    Job::Plan(w, e, set, mut warnings) => {
+                        let runs = crate::observed::runs_facts(
+                            observed_ref,
+                            nodes_ref,
+                            &w,
+                            &gathered_ref.targets[set],
+                        );
+                        warnings.extend(self.argocd_guard(&w, argo_ref).await);
+                        let facts = (set, &gathered_ref.facts[set]);
+                        self.triage(w, *e, facts, runs, warnings, now, gated_ref)
+                            .await
+                    }
+                    Job::Invalid(w, message) => Some(self.invalid(&w, message).await),
+                }
+            })
+            .buffer_unordered(self.options.max_writes.max(1))
+            .collect()
+            .await;
+        reports.extend(written.into_iter().flatten());
+        let gated = gated.into_inner().unwrap_or_else(|p| p.into_inner());
         reports.extend(self.release(gated, &gathered.facts, now).await);
         let (apps, app_images) = self.argocd_pass(argo, now).await;
         reports.extend(apps);
@@ -272,21 +366,29 @@ impl Refresher {
             at: now,
             images: gathered.images + app_images,
             workloads: reports,
+            requests: PassRequests {
+                registry: gathered.registry,
+                api: self
+                    .api
+                    .as_ref()
+                    .zip(api_before)
+                    .map(|(c, before)| c.snapshot().since(before)),
+            },
         };
         self.observers.iter().for_each(|o| o.report(&report));
         Ok(report)
     }
 
-    /// Reads and enrolls the workloads: those to plan (valid or not), and the
+    /// Enrolls one page of workloads into those to plan (valid or not), and the
     /// reports of those skipped (freshet's own) or not due in `window`.
-    async fn classify(
+    fn classify(
         &self,
+        page: Vec<ReadWorkload>,
         window: Window,
-    ) -> Result<(Vec<Candidate>, Vec<WorkloadReport>), PassError> {
-        let mut candidates = Vec::new();
-        let mut reports = Vec::new();
-        let read = self.gatherer.workloads().await.map_err(GatherError::from)?;
-        for w in read {
+        candidates: &mut Vec<Candidate>,
+        reports: &mut Vec<WorkloadReport>,
+    ) {
+        for w in page {
             match self.gatherer.enroll(&w) {
                 Ok(None) => {}
                 Ok(Some(_)) if self.gatherer.skips(&w) => {
@@ -309,7 +411,6 @@ impl Refresher {
                 Err(e) => candidates.push((w, Err(e.to_string()))),
             }
         }
-        Ok((candidates, reports))
     }
 
     /// A workload whose annotations are invalid: logged, a Warning Event, failed.
@@ -421,6 +522,7 @@ impl Refresher {
             WriteError::Conflict { source, .. } => {
                 format!("patch failed: {}", error_chain(source))
             }
+            WriteError::Timeout { .. } => error_chain(e),
         });
         r
     }

@@ -239,6 +239,18 @@ pub struct PassReport {
     pub images: usize,
     /// Enrolled (and skipped) workloads, in kind, namespace, name order.
     pub workloads: Vec<WorkloadReport>,
+    /// The requests the pass sent.
+    pub requests: PassRequests,
+}
+
+/// The requests one pass sent, counted where they leave.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PassRequests {
+    /// To the registries, summed over the pass's clients.
+    pub registry: freshet_registry::StatsSnapshot,
+    /// To the Kubernetes API (`None`: the client is not counted). Includes what
+    /// watchers sent during the pass.
+    pub api: Option<crate::api_count::ApiCounts>,
 }
 
 impl PassReport {
@@ -323,6 +335,7 @@ mod tests {
                 at: Timestamp::parse("2026-11-23T10:00:00Z").unwrap(),
                 images: 0,
                 workloads: statuses.iter().map(|s| workload(*s)).collect(),
+                requests: PassRequests::default(),
             };
             assert_eq!(report.outcome(), outcome, "{statuses:?}");
         }

@@ -19,9 +19,9 @@ const MAX_FIELD_BYTES: usize = 4096;
 const MAX_LABELS: usize = 256;
 
 /// A pod template's scheduling constraints, as written.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct SlimScheduling {
+pub(crate) struct SlimScheduling {
     #[serde(default)]
     node_selector: BTreeMap<String, String>,
     #[serde(default)]
@@ -30,38 +30,38 @@ struct SlimScheduling {
     tolerations: Vec<SlimToleration>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Affinity {
+pub(crate) struct Affinity {
     #[serde(default)]
     node_affinity: Option<NodeAffinity>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct NodeAffinity {
+pub(crate) struct NodeAffinity {
     #[serde(default)]
     required_during_scheduling_ignored_during_execution: Option<NodeSelector>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct NodeSelector {
+pub(crate) struct NodeSelector {
     #[serde(default)]
     node_selector_terms: Vec<Term>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Term {
+pub(crate) struct Term {
     #[serde(default)]
     match_expressions: Vec<SlimRequirement>,
     #[serde(default)]
     match_fields: Vec<SlimRequirement>,
 }
 
-#[derive(Debug, Deserialize)]
-struct SlimRequirement {
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct SlimRequirement {
     #[serde(default)]
     key: String,
     #[serde(default)]
@@ -70,8 +70,8 @@ struct SlimRequirement {
     values: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
-struct SlimToleration {
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct SlimToleration {
     #[serde(default)]
     key: Option<String>,
     #[serde(default)]
@@ -102,6 +102,21 @@ fn requirements(list: Vec<SlimRequirement>) -> Vec<Requirement> {
             values: r.values.into_iter().take(MAX_TERMS).map(cut).collect(),
         })
         .collect()
+}
+
+/// The core's scheduling constraints from the three fields of a slim pod template
+/// ([`crate::workloads::SlimPodSpec`]).
+pub(crate) fn from_parts(
+    node_selector: BTreeMap<String, String>,
+    affinity: Option<Affinity>,
+    tolerations: Vec<SlimToleration>,
+) -> Scheduling {
+    SlimScheduling {
+        node_selector,
+        affinity,
+        tolerations,
+    }
+    .into_fact()
 }
 
 impl SlimScheduling {

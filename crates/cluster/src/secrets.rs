@@ -34,7 +34,7 @@ pub const DOCKERCFG: &str = "kubernetes.io/dockercfg";
 /// The credentials of one pull secret, ready for
 /// `freshet_registry::CredentialStore::with_pull_secret`. `Debug` prints `***` for
 /// the document.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PullSecret {
     /// `namespace/name`, for messages.
     pub name: String,

@@ -1,17 +1,26 @@
-//! Reading workloads: the four kinds freshet refreshes, listed through the API as
-//! dynamic objects and turned into the pure [`Workload`] the core plans on.
+//! Reading workloads: the four kinds freshet refreshes, listed through the API in
+//! pages into slim types and turned into the pure [`Workload`] the core plans on.
 //!
-//! Owns the mapping between [`WorkloadKind`] and its API resource, and the reading of
-//! a pod template's containers and init containers (image, pull policy, literal env)
-//! and of the names its pulls use (`imagePullSecrets`, `serviceAccountName`).
-//! Must not decide anything: enrollment and planning are the core's.
+//! Owns the mapping between [`WorkloadKind`] and its API resource, the slim wire
+//! form [`SlimWorkload`] (only what freshet reads: name, namespace, uid,
+//! resourceVersion, labels, annotations but kubectl's last-applied copy, and of the
+//! pod template the containers and init containers (name, image, pull policy,
+//! literal env), `imagePullSecrets` and `serviceAccountName`; serde skips everything
+//! else, `managedFields` and `status` included, without building it), the paged
+//! listing ([`Pages`]: `limit`/`continue`, bounded), and the reading of one
+//! workload again. Must not decide anything: enrollment and planning are the
+//! core's. Later facts read from the pod template (node selectors, affinity) are
+//! added to [`SlimPodSpec`] and [`ReadWorkload`] the same way.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use freshet_core::refresh::{Container, Workload, WorkloadKind};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DynamicObject, ListParams};
-use kube::core::{ApiResource, GroupVersionKind};
-use serde_json::Value;
+use kube::core::{ApiResource, DynamicResourceScope, GroupVersionKind};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
 
 /// Every kind freshet refreshes, in the order a run visits them.
 pub const KINDS: [WorkloadKind; 4] = [
@@ -35,13 +44,21 @@ pub enum WorkloadError {
         #[source]
         source: kube::Error,
     },
-    /// An object has no name or namespace.
+    /// An object has no name or namespace, or could not be read at all.
     #[error("a {kind} without {what} came back from the API")]
     Malformed {
         /// The kind.
         kind: &'static str,
         /// The missing field.
         what: &'static str,
+    },
+    /// The API kept paging past the bound, or sent the same `continue` twice.
+    #[error("listing {kind}s did not end: {detail}")]
+    Paging {
+        /// The kind.
+        kind: &'static str,
+        /// What went wrong.
+        detail: String,
     },
 }
 
@@ -71,7 +88,8 @@ pub fn api_resource(kind: WorkloadKind) -> ApiResource {
     ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind_name(kind)))
 }
 
-/// An `Api` for a kind in a namespace, or across all namespaces.
+/// An `Api` for a kind in a namespace, or across all namespaces, as full objects
+/// (for tests and callers that create workloads).
 pub fn api(
     client: &kube::Client,
     kind: WorkloadKind,
@@ -82,6 +100,203 @@ pub fn api(
         Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
         None => Api::all_with(client.clone(), &ar),
     }
+}
+
+/// An `Api` for a kind whose answers are read as [`SlimWorkload`].
+pub fn slim_api(
+    client: &kube::Client,
+    kind: WorkloadKind,
+    namespace: Option<&str>,
+) -> Api<SlimWorkload> {
+    let ar = api_resource(kind);
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        None => Api::all_with(client.clone(), &ar),
+    }
+}
+
+/// The annotation kubectl copies the whole object into; freshet never reads it.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// A workload as freshet reads it off the wire: see the module doc for what is kept.
+/// Its `metadata` holds only name, namespace, uid, resourceVersion, labels and
+/// annotations.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SlimWorkload {
+    /// The kept metadata.
+    #[serde(deserialize_with = "slim_meta")]
+    pub metadata: ObjectMeta,
+    /// The pod template's kept fields (of `spec.template` or, for a CronJob,
+    /// `spec.jobTemplate.spec.template`).
+    #[serde(default, rename = "spec", deserialize_with = "slim_pod_spec")]
+    pub pod: SlimPodSpec,
+}
+
+impl kube::Resource for SlimWorkload {
+    type DynamicType = ApiResource;
+    type Scope = DynamicResourceScope;
+
+    fn kind(dt: &ApiResource) -> Cow<'_, str> {
+        dt.kind.as_str().into()
+    }
+    fn group(dt: &ApiResource) -> Cow<'_, str> {
+        dt.group.as_str().into()
+    }
+    fn version(dt: &ApiResource) -> Cow<'_, str> {
+        dt.version.as_str().into()
+    }
+    fn api_version(dt: &ApiResource) -> Cow<'_, str> {
+        dt.api_version.as_str().into()
+    }
+    fn plural(dt: &ApiResource) -> Cow<'_, str> {
+        dt.plural.as_str().into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireMeta {
+    name: Option<String>,
+    namespace: Option<String>,
+    uid: Option<String>,
+    resource_version: Option<String>,
+    labels: Option<BTreeMap<String, String>>,
+    annotations: Option<BTreeMap<String, String>>,
+}
+
+fn slim_meta<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
+    let m = WireMeta::deserialize(d)?;
+    let mut annotations = m.annotations;
+    if let Some(a) = annotations.as_mut() {
+        a.remove(LAST_APPLIED);
+    }
+    Ok(ObjectMeta {
+        name: m.name,
+        namespace: m.namespace,
+        uid: m.uid,
+        resource_version: m.resource_version,
+        labels: m.labels,
+        annotations,
+        ..ObjectMeta::default()
+    })
+}
+
+/// The pod template fields freshet reads.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlimPodSpec {
+    /// The containers.
+    #[serde(default)]
+    pub containers: Vec<SlimContainer>,
+    /// The init containers.
+    #[serde(default)]
+    pub init_containers: Vec<SlimContainer>,
+    /// `imagePullSecrets`.
+    #[serde(default)]
+    pub image_pull_secrets: Vec<NameRef>,
+    /// `serviceAccountName`.
+    #[serde(default)]
+    pub service_account_name: Option<String>,
+    /// `nodeSelector`.
+    #[serde(default)]
+    pub(crate) node_selector: BTreeMap<String, String>,
+    /// `affinity` (only its required node affinity is kept).
+    #[serde(default)]
+    pub(crate) affinity: Option<crate::scheduling::Affinity>,
+    /// `tolerations`.
+    #[serde(default)]
+    pub(crate) tolerations: Vec<crate::scheduling::SlimToleration>,
+    /// The owner's `spec.progressDeadlineSeconds` (a Deployment's), beside its
+    /// template for convenience.
+    #[serde(skip)]
+    pub progress_deadline: Option<u32>,
+}
+
+/// `{name: …}` (a pull secret reference).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct NameRef {
+    /// The name.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// A container's fields freshet reads.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlimContainer {
+    /// The name.
+    #[serde(default)]
+    pub name: String,
+    /// The image.
+    #[serde(default)]
+    pub image: String,
+    /// `imagePullPolicy`.
+    #[serde(default)]
+    pub image_pull_policy: Option<String>,
+    /// The env (literal values; `valueFrom` only noted).
+    #[serde(default)]
+    pub env: Vec<SlimEnv>,
+}
+
+/// One env var.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlimEnv {
+    /// The name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The literal value.
+    #[serde(default)]
+    pub value: Option<String>,
+    /// Whether it has a `valueFrom` (its content is not kept).
+    #[serde(default)]
+    pub value_from: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireSpec {
+    template: Option<WireTemplate>,
+    job_template: Option<WireJobTemplate>,
+    #[serde(default)]
+    progress_deadline_seconds: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct WireTemplate {
+    spec: Option<SlimPodSpec>,
+}
+
+#[derive(Deserialize)]
+struct WireJobTemplate {
+    spec: Option<WireJobSpec>,
+}
+
+#[derive(Deserialize)]
+struct WireJobSpec {
+    template: Option<WireTemplate>,
+}
+
+fn slim_pod_spec<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SlimPodSpec, D::Error> {
+    let Some(spec) = Option::<WireSpec>::deserialize(d)? else {
+        return Ok(SlimPodSpec::default());
+    };
+    let deadline = spec
+        .progress_deadline_seconds
+        .and_then(|s| u32::try_from(s).ok());
+    let template = match spec.template {
+        Some(t) => Some(t),
+        None => spec.job_template.and_then(|j| j.spec?.template),
+    };
+    let mut pod = template.and_then(|t| t.spec).unwrap_or_default();
+    pod.progress_deadline = deadline;
+    Ok(pod)
 }
 
 /// One workload as read: the object (for events and re-reads) and its pure form.
@@ -103,28 +318,119 @@ pub struct ReadWorkload {
     pub workload: Workload,
 }
 
-/// Lists every workload of `kind` (across all namespaces, or in `namespace`).
+/// Items per page of a list.
+pub const PAGE_SIZE: u32 = 500;
+
+/// Pages read per list at most (with [`PAGE_SIZE`], five million items).
+pub const MAX_PAGES: usize = 10_000;
+
+/// The pages of one list of `kind` (across all namespaces, or in `namespace`):
+/// `limit`/`continue`, at most [`MAX_PAGES`], refusing a repeated `continue`.
+pub struct Pages {
+    api: Api<SlimWorkload>,
+    kind: WorkloadKind,
+    namespace: Option<String>,
+    params: ListParams,
+    pages: usize,
+    done: bool,
+}
+
+impl std::fmt::Debug for Pages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pages")
+            .field("kind", &self.kind)
+            .field("namespace", &self.namespace)
+            .field("pages", &self.pages)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pages {
+    /// The pages of `kind`'s list, `page_size` items each (at least 1).
+    pub fn new(
+        client: &kube::Client,
+        kind: WorkloadKind,
+        namespace: Option<&str>,
+        selector: Option<&str>,
+        page_size: u32,
+    ) -> Self {
+        let mut params = ListParams::default().limit(page_size.max(1));
+        if let Some(s) = selector {
+            params = params.labels(s);
+        }
+        Self {
+            api: slim_api(client, kind, namespace),
+            kind,
+            namespace: namespace.map(str::to_owned),
+            params,
+            pages: 0,
+            done: false,
+        }
+    }
+
+    /// The next page, or `None` after the last.
+    pub async fn next(&mut self) -> Option<Result<Vec<ReadWorkload>, WorkloadError>> {
+        if self.done {
+            return None;
+        }
+        let kind = kind_name(self.kind);
+        if self.pages == MAX_PAGES {
+            self.done = true;
+            return Some(Err(WorkloadError::Paging {
+                kind,
+                detail: format!("more than {MAX_PAGES} pages"),
+            }));
+        }
+        self.pages += 1;
+        let list = match self.api.list(&self.params).await {
+            Ok(list) => list,
+            Err(source) => {
+                self.done = true;
+                return Some(Err(WorkloadError::Api {
+                    kind,
+                    where_: self
+                        .namespace
+                        .as_ref()
+                        .map(|n| format!(" in namespace {n}"))
+                        .unwrap_or_default(),
+                    source,
+                }));
+            }
+        };
+        match list.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(c) if self.params.continue_token.as_deref() == Some(c.as_str()) => {
+                self.done = true;
+                return Some(Err(WorkloadError::Paging {
+                    kind,
+                    detail: "the API sent the same continue token twice".into(),
+                }));
+            }
+            Some(c) => self.params.continue_token = Some(c),
+            None => self.done = true,
+        }
+        Some(
+            list.items
+                .into_iter()
+                .map(|o| from_slim(self.kind, o))
+                .collect(),
+        )
+    }
+}
+
+/// Lists every workload of `kind` (across all namespaces, or in `namespace`), page
+/// by page.
 pub async fn list(
     client: &kube::Client,
     kind: WorkloadKind,
     namespace: Option<&str>,
     selector: Option<&str>,
 ) -> Result<Vec<ReadWorkload>, WorkloadError> {
-    let mut params = ListParams::default();
-    if let Some(s) = selector {
-        params = params.labels(s);
+    let mut pages = Pages::new(client, kind, namespace, selector, PAGE_SIZE);
+    let mut out = Vec::new();
+    while let Some(page) = pages.next().await {
+        out.extend(page?);
     }
-    let list = api(client, kind, namespace)
-        .list(&params)
-        .await
-        .map_err(|source| WorkloadError::Api {
-            kind: kind_name(kind),
-            where_: namespace
-                .map(|n| format!(" in namespace {n}"))
-                .unwrap_or_default(),
-            source,
-        })?;
-    list.items.iter().map(|o| from_object(kind, o)).collect()
+    Ok(out)
 }
 
 /// Reads one workload again (after a conflict).
@@ -134,7 +440,7 @@ pub async fn get(
     namespace: &str,
     name: &str,
 ) -> Result<ReadWorkload, WorkloadError> {
-    let object = api(client, kind, Some(namespace))
+    let object = slim_api(client, kind, Some(namespace))
         .get(name)
         .await
         .map_err(|source| WorkloadError::Api {
@@ -142,95 +448,93 @@ pub async fn get(
             where_: format!("/{namespace}/{name}"),
             source,
         })?;
-    from_object(kind, &object)
+    from_slim(kind, object)
 }
 
-/// Turns an object of `kind` into the pure form.
+/// Turns a full object of `kind` into the pure form (through the slim form).
 pub fn from_object(
     kind: WorkloadKind,
     object: &DynamicObject,
 ) -> Result<ReadWorkload, WorkloadError> {
-    let meta = &object.metadata;
+    let malformed = || WorkloadError::Malformed {
+        kind: kind_name(kind),
+        what: "a readable pod template",
+    };
+    let value = serde_json::to_value(object).map_err(|_| malformed())?;
+    let slim: SlimWorkload = serde_json::from_value(value).map_err(|_| malformed())?;
+    from_slim(kind, slim)
+}
+
+/// Turns a slim object of `kind` into the pure form (moving, not copying, its
+/// strings).
+pub fn from_slim(kind: WorkloadKind, object: SlimWorkload) -> Result<ReadWorkload, WorkloadError> {
+    let SlimWorkload {
+        metadata: meta,
+        pod,
+    } = object;
     let missing = |what| WorkloadError::Malformed {
         kind: kind_name(kind),
         what,
     };
-    let name = meta.name.clone().ok_or_else(|| missing("a name"))?;
-    let namespace = meta
-        .namespace
-        .clone()
-        .ok_or_else(|| missing("a namespace"))?;
-    let mut pod_spec = &object.data;
-    for key in kind.template_path() {
-        pod_spec = &pod_spec[*key];
-    }
-    let pod_spec = &pod_spec["spec"];
-    let mut containers = read_containers(&pod_spec["containers"], false);
-    containers.extend(read_containers(&pod_spec["initContainers"], true));
-    let pull_secrets = pod_spec["imagePullSecrets"]
-        .as_array()
-        .map(|refs| {
-            refs.iter()
-                .filter_map(|r| r["name"].as_str())
-                .filter(|n| !n.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    let service_account = match pod_spec["serviceAccountName"].as_str() {
-        Some(sa) if !sa.is_empty() => sa.to_owned(),
+    let name = meta.name.ok_or_else(|| missing("a name"))?;
+    let namespace = meta.namespace.ok_or_else(|| missing("a namespace"))?;
+    let SlimPodSpec {
+        containers,
+        init_containers,
+        image_pull_secrets,
+        service_account_name,
+        node_selector,
+        affinity,
+        tolerations,
+        progress_deadline,
+    } = pod;
+    let mut read = read_containers(containers, false);
+    read.extend(read_containers(init_containers, true));
+    let pull_secrets = image_pull_secrets
+        .into_iter()
+        .filter_map(|r| r.name)
+        .filter(|n| !n.is_empty())
+        .collect();
+    let service_account = match service_account_name {
+        Some(sa) if !sa.is_empty() => sa,
         _ => "default".to_owned(),
     };
     Ok(ReadWorkload {
-        uid: meta.uid.clone(),
-        labels: meta.labels.clone().unwrap_or_default(),
+        uid: meta.uid,
+        labels: meta.labels.unwrap_or_default(),
         pull_secrets,
         service_account,
-        scheduling: crate::scheduling::scheduling_of(pod_spec),
-        progress_deadline: object.data["spec"]["progressDeadlineSeconds"]
-            .as_u64()
-            .and_then(|s| u32::try_from(s).ok()),
+        scheduling: crate::scheduling::from_parts(node_selector, affinity, tolerations),
+        progress_deadline,
         workload: Workload {
             kind,
             namespace,
             name,
-            resource_version: meta.resource_version.clone().unwrap_or_default(),
-            annotations: meta.annotations.clone().unwrap_or_default(),
-            containers,
+            resource_version: meta.resource_version.unwrap_or_default(),
+            annotations: meta.annotations.unwrap_or_default(),
+            containers: read,
         },
     })
 }
 
-fn read_containers(list: &Value, init: bool) -> Vec<Container> {
-    let Some(list) = list.as_array() else {
-        return Vec::new();
-    };
-    list.iter()
-        .map(|c| {
-            let s = |k: &str| c[k].as_str().map(str::to_owned);
-            let env: BTreeMap<String, Option<String>> = c["env"]
-                .as_array()
-                .map(|vars| {
-                    vars.iter()
-                        .filter_map(|v| {
-                            let name = v["name"].as_str()?.to_owned();
-                            let value = if v.get("valueFrom").is_some() {
-                                None
-                            } else {
-                                Some(v["value"].as_str().unwrap_or_default().to_owned())
-                            };
-                            Some((name, value))
-                        })
-                        .collect()
+fn read_containers(list: Vec<SlimContainer>, init: bool) -> Vec<Container> {
+    list.into_iter()
+        .map(|c| Container {
+            name: c.name,
+            image: c.image,
+            init,
+            pull_policy: c.image_pull_policy,
+            env: c
+                .env
+                .into_iter()
+                .filter_map(|v| {
+                    let value = match v.value_from {
+                        Some(_) => None,
+                        None => Some(v.value.unwrap_or_default()),
+                    };
+                    Some((v.name?, value))
                 })
-                .unwrap_or_default();
-            Container {
-                name: s("name").unwrap_or_default(),
-                image: s("image").unwrap_or_default(),
-                init,
-                pull_policy: s("imagePullPolicy"),
-                env,
-            }
+                .collect(),
         })
         .collect()
 }
@@ -273,6 +577,58 @@ mod tests {
         assert_eq!(read.containers[0].pull_policy.as_deref(), Some("Always"));
         assert_eq!(read.containers[0].env["A"].as_deref(), Some("1"));
         assert_eq!(read.containers[0].env["B"], None);
+    }
+
+    #[test]
+    fn slim_workloads_keep_only_what_freshet_reads() {
+        let wire = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {
+                "name": "web", "namespace": "team", "uid": "u-1", "resourceVersion": "42",
+                "labels": {"app": "web"},
+                "annotations": {"freshet.io/policy": "digest",
+                                "kubectl.kubernetes.io/last-applied-configuration": "{\"huge\":1}"},
+                "managedFields": [{"manager": "kubectl", "operation": "Apply",
+                                   "fieldsV1": {"f:spec": {"f:replicas": {}}}}],
+                "generation": 3, "creationTimestamp": "2026-11-23T09:00:00Z"
+            },
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}},
+                                  "spec": {"serviceAccountName": "builder",
+                                           "containers": [{"name": "web", "image": "a/web:1",
+                                                           "resources": {"limits": {"cpu": "1"}}}]}}},
+            "status": {"replicas": 2, "conditions": [{"type": "Available", "status": "True"}]}
+        });
+        let slim: SlimWorkload = serde_json::from_value(wire).unwrap();
+        assert_eq!(
+            slim.metadata.managed_fields, None,
+            "managedFields are skipped"
+        );
+        assert_eq!(slim.metadata.generation, None);
+        assert_eq!(slim.metadata.creation_timestamp, None);
+        let annotations = slim.metadata.annotations.clone().unwrap();
+        assert_eq!(
+            annotations.keys().collect::<Vec<_>>(),
+            ["freshet.io/policy"],
+            "kubectl's last-applied copy is not kept"
+        );
+        let read = from_slim(WorkloadKind::Deployment, slim).unwrap();
+        assert_eq!(read.uid.as_deref(), Some("u-1"));
+        assert_eq!(read.service_account, "builder");
+        assert_eq!(read.workload.resource_version, "42");
+        assert_eq!(read.workload.containers.len(), 1);
+        assert_eq!(read.workload.containers[0].image, "a/web:1");
+    }
+
+    #[test]
+    fn a_workload_without_a_name_is_malformed_not_guessed() {
+        let slim: SlimWorkload =
+            serde_json::from_value(json!({"metadata": {"namespace": "a"}, "spec": null})).unwrap();
+        let err = from_slim(WorkloadKind::DaemonSet, slim).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "a DaemonSet without a name came back from the API"
+        );
     }
 
     #[test]

@@ -3,10 +3,15 @@
 //! Owns the sending of a plan's strategic-merge patch under freshet's field
 //! manager (the patch carries its `resourceVersion` precondition, so a `409
 //! Conflict` comes back as [`WriteError::Conflict`] for the pass to re-read and
-//! re-plan), and the Events and log lines that follow a write ([`Writer::announce`])
+//! re-plan; a patch that takes longer than the writer's timeout is abandoned as
+//! [`WriteError::Timeout`], transient too, since it may or may not have applied;
+//! the answer is read as a slim object), and the Events (each within the same
+//! timeout) and log lines that follow a write ([`Writer::announce`])
 //! or an invalid workload ([`Writer::invalid`]). Must not decide anything: it
 //! performs a [`WorkloadPlan`] computed by the core, and never retries on its own.
 //! A failed Event is logged, never an error of the pass.
+
+use std::time::Duration;
 
 use freshet_core::refresh::{Timestamp, Workload, WorkloadPlan};
 use kube::api::{Patch, PatchParams};
@@ -44,12 +49,24 @@ pub enum WriteError {
         #[source]
         source: kube::Error,
     },
+    /// The patch took longer than the timeout (it may or may not have applied).
+    #[error("patching {kind} {namespace}/{name} took longer than {}s", after.as_secs())]
+    Timeout {
+        /// The kind.
+        kind: &'static str,
+        /// The namespace.
+        namespace: String,
+        /// The name.
+        name: String,
+        /// The timeout.
+        after: Duration,
+    },
 }
 
 impl WriteError {
     /// Whether reading the workload again and retrying may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Conflict { .. })
+        matches!(self, Self::Conflict { .. } | Self::Timeout { .. })
     }
 }
 
@@ -59,23 +76,27 @@ pub struct Writer {
     kube: kube::Client,
     events: Events,
     counts: ApiWrites,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Writer")
             .field("events", &self.events)
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
 
 impl Writer {
-    /// A writer whose Events name `instance` as the reporting instance.
-    pub fn new(kube: kube::Client, instance: &str) -> Self {
+    /// A writer whose Events name `instance` as the reporting instance, and whose
+    /// every request is abandoned after `timeout`.
+    pub fn new(kube: kube::Client, instance: &str, timeout: Duration) -> Self {
         Self {
             events: Events::new(kube.clone(), instance),
             kube,
             counts: ApiWrites::default(),
+            timeout,
         }
     }
 
@@ -117,19 +138,30 @@ impl Writer {
         w: &Workload,
         body: &serde_json::Value,
     ) -> Result<bool, WriteError> {
-        let api = workloads::api(&self.kube, w.kind, Some(&w.namespace));
+        let api = workloads::slim_api(&self.kube, w.kind, Some(&w.namespace));
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.into()),
             ..PatchParams::default()
         };
-        let result = api.patch(&w.name, &params, &Patch::Strategic(body)).await;
-        let outcome = match &result {
-            Ok(_) => "ok",
-            Err(kube::Error::Api(s)) if s.code == 409 => "conflict",
-            Err(_) => "error",
+        let sent = tokio::time::timeout(
+            self.timeout,
+            api.patch(&w.name, &params, &Patch::Strategic(body)),
+        )
+        .await;
+        let outcome = match &sent {
+            Ok(Ok(_)) => "ok",
+            Ok(Err(kube::Error::Api(s))) if s.code == 409 => "conflict",
+            Ok(Err(_)) => "error",
+            Err(_) => "timeout",
         };
         self.counts.count("patch", outcome);
-        match result {
+        let sent = sent.map_err(|_| WriteError::Timeout {
+            kind: kind_name(w.kind),
+            namespace: w.namespace.clone(),
+            name: w.name.clone(),
+            after: self.timeout,
+        })?;
+        match sent {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(s)) if s.code == 409 => Err(WriteError::Conflict {
                 kind: kind_name(w.kind),
@@ -197,11 +229,23 @@ impl Writer {
         reason: &'static str,
         note: &str,
     ) {
-        match self.events.publish(regarding, type_, reason, note).await {
-            Ok(()) => self.counts.count("event", "ok"),
-            Err(e) => {
+        let published = tokio::time::timeout(
+            self.timeout,
+            self.events.publish(regarding, type_, reason, note),
+        )
+        .await;
+        match published {
+            Ok(Ok(())) => self.counts.count("event", "ok"),
+            Ok(Err(e)) => {
                 self.counts.count("event", "error");
                 tracing::warn!(error = %error_chain(&e), "event not recorded");
+            }
+            Err(_) => {
+                self.counts.count("event", "timeout");
+                tracing::warn!(
+                    timeout_seconds = self.timeout.as_secs(),
+                    "event not recorded: it took longer than the write timeout"
+                );
             }
         }
     }

@@ -25,16 +25,19 @@ const NS: &str = "gate";
 fn commander(client: &kube::Client, when: &str) -> Commander {
     Commander::new(
         client.clone(),
-        Arc::new(|secrets: &[PullSecret]| {
-            let mut store = freshet_registry::CredentialStore::anonymous();
-            for s in secrets {
-                store = store.with_pull_secret(&s.name, s.json.expose().as_bytes())?;
-            }
-            Ok(freshet_registry::Client::new(
-                store,
-                freshet_registry::ClientOptions::default(),
-            )?)
-        }),
+        Arc::new(
+            |secrets: &[PullSecret], tokens: &freshet_registry::SharedTokens| {
+                let mut store = freshet_registry::CredentialStore::anonymous();
+                for s in secrets {
+                    store = store.with_pull_secret(&s.name, s.json.expose().as_bytes())?;
+                }
+                Ok(freshet_registry::Client::with_shared_tokens(
+                    store,
+                    freshet_registry::ClientOptions::default(),
+                    tokens.clone(),
+                )?)
+            },
+        ),
         "test",
     )
     .with_clock(Arc::new(FixedClock(at(when))))

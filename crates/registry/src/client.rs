@@ -21,6 +21,8 @@ use crate::host::Hosts;
 use crate::resolve::{Memos, Resolved, Resolver, Want};
 use crate::transport::Transport;
 
+pub use crate::token::SharedTokens;
+
 struct Inner {
     hosts: Hosts,
     memos: Memos,
@@ -55,10 +57,23 @@ impl Client {
         credentials: CredentialStore,
         options: ClientOptions,
     ) -> Result<Self, ClientBuildError> {
+        Self::with_shared_tokens(credentials, options, SharedTokens::default())
+    }
+
+    /// A client whose bearer tokens and learned challenges live in `tokens`, shared
+    /// with every other client built with it, while its answers (digests, tags)
+    /// stay its own. `tokens` must belong to the same credentials: a controller
+    /// keeps one per credential set, so passes reuse tokens until they expire
+    /// without any token crossing sets.
+    pub fn with_shared_tokens(
+        credentials: CredentialStore,
+        options: ClientOptions,
+        tokens: SharedTokens,
+    ) -> Result<Self, ClientBuildError> {
         let transport = Transport::new(options).map_err(ClientBuildError::Http)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                hosts: Hosts::new(transport, credentials),
+                hosts: Hosts::new(transport, credentials, tokens),
                 memos: Memos::new(),
             }),
         })

@@ -1,7 +1,8 @@
 //! Per-registry state and the authenticated request.
 //!
 //! Owns [`Host`] (a registry's endpoint, its learned challenge from one `GET /v2/`
-//! ping per run, its credential, token cache and limits) and [`Hosts`] (the hosts of
+//! ping per run or from an earlier client sharing its tokens, its credential, token
+//! cache and limits) and [`Hosts`] (the hosts of
 //! one client, with the shared [`Transport`]). [`Hosts::send`] is the one way the
 //! resolver and the tag lister talk to a registry: it adds the right
 //! `Authorization`, re-learns the challenge once on a 401, and turns 401 and 403
@@ -25,7 +26,7 @@ use crate::options;
 use crate::redirect::Rule;
 use crate::secret::{Credential, Secret};
 use crate::stats::Kind;
-use crate::token::{self, TokenCache, TokenRequest};
+use crate::token::{self, SharedHost, SharedTokens, TokenRequest};
 use crate::transport::{Request, Transport};
 
 /// Per-registry state.
@@ -34,7 +35,9 @@ pub(crate) struct Host {
     ping: OnceCell<Result<Challenge, RegistryError>>,
     learned: Mutex<Option<Challenge>>,
     credential: OnceCell<Result<Option<Credential>, RegistryError>>,
-    tokens: TokenCache,
+    /// Token cache and learned challenge, shared with later clients of the same
+    /// credential set.
+    shared: Arc<SharedHost>,
     limits: Limits,
 }
 
@@ -59,14 +62,20 @@ pub(crate) struct Ask<'a> {
 pub(crate) struct Hosts {
     transport: Transport,
     credentials: CredentialStore,
+    shared: SharedTokens,
     hosts: Mutex<HashMap<String, Arc<Host>>>,
 }
 
 impl Hosts {
-    pub(crate) fn new(transport: Transport, credentials: CredentialStore) -> Self {
+    pub(crate) fn new(
+        transport: Transport,
+        credentials: CredentialStore,
+        shared: SharedTokens,
+    ) -> Self {
         Self {
             transport,
             credentials,
+            shared,
             hosts: Mutex::new(HashMap::new()),
         }
     }
@@ -87,7 +96,7 @@ impl Hosts {
                     ping: OnceCell::new(),
                     learned: Mutex::new(None),
                     credential: OnceCell::new(),
-                    tokens: TokenCache::default(),
+                    shared: self.shared.host(registry),
                     limits: Limits::new(
                         registry,
                         o.max_concurrency_per_registry,
@@ -145,9 +154,10 @@ impl Hosts {
                         .and_then(|v| v.to_str().ok())
                         && let Ok(ch) = auth::parse_challenge(ch)
                     {
-                        *host.learned.lock().expect("learned lock") = Some(ch);
+                        *host.learned.lock().expect("learned lock") = Some(ch.clone());
+                        *host.shared.challenge.lock().expect("challenge lock") = Some(ch);
                     }
-                    host.tokens.forget(&auth::pull_scope(ask.repository));
+                    host.shared.tokens.forget(&auth::pull_scope(ask.repository));
                 }
                 StatusCode::UNAUTHORIZED => {
                     let had = matches!(self.credential(host).await, Ok(Some(_)));
@@ -171,14 +181,26 @@ impl Hosts {
         }
     }
 
-    /// The challenge of a registry: learned from a later 401 if any, else from one
+    /// The challenge of a registry: learned from a later 401 if any, else the one
+    /// an earlier client of the same credential set learned, else from one
     /// `GET /v2/` ping per run (its failure is remembered too, so an unreachable
-    /// registry fails fast for every image on it).
+    /// registry fails fast for every image on it; only a success is shared).
     async fn challenge(&self, host: &Host) -> Result<Challenge, RegistryError> {
         if let Some(ch) = host.learned.lock().expect("learned lock").clone() {
             return Ok(ch);
         }
-        host.ping.get_or_init(|| self.ping(host)).await.clone()
+        if let Some(ch) = host
+            .shared
+            .challenge
+            .lock()
+            .expect("challenge lock")
+            .clone()
+        {
+            return Ok(ch);
+        }
+        let ch = host.ping.get_or_init(|| self.ping(host)).await.clone()?;
+        *host.shared.challenge.lock().expect("challenge lock") = Some(ch.clone());
+        Ok(ch)
     }
 
     async fn ping(&self, host: &Host) -> Result<Challenge, RegistryError> {
@@ -274,6 +296,7 @@ impl Hosts {
                     credential: credential.as_ref(),
                 };
                 let token = host
+                    .shared
                     .tokens
                     .get_or_fetch(&scope, || token::fetch(&self.transport, &t))
                     .await?;

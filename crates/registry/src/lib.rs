@@ -40,7 +40,7 @@ mod text;
 mod token;
 mod transport;
 
-pub use client::{Client, ClientOptions, RateLimit, StatsSnapshot};
+pub use client::{Client, ClientOptions, RateLimit, SharedTokens, StatsSnapshot};
 pub use created::BuildTimes;
 pub use credentials::CredentialStore;
 pub use error::{ErrorClass, RegistryError};

@@ -1,7 +1,11 @@
 //! Bearer tokens: fetched from the realm a registry names, cached per scope.
 //!
 //! Owns [`TokenCache`] (one token per repository scope and registry, reused until
-//! its `expires_in`; concurrent callers for one scope share one token request) and
+//! its `expires_in`; concurrent callers for one scope share one token request),
+//! [`SharedTokens`] (the token caches and learned challenges of one credential
+//! set, which successive clients of that set share, so that a controller's passes
+//! ask for a token once per scope until it expires while their answers stay
+//! un-memoised; a caller must never share one between credential sets), and
 //! [`fetch`], which applies the realm trust rule of [`crate::auth`] before any
 //! credential is sent, asks the realm (GET with Basic, or POST with an identity
 //! token), and reads the capped answer. It must not decide which challenge applies
@@ -70,6 +74,45 @@ impl TokenCache {
     /// Drops the token of `scope` (after a 401 with it).
     pub(crate) fn forget(&self, scope: &str) {
         self.slots.lock().expect("tokens lock").remove(scope);
+    }
+}
+
+/// What one registry's clients share across runs: its token cache and the auth
+/// challenge learned from its ping (the challenge names the scheme and realm only,
+/// never a credential).
+#[derive(Default)]
+pub(crate) struct SharedHost {
+    pub(crate) tokens: TokenCache,
+    pub(crate) challenge: Mutex<Option<auth::Challenge>>,
+}
+
+/// Token caches and learned challenges by registry, shared by the clients built
+/// with [`crate::Client::with_shared_tokens`]. Cheap to clone; clones share. Give
+/// each credential set its own: a token fetched with one set's credentials must
+/// never be sent on behalf of another.
+#[derive(Clone, Default)]
+pub struct SharedTokens {
+    hosts: Arc<Mutex<HashMap<String, Arc<SharedHost>>>>,
+}
+
+impl std::fmt::Debug for SharedTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.hosts.lock().map(|h| h.len()).unwrap_or(0);
+        f.debug_struct("SharedTokens")
+            .field("registries", &n)
+            .finish()
+    }
+}
+
+impl SharedTokens {
+    /// The shared state of `registry`, created on first use.
+    pub(crate) fn host(&self, registry: &str) -> Arc<SharedHost> {
+        self.hosts
+            .lock()
+            .expect("shared tokens lock")
+            .entry(registry.to_owned())
+            .or_default()
+            .clone()
     }
 }
 

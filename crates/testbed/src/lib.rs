@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod bench_scale;
 pub mod demo;
 pub mod faults;
 pub mod git;

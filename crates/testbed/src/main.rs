@@ -22,6 +22,8 @@ enum Command {
     Registry(freshet_testbed::demo::DemoArgs),
     /// Benchmark `freshet resolve` against a curl HEAD floor and skopeo.
     BenchResolve(freshet_testbed::bench::BenchArgs),
+    /// Benchmark `freshet run` at thousands of workloads against a seed-style script.
+    BenchScale(freshet_testbed::bench_scale::ScaleArgs),
 }
 
 #[tokio::main]
@@ -36,6 +38,9 @@ async fn main() -> ExitCode {
             .await
             .map_err(anyhow::Error::from),
         Command::BenchResolve(args) => freshet_testbed::bench::run(args)
+            .await
+            .map_err(anyhow::Error::from),
+        Command::BenchScale(args) => freshet_testbed::bench_scale::run(args)
             .await
             .map_err(anyhow::Error::from),
     };

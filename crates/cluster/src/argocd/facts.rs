@@ -120,7 +120,8 @@ impl Refresher {
                     }
                 }
             }
-            let registry = (g.registry())(pull_secrets).map_err(GatherError::Registry)?;
+            let tokens = g.tokens_for(pull_secrets);
+            let registry = (g.registry())(pull_secrets, &tokens).map_err(GatherError::Registry)?;
             out.facts
                 .push(worklist.resolve(&registry, g.concurrency()).await);
             out.images += worklist.len();

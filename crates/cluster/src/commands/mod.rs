@@ -493,7 +493,9 @@ impl Commander {
         let secrets = crate::secrets::Reader::new(self.kube.clone())
             .for_workload(read)
             .await;
-        let client = (self.registry)(&secrets.secrets).map_err(CommandError::RegistryClient)?;
+        let tokens = freshet_registry::SharedTokens::default();
+        let client =
+            (self.registry)(&secrets.secrets, &tokens).map_err(CommandError::RegistryClient)?;
         match client
             .resolve(&parsed, &freshet_registry::Want::default())
             .await

@@ -73,6 +73,7 @@ impl Passes for Recording {
                 at: window.now,
                 images: 0,
                 workloads: Vec::new(),
+                requests: Default::default(),
             })
         }
     }
@@ -92,6 +93,7 @@ impl Passes for Recording {
                 at: window.now,
                 images: 0,
                 workloads: Vec::new(),
+                requests: Default::default(),
             })
         }
     }

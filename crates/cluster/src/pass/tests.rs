@@ -68,7 +68,9 @@ async fn someone_else_writes(client: &kube::Client) {
 fn refresher(client: &kube::Client, retries: u32) -> Refresher {
     Refresher::new(
         client.clone(),
-        Arc::new(|_: &[PullSecret]| Ok(freshet_registry::Client::anonymous()?)),
+        Arc::new(|_: &[PullSecret], _: &freshet_registry::SharedTokens| {
+            Ok(freshet_registry::Client::anonymous()?)
+        }),
         PassOptions {
             conflict_retries: retries,
             ..PassOptions::default()

@@ -7,6 +7,9 @@
 //! are due and why. Must not decide: the guard, the gate and the core do.
 
 use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use futures::StreamExt as _;
 
 use freshet_core::refresh::{Enrollment, ImageFacts, RunsFacts, Timestamp};
 
@@ -39,6 +42,14 @@ pub struct Pending<'a> {
     in_progress: u32,
 }
 
+/// The pending list, locked (a panic while it was held cannot leave it half
+/// written: every change is one push or one increment).
+fn lock<'m, 'a>(pending: &'m Mutex<Pending<'a>>) -> MutexGuard<'m, Pending<'a>> {
+    pending
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 impl Refresher {
     /// `Some(timeout)` when rollouts are recorded and followed (`None` inside:
     /// the workload's own deadline), `None` when not.
@@ -66,7 +77,8 @@ impl Refresher {
     }
 
     /// Follows, refreshes, or queues `w` for the gate (`None`: queued; its report
-    /// comes from [`Refresher::release`]).
+    /// comes from [`Refresher::release`]). Workloads are triaged concurrently, so
+    /// `pending` is shared; its order does not matter (the gate orders its queue).
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn triage<'a>(
         &self,
@@ -76,13 +88,13 @@ impl Refresher {
         runs: Option<RunsFacts<'a>>,
         warnings: Vec<String>,
         now: Timestamp,
-        pending: &mut Pending<'a>,
+        pending: &Mutex<Pending<'a>>,
     ) -> Option<WorkloadReport> {
         let w = if self.options().follow_rollouts && record_of(&w).is_some() {
             match self.follow(&w, now).await {
                 Followed::Done(mut r) => {
                     if r.status == Status::Following {
-                        pending.in_progress += 1;
+                        lock(pending).in_progress += 1;
                     }
                     r.warnings.extend(warnings);
                     return Some(r);
@@ -103,7 +115,9 @@ impl Refresher {
             return Some(r);
         }
         let request = self.gate_request(&w, now);
-        pending.entries.push((w, e, set, warnings, request, runs));
+        lock(pending)
+            .entries
+            .push((w, e, set, warnings, request, runs));
         None
     }
 
@@ -181,22 +195,25 @@ impl Refresher {
                     .collect();
             }
         };
-        let mut out = Vec::new();
-        for (w, e, set, warnings, request, runs) in pending.entries {
-            let mut r = match decisions.get(&request.id) {
-                Some(GateDecision::Queued { due, reason }) => {
-                    tracing::info!(workload = %request.id, due = ?due.map(|d| d.to_string()), "queued: {reason}");
-                    let mut r = WorkloadReport::new(&w, Status::Queued);
-                    r.next_due = *due;
-                    r.warnings.push(reason.clone());
-                    r
-                }
-                _ => self.refresh(w, e, &facts[set], runs.as_ref(), now).await,
-            };
-            r.warnings.extend(warnings);
-            out.push(r);
-        }
-        out
+        let decisions = &decisions;
+        futures::stream::iter(pending.entries)
+            .map(|(w, e, set, warnings, request, runs)| async move {
+                let mut r = match decisions.get(&request.id) {
+                    Some(GateDecision::Queued { due, reason }) => {
+                        tracing::info!(workload = %request.id, due = ?due.map(|d| d.to_string()), "queued: {reason}");
+                        let mut r = WorkloadReport::new(&w, Status::Queued);
+                        r.next_due = *due;
+                        r.warnings.push(reason.clone());
+                        r
+                    }
+                    _ => self.refresh(w, e, &facts[set], runs.as_ref(), now).await,
+                };
+                r.warnings.extend(warnings);
+                r
+            })
+            .buffer_unordered(options.max_writes.max(1))
+            .collect()
+            .await
     }
 }
 

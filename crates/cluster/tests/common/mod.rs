@@ -40,16 +40,19 @@ pub async fn admin(cluster: &TestCluster) -> kube::Client {
 pub fn refresher(client: &kube::Client, options: PassOptions) -> Refresher {
     Refresher::new(
         client.clone(),
-        std::sync::Arc::new(|secrets: &[PullSecret]| {
-            let mut store = freshet_registry::CredentialStore::anonymous();
-            for s in secrets {
-                store = store.with_pull_secret(&s.name, s.json.expose().as_bytes())?;
-            }
-            Ok(freshet_registry::Client::new(
-                store,
-                freshet_registry::ClientOptions::default(),
-            )?)
-        }),
+        std::sync::Arc::new(
+            |secrets: &[PullSecret], tokens: &freshet_registry::SharedTokens| {
+                let mut store = freshet_registry::CredentialStore::anonymous();
+                for s in secrets {
+                    store = store.with_pull_secret(&s.name, s.json.expose().as_bytes())?;
+                }
+                Ok(freshet_registry::Client::with_shared_tokens(
+                    store,
+                    freshet_registry::ClientOptions::default(),
+                    tokens.clone(),
+                )?)
+            },
+        ),
         options,
     )
 }

@@ -99,6 +99,16 @@ pub async fn connect(
     kubeconfig: Option<&std::path::Path>,
     timeout: Duration,
 ) -> anyhow::Result<kube::Client> {
+    connect_counted(kubeconfig, timeout, &freshet_cluster::ApiCounter::default()).await
+}
+
+/// [`connect`], with every request sent counted into `counter` (by verb, as the
+/// pass report's `requests.api` shows them).
+pub async fn connect_counted(
+    kubeconfig: Option<&std::path::Path>,
+    timeout: Duration,
+    counter: &freshet_cluster::ApiCounter,
+) -> anyhow::Result<kube::Client> {
     let mut config = match kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)
@@ -141,5 +151,5 @@ pub async fn connect(
         after: timeout,
         server: server.clone(),
     });
-    Ok(builder.with_layer(&layer).build())
+    Ok(builder.with_layer(&layer).with_layer(counter).build())
 }

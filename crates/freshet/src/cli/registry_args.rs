@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
-use freshet_registry::{Client, ClientOptions, CredentialStore, Recorder, TagLimits};
+use freshet_registry::{Client, ClientOptions, CredentialStore, Recorder, SharedTokens, TagLimits};
 
 use super::controller::duration_in;
 
@@ -80,14 +80,16 @@ fn ranges(args: &RegistryArgs) -> [(&'static str, u64, u64, u64); 5] {
 impl RegistryArgs {
     /// Builds the client: reads the docker config once, validates every flag.
     pub fn client(&self) -> anyhow::Result<Client> {
-        self.client_with_pull_secrets(std::iter::empty())
+        self.client_with_pull_secrets(std::iter::empty(), SharedTokens::default())
     }
 
     /// Builds a client whose credentials are these pull secrets (`namespace/name`
     /// and a `.dockerconfigjson` document), first match wins, then the docker config.
+    /// Its tokens live in `tokens`, which must belong to this set of pull secrets.
     pub fn client_with_pull_secrets<'a>(
         &self,
         pull_secrets: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+        tokens: SharedTokens,
     ) -> anyhow::Result<Client> {
         let RegistryArgs {
             insecure_registry,
@@ -148,7 +150,7 @@ impl RegistryArgs {
             ..ClientOptions::default()
         }
         .validated()?;
-        Ok(Client::new(store, options)?)
+        Ok(Client::with_shared_tokens(store, options, tokens)?)
     }
 }
 

@@ -93,6 +93,27 @@ impl ClusterArgs {
         interval: Option<Duration>,
         metrics: Option<&Metrics>,
     ) -> Result<Refresher, Failure> {
+        let defaults = PassOptions::default();
+        self.refresher_with(
+            dry_run,
+            interval,
+            metrics,
+            defaults.max_writes,
+            defaults.write_timeout,
+        )
+        .await
+    }
+
+    /// [`Self::refresher`] with `max_writes` workloads written at once, each write
+    /// within `write_timeout`.
+    pub async fn refresher_with(
+        self,
+        dry_run: bool,
+        interval: Option<Duration>,
+        metrics: Option<&Metrics>,
+        max_writes: usize,
+        write_timeout: Duration,
+    ) -> Result<Refresher, Failure> {
         let ClusterArgs {
             config,
             kubeconfig,
@@ -117,9 +138,11 @@ impl ClusterArgs {
             None => Arc::default(),
         };
         registry.client().map_err(Failure::usage)?;
-        let kube = super::kube_client::connect(kubeconfig.as_deref(), api_timeout)
-            .await
-            .map_err(Failure::usage)?;
+        let counter = freshet_cluster::ApiCounter::default();
+        let kube =
+            super::kube_client::connect_counted(kubeconfig.as_deref(), api_timeout, &counter)
+                .await
+                .map_err(Failure::usage)?;
         if self_workload.is_none()
             && let (Ok(ns), Ok(pod)) = (std::env::var("POD_NAMESPACE"), std::env::var("POD_NAME"))
         {
@@ -157,18 +180,21 @@ impl ClusterArgs {
                 .or_else(|| std::env::var("POD_NAMESPACE").ok())
                 .unwrap_or_else(|| "freshet".into()),
             api_writes: metrics.map(Metrics::api_writes).unwrap_or_default(),
+            max_writes,
+            write_timeout,
             ..PassOptions::default()
         };
-        let factory: freshet_cluster::RegistryFactory = Arc::new(move |pull_secrets| {
+        let factory: freshet_cluster::RegistryFactory = Arc::new(move |pull_secrets, tokens| {
             registry
                 .client_with_pull_secrets(
                     pull_secrets
                         .iter()
                         .map(|s| (s.name.as_str(), s.json.expose().as_bytes())),
+                    tokens.clone(),
                 )
                 .map_err(Into::into)
         });
-        Ok(Refresher::new(kube, factory, options))
+        Ok(Refresher::new(kube, factory, options).with_api_counter(counter))
     }
 }
 
@@ -205,6 +231,14 @@ pub struct RunArgs {
     /// collector (Prometheus text format, replaced atomically).
     #[arg(long, value_name = "FILE")]
     metrics_file: Option<PathBuf>,
+    /// Workloads written (patch and Events) at once at most, 1 to 256.
+    #[arg(long, value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=freshet_cluster::pass::MAX_WRITES_LIMIT as i64))]
+    max_writes: u16,
+    /// The longest one patch or Event may take before it is abandoned (the
+    /// workload is then read again and retried), 1s to 10m.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration_in(1, 600))]
+    write_timeout: Duration,
     #[command(flatten)]
     controller: ControllerArgs,
     #[command(flatten)]
@@ -221,6 +255,8 @@ pub async fn run(args: RunArgs) -> Result<u8, Failure> {
         output,
         wait,
         metrics_file,
+        max_writes,
+        write_timeout,
         controller,
         cluster,
     } = args;
@@ -236,10 +272,19 @@ pub async fn run(args: RunArgs) -> Result<u8, Failure> {
         )));
     }
     let mut metrics = Metrics::new();
-    let refresher = cluster.refresher(dry_run, window, Some(&metrics)).await?;
+    let refresher = cluster
+        .refresher_with(
+            dry_run,
+            window,
+            Some(&metrics),
+            usize::from(max_writes),
+            write_timeout,
+        )
+        .await?;
     let (refresher, notifier) = operate::notifications(refresher, &mut metrics)?;
     if !once {
-        return super::controller::run(refresher, interval, controller, metrics).await;
+        // The controller keeps watched stores of the workloads: no LIST per pass.
+        return super::controller::run(refresher.watching(), interval, controller, metrics).await;
     }
     let progress = Progress::spinner(Progress::wanted(output), "listing workloads");
     let started = std::time::Instant::now();

@@ -127,12 +127,13 @@ pub async fn rollback(args: RollbackArgs) -> Result<u8, Failure> {
         }
     };
     registry.client().map_err(Failure::usage)?;
-    let factory: freshet_cluster::RegistryFactory = Arc::new(move |pull_secrets| {
+    let factory: freshet_cluster::RegistryFactory = Arc::new(move |pull_secrets, tokens| {
         registry
             .client_with_pull_secrets(
                 pull_secrets
                     .iter()
                     .map(|s| (s.name.as_str(), s.json.expose().as_bytes())),
+                tokens.clone(),
             )
             .map_err(Into::into)
     });
@@ -203,7 +204,9 @@ async fn run(
         .map_err(Failure::usage)?;
     let registry = registry.unwrap_or_else(|| {
         Arc::new(
-            |_: &[freshet_cluster::PullSecret]| -> Result<freshet_registry::Client, freshet_cluster::BoxError> {
+            |_: &[freshet_cluster::PullSecret],
+             _: &freshet_registry::SharedTokens|
+             -> Result<freshet_registry::Client, freshet_cluster::BoxError> {
                 Err("this command asks no registry".into())
             },
         )

@@ -1,0 +1,280 @@
+//! Watched stores: the controller's in-memory copies of the objects a pass reads,
+//! kept current by kube-runtime watchers, so a steady pass sends no LIST.
+//!
+//! Owns [`Watched`], a generic store of slim values fed by one or more watchers
+//! (initial paged LIST, then WATCH, re-listing only when the watch cannot resume,
+//! with kube-runtime's backoff), each event converted to a slim value at once so
+//! the full object is never kept; and [`WorkloadStore`], the store of the four
+//! workload kinds in scope. A pass reads a snapshot once every watcher has
+//! completed its first list ([`Watched::synced`], bounded by [`SYNC_TIMEOUT`]).
+//!
+//! Extension point: pods and nodes get their own `Watched<Key, SlimPod>` /
+//! `Watched<String, SlimNode>` the same way: a slim wire type implementing
+//! `kube::Resource` (see [`crate::workloads::SlimWorkload`]), a conversion
+//! function, and [`Watched::watch`] per API scope. Must not decide anything nor
+//! write to the cluster.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use freshet_core::refresh::WorkloadKind;
+use futures::StreamExt as _;
+use kube::Resource;
+use kube::api::Api;
+use kube::runtime::WatchStreamExt as _;
+use kube::runtime::watcher::{self, Event};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch as signal;
+use tokio::task::JoinHandle;
+
+use crate::workloads::{self, KINDS, ReadWorkload, SlimWorkload, WorkloadError, kind_name};
+
+/// How long a pass waits for the stores' first lists before it fails (and is
+/// retried on the next tick).
+pub const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
+
+struct Shared<K, V> {
+    /// One map per watcher (a re-list replaces its watcher's map whole).
+    items: RwLock<Vec<BTreeMap<K, V>>>,
+    /// Watchers that have not completed a first list yet.
+    unsynced: signal::Sender<usize>,
+}
+
+/// A store of slim values by key, fed by watchers; clones share it. The watcher
+/// tasks stop when the last clone drops.
+pub struct Watched<K, V> {
+    shared: Arc<Shared<K, V>>,
+    tasks: Arc<Tasks>,
+}
+
+impl<K, V> Clone for Watched<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            tasks: self.tasks.clone(),
+        }
+    }
+}
+
+impl<K, V> Debug for Watched<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watched")
+            .field(
+                "watchers",
+                &self.tasks.0.lock().map(|t| t.len()).unwrap_or(0),
+            )
+            .field("unsynced", &*self.shared.unsynced.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct Tasks(std::sync::Mutex<Vec<JoinHandle<()>>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        if let Ok(tasks) = self.0.lock() {
+            for t in tasks.iter() {
+                t.abort();
+            }
+        }
+    }
+}
+
+impl<K, V> Default for Watched<K, V> {
+    fn default() -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                items: RwLock::new(Vec::new()),
+                unsynced: signal::channel(0).0,
+            }),
+            tasks: Arc::default(),
+        }
+    }
+}
+
+impl<K, V> Watched<K, V>
+where
+    K: Ord + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Starts a watcher of `api` whose objects `key` names and `convert` slims (a
+    /// `None` from `convert` is logged by it and skipped).
+    pub fn watch<W>(
+        &self,
+        api: Api<W>,
+        config: watcher::Config,
+        key: impl Fn(&W) -> Option<K> + Send + 'static,
+        convert: impl Fn(W) -> Option<V> + Send + 'static,
+    ) where
+        W: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    {
+        self.shared.unsynced.send_modify(|n| *n += 1);
+        let shared = self.shared.clone();
+        let slot = {
+            let mut items = shared.items.write().expect("store lock");
+            items.push(BTreeMap::new());
+            items.len() - 1
+        };
+        let task = tokio::spawn(async move {
+            let mut events = watcher::watcher(api, config).default_backoff().boxed();
+            let mut fresh: Option<BTreeMap<K, V>> = None;
+            let mut synced = false;
+            while let Some(event) = events.next().await {
+                let event = match event {
+                    Ok(e) => e,
+                    Err(e) => {
+                        tracing::warn!(error = %crate::errors::error_chain(&e), "watch failed; retrying with backoff");
+                        continue;
+                    }
+                };
+                match event {
+                    Event::Init => fresh = Some(BTreeMap::new()),
+                    Event::InitApply(o) => {
+                        if let (Some(k), Some(map)) = (key(&o), fresh.as_mut())
+                            && let Some(v) = convert(o)
+                        {
+                            map.insert(k, v);
+                        }
+                    }
+                    Event::InitDone => {
+                        let map = fresh.take().unwrap_or_default();
+                        shared.items.write().expect("store lock")[slot] = map;
+                        if !synced {
+                            synced = true;
+                            shared.unsynced.send_modify(|n| *n = n.saturating_sub(1));
+                        }
+                    }
+                    Event::Apply(o) => {
+                        if let Some(k) = key(&o) {
+                            match convert(o) {
+                                Some(v) => {
+                                    shared.items.write().expect("store lock")[slot].insert(k, v);
+                                }
+                                None => {
+                                    shared.items.write().expect("store lock")[slot].remove(&k);
+                                }
+                            }
+                        }
+                    }
+                    Event::Delete(o) => {
+                        if let Some(k) = key(&o) {
+                            shared.items.write().expect("store lock")[slot].remove(&k);
+                        }
+                    }
+                }
+            }
+        });
+        self.tasks.0.lock().expect("tasks lock").push(task);
+    }
+
+    /// Waits until every watcher has completed its first list.
+    pub async fn wait_synced(&self) {
+        let mut rx = self.shared.unsynced.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+
+    /// A copy of every value, watcher by watcher, each in key order.
+    pub fn values(&self) -> Vec<V> {
+        let items = self.shared.items.read().expect("store lock");
+        let mut out = Vec::with_capacity(items.iter().map(BTreeMap::len).sum());
+        for map in items.iter() {
+            out.extend(map.values().cloned());
+        }
+        out
+    }
+
+    /// How many values.
+    pub fn len(&self) -> usize {
+        let items = self.shared.items.read().expect("store lock");
+        items.iter().map(BTreeMap::len).sum()
+    }
+
+    /// Whether empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The key of a workload in the store.
+pub type WorkloadKey = (WorkloadKind, String, String);
+
+/// The workloads in scope, watched: one watcher per kind (and per namespace when
+/// the scope names namespaces), values in their pure [`ReadWorkload`] form.
+#[derive(Debug, Clone, Default)]
+pub struct WorkloadStore {
+    store: Watched<WorkloadKey, ReadWorkload>,
+}
+
+impl WorkloadStore {
+    /// Starts watching the four kinds in `namespaces` (`None`: all) matching
+    /// `selector`.
+    pub fn start(
+        client: &kube::Client,
+        namespaces: Option<&[String]>,
+        selector: Option<&str>,
+    ) -> Self {
+        let this = Self::default();
+        let mut config = watcher::Config::default().page_size(workloads::PAGE_SIZE);
+        if let Some(s) = selector {
+            config = config.labels(s);
+        }
+        for kind in KINDS {
+            let scopes: Vec<Option<&str>> = match namespaces {
+                None => vec![None],
+                Some(ns) => ns.iter().map(|n| Some(n.as_str())).collect(),
+            };
+            for ns in scopes {
+                this.store.watch(
+                    workloads::slim_api(client, kind, ns),
+                    config.clone(),
+                    move |o: &SlimWorkload| {
+                        Some((
+                            kind,
+                            o.metadata.namespace.clone()?,
+                            o.metadata.name.clone()?,
+                        ))
+                    },
+                    move |o| match workloads::from_slim(kind, o) {
+                        Ok(w) => Some(w),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "workload not kept");
+                            None
+                        }
+                    },
+                );
+            }
+        }
+        this
+    }
+
+    /// Waits (at most [`SYNC_TIMEOUT`]) until every watcher has listed once.
+    pub async fn synced(&self) -> Result<(), WorkloadError> {
+        tokio::time::timeout(SYNC_TIMEOUT, self.store.wait_synced())
+            .await
+            .map_err(|_| WorkloadError::Paging {
+                kind: kind_name(WorkloadKind::Deployment),
+                detail: format!(
+                    "the watched store did not complete its first list within {}s",
+                    SYNC_TIMEOUT.as_secs()
+                ),
+            })
+    }
+
+    /// Every workload in the store now.
+    pub fn snapshot(&self) -> Vec<ReadWorkload> {
+        self.store.values()
+    }
+
+    /// How many workloads.
+    pub fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    /// Whether empty.
+    pub fn is_empty(&self) -> bool {
+        self.store.is_empty()
+    }
+}
