@@ -129,6 +129,8 @@ pub struct Refresher {
     clock: SharedClock,
     observers: Vec<Arc<dyn PassObserver>>,
     api: Option<ApiCounter>,
+    /// The controller's watched pods, owners and nodes (`None`: listed per pass).
+    observed: Option<crate::observed::store::ObservedStore>,
 }
 
 impl std::fmt::Debug for Refresher {
@@ -176,6 +178,7 @@ impl Refresher {
             clock: Arc::new(SystemClock),
             observers: Vec::new(),
             api: None,
+            observed: None,
         }
     }
 
@@ -192,15 +195,19 @@ impl Refresher {
         self
     }
 
-    /// The same refresher reading workloads from a watched store (started now,
-    /// with this refresher's scope) instead of listing them each pass: the
-    /// controller mode.
+    /// The same refresher reading workloads, and the pods, owners and nodes of
+    /// what runs, from watched stores (started now, with this refresher's scope)
+    /// instead of listing them each pass: the controller mode.
     pub fn watching(mut self) -> Self {
         let store = WorkloadStore::start(
             &self.kube,
             self.gatherer.namespaces(),
             self.gatherer.selector(),
         );
+        self.observed = Some(crate::observed::store::ObservedStore::start(
+            &self.kube,
+            self.gatherer.namespaces(),
+        ));
         self.gatherer = self.gatherer.with_store(store);
         self
     }
@@ -312,9 +319,14 @@ impl Refresher {
         let mut gathered = resolving.finish(&valid, Some(now)).await?;
         let read: Vec<&ReadWorkload> = valid.iter().map(|(w, _)| *w).collect();
         drop(valid);
-        let observed = crate::observed::Reader::new(self.kube.clone())
-            .read(&read)
-            .await;
+        let observed = match &self.observed {
+            Some(store) => store.read(&read).await,
+            None => {
+                crate::observed::Reader::new(self.kube.clone())
+                    .read(&read)
+                    .await
+            }
+        };
         drop(read);
         let nodes = observed.node_index();
         let argo = self.argocd_read().await;

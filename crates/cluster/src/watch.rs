@@ -38,7 +38,10 @@ pub const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
 struct Shared<K, V> {
     /// One map per watcher (a re-list replaces its watcher's map whole).
     items: RwLock<Vec<BTreeMap<K, V>>>,
-    /// Watchers that have not completed a first list yet.
+    /// Per watcher, why its last list or watch failed (cleared by a list that
+    /// completes).
+    errors: RwLock<Vec<Option<String>>>,
+    /// Watchers that have neither completed a first list nor failed one yet.
     unsynced: signal::Sender<usize>,
 }
 
@@ -88,6 +91,7 @@ impl<K, V> Default for Watched<K, V> {
         Self {
             shared: Arc::new(Shared {
                 items: RwLock::new(Vec::new()),
+                errors: RwLock::new(Vec::new()),
                 unsynced: signal::channel(0).0,
             }),
             tasks: Arc::default(),
@@ -101,13 +105,16 @@ where
     V: Clone + Send + Sync + 'static,
 {
     /// Starts a watcher of `api` whose objects `key` names and `convert` slims (a
-    /// `None` from `convert` is logged by it and skipped).
+    /// `None` from `convert` is logged by it and skipped). A failed list or watch
+    /// is described by `describe` (the client error, when there is one), kept for
+    /// [`Watched::errors`], and retried with backoff.
     pub fn watch<W>(
         &self,
         api: Api<W>,
         config: watcher::Config,
         key: impl Fn(&W) -> Option<K> + Send + 'static,
         convert: impl Fn(W) -> Option<V> + Send + 'static,
+        describe: impl Fn(Option<kube::Error>) -> String + Send + 'static,
     ) where
         W: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
     {
@@ -116,6 +123,7 @@ where
         let slot = {
             let mut items = shared.items.write().expect("store lock");
             items.push(BTreeMap::new());
+            shared.errors.write().expect("store lock").push(None);
             items.len() - 1
         };
         let task = tokio::spawn(async move {
@@ -127,6 +135,13 @@ where
                     Ok(e) => e,
                     Err(e) => {
                         tracing::warn!(error = %crate::errors::error_chain(&e), "watch failed; retrying with backoff");
+                        let message = describe(client_error(e));
+                        shared.errors.write().expect("store lock")[slot] = Some(message);
+                        if !synced {
+                            // Settled: a pass reports the failure instead of waiting.
+                            synced = true;
+                            shared.unsynced.send_modify(|n| *n = n.saturating_sub(1));
+                        }
                         continue;
                     }
                 };
@@ -142,6 +157,7 @@ where
                     Event::InitDone => {
                         let map = fresh.take().unwrap_or_default();
                         shared.items.write().expect("store lock")[slot] = map;
+                        shared.errors.write().expect("store lock")[slot] = None;
                         if !synced {
                             synced = true;
                             shared.unsynced.send_modify(|n| *n = n.saturating_sub(1));
@@ -170,7 +186,18 @@ where
         self.tasks.0.lock().expect("tasks lock").push(task);
     }
 
-    /// Waits until every watcher has completed its first list.
+    /// Per watcher whose last list or watch failed (and no list completed since),
+    /// the description of the failure, in the order the watchers were started.
+    pub fn errors(&self) -> Vec<(usize, String)> {
+        let errors = self.shared.errors.read().expect("store lock");
+        errors
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| Some((i, e.clone()?)))
+            .collect()
+    }
+
+    /// Waits until every watcher has completed its first list or failed one.
     pub async fn wait_synced(&self) {
         let mut rx = self.shared.unsynced.subscribe();
         let _ = rx.wait_for(|n| *n == 0).await;
@@ -195,6 +222,17 @@ where
     /// Whether empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The client error inside a watcher error, when there is one.
+fn client_error(e: watcher::Error) -> Option<kube::Error> {
+    match e {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => Some(e),
+        watcher::Error::WatchError(status) => Some(kube::Error::Api(status)),
+        _ => None,
     }
 }
 
@@ -244,23 +282,38 @@ impl WorkloadStore {
                             None
                         }
                     },
+                    {
+                        let where_ = ns.map(|n| format!(" in namespace {n}")).unwrap_or_default();
+                        move |e| match e {
+                            Some(e) => format!(
+                                "watching {}s{where_} failed: {}",
+                                kind_name(kind),
+                                crate::errors::error_chain(&e)
+                            ),
+                            None => format!("watching {}s{where_} failed", kind_name(kind)),
+                        }
+                    },
                 );
             }
         }
         this
     }
 
-    /// Waits (at most [`SYNC_TIMEOUT`]) until every watcher has listed once.
+    /// Waits (at most [`SYNC_TIMEOUT`]) until every watcher has listed once; fails
+    /// while a watcher's list fails (a pass must not plan from a partial store).
     pub async fn synced(&self) -> Result<(), WorkloadError> {
         tokio::time::timeout(SYNC_TIMEOUT, self.store.wait_synced())
             .await
-            .map_err(|_| WorkloadError::Paging {
-                kind: kind_name(WorkloadKind::Deployment),
+            .map_err(|_| WorkloadError::Watch {
                 detail: format!(
-                    "the watched store did not complete its first list within {}s",
+                    "the first lists did not complete within {}s",
                     SYNC_TIMEOUT.as_secs()
                 ),
-            })
+            })?;
+        match self.store.errors().into_iter().next() {
+            None => Ok(()),
+            Some((_, detail)) => Err(WorkloadError::Watch { detail }),
+        }
     }
 
     /// Every workload in the store now.

@@ -60,6 +60,13 @@ pub enum WorkloadError {
         /// What went wrong.
         detail: String,
     },
+    /// The controller's watched store is not in sync (a watch failed, or the first
+    /// lists did not complete in time).
+    #[error("the watched store of workloads is not in sync: {detail}")]
+    Watch {
+        /// What failed, naming the kind, the namespace and the client error.
+        detail: String,
+    },
 }
 
 /// The kind's name as the API spells it.

@@ -13,6 +13,7 @@
 
 pub mod report;
 pub mod slim;
+pub mod store;
 pub mod targets;
 
 use std::collections::BTreeSet;
@@ -345,27 +346,8 @@ impl Reader {
             Some(ns) => format!("{}/namespaces/{ns}/{}", resource.prefix, resource.name),
             None => format!("{}/{}", resource.prefix, resource.name),
         };
-        let where_ = namespace
-            .map(|n| format!(" in namespace {n}"))
-            .unwrap_or_default();
-        let fail = |source: kube::Error| match &source {
-            kube::Error::Api(s) if s.code == 403 => ObservedError::Forbidden {
-                resource: resource.name,
-                group: resource.group,
-                where_: where_.clone(),
-                scope: if resource.name == NODES.name {
-                    "; nodes are cluster-scoped and need a ClusterRole"
-                } else {
-                    ""
-                },
-                source,
-            },
-            _ => ObservedError::Api {
-                resource: resource.name,
-                where_: where_.clone(),
-                source,
-            },
-        };
+        let where_ = where_of(namespace);
+        let fail = |source: kube::Error| list_error(resource, &where_, source);
         let mut items = Vec::new();
         let mut token: Option<String> = None;
         for pages in 1..=MAX_PAGES {
@@ -387,6 +369,35 @@ impl Reader {
             }
         }
         Err(too_large(resource, &where_, items.len(), MAX_PAGES))
+    }
+}
+
+/// ` in namespace X`, or nothing.
+fn where_of(namespace: Option<&str>) -> String {
+    namespace
+        .map(|n| format!(" in namespace {n}"))
+        .unwrap_or_default()
+}
+
+/// What a failed list or watch of `resource` means: on a 403, the RBAC to grant.
+fn list_error(resource: Resource, where_: &str, source: kube::Error) -> ObservedError {
+    match &source {
+        kube::Error::Api(s) if s.code == 403 => ObservedError::Forbidden {
+            resource: resource.name,
+            group: resource.group,
+            where_: where_.to_owned(),
+            scope: if resource.name == NODES.name {
+                "; nodes are cluster-scoped and need a ClusterRole"
+            } else {
+                ""
+            },
+            source,
+        },
+        _ => ObservedError::Api {
+            resource: resource.name,
+            where_: where_.to_owned(),
+            source,
+        },
     }
 }
 

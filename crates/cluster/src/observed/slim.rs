@@ -10,7 +10,11 @@
 
 use std::collections::BTreeMap;
 
+use std::borrow::Cow;
+
 use freshet_core::runs::{Intermediate, Node, OwnerRef, Pod, PodContainer, Taint};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::core::{ApiResource, DynamicResourceScope};
 use serde::Deserialize;
 
 /// The most containers (init included) kept of one pod or template.
@@ -25,7 +29,7 @@ pub const MAX_TAINTS: usize = 64;
 pub const MAX_FIELD_BYTES: usize = 4096;
 
 /// A list page: its items and the `continue` token.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub(crate) struct Page<T> {
     #[serde(default = "Vec::new")]
     pub(crate) items: Vec<T>,
@@ -33,28 +37,129 @@ pub(crate) struct Page<T> {
     pub(crate) metadata: ListMeta,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub(crate) struct ListMeta {
     #[serde(rename = "continue", default)]
     pub(crate) continue_: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The metadata freshet reads, in kube's type (so a slim object can be watched:
+/// see [`crate::watch`]): name, namespace, UID, resourceVersion, labels and
+/// owner references; the rest (`managedFields`, annotations) is skipped.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Meta(pub(crate) ObjectMeta);
+
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct Meta {
+struct WireMeta {
     #[serde(default)]
-    name: String,
+    name: Option<String>,
     #[serde(default)]
-    namespace: String,
+    namespace: Option<String>,
     #[serde(default)]
-    uid: String,
+    uid: Option<String>,
     #[serde(default)]
-    labels: BTreeMap<String, String>,
+    resource_version: Option<String>,
+    #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
     #[serde(default)]
     owner_references: Vec<SlimOwner>,
 }
 
-#[derive(Debug, Deserialize)]
+impl<'de> Deserialize<'de> for Meta {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let m = WireMeta::deserialize(d)?;
+        let owner_references = m
+            .owner_references
+            .into_iter()
+            .take(MAX_OWNER_REFS)
+            .map(|o| OwnerReference {
+                kind: cut(o.kind),
+                name: cut(o.name),
+                uid: cut(o.uid),
+                controller: o.controller,
+                ..OwnerReference::default()
+            })
+            .collect::<Vec<_>>();
+        Ok(Meta(ObjectMeta {
+            name: m.name.map(cut),
+            namespace: m.namespace.map(cut),
+            uid: m.uid.map(cut),
+            resource_version: m.resource_version,
+            labels: m.labels,
+            owner_references: (!owner_references.is_empty()).then_some(owner_references),
+            ..ObjectMeta::default()
+        }))
+    }
+}
+
+impl Meta {
+    fn name(&self) -> String {
+        self.0.name.clone().unwrap_or_default()
+    }
+    fn namespace(&self) -> String {
+        self.0.namespace.clone().unwrap_or_default()
+    }
+    fn uid(&self) -> String {
+        self.0.uid.clone().unwrap_or_default()
+    }
+    fn labels(&self) -> BTreeMap<String, String> {
+        self.0.labels.clone().unwrap_or_default()
+    }
+    fn owners(&self) -> Vec<OwnerRef> {
+        self.0
+            .owner_references
+            .iter()
+            .flatten()
+            .map(|o| OwnerRef {
+                kind: o.kind.clone(),
+                name: o.name.clone(),
+                uid: o.uid.clone(),
+                controller: o.controller.unwrap_or(false),
+            })
+            .collect()
+    }
+}
+
+/// Implements [`kube::Resource`] for a slim type with a [`Meta`] named
+/// `metadata`, typed at run time by an [`ApiResource`] (so it can be listed and
+/// watched with `Api::all_with` / `Api::namespaced_with`).
+macro_rules! slim_resource {
+    ($t:ty) => {
+        impl kube::Resource for $t {
+            type DynamicType = ApiResource;
+            type Scope = DynamicResourceScope;
+
+            fn kind(dt: &ApiResource) -> Cow<'_, str> {
+                dt.kind.as_str().into()
+            }
+            fn group(dt: &ApiResource) -> Cow<'_, str> {
+                dt.group.as_str().into()
+            }
+            fn version(dt: &ApiResource) -> Cow<'_, str> {
+                dt.version.as_str().into()
+            }
+            fn api_version(dt: &ApiResource) -> Cow<'_, str> {
+                dt.api_version.as_str().into()
+            }
+            fn plural(dt: &ApiResource) -> Cow<'_, str> {
+                dt.plural.as_str().into()
+            }
+            fn meta(&self) -> &ObjectMeta {
+                &self.metadata.0
+            }
+            fn meta_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.metadata.0
+            }
+        }
+    };
+}
+
+slim_resource!(SlimPod);
+slim_resource!(SlimNode);
+slim_resource!(SlimOwned);
+
+#[derive(Debug, Clone, Deserialize)]
 struct SlimOwner {
     #[serde(default)]
     kind: String,
@@ -67,7 +172,7 @@ struct SlimOwner {
 }
 
 /// A pod as freshet reads it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub(crate) struct SlimPod {
     #[serde(default)]
     metadata: Meta,
@@ -77,7 +182,7 @@ pub(crate) struct SlimPod {
     status: PodStatus,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PodSpec {
     #[serde(default)]
@@ -88,7 +193,7 @@ struct PodSpec {
     init_containers: Vec<SpecContainer>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct SpecContainer {
     #[serde(default)]
     name: String,
@@ -96,7 +201,7 @@ struct SpecContainer {
     image: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PodStatus {
     #[serde(default)]
@@ -105,7 +210,7 @@ struct PodStatus {
     init_container_statuses: Vec<ContainerStatus>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ContainerStatus {
     #[serde(default)]
@@ -118,13 +223,13 @@ struct ContainerStatus {
     state: Option<ContainerState>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct ContainerState {
     #[serde(default)]
     waiting: Option<Waiting>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct Waiting {
     #[serde(default)]
     reason: Option<String>,
@@ -133,7 +238,7 @@ struct Waiting {
 }
 
 /// A node as freshet reads it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub(crate) struct SlimNode {
     #[serde(default)]
     metadata: Meta,
@@ -143,13 +248,13 @@ pub(crate) struct SlimNode {
     status: NodeStatus,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 struct NodeSpec {
     #[serde(default)]
     taints: Vec<SlimTaint>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct SlimTaint {
     #[serde(default)]
     key: String,
@@ -159,14 +264,14 @@ struct SlimTaint {
     effect: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct NodeStatus {
     #[serde(default)]
     node_info: Option<NodeInfo>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct NodeInfo {
     #[serde(default)]
@@ -176,7 +281,7 @@ struct NodeInfo {
 }
 
 /// A ReplicaSet or Job: only its identity and owners.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub(crate) struct SlimOwned {
     #[serde(default)]
     metadata: Meta,
@@ -192,18 +297,6 @@ fn cut(mut s: String) -> String {
         s.truncate(end);
     }
     s
-}
-
-fn owners(refs: Vec<SlimOwner>) -> Vec<OwnerRef> {
-    refs.into_iter()
-        .take(MAX_OWNER_REFS)
-        .map(|o| OwnerRef {
-            kind: cut(o.kind),
-            name: cut(o.name),
-            uid: cut(o.uid),
-            controller: o.controller.unwrap_or(false),
-        })
-        .collect()
 }
 
 fn labels(map: BTreeMap<String, String>) -> BTreeMap<String, String> {
@@ -246,9 +339,9 @@ impl SlimPod {
             }
         }
         Pod {
-            namespace: cut(metadata.namespace),
-            name: cut(metadata.name),
-            owners: owners(metadata.owner_references),
+            namespace: metadata.namespace(),
+            name: metadata.name(),
+            owners: metadata.owners(),
             node_name: spec.node_name.filter(|n| !n.is_empty()).map(cut),
             containers,
         }
@@ -260,8 +353,8 @@ impl SlimNode {
     pub(crate) fn into_fact(self) -> Node {
         let info = self.status.node_info;
         Node {
-            name: cut(self.metadata.name),
-            labels: labels(self.metadata.labels),
+            name: self.metadata.name(),
+            labels: labels(self.metadata.labels()),
             os: info
                 .as_ref()
                 .and_then(|i| i.operating_system.clone())
@@ -287,10 +380,10 @@ impl SlimOwned {
     pub(crate) fn into_fact(self, kind: &str) -> Intermediate {
         Intermediate {
             kind: kind.to_owned(),
-            namespace: cut(self.metadata.namespace),
-            name: cut(self.metadata.name),
-            uid: cut(self.metadata.uid),
-            owners: owners(self.metadata.owner_references),
+            namespace: self.metadata.namespace(),
+            name: self.metadata.name(),
+            uid: self.metadata.uid(),
+            owners: self.metadata.owners(),
         }
     }
 }

@@ -1,0 +1,220 @@
+//! The controller's watched copies of what runs: pods, ReplicaSets, Jobs and nodes,
+//! kept current by kube-runtime watchers ([`crate::watch::Watched`]), so a steady
+//! controller pass reads them without a LIST.
+//!
+//! Owns [`ObservedStore`]: which watchers run (pods, ReplicaSets and Jobs across the
+//! namespaces in scope, or per namespace when the scope names them; nodes
+//! cluster-wide), each event slimmed at once into the core's facts (the same
+//! [`super::slim`] shapes and bounds the one-shot reader uses), and how a pass's
+//! [`Observed`] is cut from them: only the namespaces of the workloads the pass
+//! looks at. A watcher whose list fails (a 403 names the missing RBAC, as the
+//! one-shot reader does) becomes a warning on the workloads it concerns, never a
+//! failed pass, and never a wait longer than [`SYNC_TIMEOUT`]. Must not decide
+//! anything nor write.
+
+use std::collections::BTreeSet;
+
+use freshet_core::refresh::WorkloadKind;
+use freshet_core::runs::{Intermediate, Node, Pod};
+use kube::api::Api;
+use kube::core::ApiResource;
+use kube::runtime::watcher;
+
+use super::slim::{SlimNode, SlimOwned, SlimPod};
+use super::{
+    JOBS, NODES, Observed, ObservedWarning, PAGE_SIZE, PODS, REPLICASETS, Resource, list_error,
+    where_of,
+};
+use crate::watch::{SYNC_TIMEOUT, Watched};
+use crate::workloads::ReadWorkload;
+
+/// The watched pods, owners and nodes of one scope; clones share them.
+#[derive(Debug, Clone, Default)]
+pub struct ObservedStore {
+    pods: Watched<(String, String), Pod>,
+    /// ReplicaSets and Jobs, keyed by kind, namespace and name.
+    owners: Watched<(String, String, String), Intermediate>,
+    nodes: Watched<String, Node>,
+    /// Per pod watcher (in start order), its namespace (`None`: all).
+    pod_scopes: Vec<Option<String>>,
+    /// Per owner watcher (in start order), its namespace (`None`: all).
+    owner_scopes: Vec<Option<String>>,
+}
+
+fn api_resource(resource: Resource) -> ApiResource {
+    let (version, kind) = match resource.name {
+        "pods" => ("v1", "Pod"),
+        "nodes" => ("v1", "Node"),
+        "replicasets" => ("v1", "ReplicaSet"),
+        _ => ("v1", "Job"),
+    };
+    ApiResource {
+        group: resource.group.into(),
+        version: version.into(),
+        api_version: if resource.group.is_empty() {
+            version.into()
+        } else {
+            format!("{}/{version}", resource.group)
+        },
+        kind: kind.into(),
+        plural: resource.name.into(),
+    }
+}
+
+fn api<K>(client: &kube::Client, resource: Resource, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<DynamicType = ApiResource, Scope = kube::core::DynamicResourceScope>,
+{
+    let ar = api_resource(resource);
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        None => Api::all_with(client.clone(), &ar),
+    }
+}
+
+/// How a failed list or watch of `resource` reads in a warning.
+fn describe(
+    resource: Resource,
+    namespace: Option<&str>,
+) -> impl Fn(Option<kube::Error>) -> String + Send + use<> {
+    let where_ = where_of(namespace);
+    move |e| match e {
+        Some(e) => crate::error_chain(&list_error(resource, &where_, e)),
+        None => format!("watching {}{where_} failed", resource.name),
+    }
+}
+
+impl ObservedStore {
+    /// Starts watching pods, ReplicaSets and Jobs in `namespaces` (`None`: all),
+    /// and the nodes.
+    pub fn start(client: &kube::Client, namespaces: Option<&[String]>) -> Self {
+        let mut this = Self::default();
+        let config = watcher::Config::default().page_size(PAGE_SIZE);
+        let scopes: Vec<Option<String>> = match namespaces {
+            None => vec![None],
+            Some(ns) => ns.iter().cloned().map(Some).collect(),
+        };
+        for ns in &scopes {
+            let ns = ns.as_deref();
+            this.pods.watch(
+                api::<SlimPod>(client, PODS, ns),
+                config.clone(),
+                |p: &SlimPod| {
+                    Some((
+                        kube::Resource::meta(p).namespace.clone()?,
+                        kube::Resource::meta(p).name.clone()?,
+                    ))
+                },
+                |p| Some(p.into_fact()),
+                describe(PODS, ns),
+            );
+            this.pod_scopes.push(ns.map(str::to_owned));
+            for (resource, kind) in [(REPLICASETS, "ReplicaSet"), (JOBS, "Job")] {
+                this.owners.watch(
+                    api::<SlimOwned>(client, resource, ns),
+                    config.clone(),
+                    move |o: &SlimOwned| {
+                        Some((
+                            kind.to_owned(),
+                            kube::Resource::meta(o).namespace.clone()?,
+                            kube::Resource::meta(o).name.clone()?,
+                        ))
+                    },
+                    move |o| Some(o.into_fact(kind)),
+                    describe(resource, ns),
+                );
+                this.owner_scopes.push(ns.map(str::to_owned));
+            }
+        }
+        this.nodes.watch(
+            api::<SlimNode>(client, NODES, None),
+            config,
+            |n: &SlimNode| kube::Resource::meta(n).name.clone(),
+            |n| Some(n.into_fact()),
+            describe(NODES, None),
+        );
+        this
+    }
+
+    /// What runs for `workloads`, from the stores: the nodes, and the pods and
+    /// owners of the workloads' namespaces. Waits at most [`SYNC_TIMEOUT`] for the
+    /// first lists; a watcher not in sync or failing is a warning.
+    pub async fn read(&self, workloads: &[&ReadWorkload]) -> Observed {
+        let mut out = Observed::default();
+        let namespaces: BTreeSet<&str> = workloads
+            .iter()
+            .map(|w| w.workload.namespace.as_str())
+            .collect();
+        if namespaces.is_empty() {
+            return out;
+        }
+        let synced = tokio::time::timeout(SYNC_TIMEOUT, async {
+            self.pods.wait_synced().await;
+            self.owners.wait_synced().await;
+            self.nodes.wait_synced().await;
+        })
+        .await;
+        if synced.is_err() {
+            out.warnings.push(ObservedWarning {
+                namespace: None,
+                message: format!(
+                    "the watched pods, owners and nodes did not complete their first lists within {}s; what runs is not known in this pass",
+                    SYNC_TIMEOUT.as_secs()
+                ),
+            });
+            return out;
+        }
+        let node_errors = self.nodes.errors();
+        out.nodes_read = node_errors.is_empty();
+        out.nodes = self.nodes.values();
+        out.warnings
+            .extend(node_errors.into_iter().map(|(_, message)| ObservedWarning {
+                namespace: None,
+                message,
+            }));
+        let mut failed: BTreeSet<Option<String>> = BTreeSet::new();
+        for (slot, message) in self.pods.errors() {
+            let scope = self.pod_scopes.get(slot).cloned().flatten();
+            failed.insert(scope.clone());
+            out.warnings.push(ObservedWarning {
+                namespace: scope,
+                message,
+            });
+        }
+        for (slot, message) in self.owners.errors() {
+            out.warnings.push(ObservedWarning {
+                namespace: self.owner_scopes.get(slot).cloned().flatten(),
+                message,
+            });
+        }
+        let wanted = |ns: &str| namespaces.contains(ns);
+        out.pods = self
+            .pods
+            .values()
+            .into_iter()
+            .filter(|p| wanted(&p.namespace))
+            .collect();
+        let owner_kinds: BTreeSet<&str> = workloads
+            .iter()
+            .filter_map(|w| match w.workload.kind {
+                WorkloadKind::Deployment => Some("ReplicaSet"),
+                WorkloadKind::CronJob => Some("Job"),
+                _ => None,
+            })
+            .collect();
+        out.intermediates = self
+            .owners
+            .values()
+            .into_iter()
+            .filter(|o| wanted(&o.namespace) && owner_kinds.contains(o.kind.as_str()))
+            .collect();
+        if !failed.contains(&None) {
+            out.pods_read = namespaces
+                .iter()
+                .filter(|ns| !failed.contains(&Some((**ns).to_owned())))
+                .map(|ns| (*ns).to_owned())
+                .collect();
+        }
+        out
+    }
+}
