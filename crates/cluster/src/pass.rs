@@ -131,6 +131,8 @@ pub struct Refresher {
     api: Option<ApiCounter>,
     /// The controller's watched pods, owners and nodes (`None`: listed per pass).
     observed: Option<crate::observed::store::ObservedStore>,
+    /// The controller's watched Argo CD objects (`None`: listed per pass).
+    argo: Option<crate::argocd::store::ArgoStore>,
 }
 
 impl std::fmt::Debug for Refresher {
@@ -179,6 +181,7 @@ impl Refresher {
             observers: Vec::new(),
             api: None,
             observed: None,
+            argo: None,
         }
     }
 
@@ -208,8 +211,19 @@ impl Refresher {
             &self.kube,
             self.gatherer.namespaces(),
         ));
+        if self.options.argocd.enabled {
+            self.argo = Some(crate::argocd::store::ArgoStore::start(
+                &self.kube,
+                self.gatherer.namespaces(),
+            ));
+        }
         self.gatherer = self.gatherer.with_store(store);
         self
+    }
+
+    /// The watched Argo CD objects, in the controller mode.
+    pub(crate) fn argo_store(&self) -> Option<&crate::argocd::store::ArgoStore> {
+        self.argo.as_ref()
     }
 
     /// The same refresher reading the time from `clock`.
@@ -280,38 +294,8 @@ impl Refresher {
     ) -> Result<PassReport, PassError> {
         let now = window.now;
         let api_before = self.api.as_ref().map(ApiCounter::snapshot);
-        let mut candidates: Vec<Candidate> = Vec::new();
-        let mut reports = Vec::new();
         let mut resolving = self.gatherer.resolving();
-        let mut pages = self.gatherer.pages().await.map_err(GatherError::from)?;
-        while let Some(page) = pages.next().await {
-            let first = candidates.len();
-            self.classify(
-                page.map_err(GatherError::from)?,
-                window,
-                &mut candidates,
-                &mut reports,
-            );
-            if let Some(focus) = focus {
-                let page: Vec<Candidate> = candidates
-                    .drain(first..)
-                    .filter(|(w, e)| e.as_ref().is_ok_and(|e| observer::tracks(w, e, focus)))
-                    .collect();
-                candidates.extend(page);
-            }
-            for (w, e) in &candidates[first..] {
-                if let Ok(e) = e {
-                    resolving.add(w, e).await?;
-                }
-            }
-        }
-        drop(pages);
-        if focus.is_some() {
-            reports.clear();
-        } else {
-            let tracked = observer::tracked(&candidates);
-            self.observers.iter().for_each(|o| o.tracked(&tracked));
-        }
+        let (candidates, mut reports) = self.read_pages(window, focus, &mut resolving).await?;
         let valid: Vec<(&ReadWorkload, &Enrollment)> = candidates
             .iter()
             .filter_map(|(w, e)| Some((w, e.as_ref().ok()?)))
@@ -389,6 +373,48 @@ impl Refresher {
         };
         self.observers.iter().for_each(|o| o.report(&report));
         Ok(report)
+    }
+
+    /// Reads the workloads page by page, enrolls them, and starts asking the
+    /// registries about each page's images at once (only those tracking `focus`,
+    /// when given): the candidates to plan, and the reports of those not planned.
+    async fn read_pages(
+        &self,
+        window: Window,
+        focus: Option<&BTreeSet<String>>,
+        resolving: &mut crate::gather::Resolving<'_>,
+    ) -> Result<(Vec<Candidate>, Vec<WorkloadReport>), PassError> {
+        let mut candidates: Vec<Candidate> = Vec::new();
+        let mut reports = Vec::new();
+        let mut pages = self.gatherer.pages().await.map_err(GatherError::from)?;
+        while let Some(page) = pages.next().await {
+            let first = candidates.len();
+            self.classify(
+                page.map_err(GatherError::from)?,
+                window,
+                &mut candidates,
+                &mut reports,
+            );
+            if let Some(focus) = focus {
+                let page: Vec<Candidate> = candidates
+                    .drain(first..)
+                    .filter(|(w, e)| e.as_ref().is_ok_and(|e| observer::tracks(w, e, focus)))
+                    .collect();
+                candidates.extend(page);
+            }
+            for (w, e) in &candidates[first..] {
+                if let Ok(e) = e {
+                    resolving.add(w, e).await?;
+                }
+            }
+        }
+        if focus.is_some() {
+            reports.clear();
+        } else {
+            let tracked = observer::tracked(&candidates);
+            self.observers.iter().for_each(|o| o.tracked(&tracked));
+        }
+        Ok((candidates, reports))
     }
 
     /// Enrolls one page of workloads into those to plan (valid or not), and the

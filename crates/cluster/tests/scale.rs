@@ -40,13 +40,32 @@ async fn deployments_on(client: &kube::Client, n: usize, image: &str) {
                          "annotations": {"freshet.io/policy": "digest"}},
             "spec": {"replicas": 0, "selector": {"matchLabels": {"app": name}},
                      "template": {"metadata": {"labels": {"app": name}},
-                                  "spec": {"containers": [{"name": "app", "image": image}]}}}
+                                  "spec": {"nodeSelector": {"kubernetes.io/arch": "amd64"},
+                                           "containers": [{"name": "app", "image": image}]}}}
         }))
         .expect("deployment");
         api.create(&PostParams::default(), &object)
             .await
             .expect("deployment created");
     }
+    settled(client, n).await;
+}
+
+/// Waits until the test bed's Deployment controller has observed all `n`
+/// Deployments (its status write changes their `resourceVersion`; a pass that read
+/// them before would meet a 409 and patch again, which the counts here must not see).
+async fn settled(client: &kube::Client, n: usize) {
+    let api = workloads::api(client, WorkloadKind::Deployment, Some(NS));
+    freshet_testbed::wait::wait_for("the Deployments observed by the test bed", || async {
+        let list = api.list(&Default::default()).await.ok()?;
+        let observed = list
+            .items
+            .iter()
+            .filter(|d| d.data["status"]["observedGeneration"].as_i64() >= Some(1))
+            .count();
+        (observed >= n).then_some(())
+    })
+    .await;
 }
 
 async fn token_registry_with(image_repo: &str) -> (RegistryServer, String) {
@@ -119,8 +138,9 @@ async fn writes_stay_within_their_bound_and_a_steady_pass_writes_nothing() {
     );
     assert_eq!(
         api.lists,
-        5 + 3,
-        "30 Deployments in 5 pages of 7, one page per other kind"
+        5 + 3 + 5,
+        "30 Deployments in 5 pages of 7, one page per other kind; what runs (nodes, \
+         the namespace's pods and ReplicaSets) and Argo CD's two kinds, one page each"
     );
     assert_eq!(
         first.requests.registry.manifest_heads, 1,
@@ -191,7 +211,8 @@ async fn deployments_on_named(client: &kube::Client, name: &str, image: &str) {
                      "annotations": {"freshet.io/policy": "digest"}},
         "spec": {"replicas": 0, "selector": {"matchLabels": {"app": name}},
                  "template": {"metadata": {"labels": {"app": name}},
-                              "spec": {"containers": [{"name": "app", "image": image}]}}}
+                              "spec": {"nodeSelector": {"kubernetes.io/arch": "amd64"},
+                                           "containers": [{"name": "app", "image": image}]}}}
     }))
     .expect("deployment");
     workloads::api(client, WorkloadKind::Deployment, Some(NS))

@@ -205,6 +205,10 @@ async fn each_runbook_command_does_what_kubectl_then_shows() {
     ok(&freshet(&cmd("release")).await);
     assert_eq!(image(&kc).await, floating);
     assert_eq!(annotation(&kc, "freshet.io/pin").await, "");
+    // Released, the template names the tag again: the pods roll onto what it names
+    // now (3). Waiting for that keeps the rollback below from racing the rollout.
+    let third = api_fx.digest("stable").to_owned();
+    pods_run(&client, &third).await;
 
     // rollback: pinned to the good digest, the digest the pods ran held.
     let r = ok(&freshet(&[&cmd("rollback")[..], &["--to", &good, "-o", "json"]].concat()).await);
@@ -212,7 +216,10 @@ async fn each_runbook_command_does_what_kubectl_then_shows() {
     assert_eq!(image(&kc).await, format!("{floating}@{good}"));
     let hold: Value = serde_json::from_str(&annotation(&kc, "freshet.io/hold").await).unwrap();
     let repo = format!("{}/team/api", registry.host());
-    assert!(hold[&repo]["digests"].to_string().contains(&bad), "{hold}");
+    assert!(
+        hold[&repo]["digests"].to_string().contains(&third),
+        "{hold}"
+    );
     assert_eq!(hold[&repo]["floating"]["app"], floating.as_str());
     let events = kubectl(
         &["--kubeconfig", &kc, "get", "events", "-n", "default"],

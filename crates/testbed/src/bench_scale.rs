@@ -316,7 +316,8 @@ async fn create_workloads(
                              "labels": {"app": name}},
                 "spec": {"replicas": 0, "selector": {"matchLabels": {"app": name}},
                          "template": {"metadata": {"labels": {"app": name}},
-                                      "spec": {"containers": [{"name": "app", "image": image,
+                                      "spec": {"nodeSelector": {"kubernetes.io/arch": "amd64"},
+                                               "containers": [{"name": "app", "image": image,
                                                                "imagePullPolicy": "Always"}]}}}
             });
             post(

@@ -45,6 +45,9 @@ impl Refresher {
         if !self.options().argocd.enabled {
             return read;
         }
+        if let Some(store) = self.argo_store() {
+            return store.read().await;
+        }
         let g = self.gatherer();
         let namespaces = g.namespaces();
         match list::list(g.kube(), ArgoKind::Application, namespaces).await {

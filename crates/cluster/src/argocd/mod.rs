@@ -21,6 +21,7 @@ pub mod guard;
 pub mod list;
 pub mod plan;
 mod run;
+pub mod store;
 pub mod write;
 
 use std::path::PathBuf;
