@@ -15,6 +15,7 @@
 //! decide anything: the configuration, the source, the moves, the patches and the
 //! file edits are the core's.
 
+pub mod creds;
 pub mod facts;
 pub mod git;
 pub mod guard;
