@@ -126,6 +126,63 @@ async fn a_conflicting_writer_is_kept_and_freshet_re_reads_and_re_plans_on_409()
 }
 
 #[tokio::test]
+async fn a_writer_that_changes_the_application_before_every_patch_fails_it_clearly_and_is_kept() {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let hook_seen = seen.clone();
+    let hook = WriteHook::new(move |store, call| {
+        if call.verb == "patch" && call.plural == "applications" && call.manager == "freshet" {
+            let n = hook_seen.fetch_add(1, Ordering::SeqCst);
+            let def = ResourceDef::find("argoproj.io", "v1alpha1", "applications").unwrap();
+            store.modify(def, call.namespace, call.name, UpdateMode::Main, |app| {
+                app["metadata"]["annotations"]["team.example/revision"] = json!(n.to_string());
+            });
+        }
+    });
+    let bed = Bed::with(
+        RegistryOptions::open(),
+        ClusterOptions::default().before_write(hook),
+    )
+    .await;
+    let pinned = format!("{}:sha-1a2b3c4", bed.repo);
+    bed.kubectl(&["create", "namespace", "argocd"], None).await;
+    let params = json!([{"name": "image.tag", "value": "sha-1a2b3c4"}]);
+    bed.apply(&[application(
+        "backend-preview",
+        preview_notes(&bed.repo),
+        helm_source(params.clone()),
+        "Helm",
+        &pinned,
+    )])
+    .await;
+
+    let (out, report) = bed.run(&[]).await;
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    // The first patch and five re-reads (the default `conflict_retries`), all stale.
+    assert_eq!(seen.load(Ordering::SeqCst), 6);
+    let r = report_of(&report, "Application", "backend-preview");
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["written"], false, "{r}");
+    let error = r["error"].as_str().unwrap();
+    assert!(
+        error.contains("it changed since it was read")
+            && error.contains("another writer changed it each time")
+            && error.contains("next pass tries again"),
+        "{error}"
+    );
+    let live = bed.app("backend-preview").await;
+    assert_eq!(live["spec"]["source"]["helm"]["parameters"], params);
+    assert_eq!(
+        live["metadata"]["annotations"]["team.example/revision"],
+        "5"
+    );
+    assert!(
+        bed.events("argocd", "backend-preview", "ImageRefreshed")
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
 async fn an_application_an_image_updater_selects_is_updated_in_a_run_pass() {
     let bed = Bed::start().await;
     let pinned = format!("{}:1.0.0", bed.repo);

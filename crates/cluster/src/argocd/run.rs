@@ -238,7 +238,12 @@ impl Refresher {
                     }
                 }
                 Err(e) => {
-                    let message = error_chain(&e);
+                    let mut message = error_chain(&e);
+                    if e.is_transient() {
+                        message.push_str(&format!(
+                            " (read again {attempt} times, and another writer changed it each time; nothing was written, the next pass tries again)"
+                        ));
+                    }
                     tracing::error!(kind = super::KIND, namespace = %app.namespace, name = %app.name, error = %message, "patch failed");
                     return WorkloadReport {
                         error: Some(message),
