@@ -6,7 +6,11 @@
 //! them, or forbids freshet to read them, has none), and the registry facts of their
 //! followed images, grouped by set of pull secrets exactly as workloads are
 //! ([`crate::secrets::SecretSets`], [`crate::facts::Worklist`], one client of the pass's
-//! registry factory per set). Must not write nor decide.
+//! registry factory per set). An image's `pullsecret:` Secret is read by
+//! [`crate::secrets::Reader`], a `secret:<ns>/<name>#<field>` one by [`super::creds`]
+//! (each Secret once per pass); one that cannot be used is a warning naming the image,
+//! the annotation, the Secret and the fix, and the image is resolved without it. Must
+//! not write nor decide.
 
 use std::collections::BTreeMap;
 
