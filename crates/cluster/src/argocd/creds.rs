@@ -74,6 +74,15 @@ impl CredsError {
     }
 }
 
+/// Whether `s` can be a namespace or Secret name (a DNS subdomain: lowercase letters,
+/// digits, `-` and `.`, at most 253 bytes), so it can be shown as it is.
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+}
+
 /// A Secret's fields and their bytes.
 pub type SecretData = BTreeMap<String, Vec<u8>>;
 
@@ -262,6 +271,10 @@ mod tests {
             assert!(e.contains("sshPrivateKey") && e.contains("https"), "{e}");
         }
         assert!(!is_ssh_url("file:///tmp/r.git"));
+        assert!(valid_name("git-creds.v2"));
+        for bad in ["", "Git", "a\u{1b}[31m", "a/b", &"a".repeat(254)] {
+            assert!(!valid_name(bad), "{bad:?}");
+        }
         assert!(!is_ssh_url("/tmp/r.git"));
     }
 }

@@ -102,7 +102,7 @@ fn pull_secret_warning(image: &ImageConfig, reference: &PullSecretRef, error: &s
             namespace,
             name,
             field,
-        } => format!("secret:{namespace}/{name}#{field}"),
+        } => format!("secret:{namespace}/{name}#{}", field.escape_debug()),
     };
     let setting = match &image.alias {
         Some(alias) => {

@@ -258,6 +258,13 @@ impl Refresher {
         name: &str,
         repo: &str,
     ) -> Result<GitToken, String> {
+        if !creds::valid_name(namespace) || !creds::valid_name(name) {
+            return Err(format!(
+                "write-back-method git:secret:{}/{} (annotation {PREFIX}write-back-method, or its ImageUpdater's writeBackConfig.method): not a Secret's <namespace>/<name>; fix the setting",
+                namespace.escape_debug(),
+                name.escape_debug()
+            ));
+        }
         let result = match creds::secret_data(self.kube(), namespace, name).await {
             Ok(data) => creds::git_token(&data, (namespace, name), repo),
             Err(e) => Err(e),
