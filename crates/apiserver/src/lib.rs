@@ -51,6 +51,7 @@ pub mod tls;
 pub mod util;
 pub mod validation;
 
+pub use api::{WriteCall, WriteHook};
 pub use auth::{Token, User};
 pub use controllers::{NodeSpec, PullRecord};
 pub use images::{ImagePullError, ImageResolver, PulledImage, RegistryResolver};

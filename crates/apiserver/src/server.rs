@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::api::{AppState, router};
+use crate::api::{AppState, WriteHook, router};
 use crate::auth::{Authenticator, Token, User};
 use crate::controllers::{Controllers, NodeSpec, kubelet};
 use crate::images::{ImagePullError, ImageResolver, RegistryResolver};
@@ -93,6 +93,8 @@ pub struct ClusterOptions {
     /// Where to write the admin kubeconfig; `None` means a temporary file that
     /// lives as long as the cluster.
     pub kubeconfig_path: Option<PathBuf>,
+    /// Runs before every write request is handled (tests only).
+    pub before_write: Option<WriteHook>,
 }
 
 impl std::fmt::Debug for ClusterOptions {
@@ -121,11 +123,19 @@ impl Default for ClusterOptions {
             bookmark_interval: Duration::from_secs(1),
             history_limit: 10_000,
             kubeconfig_path: None,
+            before_write: None,
         }
     }
 }
 
 impl ClusterOptions {
+    /// Runs `hook` before every write request is handled: a test's "other writer"
+    /// that changes an object between a client's read and its write.
+    pub fn before_write(mut self, hook: WriteHook) -> Self {
+        self.before_write = Some(hook);
+        self
+    }
+
     /// Plain http instead of TLS.
     pub fn plain_http(mut self) -> Self {
         self.tls = false;
@@ -279,6 +289,7 @@ impl TestCluster {
             bookmark_interval,
             history_limit,
             kubeconfig_path,
+            before_write,
         } = options;
         if !listen.ip().is_loopback() {
             return Err(ServerError::NotLoopback(listen));
@@ -322,6 +333,7 @@ impl TestCluster {
             bookmark_interval,
             shutdown: shutdown_rx.clone(),
             server_address: addr.to_string(),
+            before_write,
         });
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(accept_loop(

@@ -144,23 +144,39 @@ pub struct PushOutcome {
     pub commit: String,
 }
 
-/// A token for pushing over HTTPS. It reaches git only through the environment of the
-/// git process (as an `http.extraHeader` set with `GIT_CONFIG_*` variables), never argv
-/// or a URL; `Debug` and `Display` print `***`.
+/// A token (or a user name and password) for pushing over HTTPS. It reaches git only
+/// through the environment of the git process (as an `http.extraHeader` set with
+/// `GIT_CONFIG_*` variables), never argv or a URL; `Debug` and `Display` print `***`.
 #[derive(Clone, PartialEq, Eq)]
-pub struct GitToken(String);
+pub struct GitToken {
+    user: String,
+    secret: String,
+}
 
 impl GitToken {
-    /// Wraps a token (e.g. read from `FRESHET_GIT_TOKEN` at the command line's edge).
+    /// Wraps a token (e.g. read from `FRESHET_GIT_TOKEN` at the command line's edge),
+    /// sent with the user `x-access-token`, which GitHub, GitLab and Gitea accept for
+    /// tokens.
     pub fn new(token: impl Into<String>) -> Self {
-        GitToken(token.into())
+        GitToken {
+            user: "x-access-token".into(),
+            secret: token.into(),
+        }
     }
 
-    /// The `Authorization` header value git sends: Basic with the user
-    /// `x-access-token`, which GitHub, GitLab and Gitea accept for tokens.
+    /// A user name and password (or token), as an Argo CD repository Secret holds
+    /// them (`username`, `password`).
+    pub fn basic_auth(user: impl Into<String>, password: impl Into<String>) -> Self {
+        GitToken {
+            user: user.into(),
+            secret: password.into(),
+        }
+    }
+
+    /// The `Authorization` header value git sends: Basic with the user and secret.
     fn basic(&self) -> String {
         use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{}", self.0))
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", self.user, self.secret))
     }
 }
 
@@ -244,7 +260,7 @@ impl Git {
             format!("Authorization: Basic {basic}").into(),
         ));
         self.secrets
-            .push(Hidden(OsString::new(), token.0.clone().into()));
+            .push(Hidden(OsString::new(), token.secret.clone().into()));
         self.secrets.push(Hidden(OsString::new(), basic.into()));
         self.token = true;
         self

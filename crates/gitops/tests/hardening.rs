@@ -497,3 +497,37 @@ async fn an_apply_killed_before_its_commit_is_committed_by_the_next_run() {
     git_.journal_end().await.unwrap();
     assert_eq!(git_.journal_recover().await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_user_and_password_push_to_a_server_that_demands_them_and_never_show() {
+    let (keep, bare, work) = remote_and_clone();
+    let server = freshet_testbed::git_http::GitHttpServer::start(
+        keep.path(),
+        freshet_testbed::registry::Credentials::new("git-bot", "s3cret-git-pw"),
+    )
+    .await
+    .unwrap();
+    let url = server.url("remote.git");
+    let repo = commit_a_change(&work).await.remote(url.as_str());
+    // A wrong password: refused by the server, and neither password is shown.
+    let wrong = GitToken::basic_auth("git-bot", "wr0ng-password");
+    let err = repo.clone().token(&wrong).push("main").await.unwrap_err();
+    let shown = format!("{err} {err:?} {wrong:?} {wrong}");
+    assert!(!shown.contains("wr0ng-password"), "{shown}");
+    assert!(!shown.contains("s3cret-git-pw"), "{shown}");
+    // The right ones: pushed, as that user.
+    let right = GitToken::basic_auth("git-bot", "s3cret-git-pw");
+    let pushed = repo.token(&right).push("main").await.unwrap();
+    assert_eq!(git(&bare, &["rev-parse", "main"]), pushed.commit);
+    let requests = server.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.path.ends_with("/git-receive-pack") && r.user.as_deref() == Some("git-bot")),
+        "{requests:?}"
+    );
+    assert!(
+        requests.iter().any(|r| r.status == 401 && r.user.is_none()),
+        "{requests:?}"
+    );
+}

@@ -6,7 +6,8 @@
 //! misbehaving registry for the faults the real one cannot produce (`faults`), the
 //! commands of the `freshet-testbed` binary (the demo registry, `demo`, and the
 //! resolve benchmark, `bench`), and the tests' helpers: the poll loop (`wait`), the
-//! real `kubectl` and `git` (`kubectl`, `git`). Nothing in freshet's shipped binary
+//! real `kubectl` and `git` (`kubectl`, `git`), and a Git server over HTTP that
+//! demands basic auth (`git_http`). Nothing in freshet's shipped binary
 //! depends on this crate, and this crate must not depend on the API test bed
 //! (`freshet-apiserver`): registry tests would build it.
 #![forbid(unsafe_code)]
@@ -16,6 +17,7 @@ pub mod bench_scale;
 pub mod demo;
 pub mod faults;
 pub mod git;
+pub mod git_http;
 pub mod kubectl;
 pub mod registry;
 pub mod wait;

@@ -24,7 +24,7 @@ use http::{HeaderMap, Method, StatusCode, header};
 
 use self::access::{authenticate, create_token, impersonate, self_subject_access_review};
 use self::read::{get, list};
-pub use self::request::AppState;
+pub use self::request::{AppState, WriteCall, WriteHook};
 use self::request::{Output, Target, json_response, parse_body, query_map};
 use self::watch::watch_collection;
 use self::write::{create, delete, delete_collection, patch_object, update};
@@ -233,6 +233,22 @@ async fn dispatch(
     };
     if sub == "token" {
         return create_token(st, &t);
+    }
+    if let Some(hook) = st
+        .before_write
+        .as_ref()
+        .filter(|_| !matches!(verb, "get" | "list" | "watch"))
+    {
+        (hook.0)(
+            &st.store,
+            WriteCall {
+                verb,
+                plural: def.plural,
+                namespace,
+                name,
+                manager: &t.manager,
+            },
+        );
     }
     if reviews_itself {
         return self_subject_access_review(st, user, &parse_body(&body)?);

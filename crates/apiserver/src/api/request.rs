@@ -39,6 +39,45 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// `host:port` for `/api`'s `serverAddressByClientCIDRs`.
     pub server_address: String,
+    /// Runs before every write is handled (a test's "other writer").
+    pub before_write: Option<WriteHook>,
+}
+
+/// A write about to be handled, as a [`WriteHook`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteCall<'a> {
+    /// `create`, `update`, `patch`, `delete` or `deletecollection`.
+    pub verb: &'a str,
+    /// The resource's plural (`applications`).
+    pub plural: &'a str,
+    /// The namespace (empty for a cluster-scoped resource).
+    pub namespace: &'a str,
+    /// The object's name (empty for a collection).
+    pub name: &'a str,
+    /// The field manager of the write.
+    pub manager: &'a str,
+}
+
+/// A function run before each write request is handled, with the store, so a test
+/// can change an object between a client's read and its write without racing it
+/// (for example to prove a `resourceVersion` precondition fails with `409`).
+#[derive(Clone)]
+pub struct WriteHook(pub Arc<HookFn>);
+
+/// The function of a [`WriteHook`].
+pub type HookFn = dyn Fn(&Store, WriteCall<'_>) + Send + Sync;
+
+impl WriteHook {
+    /// Wraps `f`.
+    pub fn new(f: impl Fn(&Store, WriteCall<'_>) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for WriteHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriteHook")
+    }
 }
 
 pub(crate) fn json_response(code: StatusCode, body: &Value) -> Response {

@@ -6,20 +6,27 @@
 //! them, or forbids freshet to read them, has none), and the registry facts of their
 //! followed images, grouped by set of pull secrets exactly as workloads are
 //! ([`crate::secrets::SecretSets`], [`crate::facts::Worklist`], one client of the pass's
-//! registry factory per set). Must not write nor decide.
+//! registry factory per set). An image's `pullsecret:` Secret is read by
+//! [`crate::secrets::Reader`], a `secret:<ns>/<name>#<field>` one by [`super::creds`]
+//! (each Secret once per pass); one that cannot be used is a warning naming the image,
+//! the annotation, the Secret and the fix, and the image is resolved without it. Must
+//! not write nor decide.
 
-use freshet_core::argocd::PullSecretRef;
+use std::collections::BTreeMap;
+
 use freshet_core::argocd::crd::ImageUpdater;
+use freshet_core::argocd::{ImageConfig, PREFIX, PullSecretRef};
 use freshet_core::refresh::ImageFacts;
 
 use super::Read;
+use super::creds;
 use super::list::{self, App, ArgoKind, ListError};
 use super::plan::Prepared;
 use crate::errors::error_chain;
 use crate::facts::Worklist;
 use crate::gather::GatherError;
 use crate::pass::Refresher;
-use crate::secrets::{self, SecretSets};
+use crate::secrets::{self, PullSecret, SecretSets};
 
 /// The registry's answers for the Applications of a pass.
 #[derive(Debug, Default)]
@@ -30,6 +37,83 @@ pub struct AppFacts {
     pub facts: Vec<ImageFacts>,
     /// Unique images asked about, summed over the sets.
     pub images: usize,
+}
+
+/// The data of the plain Secrets that `secret:<ns>/<name>#<field>` pull secrets name,
+/// each read once per pass.
+#[derive(Debug, Default)]
+struct FieldSecrets {
+    read: BTreeMap<(String, String), Result<creds::SecretData, String>>,
+}
+
+impl FieldSecrets {
+    /// The pull secret of `field` of Secret `namespace/name` for `registry`; the
+    /// error names the Secret and the fix, never its contents.
+    async fn pull_secret(
+        &mut self,
+        kube: &kube::Client,
+        (namespace, name): (&str, &str),
+        field: &str,
+        registry: &str,
+    ) -> Result<PullSecret, String> {
+        let key = (namespace.to_owned(), name.to_owned());
+        if !self.read.contains_key(&key) {
+            let data = creds::secret_data(kube, namespace, name)
+                .await
+                .map_err(|e| error_chain(&e));
+            self.read.insert(key.clone(), data);
+        }
+        match &self.read[&key] {
+            Ok(data) => creds::field_pull_secret(data, (namespace, name), field, registry)
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.clone()),
+        }
+    }
+}
+
+/// What is wrong with a `.dockerconfigjson` pull secret, said for an Application
+/// (the workload messages of [`secrets::SecretError`] name `imagePullSecrets`).
+fn pull_secret_error(e: &secrets::SecretError) -> String {
+    use secrets::SecretError as E;
+    match e {
+        E::Missing { namespace, name } => format!(
+            "Secret {namespace}/{name} does not exist: create it with kubectl create secret docker-registry {name} -n {namespace} --docker-server=… --docker-username=… --docker-password=…"
+        ),
+        E::Forbidden { namespace, name } => format!(
+            "freshet may not read Secret {namespace}/{name}: grant its ServiceAccount get on that Secret with a Role in namespace {namespace}"
+        ),
+        E::Malformed {
+            namespace,
+            name,
+            reason,
+        } => format!(
+            "Secret {namespace}/{name} is unusable ({reason}): recreate it with kubectl create secret docker-registry"
+        ),
+        E::Read { .. } => error_chain(e),
+    }
+}
+
+/// The warning on an Application whose pull secret cannot be used: which image,
+/// the setting that names it, what is wrong and that it is resolved without it.
+fn pull_secret_warning(image: &ImageConfig, reference: &PullSecretRef, error: &str) -> String {
+    let shown = match reference {
+        PullSecretRef::PullSecret { namespace, name } => format!("pullsecret:{namespace}/{name}"),
+        PullSecretRef::SecretField {
+            namespace,
+            name,
+            field,
+        } => format!("secret:{namespace}/{name}#{}", field.escape_debug()),
+    };
+    let setting = match &image.alias {
+        Some(alias) => {
+            format!("annotation {PREFIX}{alias}.pull-secret (or its ImageUpdater's pullSecret)")
+        }
+        None => format!("annotation {PREFIX}pull-secret (or its ImageUpdater's pullSecret)"),
+    };
+    format!(
+        "{}: pull secret {shown} from the {setting} is not used: {error}; fix the Secret or the setting; the image is resolved without it",
+        image.label()
+    )
 }
 
 /// Whether a failed list means "nothing to read here" (no CRD, or not allowed).
@@ -93,23 +177,50 @@ impl Refresher {
         let mut reader = secrets::Reader::new(g.kube().clone());
         let mut sets = SecretSets::default();
         let mut out = AppFacts::default();
+        let mut fields = FieldSecrets::default();
         for (_, prepared) in apps {
             let mut found = Vec::new();
             let mut warnings = Vec::new();
-            for image in &prepared.config.images {
-                match &image.pull_secret {
-                    None => {}
-                    Some(PullSecretRef::PullSecret { namespace, name }) => {
-                        match reader.secret(namespace, name).await {
-                            Ok(s) if !found.contains(&s) => found.push(s),
-                            Ok(_) => {}
-                            Err(e) => warnings.push(e.to_string()),
+            for (index, image) in prepared.config.images.iter().enumerate() {
+                let Some(reference) = &image.pull_secret else {
+                    continue;
+                };
+                let got = match reference {
+                    PullSecretRef::PullSecret { namespace, name } => reader
+                        .secret(namespace, name)
+                        .await
+                        .map_err(|e| pull_secret_error(&e)),
+                    PullSecretRef::SecretField {
+                        namespace,
+                        name,
+                        field,
+                    } => {
+                        let registries = prepared
+                            .tracked
+                            .iter()
+                            .filter(|t| t.index == index)
+                            .map(|t| t.reference.registry());
+                        let mut last = None;
+                        for registry in registries {
+                            let r = fields
+                                .pull_secret(g.kube(), (namespace, name), field, registry)
+                                .await;
+                            match r {
+                                Ok(s) if !found.contains(&s) => found.push(s),
+                                Ok(_) => {}
+                                Err(e) => last = Some(Err(e)),
+                            }
+                        }
+                        match last {
+                            Some(e) => e,
+                            None => continue,
                         }
                     }
-                    Some(PullSecretRef::SecretField { namespace, name, field }) => warnings.push(format!(
-                        "{}: pull-secret secret:{namespace}/{name}#{field} is not read by freshet yet; the image is resolved without it: store the credentials as a kubernetes.io/dockerconfigjson Secret and write pullsecret:{namespace}/{name}",
-                        image.label()
-                    )),
+                };
+                match got {
+                    Ok(s) if !found.contains(&s) => found.push(s),
+                    Ok(_) => {}
+                    Err(e) => warnings.push(pull_secret_warning(image, reference, &e)),
                 }
             }
             out.per_app.push((sets.insert(found), warnings));

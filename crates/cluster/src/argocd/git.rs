@@ -10,22 +10,27 @@
 //! ([`freshet_gitops::write_within`]); committing the group's files once and pushing
 //! with the engine's fetch, rebase and retry when the remote moved. After a push the
 //! Applications' audit annotations are recorded (a patch of freshet's own annotations
-//! only). Credentials: git's own helpers, or [`super::ArgoOptions::git_token`]
-//! (`FRESHET_GIT_TOKEN`), never in a URL or argument. A job whose file cannot be edited
+//! only). Credentials: the `username` and `password` of the Secret that
+//! `git:secret:<namespace>/<name>` names ([`super::creds`]; Applications with
+//! different Secrets are never in one group), else [`super::ArgoOptions::git_token`]
+//! (`FRESHET_GIT_TOKEN`), else git's own helpers; sent as an HTTP header through
+//! git's environment, never in a URL, an argument or a log. A job whose file cannot be edited
 //! (missing target, a key the file lacks) fails alone: nothing is written for it, and
 //! the rest of its group is still committed. Must not decide what changes.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use freshet_core::argocd::PREFIX;
 use freshet_core::argocd::Write;
 use freshet_core::argocd::gitfile::{
     FileChange, helm_values_file, kustomization_file, override_file,
 };
 use freshet_core::argocd::source::GitPlace;
-use freshet_core::argocd::writeback::Target;
-use freshet_gitops::{Git, GitError, resolve_within, write_within};
+use freshet_core::argocd::writeback::{GitCreds, Method, Target};
+use freshet_gitops::{Git, GitError, GitToken, resolve_within, write_within};
 
+use super::creds;
 use super::list::App;
 use super::plan::{AppPlan, Prepared};
 use super::write;
@@ -61,6 +66,16 @@ pub enum GitWriteError {
     #[error(transparent)]
     Git(#[from] GitError),
 }
+
+/// A group of jobs committed together: the repository, the checkout branch, the
+/// branch pushed to, and the Secret of `git:secret:<namespace>/<name>` (`None`:
+/// `FRESHET_GIT_TOKEN` or git's own helpers).
+type GroupKey = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<(String, String)>,
+);
 
 /// What one job became in its group.
 type Edited = Result<Option<FileChange>, String>;
@@ -169,25 +184,50 @@ fn message(jobs: &[&GitJob], edited: &[Edited]) -> String {
 impl Refresher {
     /// Performs the pass's Git jobs: one commit per repository and branch.
     pub(crate) async fn argocd_git(&self, jobs: Vec<GitJob>) -> Vec<WorkloadReport> {
-        let mut groups: BTreeMap<(String, Option<String>, Option<String>), Vec<GitJob>> =
-            BTreeMap::new();
+        let mut groups: BTreeMap<GroupKey, Vec<GitJob>> = BTreeMap::new();
         let mut reports = Vec::new();
         for job in jobs {
             if job.plan.updates.is_empty() || self.options().dry_run {
                 reports.push(self.git_record(job, None).await);
                 continue;
             }
+            let secret = match &job.prepared.config.write_back.method {
+                Method::Git {
+                    creds: GitCreds::Secret { namespace, name },
+                } => Some((namespace.clone(), name.clone())),
+                _ => None,
+            };
             let key = (
                 job.place.repository.clone(),
                 job.place.checkout.clone(),
                 job.push_to.clone(),
+                secret,
             );
             groups.entry(key).or_default().push(job);
         }
-        for ((repo, checkout, push_to), group) in groups {
+        for ((repo, checkout, push_to, secret), group) in groups {
             let refs: Vec<&GitJob> = group.iter().collect();
+            let token = match &secret {
+                None => Ok(self.options().argocd.git_token.clone()),
+                Some((namespace, name)) => self.git_secret(namespace, name, &repo).await.map(Some),
+            };
+            let token = match token {
+                Ok(t) => t,
+                Err(message) => {
+                    tracing::error!(repository = %freshet_gitops::redact::relay(&repo, &[], 256), error = %message, "git write-back not attempted");
+                    for job in group {
+                        reports.push(self.git_failed(job, message.clone()).await);
+                    }
+                    continue;
+                }
+            };
             let outcome = self
-                .commit_group(&repo, checkout.as_deref(), push_to.as_deref(), &refs)
+                .commit_group(
+                    &repo,
+                    (checkout.as_deref(), push_to.as_deref()),
+                    token.as_ref(),
+                    &refs,
+                )
                 .await;
             match outcome {
                 Ok((edited, commit)) => {
@@ -210,13 +250,41 @@ impl Refresher {
         reports
     }
 
-    /// Clones, edits, commits and pushes one group; per job its edit (or error), and
+    /// The Git credentials of `git:secret:<namespace>/<name>` for `repo`; the error
+    /// names the setting, the Secret and the fix, never the Secret's contents.
+    async fn git_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+        repo: &str,
+    ) -> Result<GitToken, String> {
+        if !creds::valid_name(namespace) || !creds::valid_name(name) {
+            return Err(format!(
+                "write-back-method git:secret:{}/{} (annotation {PREFIX}write-back-method, or its ImageUpdater's writeBackConfig.method): not a Secret's <namespace>/<name>; fix the setting",
+                namespace.escape_debug(),
+                name.escape_debug()
+            ));
+        }
+        let result = match creds::secret_data(self.kube(), namespace, name).await {
+            Ok(data) => creds::git_token(&data, (namespace, name), repo),
+            Err(e) => Err(e),
+        };
+        result.map_err(|e| {
+            format!(
+                "write-back-method git:secret:{namespace}/{name} (annotation {PREFIX}write-back-method, or its ImageUpdater's writeBackConfig.method): {}; nothing is committed until it is fixed",
+                error_chain(&e)
+            )
+        })
+    }
+
+    /// Clones `repo` at `checkout`, edits, commits and pushes one group to `push_to`
+    /// with `token` (git's own helpers when `None`); per job its edit (or error), and
     /// the commit made (`None` when nothing changed).
     async fn commit_group(
         &self,
         repo: &str,
-        checkout: Option<&str>,
-        push_to: Option<&str>,
+        (checkout, push_to): (Option<&str>, Option<&str>),
+        token: Option<&GitToken>,
         jobs: &[&GitJob],
     ) -> Result<(Vec<Edited>, Option<String>), GitWriteError> {
         let options = &self.options().argocd;
@@ -233,7 +301,7 @@ impl Refresher {
             .env("GIT_AUTHOR_EMAIL", email)
             .env("GIT_COMMITTER_NAME", name)
             .env("GIT_COMMITTER_EMAIL", email);
-        if let Some(token) = &options.git_token {
+        if let Some(token) = token {
             base = base.token(token);
         }
         let root: PathBuf = tmp.path().join("repo");

@@ -4,7 +4,8 @@
 //! Owns the I/O around `freshet_core::argocd`: reading Applications and
 //! `ImageUpdater` resources page by page ([`list`]), the order of one Application's
 //! decisions ([`plan`]), their pull secrets and registry facts through the same
-//! [`crate::facts::Worklist`] and registry factory as workloads ([`facts`]), the
+//! [`crate::facts::Worklist`] and registry factory as workloads ([`facts`]; the
+//! credentials that settings name in plain Secrets are [`creds`]'s), the
 //! `argocd` write-back as a JSON merge patch carrying the Application's
 //! `resourceVersion` with re-read and re-plan on `409` ([`write`]), the `git`
 //! write-back batched into one commit per repository and branch per pass through
@@ -15,6 +16,7 @@
 //! decide anything: the configuration, the source, the moves, the patches and the
 //! file edits are the core's.
 
+pub mod creds;
 pub mod facts;
 pub mod git;
 pub mod guard;

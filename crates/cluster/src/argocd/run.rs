@@ -63,6 +63,19 @@ fn changes(
         .collect()
 }
 
+/// The error of a patch that failed for good; a conflict says that every re-read
+/// found the Application changed again.
+fn patch_failed(e: &write::AppWriteError, attempt: u32) -> String {
+    let message = error_chain(e);
+    if e.is_transient() {
+        format!(
+            "{message} (read again {attempt} times, and another writer changed it each time; nothing was written, the next pass tries again)"
+        )
+    } else {
+        message
+    }
+}
+
 fn failed(app: &App, message: String) -> WorkloadReport {
     WorkloadReport {
         error: Some(message),
@@ -238,7 +251,7 @@ impl Refresher {
                     }
                 }
                 Err(e) => {
-                    let message = error_chain(&e);
+                    let message = patch_failed(&e, attempt);
                     tracing::error!(kind = super::KIND, namespace = %app.namespace, name = %app.name, error = %message, "patch failed");
                     return WorkloadReport {
                         error: Some(message),
