@@ -39,6 +39,9 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// `host:port` for `/api`'s `serverAddressByClientCIDRs`.
     pub server_address: String,
+    /// A simulated validating admission webhook refuses any write of an object
+    /// whose pod (template) names an image containing one of these strings.
+    pub denied_images: Vec<String>,
 }
 
 pub(crate) fn json_response(code: StatusCode, body: &Value) -> Response {
