@@ -343,6 +343,9 @@ async fn two_concurrent_rollbacks_of_one_workload_exactly_one_wins() {
         .container("app", &image)
         .create(&client, NS)
         .await;
+    // Settled first: the deployment controller's own status writes would make
+    // both patches conflict.
+    wait_rolled_out(&client, NS, "api").await;
     let c = commander(&client, "2026-11-23T10:00:00Z");
     let rollback = Command::Rollback {
         container: None,

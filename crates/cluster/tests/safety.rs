@@ -498,6 +498,8 @@ async fn the_longest_waiting_rolls_first_across_one_shot_runs() {
     let r = run("2026-11-28T11:00:00Z").await;
     assert_eq!(status(&r, "a").0, Status::Refreshed, "{r:#?}");
     assert_eq!(status(&r, "z").0, Status::Queued, "{r:#?}");
+    // Rolled out before the next (injected) time passes its deadline.
+    wait_rolled_out(&client, NS, "a").await;
 
     // 11:30: team/multi moves; `b` waits too, behind `z` (by name it would lead).
     let multi_next = fixtures::move_tag(&pusher, &mut multi_fx, "latest", "2")
@@ -525,6 +527,7 @@ async fn the_longest_waiting_rolls_first_across_one_shot_runs() {
     let r = run("2026-11-28T12:00:00Z").await;
     assert_eq!(status(&r, "z").0, Status::Refreshed, "{r:#?}");
     assert_eq!(status(&r, "b").0, Status::Queued, "{r:#?}");
+    wait_rolled_out(&client, NS, "z").await;
     let state = cm.get("freshet-pacing").await.unwrap().data.unwrap()["state"].clone();
     assert!(!state.contains("team/z"), "{state}");
     assert!(state.contains("2026-11-28T11:30:00Z"), "{state}");
@@ -740,6 +743,11 @@ async fn two_runs_racing_never_share_a_slot_or_a_rollback() {
     let one = refresher(&client, options());
     let two = refresher(&client, options());
     one.run_once_at(at("2026-11-28T10:00:00Z")).await.unwrap();
+    // The first pods run the good digest before the tag moves (else they could
+    // pull the bad one themselves, outside any rollout freshet follows).
+    for name in ["a", "b", "c", "d"] {
+        wait_running(&client, name, api_fx.digest("stable")).await;
+    }
     pusher.tag(&bad, "stable").await.unwrap();
     let (r1, r2) = tokio::join!(
         one.run_once_at(at("2026-11-28T10:15:00Z")),
