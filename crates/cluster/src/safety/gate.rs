@@ -35,7 +35,8 @@ pub struct GateRequest {
     pub namespace: String,
     /// The index of the config rule it matched (rule budgets, queue order).
     pub rule: Option<usize>,
-    /// Since when it waits (the queue order after the rule).
+    /// Since when it waits as this pass sees it (the queue order after the rule);
+    /// an earlier time the pacing state remembers wins.
     pub waiting_since: DateTime<Utc>,
     /// Its rule's maintenance windows (empty: always open).
     pub windows: Windows,
