@@ -121,6 +121,40 @@ fn validate_selector(def: &ResourceDef, obj: &Value, name: &str) -> Result<(), A
     Ok(())
 }
 
+/// The simulated validating admission webhook of the test bed (a policy engine
+/// refusing images): `Err` when a container of `obj`'s pod (or pod template,
+/// or a CronJob's job template) names an image containing one of `denied`.
+/// Denied as a webhook without its own status code is: 400.
+pub fn deny_images(obj: &Value, denied: &[String]) -> Result<(), ApiError> {
+    if denied.is_empty() {
+        return Ok(());
+    }
+    let specs = [
+        "/spec",
+        "/spec/template/spec",
+        "/spec/jobTemplate/spec/template/spec",
+    ];
+    for spec in specs {
+        for list in ["containers", "initContainers"] {
+            let containers = obj
+                .pointer(&format!("{spec}/{list}"))
+                .and_then(Value::as_array);
+            for c in containers.into_iter().flatten() {
+                let image = str_at(c, "image");
+                if denied
+                    .iter()
+                    .any(|d| !d.is_empty() && image.contains(d.as_str()))
+                {
+                    return Err(ApiError::BadRequest(format!(
+                        "admission webhook \"images.testbed.freshet.io\" denied the request: image {image:?} is not allowed"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Applies defaults and validation to an object about to be created or
 /// replaced. `uid` is the uid the object will have (for Job selectors).
 pub fn admit(def: &ResourceDef, obj: &mut Value, creating: bool) -> Result<(), ApiError> {
@@ -277,5 +311,23 @@ mod tests {
             err.to_status()["message"],
             "Deployment.apps \"x\" is invalid: spec.selector: Required value"
         );
+    }
+
+    #[test]
+    fn the_simulated_webhook_denies_listed_images_in_pods_templates_and_job_templates() {
+        let denied = vec!["@sha256:bad".to_owned()];
+        let c = |image: &str| json!([{"name": "a", "image": image}]);
+        for obj in [
+            json!({"spec": {"containers": c("r/x:1@sha256:bad")}}),
+            json!({"spec": {"template": {"spec": {"initContainers": c("r/x@sha256:bad")}}}}),
+            json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": c("r/x:1@sha256:bad")}}}}}}),
+        ] {
+            let err = deny_images(&obj, &denied).unwrap_err();
+            assert_eq!(err.code(), 400, "{obj}");
+            assert!(err.to_string().contains("denied the request"), "{err}");
+        }
+        let fine = json!({"spec": {"template": {"spec": {"containers": c("r/x:1")}}}});
+        deny_images(&fine, &denied).unwrap();
+        deny_images(&json!({"spec": {"containers": c("r/x:1@sha256:bad")}}), &[]).unwrap();
     }
 }

@@ -281,11 +281,18 @@ impl ImageResolver for RegistryResolver {
         pull_secrets: &[(String, Vec<u8>)],
     ) -> Result<PulledImage, ImagePullError> {
         use freshet_registry::RegistryError as E;
-        let reference =
-            freshet_core::Reference::parse(image).map_err(|e| ImagePullError::Other {
+        let parse = |text: &str| {
+            freshet_core::Reference::parse(text).map_err(|e| ImagePullError::Other {
                 image: image.into(),
                 reason: e.to_string(),
-            })?;
+            })
+        };
+        let mut reference = parse(image)?;
+        // As containerd does: a digest wins over the tag beside it
+        // (`repo:tag@sha256:…` pulls the digest, whatever the tag names now).
+        if let (Some(_), Some(digest)) = (reference.tag(), reference.digest()) {
+            reference = parse(&format!("{}@{digest}", reference.name()))?;
+        }
         let platform = freshet_core::Platform::new(os, arch, variant);
         let want = freshet_registry::Want {
             platforms: false,

@@ -82,6 +82,14 @@ pub struct ClusterOptions {
     /// Images whose containers crash (CrashLoopBackOff): references as
     /// written, normalized (`docker.io/library/x:1`), or digests.
     pub crash_images: Vec<String>,
+    /// Images whose pulls fail (`ErrImagePull`, then `ImagePullBackOff`), matched
+    /// like `crash_images`: a pull failure that does not depend on the image's
+    /// platforms or on timing.
+    pub pull_fail_images: Vec<String>,
+    /// A simulated validating admission webhook refuses (400) every API write of
+    /// a pod, workload or CronJob naming an image that contains one of these
+    /// strings (e.g. `@sha256:…`): a policy engine refusing an image.
+    pub denied_images: Vec<String>,
     /// How images are resolved; `None` means the real registry ([`RegistryResolver`]).
     pub resolver: Option<Arc<dyn ImageResolver>>,
     /// How often the controllers and kubelet run.
@@ -104,6 +112,8 @@ impl std::fmt::Debug for ClusterOptions {
             .field("tls", &self.tls)
             .field("nodes", &self.nodes)
             .field("crash_images", &self.crash_images)
+            .field("pull_fail_images", &self.pull_fail_images)
+            .field("denied_images", &self.denied_images)
             .field("custom_resolver", &self.resolver.is_some())
             .field("tick", &self.tick)
             .field("kubeconfig_path", &self.kubeconfig_path)
@@ -118,6 +128,8 @@ impl Default for ClusterOptions {
             tls: true,
             nodes: default_nodes(),
             crash_images: Vec::new(),
+            pull_fail_images: Vec::new(),
+            denied_images: Vec::new(),
             resolver: None,
             tick: Duration::from_millis(100),
             bookmark_interval: Duration::from_secs(1),
@@ -157,6 +169,18 @@ impl ClusterOptions {
     /// Adds an image to the crash list.
     pub fn crash_image(mut self, image: impl Into<String>) -> Self {
         self.crash_images.push(image.into());
+        self
+    }
+
+    /// Adds an image to the pull-fail list.
+    pub fn pull_fail_image(mut self, image: impl Into<String>) -> Self {
+        self.pull_fail_images.push(image.into());
+        self
+    }
+
+    /// Makes the simulated admission webhook refuse images containing `image`.
+    pub fn deny_image(mut self, image: impl Into<String>) -> Self {
+        self.denied_images.push(image.into());
         self
     }
 
@@ -284,6 +308,8 @@ impl TestCluster {
             tls,
             nodes,
             crash_images,
+            pull_fail_images,
+            denied_images,
             resolver,
             tick,
             bookmark_interval,
@@ -334,6 +360,7 @@ impl TestCluster {
             shutdown: shutdown_rx.clone(),
             server_address: addr.to_string(),
             before_write,
+            denied_images,
         });
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(accept_loop(
@@ -342,7 +369,8 @@ impl TestCluster {
             router(state),
             shutdown_rx.clone(),
         )));
-        let controllers = Controllers::new(store.clone(), nodes, resolver, crash_images);
+        let controllers = Controllers::new(store.clone(), nodes, resolver, crash_images)
+            .with_pull_failures(pull_fail_images);
         let pulls = controllers.pull_log();
         tasks.push(tokio::spawn(controllers.run(tick, shutdown_rx)));
 
@@ -500,6 +528,9 @@ pub struct ServeArgs {
     /// An image whose containers crash (CrashLoopBackOff); repeatable.
     #[arg(long = "crash-image", value_name = "IMAGE")]
     pub crash_images: Vec<String>,
+    /// An image whose pulls fail (ErrImagePull); repeatable.
+    #[arg(long = "pull-fail-image", value_name = "IMAGE")]
+    pub pull_fail_images: Vec<String>,
     /// Resolve every image to a made-up digest without contacting a registry
     /// (for measurements and demos that need no real images).
     #[arg(long)]
@@ -514,6 +545,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServerError> {
         plain_http,
         nodes,
         crash_images,
+        pull_fail_images,
         fake_images,
     } = args;
     let resolver: Option<Arc<dyn ImageResolver>> =
@@ -523,6 +555,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServerError> {
         tls: !plain_http,
         nodes: parse_nodes(&nodes)?,
         crash_images,
+        pull_fail_images,
         resolver,
         kubeconfig_path: Some(write_kubeconfig),
         ..ClusterOptions::default()

@@ -6,7 +6,10 @@
 //! a plan's changes back (pinned, waiting for approvals, expired) or let them
 //! through, and tells what it decided: a line in the workload's report and an Event
 //! (`AwaitingApproval`/`ApprovalExpired`/`KeelSettingsIgnored` as Warnings,
-//! `UpdateApproved` as Normal). Must not decide: the core does; and it writes only
+//! `UpdateApproved` as Normal). The approval-needed notification goes out once per
+//! workload and target: when the pass writes a new request (`freshet.io/approval`,
+//! which names the target, is the memory that it was sent), not on every pass
+//! while the update waits. Must not decide: the core does; and it writes only
 //! Events (the plan it returns is written by the pass's one patch).
 
 use freshet_core::refresh::config::keel_labels_under;
@@ -40,13 +43,17 @@ pub struct Checked {
     pub gated: Option<Gated>,
     /// The Keel settings freshet ignores on the workload.
     pub keel: Option<String>,
+    /// Whether this pass asks for approvals of its target for the first time (the
+    /// stored request names another target, or none).
+    pub asks: bool,
 }
 
 impl Checked {
-    /// The notifications the gate asks for: an update waiting for approvals.
+    /// The notifications the gate asks for: an update waiting for approvals, once
+    /// per target (a later pass that finds the same request waiting sends none).
     pub fn notices(&self) -> Vec<crate::Notice> {
         match &self.gated {
-            Some(g @ Gated::Waiting { target, .. }) => {
+            Some(g @ Gated::Waiting { target, .. }) if self.asks => {
                 let image = target.split_once('@').map_or(target.as_str(), |(i, _)| i);
                 vec![crate::Notice::approval_needed(image, target, g.to_string())]
             }
@@ -127,5 +134,17 @@ pub fn check(read: &ReadWorkload, plan: WorkloadPlan, now: Timestamp) -> Result<
     let settings = keel_labels_under(annotations, &read.labels);
     let keel = unsupported(annotations, &read.labels).map(|w| w.to_string());
     let (plan, gated) = gate(plan, &settings, annotations, now.utc()).map_err(|e| e.to_string())?;
-    Ok(Checked { plan, gated, keel })
+    // `gate` parsed the stored request already: it is valid here.
+    let stored = ApprovalRequest::parse(annotations.get(APPROVAL).map(String::as_str))
+        .ok()
+        .flatten()
+        .map(|r| r.target);
+    let asks =
+        matches!(&gated, Some(Gated::Waiting { target, .. }) if stored.as_ref() != Some(target));
+    Ok(Checked {
+        plan,
+        gated,
+        keel,
+        asks,
+    })
 }

@@ -11,6 +11,7 @@ use common::*;
 use freshet_cluster::commands::{Command, CommandError, Commander, RollbackTo};
 use freshet_cluster::{FixedClock, PassOptions, PullSecret, Status};
 use freshet_core::Digest;
+use freshet_core::notify::EventKind;
 use freshet_core::refresh::config::ClusterConfig;
 use freshet_core::safety::command::Target;
 use freshet_testbed::registry::fixtures;
@@ -109,6 +110,37 @@ async fn approvals_are_reached_and_expire_with_the_time_injected() {
             "{w:#?}"
         );
     }
+    let asking = |r: &freshet_cluster::PassReport, name: &str| -> Vec<String> {
+        r.workloads
+            .iter()
+            .filter(|w| w.name == name)
+            .flat_map(|w| &w.notices)
+            .filter(|n| n.kind == EventKind::ApprovalNeeded)
+            .filter_map(|n| n.to.clone())
+            .collect()
+    };
+    for name in ["gated", "late"] {
+        assert_eq!(
+            asking(&asked, name),
+            [format!("{image}@{moved}")],
+            "one approval-needed notification per workload: {asked:#?}"
+        );
+    }
+    // Regression: the notification fired on every pass while the update waited.
+    let again = refresher
+        .run_once_at(at("2026-11-23T10:15:30Z"))
+        .await
+        .unwrap();
+    for name in ["gated", "late"] {
+        let w = again.workloads.iter().find(|w| w.name == name).unwrap();
+        assert!(
+            w.warnings
+                .iter()
+                .any(|m| m.contains("waiting for approval")),
+            "{w:#?}"
+        );
+        assert_eq!(asking(&again, name), Vec::<String>::new(), "sent once");
+    }
     let gated = deployments(&client, NS).get("gated").await.unwrap();
     assert_eq!(restarted_at(&gated), None);
     let request = annotation(&gated, "freshet.io/approval").expect("a request");
@@ -185,6 +217,26 @@ async fn approvals_are_reached_and_expire_with_the_time_injected() {
             .iter()
             .any(|e| e.reason.as_deref() == Some("ApprovalExpired"))
     );
+
+    // A new target digest asks again, and notifies again (once).
+    fixtures::move_tag(&pusher, &mut api_fx, "stable", "3")
+        .await
+        .unwrap();
+    let newer = api_fx.digest("stable").to_owned();
+    let asked = refresher
+        .run_once_at(at("2026-11-23T11:30:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(
+        asking(&asked, "late"),
+        [format!("{image}@{newer}")],
+        "{asked:#?}"
+    );
+    let again = refresher
+        .run_once_at(at("2026-11-23T11:31:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(asking(&again, "late"), Vec::<String>::new());
 }
 
 #[tokio::test]
@@ -294,6 +346,9 @@ async fn two_concurrent_rollbacks_of_one_workload_exactly_one_wins() {
         .container("app", &image)
         .create(&client, NS)
         .await;
+    // Settled first: the deployment controller's own status writes would make
+    // both patches conflict.
+    wait_rolled_out(&client, NS, "api").await;
     let c = commander(&client, "2026-11-23T10:00:00Z");
     let rollback = Command::Rollback {
         container: None,

@@ -1,6 +1,8 @@
 //! The rollback runbook, end to end on the API test bed with the real registry:
-//! a crash-looping digest rolled back, held and released; an `ErrImagePull`
-//! rollout rolled back; the pacing budget and maintenance windows with an injected
+//! a crash-looping digest rolled back, held and released; a rollback the API
+//! refused counted in the failure streak; the queue order kept across runs; an `ErrImagePull`
+//! rollout (the test bed's pull-fail list) rolled back and held; an image without
+//! the node's platform refused before any rollout; the pacing budget and maintenance windows with an injected
 //! time; two runs racing for one rollback and one budget slot.
 
 mod common;
@@ -200,7 +202,95 @@ async fn a_crash_looping_digest_is_rolled_back_held_and_released_by_the_next_goo
     );
 }
 
-/// Scenario 3: the tag moves to an image without the arm64 node's platform. The
+/// Scenario 3: the tag moves to a digest whose pulls fail (the test bed's
+/// pull-fail list: a registry error, not a missing platform, which the platform
+/// guard refuses before any write). freshet restarts, the new pods wait in
+/// `ErrImagePull`/`ImagePullBackOff`, the next pass judges the rollout failed from
+/// them and rolls back in one patch, holds the bad digest, and the pods run the
+/// last good digest again (checked from their imageID).
+#[tokio::test]
+async fn an_err_image_pull_rollout_is_rolled_back_and_held() {
+    let registry = RegistryServer::start(RegistryOptions::open())
+        .await
+        .expect("registry");
+    let pusher = Pusher::new(&registry).expect("pusher");
+    let api_fx = fixtures::seed_api(&pusher).await.expect("seed api");
+    let good = api_fx.digest("stable").to_owned();
+    let stable = api_fx.image("stable").clone();
+    let bad = pusher
+        .push(
+            &stable.repo,
+            "candidate",
+            &stable.spec.clone().generation("unpullable"),
+        )
+        .await
+        .expect("bad image");
+    let image = format!("{}/team/api:stable", registry.host());
+    crypto();
+    let cluster = TestCluster::start(ClusterOptions::default().pull_fail_image(&bad.digest))
+        .await
+        .expect("cluster starts");
+    let client = admin(&cluster).await;
+    namespace(&client, NS).await;
+    Deploy::test("pull")
+        .container("pull", &image)
+        .annotate("freshet.io/policy", "digest")
+        .create(&client, NS)
+        .await;
+    let refresher = refresher(&client, follow());
+    let deploys = deployments(&client, NS);
+    refresher
+        .run_once_at(at("2026-11-28T10:00:00Z"))
+        .await
+        .unwrap();
+    wait_running(&client, "pull", &good).await;
+
+    pusher.tag(&bad, "stable").await.unwrap();
+    let r = refresher
+        .run_once_at(at("2026-11-28T10:15:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(r.workloads[0].status, Status::Refreshed, "{r:#?}");
+    assert!(
+        annotation(&deploys.get("pull").await.unwrap(), ROLLOUT)
+            .is_some_and(|r| r.contains(&bad.digest))
+    );
+    wait_for("a pod of pull failing its pull", || async {
+        pods_of(&client, "pull")
+            .await
+            .iter()
+            .any(|(r, _)| matches!(r.as_deref(), Some("ErrImagePull" | "ImagePullBackOff")))
+            .then_some(())
+    })
+    .await;
+
+    let r = refresher
+        .run_once_at(at("2026-11-28T10:16:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(r.workloads[0].status, Status::RolledBack, "{r:#?}");
+    let error = r.workloads[0].error.clone().unwrap_or_default();
+    assert!(
+        error.contains("ErrImagePull") || error.contains("ImagePullBackOff"),
+        "{error}"
+    );
+    let d = deploys.get("pull").await.unwrap();
+    assert_eq!(image_of(&d), format!("{image}@{good}"));
+    assert_eq!(annotation(&d, ROLLOUT), None);
+    assert!(annotation(&d, HOLD).is_some_and(|h| h.contains(&bad.digest)));
+    assert_eq!(reasons(&events(&client, NS, "pull").await, "RolledBack"), 1);
+    wait_running(&client, "pull", &good).await;
+
+    // Held: the next pass does not roll the unpullable digest again.
+    let r = refresher
+        .run_once_at(at("2026-11-28T10:30:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(r.writes(), 0, "{r:#?}");
+    wait_running(&client, "pull", &good).await;
+}
+
+/// Scenario 3b: the tag moves to an image without the arm64 node's platform. The
 /// platform guard refuses it before any write, so no rollout fails with
 /// `ErrImagePull` and nothing needs rolling back (the judge's ErrImagePull rule is
 /// table-tested in `freshet_core::safety::health`).
@@ -258,12 +348,215 @@ async fn an_image_without_the_nodes_platform_never_starts_a_rollout() {
     wait_running(&client, "arm", &good).await;
 }
 
+/// Regression: a rollback the API refused (here a policy webhook denying the
+/// last good digest) was only reported; now it counts in the failure streak like
+/// any failure, escalates at the threshold, and the record stays for the next try.
+#[tokio::test]
+async fn a_refused_rollback_counts_in_the_failure_streak_and_escalates() {
+    let registry = RegistryServer::start(RegistryOptions::open())
+        .await
+        .expect("registry");
+    let pusher = Pusher::new(&registry).expect("pusher");
+    let api_fx = fixtures::seed_api(&pusher).await.expect("seed api");
+    let good = api_fx.digest("stable").to_owned();
+    let stable = api_fx.image("stable").clone();
+    let bad = pusher
+        .push(
+            &stable.repo,
+            "candidate",
+            &stable.spec.clone().generation("refused"),
+        )
+        .await
+        .expect("bad image");
+    let image = format!("{}/team/api:stable", registry.host());
+    crypto();
+    let cluster = TestCluster::start(
+        ClusterOptions::default()
+            .crash_image(&bad.digest)
+            .deny_image(format!("@{good}")),
+    )
+    .await
+    .expect("cluster starts");
+    let client = admin(&cluster).await;
+    namespace(&client, NS).await;
+    Deploy::test("denied")
+        .container("denied", &image)
+        .annotate("freshet.io/policy", "digest")
+        .annotate("freshet.io/failure-threshold", "2")
+        .create(&client, NS)
+        .await;
+    let refresher = refresher(&client, follow());
+    let deploys = deployments(&client, NS);
+    refresher
+        .run_once_at(at("2026-11-28T10:00:00Z"))
+        .await
+        .unwrap();
+    wait_running(&client, "denied", &good).await;
+    pusher.tag(&bad, "stable").await.unwrap();
+    let r = refresher
+        .run_once_at(at("2026-11-28T10:15:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(r.workloads[0].status, Status::Refreshed, "{r:#?}");
+    wait_waiting(&client, "denied", "CrashLoopBackOff").await;
+
+    // The rollback is refused: failure 1 of 2, a warning, the record kept.
+    let r = refresher
+        .run_once_at(at("2026-11-28T10:16:00Z"))
+        .await
+        .unwrap();
+    let w = &r.workloads[0];
+    assert_eq!(w.status, Status::Failed, "{r:#?}");
+    let error = w.error.clone().unwrap_or_default();
+    assert!(
+        error.contains("rollback was refused") && error.contains("denied the request"),
+        "{error}"
+    );
+    assert_eq!(w.transient.len(), 1, "{r:#?}");
+    assert_eq!(w.transient[0].count, 1);
+    let d = deploys.get("denied").await.unwrap();
+    assert_eq!(image_of(&d), image, "nothing restored");
+    assert!(annotation(&d, ROLLOUT).is_some(), "the record stays");
+    assert!(
+        annotation(&d, "freshet.io/refresh-consecutive-failures").is_some_and(|f| f.contains(":1")),
+        "{d:#?}"
+    );
+    assert_eq!(
+        reasons(&events(&client, NS, "denied").await, "RollbackFailed"),
+        1
+    );
+
+    // Refused again: the streak reaches its threshold and escalates.
+    let r = refresher
+        .run_once_at(at("2026-11-28T10:17:00Z"))
+        .await
+        .unwrap();
+    let w = &r.workloads[0];
+    assert_eq!(w.status, Status::Escalated, "{r:#?}");
+    assert_eq!(w.escalations[0].count, 2);
+    let d = deploys.get("denied").await.unwrap();
+    assert!(
+        annotation(&d, "freshet.io/refresh-last-error")
+            .is_some_and(|e| e.contains("2 failures in a row")),
+        "{d:#?}"
+    );
+    // The pods: the new revision still crashes on the bad digest; nothing of the
+    // good digest's pin reached them.
+    let pods = pods_of(&client, "denied").await;
+    assert!(
+        pods.iter()
+            .any(|(r, id)| r.as_deref() == Some("CrashLoopBackOff") && id.ends_with(&bad.digest)),
+        "{pods:?}"
+    );
+    assert_eq!(image_of(&d), image);
+}
+
+/// Regression: the queue order after the rule was "the longest-waiting", but each
+/// one-shot run saw every workload as waiting since that run, so the order fell back
+/// to the workload's name. The time a workload started waiting is kept in the
+/// pacing state: across runs (new refreshers, time injected), the one that waited
+/// longest rolls first.
+#[tokio::test]
+async fn the_longest_waiting_rolls_first_across_one_shot_runs() {
+    let registry = RegistryServer::start(RegistryOptions::open())
+        .await
+        .expect("registry");
+    let pusher = Pusher::new(&registry).expect("pusher");
+    let mut api_fx = fixtures::seed_api(&pusher).await.expect("seed api");
+    let mut multi_fx = fixtures::seed_multi(&pusher).await.expect("seed multi");
+    let api = format!("{}/team/api:stable", registry.host());
+    let multi = format!("{}/team/multi:latest", registry.host());
+    let cluster = cluster().await;
+    let client = admin(&cluster).await;
+    namespace(&client, NS).await;
+    namespace(&client, "freshet").await;
+    for (name, image) in [("a", &api), ("z", &api), ("b", &multi)] {
+        Deploy::test(name)
+            .container("app", image)
+            .annotate("freshet.io/policy", "digest")
+            .create(&client, NS)
+            .await;
+    }
+    let run = |when: &'static str| {
+        let options = PassOptions {
+            config: config("pacing: {max: 1, per: 1h}"),
+            ..follow()
+        };
+        let r = refresher(&client, options);
+        async move { r.run_once_at(at(when)).await.unwrap() }
+    };
+    let status = |r: &freshet_cluster::PassReport, name: &str| {
+        let w = r.workloads.iter().find(|w| w.name == name).unwrap();
+        (w.status, w.next_due.map(|t| t.to_string()))
+    };
+    run("2026-11-28T10:00:00Z").await;
+
+    // 11:00: team/api moves; `a` takes the one slot, `z` starts waiting.
+    let api_next = fixtures::move_tag(&pusher, &mut api_fx, "stable", "2")
+        .await
+        .unwrap();
+    let r = run("2026-11-28T11:00:00Z").await;
+    assert_eq!(status(&r, "a").0, Status::Refreshed, "{r:#?}");
+    assert_eq!(status(&r, "z").0, Status::Queued, "{r:#?}");
+    // Rolled out before the next (injected) time passes its deadline.
+    wait_rolled_out(&client, NS, "a").await;
+
+    // 11:30: team/multi moves; `b` waits too, behind `z` (by name it would lead).
+    let multi_next = fixtures::move_tag(&pusher, &mut multi_fx, "latest", "2")
+        .await
+        .unwrap();
+    let r = run("2026-11-28T11:30:00Z").await;
+    assert_eq!(
+        status(&r, "z"),
+        (Status::Queued, Some("2026-11-28T12:00:00Z".into())),
+        "{r:#?}"
+    );
+    assert_eq!(
+        status(&r, "b"),
+        (Status::Queued, Some("2026-11-28T13:00:00Z".into())),
+        "{r:#?}"
+    );
+    let cm: Api<ConfigMap> = Api::namespaced(client.clone(), "freshet");
+    let state = cm.get("freshet-pacing").await.unwrap().data.unwrap()["state"].clone();
+    assert!(
+        state.contains("\"Deployment/team/z\":\"2026-11-28T11:00:00Z\""),
+        "{state}"
+    );
+
+    // 12:00, a new run: `z` rolls, `b` still waits, its time kept.
+    let r = run("2026-11-28T12:00:00Z").await;
+    assert_eq!(status(&r, "z").0, Status::Refreshed, "{r:#?}");
+    assert_eq!(status(&r, "b").0, Status::Queued, "{r:#?}");
+    wait_rolled_out(&client, NS, "z").await;
+    let state = cm.get("freshet-pacing").await.unwrap().data.unwrap()["state"].clone();
+    assert!(!state.contains("team/z"), "{state}");
+    assert!(state.contains("2026-11-28T11:30:00Z"), "{state}");
+    wait_running(&client, "z", &api_next.digest).await;
+    wait_running(&client, "a", &api_next.digest).await;
+    let r = run("2026-11-28T13:00:00Z").await;
+    assert_eq!(status(&r, "b").0, Status::Refreshed, "{r:#?}");
+    wait_running(&client, "b", &multi_next.digest).await;
+}
+
 /// Options that follow rollouts, as the CLI's.
 fn follow() -> PassOptions {
     PassOptions {
         follow_rollouts: true,
         ..PassOptions::default()
     }
+}
+
+/// The slots spent at `at` in the pacing state `state` (every scope).
+fn slots(state: &str, at: &str) -> usize {
+    let v: serde_json::Value = serde_json::from_str(state).expect("the state is JSON");
+    v["slots"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter_map(|s| s.as_array())
+        .flatten()
+        .filter(|s| s.as_str() == Some(at))
+        .count()
 }
 
 fn config(text: &str) -> Arc<ClusterConfig> {
@@ -335,7 +628,7 @@ async fn pacing_five_per_six_hours_rolls_exactly_five_of_twenty() {
     assert!(queued[0].warnings[0].contains("pacing budget"));
     let cm: Api<ConfigMap> = Api::namespaced(client.clone(), "freshet");
     let state = cm.get("freshet-pacing").await.unwrap().data.unwrap()["state"].clone();
-    assert_eq!(state.matches("2026-11-28T11:00:00Z").count(), 5, "{state}");
+    assert_eq!(slots(&state, "2026-11-28T11:00:00Z"), 5, "{state}");
 
     // An hour later: still no slot.
     let r = refresher
@@ -450,6 +743,11 @@ async fn two_runs_racing_never_share_a_slot_or_a_rollback() {
     let one = refresher(&client, options());
     let two = refresher(&client, options());
     one.run_once_at(at("2026-11-28T10:00:00Z")).await.unwrap();
+    // The first pods run the good digest before the tag moves (else they could
+    // pull the bad one themselves, outside any rollout freshet follows).
+    for name in ["a", "b", "c", "d"] {
+        wait_running(&client, name, api_fx.digest("stable")).await;
+    }
     pusher.tag(&bad, "stable").await.unwrap();
     let (r1, r2) = tokio::join!(
         one.run_once_at(at("2026-11-28T10:15:00Z")),
@@ -470,7 +768,7 @@ async fn two_runs_racing_never_share_a_slot_or_a_rollback() {
     let cm: Api<ConfigMap> = Api::namespaced(client.clone(), "freshet");
     let state = cm.get("freshet-pacing").await.unwrap().data.unwrap()["state"].clone();
     assert!(
-        state.matches("2026-11-28T10:15:00Z").count() <= 2,
+        slots(&state, "2026-11-28T10:15:00Z") <= 2,
         "never more slots than the budget: {state}"
     );
     let rolling: Vec<String> = ["a", "b", "c", "d"]

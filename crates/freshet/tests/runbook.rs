@@ -2,7 +2,8 @@
 //! bed (its kubelet pulling from the real registry) and the real registry, with the
 //! real `kubectl` confirming each result: `rollback` (dry run, a digest the registry
 //! lacks, bad input, the real thing with the pods back on the good digest),
-//! `release`, `pin` (and a pass that then holds updates back), `hold` and `approve`.
+//! `release`, `pin` (and a pass that then holds updates back), `hold` and `approve`;
+//! `rollback --to-revision`; and `run --once --wait` following its rollouts.
 
 mod common;
 
@@ -287,4 +288,227 @@ async fn each_runbook_command_does_what_kubectl_then_shows() {
     ] {
         assert!(events.contains(reason), "{reason}: {events}");
     }
+}
+
+/// Waits until every pod of deployment `app` runs `digest` (from `imageID`).
+async fn app_pods_run(client: &kube::Client, app: &str, digest: &str) {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    wait_for(&format!("the pods of {app} to run {digest}"), || {
+        let pods = pods.clone();
+        async move {
+            let list = pods
+                .list(&ListParams::default().labels(&format!("app={app}")))
+                .await
+                .ok()?;
+            let ids: Vec<(String, bool)> = list
+                .items
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .flat_map(|p| p.status.clone()?.container_statuses)
+                .flatten()
+                .map(|s| (s.image_id, s.state.and_then(|s| s.waiting).is_none()))
+                .collect();
+            (!ids.is_empty() && ids.iter().all(|(id, ok)| *ok && id.ends_with(digest)))
+                .then_some(())
+        }
+    })
+    .await;
+}
+
+/// What kubectl says about deployment `name`: `jsonpath` applied.
+async fn get_of(kubeconfig: &str, name: &str, jsonpath: &str) -> String {
+    kubectl(
+        &[
+            "--kubeconfig",
+            kubeconfig,
+            "get",
+            "deployment",
+            name,
+            "-n",
+            "default",
+            "-o",
+            &format!("jsonpath={jsonpath}"),
+        ],
+        None,
+    )
+    .await
+}
+
+/// `run --once --wait` follows the rollouts it started within the run (bounded by
+/// --health-timeout): a good digest ends `refreshed` with its record removed, a
+/// crash-looping one is rolled back in the same run (exit 1); kubectl shows the
+/// templates and the pods run what the report says (from their imageID).
+#[tokio::test]
+async fn run_once_wait_follows_its_rollouts_to_healthy_or_rolled_back() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let registry = RegistryServer::start(RegistryOptions::open())
+        .await
+        .unwrap();
+    let pusher = Pusher::new(&registry).unwrap();
+    let api_fx = fixtures::seed_api(&pusher).await.unwrap();
+    let mut multi_fx = fixtures::seed_multi(&pusher).await.unwrap();
+    let good = api_fx.digest("stable").to_owned();
+    let stable = api_fx.image("stable").clone();
+    let bad = pusher
+        .push(
+            &stable.repo,
+            "candidate",
+            &stable.spec.clone().generation("crash"),
+        )
+        .await
+        .unwrap();
+    let api = format!("{}/team/api:stable", registry.host());
+    let multi = format!("{}/team/multi:latest", registry.host());
+    let cluster = TestCluster::start(ClusterOptions::default().crash_image(&bad.digest))
+        .await
+        .unwrap();
+    let client = admin(&cluster).await;
+    let kc = cluster.kubeconfig_path().to_str().unwrap().to_owned();
+    deploy(
+        &client,
+        "crashy",
+        &api,
+        json!({"freshet.io/policy": "digest"}),
+    )
+    .await;
+    deploy(
+        &client,
+        "fine",
+        &multi,
+        json!({"freshet.io/policy": "digest"}),
+    )
+    .await;
+    ok(&freshet(&["run", "--once", "--kubeconfig", &kc]).await);
+    app_pods_run(&client, "crashy", &good).await;
+    app_pods_run(&client, "fine", multi_fx.digest("latest")).await;
+
+    pusher.tag(&bad, "stable").await.unwrap();
+    let next = fixtures::move_tag(&pusher, &mut multi_fx, "latest", "2")
+        .await
+        .unwrap();
+    let out = freshet(&[
+        "run",
+        "--once",
+        "--wait",
+        "--health-timeout",
+        "60s",
+        "--kubeconfig",
+        &kc,
+        "-o",
+        "json",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1), "a rollback: {}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let status = |name: &str| {
+        report["workloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["name"] == name)
+            .map(|w| w["status"].clone())
+            .unwrap()
+    };
+    assert_eq!(status("fine"), "refreshed", "{report}");
+    assert_eq!(status("crashy"), "rolled-back", "{report}");
+    // The record of the healthy rollout is gone, the rolled-back one pinned.
+    assert_eq!(
+        get_of(&kc, "fine", "{.metadata.annotations.freshet\\.io/rollout}").await,
+        ""
+    );
+    assert_eq!(
+        get_of(&kc, "crashy", "{.spec.template.spec.containers[0].image}").await,
+        format!("{api}@{good}")
+    );
+    assert!(
+        get_of(&kc, "crashy", "{.metadata.annotations.freshet\\.io/hold}")
+            .await
+            .contains(&bad.digest)
+    );
+    app_pods_run(&client, "fine", &next.digest).await;
+    app_pods_run(&client, "crashy", &good).await;
+}
+
+/// `rollback --to-revision N` takes revision N's digest from the Deployment's
+/// ReplicaSets, pins it and holds what runs now; kubectl confirms the template and
+/// the hold, and the pods run revision N's digest again. A revision that does not
+/// exist is refused (exit 2) before any write.
+#[tokio::test]
+async fn rollback_to_revision_restores_that_revisions_digest() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let registry = RegistryServer::start(RegistryOptions::open())
+        .await
+        .unwrap();
+    let pusher = Pusher::new(&registry).unwrap();
+    let mut api_fx = fixtures::seed_api(&pusher).await.unwrap();
+    let first = api_fx.digest("stable").to_owned();
+    let floating = format!("{}/team/api:stable", registry.host());
+    let cluster = TestCluster::start(ClusterOptions::default()).await.unwrap();
+    let client = admin(&cluster).await;
+    let kc = cluster.kubeconfig_path().to_str().unwrap().to_owned();
+    // Revision 1 names its digest; revision 2 another one, set with kubectl.
+    deploy(&client, "app", &format!("{floating}@{first}"), json!({})).await;
+    pods_run(&client, &first).await;
+    let second = fixtures::move_tag(&pusher, &mut api_fx, "stable", "2")
+        .await
+        .unwrap()
+        .digest;
+    kubectl(
+        &[
+            "--kubeconfig",
+            &kc,
+            "set",
+            "image",
+            "deployment/app",
+            &format!("app={floating}@{second}"),
+        ],
+        None,
+    )
+    .await;
+    pods_run(&client, &second).await;
+    let history = kubectl(
+        &["--kubeconfig", &kc, "rollout", "history", "deployment/app"],
+        None,
+    )
+    .await;
+    assert!(history.contains('2'), "{history}");
+
+    let out = freshet(&[
+        "rollback",
+        "deployment/default/app",
+        "--to-revision",
+        "9",
+        "--kubeconfig",
+        &kc,
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(image(&kc).await, format!("{floating}@{second}"));
+
+    let r = ok(&freshet(&[
+        "rollback",
+        "deployment/default/app",
+        "--to-revision",
+        "1",
+        "--kubeconfig",
+        &kc,
+        "-o",
+        "json",
+    ])
+    .await);
+    assert_eq!(r["written"], true, "{r}");
+    assert_eq!(image(&kc).await, format!("{floating}@{first}"));
+    let hold: Value = serde_json::from_str(&annotation(&kc, "freshet.io/hold").await).unwrap();
+    let repo = format!("{}/team/api", registry.host());
+    assert!(
+        hold[&repo]["digests"].to_string().contains(&second),
+        "{hold}"
+    );
+    let events = kubectl(
+        &["--kubeconfig", &kc, "get", "events", "-n", "default"],
+        None,
+    )
+    .await;
+    assert!(events.contains("RolledBack"), "{events}");
+    pods_run(&client, &first).await;
 }

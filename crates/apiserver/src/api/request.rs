@@ -41,6 +41,9 @@ pub struct AppState {
     pub server_address: String,
     /// Runs before every write is handled (a test's "other writer").
     pub before_write: Option<WriteHook>,
+    /// A simulated validating admission webhook refuses any write of an object
+    /// whose pod (template) names an image containing one of these strings.
+    pub denied_images: Vec<String>,
 }
 
 /// A write about to be handled, as a [`WriteHook`] sees it.

@@ -1,6 +1,6 @@
 //! Writes: create, update, the four patch kinds (JSON merge, JSON patch,
 //! strategic merge, server-side apply), delete and deletecollection, each with
-//! admission, managed fields, `resourceVersion` preconditions and dry run.
+//! admission (and the simulated image-denying webhook), managed fields, `resourceVersion` preconditions and dry run.
 //!
 //! Owns the write verbs. It must not answer reads or watches, and it writes only
 //! through the store, which keeps versions and history.
@@ -16,7 +16,7 @@ use super::request::{
     AppState, ListFilter, Target, current, incoming, json_response, ok, parse_body,
 };
 use super::scale::{scale_of, write_scale};
-use crate::admission::admit;
+use crate::admission::{admit, deny_images};
 use crate::fieldmanager;
 use crate::patch::{self, PatchError, PatchKind};
 use crate::resources::ResourceDef;
@@ -36,6 +36,7 @@ pub(crate) fn create(st: &AppState, t: &Target, body: &Bytes) -> Result<Response
         m.remove("resourceVersion");
     }
     admit(t.def, &mut obj, true)?;
+    deny_images(&obj, &st.denied_images)?;
     fieldmanager::record_update(None, &mut obj, &t.manager, &t.def.api_version());
     let created = st.store.create_opt(t.def, &t.namespace, obj, t.dry_run)?;
     Ok(json_response(StatusCode::CREATED, &t.def.to_view(&created)))
@@ -61,6 +62,7 @@ pub(crate) fn update(st: &AppState, t: &Target, body: &Bytes) -> Result<Response
         .insert("uid".into(), cur["metadata"]["uid"].clone());
     if t.subresource.is_empty() {
         admit(t.def, &mut obj, false)?;
+        deny_images(&obj, &st.denied_images)?;
         fieldmanager::record_update(Some(&cur), &mut obj, &t.manager, &t.def.api_version());
     }
     let updated = st
@@ -128,6 +130,7 @@ pub(crate) fn patch_object(
             crate::util::ensure_obj(&mut obj, "metadata")
                 .insert("uid".into(), json!(random_uuid()));
             admit(t.def, &mut obj, true)?;
+            deny_images(&obj, &st.denied_images)?;
             let applied = t.def.to_storage(&patch_doc);
             let obj = fieldmanager::apply(
                 &json!({}),
@@ -169,6 +172,7 @@ pub(crate) fn patch_object(
         }
         if t.subresource.is_empty() {
             admit(t.def, &mut obj, false)?;
+            deny_images(&obj, &st.denied_images)?;
             if kind == PatchKind::Apply {
                 let applied = t.def.to_storage(&patch_doc);
                 obj = fieldmanager::apply(

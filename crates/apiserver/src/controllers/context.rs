@@ -55,6 +55,8 @@ pub struct Controllers {
     pub(crate) nodes: Vec<NodeSpec>,
     pub(crate) resolver: Arc<dyn ImageResolver>,
     pub(crate) crash_images: Vec<String>,
+    /// Images whose pulls fail (`ErrImagePull`), matched like the crash list.
+    pub(crate) pull_fail_images: Vec<String>,
     /// The kubelet's pulls, caches and clocks.
     pub(crate) kubelet: KubeletState,
     /// Deployment uid -> (progress signature, when it last changed).
@@ -73,6 +75,7 @@ impl std::fmt::Debug for Controllers {
         f.debug_struct("Controllers")
             .field("nodes", &self.nodes)
             .field("crash_images", &self.crash_images)
+            .field("pull_fail_images", &self.pull_fail_images)
             .finish_non_exhaustive()
     }
 }
@@ -91,6 +94,7 @@ impl Controllers {
             nodes,
             resolver,
             crash_images,
+            pull_fail_images: Vec::new(),
             kubelet: KubeletState::default(),
             progress: HashMap::new(),
             queue: WorkQueue::default(),
@@ -99,6 +103,13 @@ impl Controllers {
         };
         c.queue_everything();
         c
+    }
+
+    /// Makes every pull of the images on `list` fail (references as written,
+    /// normalized, or digests, bare or as `repo@digest`).
+    pub fn with_pull_failures(mut self, list: Vec<String>) -> Self {
+        self.pull_fail_images = list;
+        self
     }
 
     /// Queues every object the controllers look at (at start, and after missing

@@ -201,4 +201,55 @@ mod tests {
         // but nothing is dirty.
         assert_eq!(c.queue.len().0, 0);
     }
+
+    /// Guards the pull-fail list: a pull of a listed image fails like a registry
+    /// error, so the pod's container waits in `ErrImagePull`/`ImagePullBackOff`
+    /// with no imageID, and the image is not cached on the node.
+    #[tokio::test]
+    async fn an_image_on_the_pull_fail_list_waits_in_err_image_pull() {
+        let store = Arc::new(Store::new(1000));
+        let ns = ResourceDef::find("", "v1", "namespaces").unwrap();
+        store
+            .create(ns, "", json!({"metadata": {"name": "default"}}))
+            .unwrap();
+        let deploy = ResourceDef::find("apps", "v1", "deployments").unwrap();
+        let mut d = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "app", "image": "registry.test/web:1"}]}}}});
+        crate::admission::admit(deploy, &mut d, true).unwrap();
+        store.create(deploy, "default", d).unwrap();
+        let mut c = Controllers::new(
+            store.clone(),
+            vec![NodeSpec::linux("n1", "amd64")],
+            Arc::new(FakeResolver::default()),
+            Vec::new(),
+        )
+        .with_pull_failures(vec!["registry.test/web:1".into()]);
+        let waiting = |store: &Store| -> Option<String> {
+            store.list("pods", Some("default")).0.iter().find_map(|p| {
+                let s = p.pointer("/status/containerStatuses/0")?;
+                assert_eq!(str_at(s, "imageID"), "", "{s}");
+                s.pointer("/state/waiting/reason")?
+                    .as_str()
+                    .map(str::to_owned)
+            })
+        };
+        let mut seen = None;
+        for _ in 0..200 {
+            c.tick().await;
+            tokio::task::yield_now().await;
+            seen = waiting(&store).filter(|r| r == "ErrImagePull" || r == "ImagePullBackOff");
+            if seen.is_some() {
+                break;
+            }
+        }
+        assert!(seen.is_some(), "the pod never waited on its pull");
+        assert_eq!(running_pods(&store), 0);
+        assert!(
+            c.kubelet.image_cache.is_empty(),
+            "a failed pull is not cached"
+        );
+    }
 }

@@ -479,17 +479,29 @@ pub fn reconcile_daemonset(c: &mut Controllers, ds: &Value) {
             }
         }
     }
+    // A rolling update, as the real controller's: outdated pods that are not
+    // available go at once (they cost no availability: how a DaemonSet stuck on a
+    // broken revision recovers when its template is fixed); an available one only
+    // when every pod is ready (maxUnavailable 1).
     let all_ready = pods.iter().all(pod_ready) && pods.len() == nodes.len();
-    if str_at(ds, "spec.updateStrategy.type") != "OnDelete"
-        && all_ready
-        && let Some(p) = pods.iter().find(|p| rev_of(p) != hash)
-    {
-        let _ = c.store.delete(
-            pod_def,
-            &ns,
-            str_at(p, "metadata.name"),
-            Propagation::Cascade,
-        );
+    if str_at(ds, "spec.updateStrategy.type") != "OnDelete" {
+        let outdated = pods.iter().filter(|p| rev_of(p) != hash);
+        let unavailable: Vec<&Value> = outdated.clone().filter(|p| !pod_ready(p)).collect();
+        let doomed: Vec<&Value> = if !unavailable.is_empty() {
+            unavailable
+        } else if all_ready {
+            outdated.take(1).collect()
+        } else {
+            Vec::new()
+        };
+        for p in doomed {
+            let _ = c.store.delete(
+                pod_def,
+                &ns,
+                str_at(p, "metadata.name"),
+                Propagation::Cascade,
+            );
+        }
     }
     let pods = owned_pods(c, ds);
     let ready = pods.iter().filter(|p| pod_ready(p)).count() as i64;

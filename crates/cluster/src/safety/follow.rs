@@ -8,21 +8,24 @@
 //! workload's `onFailure` and send the restores, the hold and the record's removal
 //! in one patch carrying the `resourceVersion` judged on. A conflict re-reads and
 //! judges again (bounded): of two runs judging at once, only one rolls back; the
-//! other finds the record gone. Must not decide: the core judges and responds.
+//! other finds the record gone. A rollback the API refuses counts in the failure
+//! streak like any failure (and escalates at the threshold). Must not decide: the
+//! core judges and responds.
 
 use freshet_core::refresh::config::{ClusterConfig, Subject};
+use freshet_core::refresh::enroll::DEFAULT_THRESHOLD;
 use freshet_core::refresh::{Change, Timestamp, WorkloadKind, WorkloadPlan};
 use freshet_core::safety::health::DEFAULT_RESTART_THRESHOLD;
 use freshet_core::safety::hold::HOLD;
 use freshet_core::safety::rollout::ROLLOUT;
 use freshet_core::safety::{
-    Health, Holds, OnFailure, Restore, Rollback, Rollout, health, rollback,
+    Health, Holds, OnFailure, Restore, Rollback, Rollout, Threshold, health, rollback,
 };
 use kube::runtime::events::EventType;
 use serde_json::json;
 
 use super::observe::{Observed, containers, observe};
-use super::{ROLLED_BACK, ROLLOUT_FAILED};
+use super::{ROLLBACK_FAILED, ROLLED_BACK, ROLLOUT_FAILED};
 use crate::errors::error_chain;
 use crate::pass::Refresher;
 use crate::report::{Status, WorkloadReport};
@@ -59,6 +62,28 @@ pub fn rule_of<'c>(
             containers: &containers,
         })
         .map(|(r, _)| r)
+}
+
+/// The enrollment of `read` under `config` (`None`: not enrolled, or invalid).
+fn enrollment_of(
+    config: &ClusterConfig,
+    read: &ReadWorkload,
+) -> Option<freshet_core::refresh::Enrollment> {
+    let containers: Vec<(&str, &str)> = read
+        .workload
+        .containers
+        .iter()
+        .map(|c| (c.name.as_str(), c.image.as_str()))
+        .collect();
+    config
+        .enroll(&Subject {
+            namespace: &read.workload.namespace,
+            labels: &read.labels,
+            annotations: &read.workload.annotations,
+            containers: &containers,
+        })
+        .ok()
+        .flatten()
 }
 
 /// The record on `read`, if any (an invalid one is an error naming the fix).
@@ -146,7 +171,7 @@ impl Refresher {
                     current = observed.read;
                 }
                 Err(e) => {
-                    return Followed::Done(WorkloadReport::failed(&observed.read, error_chain(&e)));
+                    return Followed::Done(self.refused(&observed.read, &record, &e, now).await);
                 }
                 Ok(r) => return Followed::Done(r),
             }
@@ -272,6 +297,52 @@ impl Refresher {
 }
 
 impl Refresher {
+    /// A rollback the API refused: counted in the failure streak of the images
+    /// the rollout changed ([`rollback::refused`], written in a metadata-only
+    /// patch), a Warning Event `RollbackFailed`, and the report failed (or
+    /// escalated at the threshold). The record stays: the next pass tries again.
+    async fn refused(
+        &self,
+        read: &ReadWorkload,
+        record: &Rollout,
+        e: &WriteError,
+        now: Timestamp,
+    ) -> WorkloadReport {
+        let message = format!(
+            "rollout failed and its rollback was refused: {}",
+            error_chain(e)
+        );
+        let enrollment = enrollment_of(&self.options().config, read);
+        let threshold = |image: &str| match &enrollment {
+            Some(en) => en.thresholds.threshold(image, en.threshold),
+            None => Threshold::Count(DEFAULT_THRESHOLD),
+        };
+        let plan = rollback::refused(&read.workload.annotations, record, threshold, &message);
+        let mut r = WorkloadReport::of_plan(read, &plan);
+        if r.status != Status::Escalated {
+            r.status = Status::Failed;
+        }
+        r.error = Some(message.clone());
+        let w = &read.workload;
+        tracing::error!(kind = kind_name(w.kind), namespace = %w.namespace, name = %w.name, "{message}");
+        if self.options().dry_run {
+            return r;
+        }
+        match self.writer().patch(w, &plan, now).await {
+            Ok(written) => r.written = written,
+            Err(e) => {
+                r.error = Some(format!(
+                    "{message}; recording the failure streak failed too: {}",
+                    error_chain(&e)
+                ));
+            }
+        }
+        self.writer()
+            .note(read, EventType::Warning, ROLLBACK_FAILED, &message)
+            .await;
+        r
+    }
+
     /// Removes the record of a healthy rollout (`run --once --wait`).
     async fn clear_record(&self, read: &ReadWorkload, now: Timestamp) -> WorkloadReport {
         let mut plan = WorkloadPlan::default();

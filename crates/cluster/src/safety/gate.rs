@@ -7,7 +7,10 @@
 //! roll are written back to the [`BudgetStore`] with the `resourceVersion` read,
 //! before any of them is patched (a conflict re-reads and decides again, bounded).
 //! A slot is spent when the gate admits, so a patch that then fails keeps its slot
-//! spent: the budget errs on the side of fewer rollouts. Catch-up and any other
+//! spent: the budget errs on the side of fewer rollouts. When paced, the same
+//! state remembers since when each queued workload waits (by the budget or outside
+//! its windows), so the queue order survives one-shot runs; a workload that no
+//! pass asks for any more is forgotten. Catch-up and any other
 //! path that starts rollouts should call [`Gate::admit`] too. Must not patch
 //! workloads.
 
@@ -32,7 +35,8 @@ pub struct GateRequest {
     pub namespace: String,
     /// The index of the config rule it matched (rule budgets, queue order).
     pub rule: Option<usize>,
-    /// Since when it waits (the queue order after the rule).
+    /// Since when it waits as this pass sees it (the queue order after the rule);
+    /// an earlier time the pacing state remembers wins.
     pub waiting_since: DateTime<Utc>,
     /// Its rule's maintenance windows (empty: always open).
     pub windows: Windows,
@@ -85,16 +89,15 @@ impl Gate {
     ) -> Result<BTreeMap<String, GateDecision>, BudgetError> {
         let mut out = BTreeMap::new();
         let mut open = Vec::new();
+        let mut closed = Vec::new();
         for r in requests {
             if r.windows.is_open(now) {
                 open.push(r);
                 continue;
             }
+            closed.push(r);
             let due = r.windows.next_open(now);
             out.insert(r.id.clone(), outside_window(due));
-        }
-        if open.is_empty() {
-            return Ok(out);
         }
         if !self.paces() {
             out.extend(open.iter().map(|r| (r.id.clone(), GateDecision::Roll)));
@@ -112,7 +115,15 @@ impl Gate {
         let mut attempt = 0;
         let decided = loop {
             let stored = self.store.read().await?;
-            let decided = pace(&self.pacing, &stored.state, &due, in_progress, now);
+            let mut decided = pace(&self.pacing, &stored.state, &due, in_progress, now);
+            // Those outside their windows wait too: their time is kept for when
+            // the window opens.
+            for r in &closed {
+                decided
+                    .state
+                    .keep_waiting(&stored.state, &r.id, r.waiting_since);
+            }
+            decided.state.cap_waiting();
             if dry_run || decided.state == stored.state {
                 break decided;
             }

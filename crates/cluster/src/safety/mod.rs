@@ -25,5 +25,7 @@ pub use gate::{Gate, GateDecision, GateRequest};
 
 /// The Warning Event reason of an automatic rollback.
 pub const ROLLED_BACK: &str = "RolledBack";
+/// The Warning Event reason of an automatic rollback the API refused.
+pub const ROLLBACK_FAILED: &str = "RollbackFailed";
 /// The Warning Event reason of a failed rollout freshet paused or only reported.
 pub const ROLLOUT_FAILED: &str = "RolloutFailed";

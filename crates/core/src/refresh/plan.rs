@@ -562,7 +562,7 @@ const ANNOTATION_ERROR_CHARS: usize = 1024;
 /// `text` fit for an annotation: control characters escaped (a value shown by
 /// `kubectl describe` cannot act on a terminal), at most
 /// [`ANNOTATION_ERROR_CHARS`] characters (an ellipsis marks a cut).
-fn annotation_text(text: &str) -> String {
+pub(crate) fn annotation_text(text: &str) -> String {
     let mut out = String::new();
     for (n, c) in text.chars().enumerate() {
         if n >= ANNOTATION_ERROR_CHARS {

@@ -11,6 +11,9 @@
 //!
 //! The queue order is deterministic: rule order (workloads enrolled by their own
 //! annotations after every rule), then the longest-waiting, then the workload id.
+//! When a workload started waiting is part of the state ([`PacingState::waiting`]),
+//! so the order survives one-shot runs: [`pace`] keeps the earliest time it knows
+//! for each queued workload and forgets those that roll or are no longer due.
 //! A workload whose scopes are full is queued with the time its slots free up,
 //! counting the slots the workloads ahead of it will take; a later workload whose
 //! scopes have room still rolls now.
@@ -38,6 +41,10 @@ pub const MIN_PER: Duration = Duration::from_secs(60);
 pub const MAX_PER: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The largest state value parsed (a ConfigMap holds 1 MiB).
 pub const MAX_STATE: usize = 1024 * 1024;
+/// The most waiting workloads remembered (the longest-waiting are kept; the others
+/// count as waiting since the pass that sees them), so the state stays far below
+/// [`MAX_STATE`].
+pub const MAX_WAITING: usize = 5_000;
 
 /// The scope key of the cluster-wide budget in [`PacingState`].
 pub const CLUSTER: &str = "cluster";
@@ -247,12 +254,17 @@ pub fn namespace_scope(namespace: &str) -> String {
     format!("namespace:{namespace}")
 }
 
-/// The slots spent, per scope (times ascending). Stored by the shell.
+/// The slots spent, per scope (times ascending), and since when each queued
+/// workload waits. Stored by the shell.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PacingState {
     /// Slot times per scope key ([`CLUSTER`], [`rule_scope`], [`namespace_scope`]).
     pub slots: BTreeMap<String, Vec<Slot>>,
+    /// Workload id -> since when it waits (queued by the budget or outside its
+    /// windows); at most [`MAX_WAITING`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub waiting: BTreeMap<String, Slot>,
 }
 
 /// One slot spent at a time.
@@ -286,6 +298,34 @@ impl PacingState {
         serde_json::to_string(self).expect("the pacing state serialises")
     }
 
+    /// Since when `id`, asking at `since`, waits: the earlier of `since` and the
+    /// time this state remembers.
+    pub fn waiting_since(&self, id: &str, since: DateTime<Utc>) -> DateTime<Utc> {
+        self.waiting.get(id).map_or(since, |s| s.0.min(since))
+    }
+
+    /// Remembers that `id` waits since `previous.waiting_since(id, since)` (also
+    /// for a workload outside its windows, which [`pace`] does not see); call
+    /// [`PacingState::cap_waiting`] after the last.
+    pub fn keep_waiting(&mut self, previous: &PacingState, id: &str, since: DateTime<Utc>) {
+        let at = previous.waiting_since(id, since);
+        self.waiting.insert(id.to_owned(), Slot(at));
+    }
+
+    /// Keeps the [`MAX_WAITING`] longest-waiting entries.
+    pub fn cap_waiting(&mut self) {
+        if self.waiting.len() <= MAX_WAITING {
+            return;
+        }
+        let mut all: Vec<(Slot, String)> = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .map(|(id, at)| (at, id))
+            .collect();
+        all.sort();
+        all.truncate(MAX_WAITING);
+        self.waiting = all.into_iter().map(|(at, id)| (id, at)).collect();
+    }
+
     /// The state without slots that no budget counts any more at `now`.
     pub fn pruned(&self, pacing: &Pacing, now: DateTime<Utc>) -> PacingState {
         let mut out = PacingState::default();
@@ -316,7 +356,8 @@ pub struct DueWorkload {
     pub namespace: String,
     /// The config rule that enrolled it (`None`: its own annotations).
     pub rule: Option<usize>,
-    /// Since when it has been due (the longest-waiting goes first).
+    /// Since when it has been due as this pass sees it (the longest-waiting goes
+    /// first; the state's earlier time for it wins).
     pub waiting_since: DateTime<Utc>,
 }
 
@@ -353,7 +394,8 @@ pub struct Pace {
     pub roll: Vec<String>,
     /// The others, in queue order.
     pub queued: Vec<Queued>,
-    /// The state to store (pruned, with the slots spent now).
+    /// The state to store (pruned, with the slots spent now, and the queued
+    /// workloads' waiting times).
     pub state: PacingState,
 }
 
@@ -366,14 +408,12 @@ pub fn pace(
     in_progress: u32,
     now: DateTime<Utc>,
 ) -> Pace {
-    let mut order: Vec<&DueWorkload> = due.iter().collect();
-    order.sort_by(|a, b| {
-        (a.rule.is_none(), a.rule, a.waiting_since, &a.id).cmp(&(
-            b.rule.is_none(),
-            b.rule,
-            b.waiting_since,
-            &b.id,
-        ))
+    let mut order: Vec<(&DueWorkload, DateTime<Utc>)> = due
+        .iter()
+        .map(|w| (w, state.waiting_since(&w.id, w.waiting_since)))
+        .collect();
+    order.sort_by(|(a, a_since), (b, b_since)| {
+        (a.rule.is_none(), a.rule, a_since, &a.id).cmp(&(b.rule.is_none(), b.rule, b_since, &b.id))
     });
     let mut real = state.pruned(pacing, now);
     let mut planned = real.clone();
@@ -383,8 +423,10 @@ pub fn pace(
         queued: Vec::new(),
         state: PacingState::default(),
     };
-    for w in order {
+    let mut waiting = Vec::new();
+    for (w, since) in order {
         if let Some(max) = pacing.max_in_progress.filter(|m| running >= *m) {
+            waiting.push((w.id.as_str(), since));
             out.queued.push(Queued {
                 id: w.id.clone(),
                 due: None,
@@ -406,6 +448,7 @@ pub fn pace(
             running += 1;
             out.roll.push(w.id.clone());
         } else {
+            waiting.push((w.id.as_str(), since));
             out.queued.push(Queued {
                 id: w.id.clone(),
                 due: Some(at),
@@ -418,6 +461,10 @@ pub fn pace(
     for slots in real.slots.values_mut() {
         slots.sort();
     }
+    for (id, since) in waiting {
+        real.keep_waiting(state, id, since);
+    }
+    real.cap_waiting();
     out.state = real;
     out
 }

@@ -11,7 +11,8 @@
 //! | `pin`, `set-image` | the previous image string | |
 //! | `set-env` | the previous value (or removes a variable that was unset) | |
 //!
-//! [`respond`] answers a failed rollout from its record; [`to_digest`] is the
+//! [`respond`] answers a failed rollout from its record; [`refused`] counts a
+//! rollback the API refused in the failure streak; [`to_digest`] is the
 //! manual `freshet rollback … --to DIGEST` (and, with `running: None`, the pin of
 //! `freshet pin`). A container whose value is no longer what freshet rolled out (a person or a GitOps
 //! tool changed it since) is left alone and reported in [`Rollback::skipped`]. Must
@@ -26,6 +27,10 @@ use chrono::{DateTime, Utc};
 use super::hold::{HOLD, Holds};
 use super::rollout::{Action, ROLLOUT, Rollout, RolloutChange};
 use super::spec::{Container, Restore, pinned};
+use super::threshold::Threshold;
+use crate::refresh::audit::Audit;
+use crate::refresh::plan::annotation_text;
+use crate::refresh::{Streak, WorkloadPlan};
 use crate::{Digest, Reference};
 
 /// `freshet.io/on-failure`.
@@ -277,6 +282,53 @@ fn restore(
             }
         }
     }
+}
+
+/// A rollback the API refused (its patch was denied or invalid): a failure of each
+/// image the rollout changed, counted in the workload's failure streak like any
+/// other failure (`freshet.io/refresh-consecutive-failures`), so it warns below the
+/// image's threshold and escalates at it (with `freshet.io/refresh-last-error`).
+/// The record stays, so the next pass judges and tries the rollback again, and
+/// counts again if refused again. Returns the plan recording it: annotations and
+/// streaks only, no spec change.
+pub fn refused(
+    annotations: &BTreeMap<String, String>,
+    record: &Rollout,
+    threshold: impl Fn(&str) -> Threshold,
+    message: &str,
+) -> WorkloadPlan {
+    let old = Audit::read(annotations);
+    let mut new = old.clone();
+    let mut out = WorkloadPlan::default();
+    let mut images: Vec<&str> = record.changes.iter().map(|c| c.image.as_str()).collect();
+    images.sort_unstable();
+    images.dedup();
+    for image in images {
+        let count = old.failures_of(image).saturating_add(1);
+        new.failures.insert(image.to_owned(), count);
+        let streak = Streak {
+            image: image.to_owned(),
+            count,
+            message: message.to_owned(),
+        };
+        let t = threshold(image);
+        if t.escalates(count) {
+            if !t.escalates(count - 1) {
+                out.reached.push(streak.clone());
+            }
+            out.escalations.push(streak);
+        } else {
+            out.transient.push(streak);
+        }
+    }
+    if let Some(e) = out.escalations.first() {
+        new.last_error = Some(annotation_text(&format!(
+            "{}: {} failures in a row: {}",
+            e.image, e.count, e.message
+        )));
+    }
+    out.annotations = old.diff(&new);
+    out
 }
 
 #[cfg(test)]
@@ -643,5 +695,33 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("rules[1].onFailure"), "{e}");
+    }
+
+    /// Regression: a rollback whose patch the API refused was only reported, and
+    /// never counted in the failure streak nor escalated.
+    #[test]
+    fn a_refused_rollback_counts_in_the_streak_and_escalates_at_the_threshold() {
+        let record = rollout(Action::Restart, Some(&d('a')), &d('b'), None);
+        let image = record.changes[0].image.clone();
+        let at_two = |_: &str| Threshold::Count(2);
+        let first = refused(&BTreeMap::new(), &record, at_two, "denied");
+        assert_eq!(first.transient.len(), 1);
+        assert!(first.escalations.is_empty());
+        let failures = first.annotations[crate::refresh::audit::FAILURES]
+            .clone()
+            .unwrap();
+        assert_eq!(failures, format!("{{\"{image}\":1}}"));
+        let annotations = BTreeMap::from([(crate::refresh::audit::FAILURES.to_owned(), failures)]);
+        let second = refused(&annotations, &record, at_two, "denied");
+        assert_eq!(second.escalations[0].count, 2);
+        assert_eq!(second.reached.len(), 1, "reached now");
+        assert!(
+            second.annotations[crate::refresh::audit::LAST_ERROR]
+                .as_deref()
+                .is_some_and(|e| e.contains("2 failures in a row: denied"))
+        );
+        assert!(second.changes.is_empty(), "no spec change");
+        let warn = refused(&annotations, &record, |_: &str| Threshold::Warn, "denied");
+        assert!(warn.escalations.is_empty() && warn.transient.len() == 1);
     }
 }

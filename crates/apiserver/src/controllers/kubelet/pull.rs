@@ -1,7 +1,9 @@
 //! Image pulls: resolving an image for a node's platform with the pod's
 //! `imagePullSecrets`, honouring `imagePullPolicy` and the node's image cache, in
 //! tasks of their own so a slow registry never stalls the controllers; and
-//! whether a pulled image is on the crash list.
+//! whether a pulled image is on the crash list or the pull-fail list (a pull of
+//! an image on the pull-fail list fails as a registry error would, so its
+//! container waits in `ErrImagePull`, then `ImagePullBackOff`).
 //!
 //! Owns the pulls in flight, the node image cache and the pull log. It must not
 //! write pod status.
@@ -19,8 +21,14 @@ use crate::util::{get_path, str_at};
 /// Whether an image is on the crash list: by the reference as written, its
 /// normalized form, or either digest (bare or as `repo@digest`).
 pub(crate) fn crashes(c: &Controllers, image: &str, pulled: &PulledImage) -> bool {
+    listed(&c.crash_images, image, pulled)
+}
+
+/// Whether `image`, as written or as `pulled`, is on `list` (references as
+/// written, normalized, or either digest, bare or as `repo@digest`).
+fn listed(list: &[String], image: &str, pulled: &PulledImage) -> bool {
     let (repo, suffix) = normalize(image);
-    c.crash_images.iter().any(|e| {
+    list.iter().any(|e| {
         e == image
             || *e == format!("{repo}{suffix}")
             || [&pulled.digest, &pulled.platform_digest]
@@ -70,6 +78,13 @@ pub(crate) fn pull(
                     reason: e.to_string(),
                 }),
                 None => return None,
+            };
+            let result = match result {
+                Ok(p) if listed(&c.pull_fail_images, image, &p) => Err(ImagePullError::Other {
+                    image: image.into(),
+                    reason: "unexpected status code 500 Internal Server Error (on the test bed's pull-fail list)".into(),
+                }),
+                r => r,
             };
             if let Ok(p) = &result {
                 c.kubelet.pull_log.push(PullRecord {

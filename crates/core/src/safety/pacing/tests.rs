@@ -155,11 +155,77 @@ fn max_in_progress_queues_without_a_due_time() {
     assert!(p.state.slots.is_empty());
 }
 
+/// Regression: a one-shot run saw every workload as waiting since its own start,
+/// so the queue order after the rule was the id, not the longest-waiting.
+#[test]
+fn the_waiting_time_survives_passes_in_the_state() {
+    let pacing = Pacing {
+        cluster: Some(Budget::parse("pacing", 1, "1h").unwrap()),
+        ..Pacing::default()
+    };
+    // 0: `a` rolls, `z` waits from now on.
+    let p = pace(
+        &pacing,
+        &PacingState::default(),
+        &[due("a", "x", None, 0), due("z", "x", None, 0)],
+        0,
+        t(0),
+    );
+    assert_eq!(p.roll, ["a"]);
+    assert_eq!(p.state.waiting, BTreeMap::from([("z".into(), Slot(t(0)))]));
+    // +30m: `b` is due too; each pass sees both as waiting since it started.
+    let state = PacingState::parse(&p.state.render()).unwrap();
+    let now = [due("b", "x", None, H / 2), due("z", "x", None, H / 2)];
+    let p = pace(&pacing, &state, &now, 0, t(H / 2));
+    assert!(p.roll.is_empty());
+    assert_eq!(p.queued[0].id, "z", "z waits longest");
+    assert_eq!(p.state.waiting["z"], Slot(t(0)));
+    assert_eq!(p.state.waiting["b"], Slot(t(H / 2)));
+    // +1h: `z` rolls before `b` (by id it would not); `b` keeps its time, and
+    // `z` is forgotten.
+    let state = PacingState::parse(&p.state.render()).unwrap();
+    let now = [due("b", "x", None, H), due("z", "x", None, H)];
+    let p = pace(&pacing, &state, &now, 0, t(H));
+    assert_eq!(p.roll, ["z"]);
+    assert_eq!(
+        p.state.waiting,
+        BTreeMap::from([("b".into(), Slot(t(H / 2)))])
+    );
+    // A workload no longer due is forgotten too; the rule still orders first.
+    let p = pace(
+        &pacing,
+        &p.state,
+        &[due("c", "x", Some(0), 2 * H)],
+        0,
+        t(2 * H),
+    );
+    assert_eq!(p.roll, ["c"]);
+    assert!(p.state.waiting.is_empty());
+}
+
+#[test]
+fn at_most_max_waiting_are_remembered_the_longest_waiting_first() {
+    let mut state = PacingState::default();
+    let none = PacingState::default();
+    for i in 0..(MAX_WAITING as i64 + 10) {
+        state.keep_waiting(&none, &format!("w{i:05}"), t(-i));
+    }
+    state.cap_waiting();
+    assert_eq!(state.waiting.len(), MAX_WAITING);
+    assert!(
+        state
+            .waiting
+            .contains_key(&format!("w{:05}", MAX_WAITING + 9))
+    );
+    assert!(!state.waiting.contains_key("w00000"));
+}
+
 #[test]
 fn slots_spent_earlier_count_until_they_expire() {
     let pacing = five_per_6h();
     let state = PacingState {
         slots: BTreeMap::from([(CLUSTER.into(), vec![Slot(t(-5 * H)); 3])]),
+        ..PacingState::default()
     };
     let workloads: Vec<DueWorkload> = (0..4)
         .map(|i| due(&format!("w{i}"), "x", None, i))
@@ -171,6 +237,7 @@ fn slots_spent_earlier_count_until_they_expire() {
     // A scope no longer configured is dropped from the state.
     let stale = PacingState {
         slots: BTreeMap::from([("namespace:gone".into(), vec![Slot(t(0))])]),
+        ..PacingState::default()
     };
     assert!(stale.pruned(&pacing, t(0)).slots.is_empty());
 }
