@@ -11,7 +11,10 @@
 //! them, so that resolving overlaps the reading of later pages and no answer
 //! crosses sets. Each set's clients share one token cache across passes (keyed by
 //! the set's secrets, so no token crosses sets either) while their answers stay
-//! un-memoised from pass to pass. A second round
+//! un-memoised from pass to pass. With the watched store (the controller), the
+//! ServiceAccounts' pull-secret names and the pull secrets read are kept for
+//! [`secrets::REMEMBER_FOR`] ([`secrets::Remembered`]), so a steady pass reads
+//! neither. A second round
 //! resolves the tags set-image would move to, so the audit record can name the new
 //! digest, and a third the per-platform targets of digest watches
 //! ([`crate::observed::targets`]). Must not write anything, nor decide: enrollment
@@ -123,6 +126,8 @@ pub struct Gatherer {
     page_size: u32,
     store: Option<WorkloadStore>,
     tokens: Arc<Mutex<HashMap<Vec<PullSecret>, SharedTokens>>>,
+    /// ServiceAccounts and pull secrets kept across the controller's passes.
+    remembered: secrets::Remembered,
 }
 
 impl std::fmt::Debug for Gatherer {
@@ -161,6 +166,7 @@ impl Gatherer {
             page_size: workloads::PAGE_SIZE,
             store: None,
             tokens: Arc::default(),
+            remembered: secrets::Remembered::default(),
         }
     }
 
@@ -241,7 +247,8 @@ impl Gatherer {
     pub fn resolving(&self) -> Resolving<'_> {
         Resolving {
             gatherer: self,
-            reader: secrets::Reader::new(self.kube.clone()),
+            reader: secrets::Reader::new(self.kube.clone())
+                .remembering(self.store.as_ref().map(|_| self.remembered.clone())),
             sets: SecretSets::default(),
             clients: Vec::new(),
             permits: Arc::new(Semaphore::new(self.concurrency.max(1))),

@@ -139,12 +139,61 @@ pub struct WorkloadSecrets {
     pub warnings: Vec<String>,
 }
 
+/// How long the controller keeps a ServiceAccount's `imagePullSecrets` and a pull
+/// secret's document across passes ([`Remembered`]): a changed one is seen within
+/// this time, and a steady pass reads neither.
+pub const REMEMBER_FOR: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// The most ServiceAccounts and Secrets remembered across passes (beyond it, all are
+/// forgotten and read again).
+const MAX_REMEMBERED: usize = 20_000;
+
+/// Answers kept across the controller's passes for [`REMEMBER_FOR`]: per
+/// ServiceAccount its pull-secret names, per Secret what it read as (refusals and
+/// absences are not kept, so a fix is seen at once). Clones share them.
+#[derive(Clone, Default)]
+pub struct Remembered {
+    accounts: Arc<std::sync::Mutex<HashMap<(String, String), (std::time::Instant, Vec<String>)>>>,
+    secrets: Arc<std::sync::Mutex<HashMap<(String, String), (std::time::Instant, PullSecret)>>>,
+}
+
+impl fmt::Debug for Remembered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Remembered").finish_non_exhaustive()
+    }
+}
+
+/// A fresh entry of `map` for `key`, if any.
+fn recall<V: Clone>(
+    map: &std::sync::Mutex<HashMap<(String, String), (std::time::Instant, V)>>,
+    key: &(String, String),
+) -> Option<V> {
+    let map = map.lock().unwrap_or_else(|p| p.into_inner());
+    map.get(key)
+        .filter(|(at, _)| at.elapsed() < REMEMBER_FOR)
+        .map(|(_, v)| v.clone())
+}
+
+/// Keeps `value` for `key` in `map`, bounded by [`MAX_REMEMBERED`].
+fn keep<V>(
+    map: &std::sync::Mutex<HashMap<(String, String), (std::time::Instant, V)>>,
+    key: (String, String),
+    value: V,
+) {
+    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+    if map.len() >= MAX_REMEMBERED && !map.contains_key(&key) {
+        map.clear();
+    }
+    map.insert(key, (std::time::Instant::now(), value));
+}
+
 /// Reads pull secrets and ServiceAccounts through the API, each at most once (one
-/// reader per run).
+/// reader per run), and across runs through [`Remembered`] when given one.
 pub struct Reader {
     kube: kube::Client,
     secrets: HashMap<(String, String), Result<PullSecret, Arc<SecretError>>>,
     accounts: HashMap<(String, String), Vec<String>>,
+    remembered: Option<Remembered>,
 }
 
 impl fmt::Debug for Reader {
@@ -163,7 +212,14 @@ impl Reader {
             kube,
             secrets: HashMap::new(),
             accounts: HashMap::new(),
+            remembered: None,
         }
+    }
+
+    /// The same reader consulting and filling `remembered` (the controller's).
+    pub fn remembering(mut self, remembered: Option<Remembered>) -> Self {
+        self.remembered = remembered;
+        self
     }
 
     /// The pull secrets of `w`: its template's `imagePullSecrets`, else its
@@ -195,15 +251,29 @@ impl Reader {
         if let Some(names) = self.accounts.get(&key) {
             return names.clone();
         }
+        if let Some(names) = self
+            .remembered
+            .as_ref()
+            .and_then(|r| recall(&r.accounts, &key))
+        {
+            self.accounts.insert(key, names.clone());
+            return names;
+        }
         let api: Api<ServiceAccount> = Api::namespaced(self.kube.clone(), namespace);
         let names = match api.get(account).await {
-            Ok(sa) => sa
-                .image_pull_secrets
-                .unwrap_or_default()
-                .into_iter()
-                .map(|r| r.name)
-                .filter(|n| !n.is_empty())
-                .collect(),
+            Ok(sa) => {
+                let names: Vec<String> = sa
+                    .image_pull_secrets
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|r| r.name)
+                    .filter(|n| !n.is_empty())
+                    .collect();
+                if let Some(r) = &self.remembered {
+                    keep(&r.accounts, key.clone(), names.clone());
+                }
+                names
+            }
             Err(e) => {
                 tracing::debug!(
                     namespace, service_account = account, error = %crate::errors::error_chain(&e),
@@ -227,9 +297,20 @@ impl Reader {
         if let Some(hit) = self.secrets.get(&key) {
             return hit.clone();
         }
+        if let Some(hit) = self
+            .remembered
+            .as_ref()
+            .and_then(|r| recall(&r.secrets, &key))
+        {
+            self.secrets.insert(key, Ok(hit.clone()));
+            return Ok(hit);
+        }
         let result = read_secret(&self.kube, namespace, name)
             .await
             .map_err(Arc::new);
+        if let (Ok(found), Some(r)) = (&result, &self.remembered) {
+            keep(&r.secrets, key.clone(), found.clone());
+        }
         if let Err(e) = &result {
             tracing::warn!(
                 namespace, secret = name, error = %crate::errors::error_chain(e.as_ref()),

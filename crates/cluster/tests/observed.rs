@@ -112,3 +112,109 @@ async fn reads_pods_by_owner_nodes_by_platform_page_by_page_and_a_403_is_a_warni
         "only the nodes"
     );
 }
+
+/// A client of `config` whose requests `counter` counts.
+fn counted(config: kube::Config, counter: &freshet_cluster::api_count::ApiCounter) -> kube::Client {
+    freshet_cluster::api_count::counted_client(config, counter).expect("client builds")
+}
+
+async fn config_of(kubeconfig: serde_json::Value) -> kube::Config {
+    let kc: kube::config::Kubeconfig = serde_json::from_value(kubeconfig).unwrap();
+    kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn many_namespaces_are_read_with_one_list_per_resource_or_per_namespace_without_cluster_access()
+ {
+    use freshet_cluster::api_count::ApiCounter;
+    use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
+    use kube::api::{Api, PostParams};
+
+    let registry = RegistryServer::start(RegistryOptions::open())
+        .await
+        .expect("registry starts");
+    let pusher = Pusher::new(&registry).expect("pusher");
+    fixtures::seed_multi(&pusher).await.expect("seed multi");
+    let image = format!("{}/team/multi:latest", registry.host());
+    let cluster = cluster().await;
+    let client = admin(&cluster).await;
+    let names: Vec<String> = (0..10).map(|i| format!("many-{i}")).collect();
+    for ns in &names {
+        namespace(&client, ns).await;
+        Deploy::test("web")
+            .container("app", &image)
+            .create(&client, ns)
+            .await;
+    }
+    let mut read = Vec::new();
+    for ns in &names {
+        read.extend(
+            workloads::list(&client, WorkloadKind::Deployment, Some(ns), None)
+                .await
+                .unwrap(),
+        );
+    }
+    let all: Vec<_> = read.iter().collect();
+    wait_for("a pod in every namespace", || async {
+        let o = Reader::new(client.clone()).read(&all).await;
+        (o.pods.len() == names.len()).then_some(())
+    })
+    .await;
+
+    // Cluster-wide read access: nodes, pods and ReplicaSets, one list each.
+    let counter = ApiCounter::default();
+    let admin_counted = counted(config_of(cluster.admin_kubeconfig()).await, &counter);
+    let observed = Reader::new(admin_counted).read(&all).await;
+    assert_eq!(counter.snapshot().lists, 3, "{:?}", counter.snapshot());
+    assert!(observed.warnings.is_empty(), "{:?}", observed.warnings);
+    assert_eq!(observed.pods.len(), names.len());
+    assert_eq!(observed.pods_read.len(), names.len());
+    for w in &all {
+        let owned = observed.owned(&workload_ref(w).unwrap());
+        assert_eq!(owned.pods.len(), 1, "{} has its pod", w.workload.namespace);
+    }
+
+    // Read access granted per namespace only (RoleBindings): the cluster-wide lists
+    // are refused and each namespace is listed on its own, with no warning but the
+    // nodes'.
+    let role: ClusterRole = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "reader"},
+        "rules": [{"apiGroups": ["", "apps"], "resources": ["pods", "replicasets"],
+                   "verbs": ["get", "list", "watch"]}]
+    }))
+    .unwrap();
+    Api::<ClusterRole>::all(client.clone())
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    for ns in &names {
+        let binding: RoleBinding = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "reader", "namespace": ns},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": "many-0"}]
+        }))
+        .unwrap();
+        Api::<RoleBinding>::namespaced(client.clone(), ns)
+            .create(&PostParams::default(), &binding)
+            .await
+            .unwrap();
+    }
+    let counter = ApiCounter::default();
+    let scoped = counted(
+        config_of(cluster.service_account_kubeconfig("many-0", "reader")).await,
+        &counter,
+    );
+    let observed = Reader::new(scoped).read(&all).await;
+    assert_eq!(observed.pods.len(), names.len(), "{:?}", observed.warnings);
+    assert_eq!(observed.pods_read.len(), names.len());
+    let warnings: Vec<_> = observed.warnings.iter().map(|w| &w.message).collect();
+    assert_eq!(warnings.len(), 1, "only the nodes: {warnings:?}");
+    assert!(warnings[0].contains("nodes"), "{warnings:?}");
+    assert_eq!(
+        counter.snapshot().lists,
+        1 + 2 + 2 * names.len() as u64,
+        "nodes, the two refused cluster-wide lists, then two lists per namespace"
+    );
+}

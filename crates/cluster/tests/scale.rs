@@ -178,6 +178,10 @@ async fn a_steady_controller_pass_reads_the_watched_store_and_reuses_its_token()
     assert_eq!(steady.writes(), 0, "{steady:#?}");
     let api = steady.requests.api.expect("counted");
     assert_eq!(api.lists, 0, "no LIST in a steady controller pass: {api:?}");
+    assert_eq!(
+        api.gets, 0,
+        "the ServiceAccount's pull secrets are remembered across passes: {api:?}"
+    );
     assert_eq!((api.patches, api.creates), (0, 0));
     let r = steady.requests.registry;
     assert_eq!(r.manifest_heads, 1, "one HEAD per unique image: {r:?}");

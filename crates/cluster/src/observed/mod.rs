@@ -36,6 +36,9 @@ pub const PAGE_SIZE: u32 = 500;
 pub const MAX_PAGES: usize = 400;
 /// Items kept at most per list (pods of one namespace, nodes, ...).
 pub const MAX_ITEMS: usize = 100_000;
+/// From how many namespaces on pods, ReplicaSets and Jobs are listed once across
+/// all namespaces (when freshet may) rather than once per namespace.
+pub const CLUSTER_WIDE_FROM: usize = 8;
 
 /// Why one list could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -279,13 +282,37 @@ impl Reader {
                 message: crate::error_chain(&e),
             }),
         }
-        for ns in namespaces {
-            match self.pods(Some(ns)).await {
-                Ok(pods) => {
-                    out.pods.extend(pods);
-                    out.pods_read.insert(ns.to_owned());
+        // Many namespaces: one paged list across all of them per resource (kept
+        // items filtered page by page), instead of one list per namespace. Without
+        // cluster-wide read access (RoleBindings per namespace), per namespace.
+        if namespaces.len() > CLUSTER_WIDE_FROM {
+            if let Ok(pods) = self.across::<slim::SlimPod>(PODS, &namespaces).await {
+                out.pods = pods.into_iter().map(slim::SlimPod::into_fact).collect();
+                out.pods_read = namespaces.iter().map(|n| (*n).to_owned()).collect();
+            }
+            for (wanted, resource, kind) in [
+                (&mut rs, REPLICASETS, "ReplicaSet"),
+                (&mut jobs, JOBS, "Job"),
+            ] {
+                if wanted.is_empty() {
+                    continue;
                 }
-                Err(e) => out.warnings.push(warning(ns, &e)),
+                if let Ok(list) = self.across::<slim::SlimOwned>(resource, wanted).await {
+                    out.intermediates
+                        .extend(list.into_iter().map(|o| o.into_fact(kind)));
+                    wanted.clear();
+                }
+            }
+        }
+        for ns in namespaces {
+            if !out.pods_read.contains(ns) {
+                match self.pods(Some(ns)).await {
+                    Ok(pods) => {
+                        out.pods.extend(pods);
+                        out.pods_read.insert(ns.to_owned());
+                    }
+                    Err(e) => out.warnings.push(warning(ns, &e)),
+                }
             }
             for (wanted, resource) in [(&rs, REPLICASETS), (&jobs, JOBS)] {
                 if !wanted.contains(ns) {
@@ -298,6 +325,25 @@ impl Reader {
             }
         }
         out
+    }
+
+    /// `resource` across all namespaces, keeping only the items of `namespaces`
+    /// (filtered page by page, so memory follows what is kept).
+    async fn across<T>(
+        &self,
+        resource: Resource,
+        namespaces: &BTreeSet<&str>,
+    ) -> Result<Vec<T>, ObservedError>
+    where
+        T: DeserializeOwned + kube::Resource,
+    {
+        self.list_keeping(resource, None, |item: &T| {
+            item.meta()
+                .namespace
+                .as_deref()
+                .is_some_and(|n| namespaces.contains(n))
+        })
+        .await
     }
 
     /// The pods of `namespace` (all namespaces with `None`).
@@ -342,6 +388,16 @@ impl Reader {
         resource: Resource,
         namespace: Option<&str>,
     ) -> Result<Vec<T>, ObservedError> {
+        self.list_keeping(resource, namespace, |_: &T| true).await
+    }
+
+    /// Lists `resource` page by page into slim items, keeping those `keep` accepts.
+    async fn list_keeping<T: DeserializeOwned>(
+        &self,
+        resource: Resource,
+        namespace: Option<&str>,
+        keep: impl Fn(&T) -> bool,
+    ) -> Result<Vec<T>, ObservedError> {
         let path = match namespace {
             Some(ns) => format!("{}/namespaces/{ns}/{}", resource.prefix, resource.name),
             None => format!("{}/{}", resource.prefix, resource.name),
@@ -359,7 +415,7 @@ impl Reader {
                 .list(&params)
                 .map_err(|e| fail(kube::Error::BuildRequest(e)))?;
             let page: slim::Page<T> = self.kube.request(request).await.map_err(fail)?;
-            items.extend(page.items);
+            items.extend(page.items.into_iter().filter(|i| keep(i)));
             if items.len() > MAX_ITEMS {
                 return Err(too_large(resource, &where_, items.len(), pages));
             }
