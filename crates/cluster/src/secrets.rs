@@ -153,9 +153,12 @@ const MAX_REMEMBERED: usize = 20_000;
 /// absences are not kept, so a fix is seen at once). Clones share them.
 #[derive(Clone, Default)]
 pub struct Remembered {
-    accounts: Arc<std::sync::Mutex<HashMap<(String, String), (std::time::Instant, Vec<String>)>>>,
-    secrets: Arc<std::sync::Mutex<HashMap<(String, String), (std::time::Instant, PullSecret)>>>,
+    accounts: Arc<Memory<Vec<String>>>,
+    secrets: Arc<Memory<PullSecret>>,
 }
+
+/// Values by `(namespace, name)`, each with when it was read.
+type Memory<V> = std::sync::Mutex<HashMap<(String, String), (std::time::Instant, V)>>;
 
 impl fmt::Debug for Remembered {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -164,10 +167,7 @@ impl fmt::Debug for Remembered {
 }
 
 /// A fresh entry of `map` for `key`, if any.
-fn recall<V: Clone>(
-    map: &std::sync::Mutex<HashMap<(String, String), (std::time::Instant, V)>>,
-    key: &(String, String),
-) -> Option<V> {
+fn recall<V: Clone>(map: &Memory<V>, key: &(String, String)) -> Option<V> {
     let map = map.lock().unwrap_or_else(|p| p.into_inner());
     map.get(key)
         .filter(|(at, _)| at.elapsed() < REMEMBER_FOR)
@@ -175,11 +175,7 @@ fn recall<V: Clone>(
 }
 
 /// Keeps `value` for `key` in `map`, bounded by [`MAX_REMEMBERED`].
-fn keep<V>(
-    map: &std::sync::Mutex<HashMap<(String, String), (std::time::Instant, V)>>,
-    key: (String, String),
-    value: V,
-) {
+fn keep<V>(map: &Memory<V>, key: (String, String), value: V) {
     let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
     if map.len() >= MAX_REMEMBERED && !map.contains_key(&key) {
         map.clear();
