@@ -233,9 +233,11 @@ impl Refresher {
             .collect();
         let gathered = self.gatherer.facts(&valid, Some(now)).await?;
         let read: Vec<&ReadWorkload> = valid.iter().map(|(w, _)| *w).collect();
-        let observed = crate::observed::Reader::new(self.kube.clone())
-            .read(&read)
-            .await;
+        let reader = crate::observed::Reader::new(self.kube.clone());
+        let observed = match focus {
+            None => reader.read(&read).await,
+            Some(_) => reader.read_selected(&read).await,
+        };
         let nodes = observed.node_index();
         let argo = self.argocd_read().await;
         let mut per_workload = gathered.per_workload.into_iter();

@@ -12,6 +12,7 @@
 //! the core's [`pods_of`]) nor write.
 
 pub mod report;
+mod selected;
 pub mod slim;
 pub mod targets;
 
@@ -28,6 +29,7 @@ use serde::de::DeserializeOwned;
 
 pub use crate::scheduling::scheduling_of;
 use crate::workloads::ReadWorkload;
+pub use selected::MAX_SELECTED;
 
 /// Items asked for per page.
 pub const PAGE_SIZE: u32 = 500;
@@ -301,13 +303,13 @@ impl Reader {
 
     /// The pods of `namespace` (all namespaces with `None`).
     pub async fn pods(&self, namespace: Option<&str>) -> Result<Vec<Pod>, ObservedError> {
-        let items: Vec<slim::SlimPod> = self.list(PODS, namespace).await?;
+        let items: Vec<slim::SlimPod> = self.list(PODS, namespace, None).await?;
         Ok(items.into_iter().map(slim::SlimPod::into_fact).collect())
     }
 
     /// Every node.
     pub async fn nodes(&self) -> Result<Vec<Node>, ObservedError> {
-        let items: Vec<slim::SlimNode> = self.list(NODES, None).await?;
+        let items: Vec<slim::SlimNode> = self.list(NODES, None, None).await?;
         Ok(items.into_iter().map(slim::SlimNode::into_fact).collect())
     }
 
@@ -326,20 +328,33 @@ impl Reader {
         resource: Resource,
         namespace: &str,
     ) -> Result<Vec<Intermediate>, ObservedError> {
+        self.intermediates_matching(resource, namespace, None).await
+    }
+
+    /// The ReplicaSets or Jobs of `namespace` that `labels` (a label selector)
+    /// matches (all of them with `None`).
+    async fn intermediates_matching(
+        &self,
+        resource: Resource,
+        namespace: &str,
+        labels: Option<&str>,
+    ) -> Result<Vec<Intermediate>, ObservedError> {
         let kind = if resource.name == JOBS.name {
             "Job"
         } else {
             "ReplicaSet"
         };
-        let items: Vec<slim::SlimOwned> = self.list(resource, Some(namespace)).await?;
+        let items: Vec<slim::SlimOwned> = self.list(resource, Some(namespace), labels).await?;
         Ok(items.into_iter().map(|o| o.into_fact(kind)).collect())
     }
 
-    /// Lists `resource` page by page into slim items.
+    /// Lists `resource` page by page into slim items (those `labels` matches, when
+    /// given).
     async fn list<T: DeserializeOwned>(
         &self,
         resource: Resource,
         namespace: Option<&str>,
+        labels: Option<&str>,
     ) -> Result<Vec<T>, ObservedError> {
         let path = match namespace {
             Some(ns) => format!("{}/namespaces/{ns}/{}", resource.prefix, resource.name),
@@ -370,6 +385,9 @@ impl Reader {
         let mut token: Option<String> = None;
         for pages in 1..=MAX_PAGES {
             let mut params = kube::api::ListParams::default().limit(self.page_size);
+            if let Some(labels) = labels {
+                params = params.labels(labels);
+            }
             if let Some(t) = token.take() {
                 params = params.continue_token(&t);
             }
