@@ -1,7 +1,8 @@
 //! The focused read of what runs (`Reader::read_selected`, a registry webhook's
 //! re-check) on the API test bed: it lists a workload's pods and ReplicaSets by its
-//! own selector and finds the same pods of it as the read of the whole namespace,
-//! without the other workloads' pods or ReplicaSets.
+//! own selector (several workloads sharing a selector key: one set-based list) and
+//! finds the same pods of each as the read of the whole namespace, without the other
+//! workloads' pods or ReplicaSets.
 
 mod common;
 
@@ -58,13 +59,37 @@ async fn a_focused_read_lists_only_the_workloads_own_pods_and_owners() {
     let (mine, all_of_it) = (focused.owned(&id), whole.owned(&id));
     assert_eq!(mine.pods.len(), 1, "{mine:?}");
     assert_eq!(mine.pods, all_of_it.pods, "the same pods of web either way");
-    assert!(mine.excluded.is_empty(), "no other workload's pod: {mine:?}");
+    assert!(
+        mine.excluded.is_empty(),
+        "no other workload's pod: {mine:?}"
+    );
     assert_eq!(focused.pods.len(), 1);
     assert!(
         !focused.intermediates.is_empty()
-            && focused.intermediates.iter().all(|i| i.name.starts_with("web-")),
+            && focused
+                .intermediates
+                .iter()
+                .all(|i| i.name.starts_with("web-")),
         "{:?}",
         focused.intermediates
     );
     assert_eq!(whole.pods.len(), 3);
+
+    // Two workloads whose selectors share their key: one set-based list each of
+    // pods and ReplicaSets, still without the third workload's.
+    let other = read.iter().find(|w| w.workload.name == "other").unwrap();
+    let two = reader.read_selected(&[web, other]).await;
+    assert!(two.warnings.is_empty(), "{:?}", two.warnings);
+    assert_eq!(two.pods.len(), 2, "{:?}", two.pods);
+    for w in [web, other] {
+        let id = workload_ref(w).unwrap();
+        assert_eq!(two.owned(&id).pods, whole.owned(&id).pods);
+    }
+    assert!(
+        two.intermediates
+            .iter()
+            .all(|i| !i.name.starts_with("third-")),
+        "{:?}",
+        two.intermediates
+    );
 }
