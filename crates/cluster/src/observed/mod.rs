@@ -8,8 +8,9 @@
 //! `managedFields`, no status freshet does not read). A list the ServiceAccount may
 //! not read (403) becomes a warning naming the missing RBAC, never a failed pass:
 //! decisions that need those facts then say "no pods" or "node not listed", which
-//! the core explains. Must not decide anything (which pods belong to a workload is
-//! the core's [`pods_of`]) nor write.
+//! the core explains. A registry webhook's focused pass reads by the workloads'
+//! selectors instead ([`Reader::read_selected`]). Must not decide anything (which
+//! pods belong to a workload is the core's [`pods_of`]) nor write.
 
 pub mod report;
 mod selected;

@@ -1,14 +1,17 @@
 //! The focused read: what runs for a few workloads (a registry webhook's re-check),
-//! from the pods and ReplicaSets each one's own label selector matches, instead of
-//! every pod and ReplicaSet of its namespace.
+//! from the pods and ReplicaSets their own label selectors match, instead of every
+//! pod and ReplicaSet of their namespaces.
 //!
-//! Owns the choice between the two reads and the selector lists. A workload's pods
-//! and the ReplicaSets of a Deployment carry its pod template's labels, which its
+//! Owns the choice between the two reads and the selector lists: per namespace, one
+//! set-based list (`app in (a,b)`) when every focused selector there has the same
+//! single key, else one list per workload ([`lists`], pure). A workload's pods and
+//! the ReplicaSets of a Deployment carry its pod template's labels, which its
 //! selector must match, so the core's [`super::pods_of`] finds the same pods of it
 //! either way; only the pods of other workloads, which no decision reads, are left
 //! out. More than [`MAX_SELECTED`] workloads, a CronJob (its Jobs are not selected
-//! by its own labels), a selector with expressions, or one that cannot be read:
-//! the namespaces are read whole ([`Reader::read`]). Must not decide anything.
+//! by its own labels), a selector with expressions or without labels, or one that
+//! cannot be read: the namespaces are read whole ([`Reader::read`]). Must not
+//! decide anything.
 
 use std::collections::{BTreeMap, BTreeSet};
 
