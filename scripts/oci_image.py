@@ -4,8 +4,9 @@
 Used by scripts/image (which builds the binary, pushes and pins); Python standard
 library only. It owns what goes into the image and how the bytes are laid out:
 
-- the root filesystem: the binary, exactly the shared objects `ldd` says it loads
-  (glibc's loader and libraries), the CA bundle rustls reads through
+- the root filesystem: the binary, exactly the shared objects it loads (glibc's
+  loader and libraries: those `ldd` lists for this machine's architecture; for
+  another, its ELF NEEDED entries found in Debian's cross C library), the CA bundle rustls reads through
   rustls-native-certs / rustls-platform-verifier, /etc/passwd and /etc/group with a
   non-root user (65532, as distroless), /etc/nsswitch.conf, an empty /tmp. No shell,
   no package manager, nothing else.
