@@ -4,8 +4,9 @@
 Used by scripts/image (which builds the binary, pushes and pins); Python standard
 library only. It owns what goes into the image and how the bytes are laid out:
 
-- the root filesystem: the binary, exactly the shared objects `ldd` says it loads
-  (glibc's loader and libraries), the CA bundle rustls reads through
+- the root filesystem: the binary, exactly the shared objects it loads (glibc's
+  loader and libraries: those `ldd` lists for this machine's architecture; for
+  another, its ELF NEEDED entries found in Debian's cross C library), the CA bundle rustls reads through
   rustls-native-certs / rustls-platform-verifier, /etc/passwd and /etc/group with a
   non-root user (65532, as distroless), /etc/nsswitch.conf, an empty /tmp. No shell,
   no package manager, nothing else.
@@ -85,6 +86,57 @@ def shared_objects(binary: Path) -> list[Path]:
     return found
 
 
+def host_arch() -> str:
+    """The OCI name of this machine's architecture."""
+    machine = os.uname().machine
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+
+
+def elf_dynamic(binary: Path, triple: str) -> tuple[str | None, list[str]]:
+    """A foreign binary's program interpreter and NEEDED entries, read with the
+    cross binutils' readelf (`TRIPLE-readelf`, never by running the binary)."""
+    readelf = f"{triple}-readelf"
+    if shutil.which(readelf) is None:
+        raise ImageError(f"{readelf} is missing (scripts/setup --arm64 installs it)")
+    out = subprocess.run(
+        [readelf, "--wide", "-l", "-d", str(binary)], capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        raise ImageError(f"{readelf} {binary} failed: {out.stderr.strip()}")
+    interp = re.search(r"\[Requesting program interpreter: (\S+)\]", out.stdout)
+    needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(\S+)\]", out.stdout)
+    return (interp.group(1) if interp else None), needed
+
+
+def cross_objects(binary: Path, arch: str) -> list[tuple[str, Path]]:
+    """For a binary of another architecture: (path in the image, file on this host)
+    of its loader and every library it needs, transitively, taken from Debian's
+    cross C library (`/usr/TRIPLE/lib`, package libc6-TRIPLE-cross) and placed where
+    that loader looks (`/lib/TRIPLE/`)."""
+    triple = ARCH_DIRS[arch]
+    sysroot = Path(f"/usr/{triple}/lib")
+    interp, needed = elf_dynamic(binary, triple)
+    if interp is None:
+        return []
+    found: list[tuple[str, Path]] = []
+    loader = sysroot / Path(interp).name
+    if not loader.is_file():
+        raise ImageError(f"no {arch} loader at {loader} (scripts/setup --arm64 installs it)")
+    found.append((interp, loader))
+    seen: set[str] = set()
+    while needed:
+        name = needed.pop()
+        if name in seen or name == Path(interp).name:
+            continue
+        seen.add(name)
+        source = sysroot / name
+        if not source.is_file():
+            raise ImageError(f"{binary} needs {name}, which {sysroot} lacks")
+        found.append((f"/lib/{triple}/{name}", source))
+        needed.extend(elf_dynamic(source, triple)[1])
+    return found
+
+
 def etc_files() -> list[Entry]:
     """The identity and resolver files: root and the non-root user, no login shell."""
     name, uid = USER
@@ -101,15 +153,20 @@ def etc_files() -> list[Entry]:
     ]
 
 
-def runtime_entries(binary: Path, ca_bundle: Path) -> list[Entry]:
+def runtime_entries(binary: Path, ca_bundle: Path, arch: str) -> list[Entry]:
     """The base layer: libraries at the paths the loader asks for (symlinks
-    followed: the image holds plain files), the CA bundle and /etc."""
+    followed: the image holds plain files), the CA bundle and /etc. The host's own
+    architecture takes what `ldd` lists; another takes Debian's cross C library."""
     if not ca_bundle.is_file():
         raise ImageError(f"no CA bundle at {ca_bundle} (install ca-certificates)")
     entries = etc_files()
     entries.append(Entry(CA_BUNDLE.lstrip("/"), ca_bundle, None, 0o644))
-    for lib in shared_objects(binary):
-        entries.append(Entry(str(lib).lstrip("/"), lib.resolve(), None, 0o755))
+    if arch == host_arch():
+        libs = [(str(lib), lib) for lib in shared_objects(binary)]
+    else:
+        libs = cross_objects(binary, arch)
+    for path, lib in libs:
+        entries.append(Entry(path.lstrip("/"), lib.resolve(), None, 0o755))
     return entries
 
 
@@ -219,7 +276,7 @@ def labels_of(args) -> dict:
 def build_platform(layout: Layout, args, arch: str, binary: Path) -> dict:
     """One platform's layers, config and manifest; returns the manifest descriptor."""
     base, base_diff = layout.put_layer(
-        runtime_entries(binary, Path(args.ca_bundle)),
+        runtime_entries(binary, Path(args.ca_bundle), arch),
         {"tmp": 0o1777, f"home/{USER[0]}": 0o755},
         args.created,
     )
@@ -255,6 +312,8 @@ def build_platform(layout: Layout, args, arch: str, binary: Path) -> dict:
     }
     desc = layout.put(canonical(manifest), MEDIA_MANIFEST)
     desc["platform"] = {"architecture": arch, "os": "linux"}
+    if arch == "arm64":
+        desc["platform"]["variant"] = "v8"
     return desc
 
 

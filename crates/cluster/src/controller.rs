@@ -262,7 +262,11 @@ async fn pass(
     metrics.readiness().observe(&result);
     match result {
         Ok(report) => {
-            metrics.observe(&report, report.at.unix_seconds() as f64);
+            let at = report.at.unix_seconds() as f64;
+            match focus {
+                None => metrics.observe(&report, at),
+                Some(_) => metrics.observe_focused(&report, at),
+            }
             let outcome = report.outcome();
             if outcome == Outcome::Escalated {
                 let escalated: Vec<String> = report

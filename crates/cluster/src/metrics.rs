@@ -22,7 +22,9 @@
 //! | `freshet_registry_tokens_fetched_total` | counter | `registry` |
 //! | `freshet_registry_ratelimit_remaining` | gauge | `registry` |
 //! | `freshet_api_writes_total` | counter | `resource`, `outcome` ([`api`]) |
-//! | `freshet_rollbacks_total`, `freshet_holds`, `freshet_rollout_queue_length` | counter, gauges | set through [`Metrics::safety`] |
+//! | `freshet_rollbacks_total` | counter | (rollbacks performed, [`safety`]) |
+//! | `freshet_holds` | gauge | (workloads on hold) |
+//! | `freshet_rollout_queue_length` | gauge | (workloads whose rollout waits: pacing, a window) |
 //! | `freshet_notifications_{sent,failed,dropped}_total` | counters | registered with [`Metrics::register_unprefixed`] |
 //!
 //! The registry clients report to [`Metrics::registry_recorder`] (set it as
@@ -31,6 +33,7 @@
 
 pub mod api;
 pub mod registry;
+pub mod safety;
 pub mod textfile;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -48,9 +51,11 @@ use std::time::Duration;
 
 pub use api::ApiWrites;
 pub use registry::RegistryMetrics;
+pub use safety::SafetyMetrics;
 
 use crate::ready::Readiness;
 use crate::report::{Outcome, PassReport, Status};
+use safety::Scope;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
@@ -82,23 +87,9 @@ pub struct Metrics {
     registries: RegistryMetrics,
     api: ApiWrites,
     safety: SafetyMetrics,
+    safety_copy: Mutex<safety::SafetyState>,
     unprefixed: Registry,
     readiness: Readiness,
-}
-
-/// The gauges of rollout safety (rollbacks, holds, the pacing queue), registered
-/// now so dashboards and alerts can be written before they move. The safety code
-/// sets them after each pass: `metrics.safety().rollbacks.inc()` per rollback
-/// performed, `holds.set(n)` to the workloads on hold, `queue.set(n)` to the
-/// updates waiting for their turn. Clones share the values.
-#[derive(Debug, Clone, Default)]
-pub struct SafetyMetrics {
-    /// `freshet_rollbacks_total`: rollbacks performed.
-    pub rollbacks: Counter,
-    /// `freshet_holds`: workloads on hold now.
-    pub holds: Gauge,
-    /// `freshet_rollout_queue_length`: updates waiting for their turn (pacing).
-    pub queue: Gauge,
 }
 
 impl Default for Metrics {
@@ -126,6 +117,7 @@ impl Metrics {
             registries: RegistryMetrics::default(),
             api: ApiWrites::default(),
             safety: SafetyMetrics::default(),
+            safety_copy: Mutex::default(),
             unprefixed: Registry::default(),
             readiness: Readiness::new(),
         };
@@ -207,7 +199,7 @@ impl Metrics {
         &self.readiness
     }
 
-    /// The safety gauges, for the code that performs rollbacks, holds and pacing.
+    /// The safety gauges ([`Metrics::observe`] sets them from each report).
     pub fn safety(&self) -> &SafetyMetrics {
         &self.safety
     }
@@ -217,8 +209,19 @@ impl Metrics {
         self.duration.observe(took.as_secs_f64());
     }
 
-    /// Records a completed pass at `unix_time`.
+    /// Records a completed pass over every enrolled workload at `unix_time`.
     pub fn observe(&self, report: &PassReport, unix_time: f64) {
+        self.observe_in(report, unix_time, Scope::Full);
+    }
+
+    /// Records a completed focused pass (a registry webhook's: its report lists only
+    /// the workloads tracking the hooked images) at `unix_time`.
+    pub fn observe_focused(&self, report: &PassReport, unix_time: f64) {
+        self.observe_in(report, unix_time, Scope::Focused);
+    }
+
+    fn observe_in(&self, report: &PassReport, unix_time: f64, scope: Scope) {
+        self.observe_safety(report, scope);
         let outcome = match report.outcome() {
             Outcome::Ok => "ok",
             Outcome::Failed => "failed",
@@ -272,6 +275,19 @@ impl Metrics {
         self.images
             .set(i64::try_from(report.images).unwrap_or(i64::MAX));
         self.last_pass.set(unix_time);
+    }
+
+    fn observe_safety(&self, report: &PassReport, scope: Scope) {
+        let t = safety::tally(report);
+        self.safety.rollbacks.inc_by(t.rollbacks);
+        let mut state = self.safety_copy.lock().unwrap_or_else(|e| e.into_inner());
+        let (held, queued) = state.apply(&t, scope);
+        self.safety
+            .holds
+            .set(i64::try_from(held).unwrap_or(i64::MAX));
+        self.safety
+            .queue
+            .set(i64::try_from(queued).unwrap_or(i64::MAX));
     }
 
     /// Records a pass that could not run (the cluster unreachable, a list refused).
@@ -334,6 +350,7 @@ mod tests {
             next_due: None,
             error: None,
             notices: Vec::new(),
+            held: false,
         }
     }
 

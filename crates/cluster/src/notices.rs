@@ -84,6 +84,7 @@ mod tests {
             next_due: None,
             error: None,
             notices: Vec::new(),
+            held: false,
         }
     }
 

@@ -303,11 +303,16 @@ impl Refresher {
         let mut gathered = resolving.finish(&valid, Some(now)).await?;
         let read: Vec<&ReadWorkload> = valid.iter().map(|(w, _)| *w).collect();
         drop(valid);
-        let observed = match &self.observed {
-            Some(store) => store.read(&read).await,
-            None => {
+        let observed = match (&self.observed, focus) {
+            (Some(store), _) => store.read(&read).await,
+            (None, None) => {
                 crate::observed::Reader::new(self.kube.clone())
                     .read(&read)
+                    .await
+            }
+            (None, Some(_)) => {
+                crate::observed::Reader::new(self.kube.clone())
+                    .read_selected(&read)
                     .await
             }
         };

@@ -13,6 +13,8 @@ use serde::Serialize;
 use crate::notice::Notice;
 use crate::workloads::{ReadWorkload, kind_name};
 use freshet_core::notify::EventKind;
+use freshet_core::safety::Holds;
+use freshet_core::safety::hold::HOLD;
 
 /// What happened to one workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -95,6 +97,10 @@ pub struct WorkloadReport {
     /// What notifications announce besides refreshes (`crate::notices` maps them).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<Notice>,
+    /// Whether the workload is on hold after this pass (its `freshet.io/hold`
+    /// annotation as read, or as the plan rewrites it): the `freshet_holds` gauge.
+    #[serde(skip)]
+    pub held: bool,
 }
 
 impl WorkloadReport {
@@ -114,6 +120,7 @@ impl WorkloadReport {
             next_due: None,
             error: None,
             notices: Vec::new(),
+            held: holds_something(w.workload.annotations.get(HOLD).map(String::as_str)),
         }
     }
 
@@ -135,6 +142,10 @@ impl WorkloadReport {
             transient: plan.transient.clone(),
             escalations: plan.escalations.clone(),
             notices: streak_notices(plan),
+            held: match plan.annotations.get(HOLD) {
+                Some(rewritten) => holds_something(rewritten.as_deref()),
+                None => holds_something(w.workload.annotations.get(HOLD).map(String::as_str)),
+            },
             ..WorkloadReport::new(w, status)
         }
     }
@@ -146,6 +157,12 @@ impl WorkloadReport {
             ..WorkloadReport::new(w, Status::Failed)
         }
     }
+}
+
+/// Whether a `freshet.io/hold` value holds anything. A value freshet cannot parse
+/// counts as a hold: the workload fails until it is fixed, so it is not touched.
+fn holds_something(value: Option<&str>) -> bool {
+    Holds::parse(value).map_or(true, |h| !h.0.is_empty())
 }
 
 /// A streak reaching its threshold, and its recovery: announced once each.
@@ -317,6 +334,7 @@ mod tests {
             next_due: None,
             error: None,
             notices: Vec::new(),
+            held: false,
         }
     }
 

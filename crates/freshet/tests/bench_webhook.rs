@@ -2,8 +2,9 @@
 //! webhook-to-patch latency of the controller on the API test bed with 1,000
 //! tracked images (100 repositories of 10 tags, one Deployment each), against the
 //! real registry. Each round moves one tag, posts the generic webhook for it and
-//! times until the Deployment carries its new restart stamp. Prints figures; asserts
-//! only that each refresh happened.
+//! times until the Deployment carries its new restart stamp. Prints figures (median,
+//! nearest-rank p95, min, max, and each against the 1 s target); asserts only that
+//! each refresh happened.
 
 #[allow(dead_code)] // `deploy` makes one Deployment; the benchmark makes a thousand its own way.
 mod common;
@@ -60,7 +61,7 @@ async fn bench_webhook_to_patch_latency() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let repos = env_usize("FRESHET_BENCH_REPOS", 100);
     let tags = env_usize("FRESHET_BENCH_TAGS", 10);
-    let rounds = env_usize("FRESHET_BENCH_ROUNDS", 10);
+    let rounds = env_usize("FRESHET_BENCH_ROUNDS", 20).max(1);
     let registry = RegistryServer::start(RegistryOptions::open())
         .await
         .unwrap();
@@ -99,7 +100,10 @@ async fn bench_webhook_to_patch_latency() {
                 "selector": {"matchLabels": {"app": name}},
                 "template": {
                     "metadata": {"labels": {"app": name}},
-                    "spec": {"containers": [{"name": "app", "image": format!("{host}/{}:{}", image.repo, image.tag), "imagePullPolicy": "Always"}]}
+                    // The images are amd64 only: on the mixed test bed the platform
+                    // guard rightly refuses to move a workload that may run on arm64.
+                    "spec": {"nodeSelector": {"kubernetes.io/arch": "amd64"},
+                             "containers": [{"name": "app", "image": format!("{host}/{}:{}", image.repo, image.tag), "imagePullPolicy": "Always"}]}
                 }
             }
         }))
@@ -212,12 +216,17 @@ async fn bench_webhook_to_patch_latency() {
     }
     latencies.sort_by(f64::total_cmp);
     let median = latencies[latencies.len() / 2];
+    // The nearest-rank 95th percentile.
+    let p95 = latencies[(latencies.len() * 95).div_ceil(100) - 1];
     let max = latencies[latencies.len() - 1];
     println!(
-        "webhook-to-patch latency, {total} tracked images ({repos} repositories x {tags} tags), {rounds} rounds: median {:.0} ms, min {:.0} ms, max {:.0} ms (target: 1000 ms)",
+        "webhook-to-patch latency, {total} tracked images ({repos} repositories x {tags} tags), {rounds} rounds: median {:.0} ms, p95 {:.0} ms, min {:.0} ms, max {:.0} ms; median/target {:.2}, p95/target {:.2} (target: 1000 ms)",
         median * 1000.0,
+        p95 * 1000.0,
         latencies[0] * 1000.0,
-        max * 1000.0
+        max * 1000.0,
+        median / 1.0,
+        p95 / 1.0,
     );
     let _ = child.start_kill();
     let _ = child.wait().await;

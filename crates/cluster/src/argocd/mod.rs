@@ -102,5 +102,6 @@ pub fn report(app: &App, status: Status) -> WorkloadReport {
         next_due: None,
         error: None,
         notices: Vec::new(),
+        held: false,
     }
 }

@@ -8,10 +8,12 @@
 //! `managedFields`, no status freshet does not read). A list the ServiceAccount may
 //! not read (403) becomes a warning naming the missing RBAC, never a failed pass:
 //! decisions that need those facts then say "no pods" or "node not listed", which
-//! the core explains. Must not decide anything (which pods belong to a workload is
-//! the core's [`pods_of`]) nor write.
+//! the core explains. A registry webhook's focused pass reads by the workloads'
+//! selectors instead ([`Reader::read_selected`]). Must not decide anything (which
+//! pods belong to a workload is the core's [`pods_of`]) nor write.
 
 pub mod report;
+mod selected;
 pub mod slim;
 pub mod store;
 pub mod targets;
@@ -29,6 +31,7 @@ use serde::de::DeserializeOwned;
 
 pub use crate::scheduling::scheduling_of;
 use crate::workloads::ReadWorkload;
+pub use selected::MAX_SELECTED;
 
 /// Items asked for per page.
 pub const PAGE_SIZE: u32 = 500;
@@ -337,7 +340,7 @@ impl Reader {
     where
         T: DeserializeOwned + kube::Resource,
     {
-        self.list_keeping(resource, None, |item: &T| {
+        self.list_keeping(resource, None, None, |item: &T| {
             item.meta()
                 .namespace
                 .as_deref()
@@ -348,13 +351,13 @@ impl Reader {
 
     /// The pods of `namespace` (all namespaces with `None`).
     pub async fn pods(&self, namespace: Option<&str>) -> Result<Vec<Pod>, ObservedError> {
-        let items: Vec<slim::SlimPod> = self.list(PODS, namespace).await?;
+        let items: Vec<slim::SlimPod> = self.list(PODS, namespace, None).await?;
         Ok(items.into_iter().map(slim::SlimPod::into_fact).collect())
     }
 
     /// Every node.
     pub async fn nodes(&self) -> Result<Vec<Node>, ObservedError> {
-        let items: Vec<slim::SlimNode> = self.list(NODES, None).await?;
+        let items: Vec<slim::SlimNode> = self.list(NODES, None, None).await?;
         Ok(items.into_iter().map(slim::SlimNode::into_fact).collect())
     }
 
@@ -373,29 +376,45 @@ impl Reader {
         resource: Resource,
         namespace: &str,
     ) -> Result<Vec<Intermediate>, ObservedError> {
+        self.intermediates_matching(resource, namespace, None).await
+    }
+
+    /// The ReplicaSets or Jobs of `namespace` that `labels` (a label selector)
+    /// matches (all of them with `None`).
+    async fn intermediates_matching(
+        &self,
+        resource: Resource,
+        namespace: &str,
+        labels: Option<&str>,
+    ) -> Result<Vec<Intermediate>, ObservedError> {
         let kind = if resource.name == JOBS.name {
             "Job"
         } else {
             "ReplicaSet"
         };
-        let items: Vec<slim::SlimOwned> = self.list(resource, Some(namespace)).await?;
+        let items: Vec<slim::SlimOwned> = self.list(resource, Some(namespace), labels).await?;
         Ok(items.into_iter().map(|o| o.into_fact(kind)).collect())
     }
 
-    /// Lists `resource` page by page into slim items.
+    /// Lists `resource` page by page into slim items (those `labels` matches, when
+    /// given).
     async fn list<T: DeserializeOwned>(
         &self,
         resource: Resource,
         namespace: Option<&str>,
+        labels: Option<&str>,
     ) -> Result<Vec<T>, ObservedError> {
-        self.list_keeping(resource, namespace, |_: &T| true).await
+        self.list_keeping(resource, namespace, labels, |_: &T| true)
+            .await
     }
 
-    /// Lists `resource` page by page into slim items, keeping those `keep` accepts.
+    /// Lists `resource` page by page into slim items (those `labels` matches, when
+    /// given), keeping those `keep` accepts.
     async fn list_keeping<T: DeserializeOwned>(
         &self,
         resource: Resource,
         namespace: Option<&str>,
+        labels: Option<&str>,
         keep: impl Fn(&T) -> bool,
     ) -> Result<Vec<T>, ObservedError> {
         let path = match namespace {
@@ -408,6 +427,9 @@ impl Reader {
         let mut token: Option<String> = None;
         for pages in 1..=MAX_PAGES {
             let mut params = kube::api::ListParams::default().limit(self.page_size);
+            if let Some(labels) = labels {
+                params = params.labels(labels);
+            }
             if let Some(t) = token.take() {
                 params = params.continue_token(&t);
             }
