@@ -1545,8 +1545,19 @@ async fn api_cases(r: &Registries) -> Vec<Row> {
             if failed {
                 return Some(());
             }
+            // Converged: the new digest everywhere, and a run that found every
+            // workload current (no rollout started or still followed: a workload
+            // whose rollout is followed is not patched by the next case, which would
+            // leave a fault on its patch untried).
+            let current = serde_json::from_str::<Value>(&again.stdout).is_ok_and(|r| {
+                r["workloads"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .all(|w| w["status"] == "current")
+            });
             let (lost, _, _) = cluster_state(&c, &canonical, fx.digest("stable")).await;
-            (lost == 0).then_some(())
+            (lost == 0 && current).then_some(())
         })
         .await;
         let (rerun_leaked, rerun_failure) = rerun.into_inner().unwrap();
