@@ -18,6 +18,9 @@
 //! every decision is `freshet_core::refresh`'s or `freshet_core::safety`'s, and only
 //! [`writer`] (in a pass) and [`commands`] (one patch per command) write.
 
+#[macro_use]
+mod dynamic;
+
 pub mod api_count;
 pub mod argocd;
 pub mod clock;

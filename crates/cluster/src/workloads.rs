@@ -12,13 +12,12 @@
 //! core's. Later facts read from the pod template (node selectors, affinity) are
 //! added to [`SlimPodSpec`] and [`ReadWorkload`] the same way.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use freshet_core::refresh::{Container, Workload, WorkloadKind};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DynamicObject, ListParams};
-use kube::core::{ApiResource, DynamicResourceScope, GroupVersionKind};
+use kube::core::{ApiResource, GroupVersionKind};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
@@ -139,32 +138,7 @@ pub struct SlimWorkload {
     pub pod: SlimPodSpec,
 }
 
-impl kube::Resource for SlimWorkload {
-    type DynamicType = ApiResource;
-    type Scope = DynamicResourceScope;
-
-    fn kind(dt: &ApiResource) -> Cow<'_, str> {
-        dt.kind.as_str().into()
-    }
-    fn group(dt: &ApiResource) -> Cow<'_, str> {
-        dt.group.as_str().into()
-    }
-    fn version(dt: &ApiResource) -> Cow<'_, str> {
-        dt.version.as_str().into()
-    }
-    fn api_version(dt: &ApiResource) -> Cow<'_, str> {
-        dt.api_version.as_str().into()
-    }
-    fn plural(dt: &ApiResource) -> Cow<'_, str> {
-        dt.plural.as_str().into()
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+dynamic_resource!(SlimWorkload, metadata);
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use common::*;
 use freshet_cluster::commands::{Command, CommandError, Commander, RollbackTo};
-use freshet_cluster::{FixedClock, PassOptions, PullSecret, Status};
+use freshet_cluster::{FixedClock, PassOptions, Status};
 use freshet_core::Digest;
 use freshet_core::notify::EventKind;
 use freshet_core::refresh::config::ClusterConfig;
@@ -24,24 +24,8 @@ use serde_json::json;
 const NS: &str = "gate";
 
 fn commander(client: &kube::Client, when: &str) -> Commander {
-    Commander::new(
-        client.clone(),
-        Arc::new(
-            |secrets: &[PullSecret], tokens: &freshet_registry::SharedTokens| {
-                let mut store = freshet_registry::CredentialStore::anonymous();
-                for s in secrets {
-                    store = store.with_pull_secret(&s.name, s.json.expose().as_bytes())?;
-                }
-                Ok(freshet_registry::Client::with_shared_tokens(
-                    store,
-                    freshet_registry::ClientOptions::default(),
-                    tokens.clone(),
-                )?)
-            },
-        ),
-        "test",
-    )
-    .with_clock(Arc::new(FixedClock(at(when))))
+    Commander::new(client.clone(), registry_factory(), "test")
+        .with_clock(Arc::new(FixedClock(at(when))))
 }
 
 fn target(name: &str) -> Target {

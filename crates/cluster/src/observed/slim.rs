@@ -10,11 +10,8 @@
 
 use std::collections::BTreeMap;
 
-use std::borrow::Cow;
-
 use freshet_core::runs::{Intermediate, Node, OwnerRef, Pod, PodContainer, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::core::{ApiResource, DynamicResourceScope};
 use serde::Deserialize;
 
 /// The most containers (init included) kept of one pod or template.
@@ -121,43 +118,9 @@ impl Meta {
     }
 }
 
-/// Implements [`kube::Resource`] for a slim type with a [`Meta`] named
-/// `metadata`, typed at run time by an [`ApiResource`] (so it can be listed and
-/// watched with `Api::all_with` / `Api::namespaced_with`).
-macro_rules! slim_resource {
-    ($t:ty) => {
-        impl kube::Resource for $t {
-            type DynamicType = ApiResource;
-            type Scope = DynamicResourceScope;
-
-            fn kind(dt: &ApiResource) -> Cow<'_, str> {
-                dt.kind.as_str().into()
-            }
-            fn group(dt: &ApiResource) -> Cow<'_, str> {
-                dt.group.as_str().into()
-            }
-            fn version(dt: &ApiResource) -> Cow<'_, str> {
-                dt.version.as_str().into()
-            }
-            fn api_version(dt: &ApiResource) -> Cow<'_, str> {
-                dt.api_version.as_str().into()
-            }
-            fn plural(dt: &ApiResource) -> Cow<'_, str> {
-                dt.plural.as_str().into()
-            }
-            fn meta(&self) -> &ObjectMeta {
-                &self.metadata.0
-            }
-            fn meta_mut(&mut self) -> &mut ObjectMeta {
-                &mut self.metadata.0
-            }
-        }
-    };
-}
-
-slim_resource!(SlimPod);
-slim_resource!(SlimNode);
-slim_resource!(SlimOwned);
+dynamic_resource!(SlimPod, metadata.0);
+dynamic_resource!(SlimNode, metadata.0);
+dynamic_resource!(SlimOwned, metadata.0);
 
 #[derive(Debug, Clone, Deserialize)]
 struct SlimOwner {

@@ -38,22 +38,24 @@ pub async fn admin(cluster: &TestCluster) -> kube::Client {
 /// A refresher whose registry clients hold only the workloads' pull secrets (no
 /// docker config), as the CLI builds them.
 pub fn refresher(client: &kube::Client, options: PassOptions) -> Refresher {
-    Refresher::new(
-        client.clone(),
-        std::sync::Arc::new(
-            |secrets: &[PullSecret], tokens: &freshet_registry::SharedTokens| {
-                let mut store = freshet_registry::CredentialStore::anonymous();
-                for s in secrets {
-                    store = store.with_pull_secret(&s.name, s.json.expose().as_bytes())?;
-                }
-                Ok(freshet_registry::Client::with_shared_tokens(
-                    store,
-                    freshet_registry::ClientOptions::default(),
-                    tokens.clone(),
-                )?)
-            },
-        ),
-        options,
+    Refresher::new(client.clone(), registry_factory(), options)
+}
+
+/// Registry clients holding only the given pull secrets (no docker config), their
+/// tokens in the given cache.
+pub fn registry_factory() -> freshet_cluster::RegistryFactory {
+    std::sync::Arc::new(
+        |secrets: &[PullSecret], tokens: &freshet_registry::SharedTokens| {
+            let mut store = freshet_registry::CredentialStore::anonymous();
+            for s in secrets {
+                store = store.with_pull_secret(&s.name, s.json.expose().as_bytes())?;
+            }
+            Ok(freshet_registry::Client::with_shared_tokens(
+                store,
+                freshet_registry::ClientOptions::default(),
+                tokens.clone(),
+            )?)
+        },
     )
 }
 
