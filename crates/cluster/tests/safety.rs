@@ -149,9 +149,16 @@ async fn a_crash_looping_digest_is_rolled_back_held_and_released_by_the_next_goo
         .await
         .unwrap();
     assert_eq!(r.workloads[0].status, Status::RolledBack, "{r:#?}");
+    // The failed rollout counts in the failure streak (one of three), in the same patch.
+    assert_eq!(r.workloads[0].transient.len(), 1, "{r:#?}");
+    assert_eq!(r.workloads[0].transient[0].count, 1);
     let d = deploys.get("web").await.unwrap();
     assert_eq!(image_of(&d), format!("{image}@{good}"));
     assert_eq!(annotation(&d, ROLLOUT), None, "the record is gone");
+    assert!(
+        annotation(&d, "freshet.io/refresh-consecutive-failures").is_some_and(|f| f.contains(":1")),
+        "{d:#?}"
+    );
     let hold = annotation(&d, HOLD).expect("the bad digest is held");
     assert!(hold.contains(&bad.digest), "{hold}");
     let ev = events(&client, NS, "web").await;

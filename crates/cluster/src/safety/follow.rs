@@ -228,14 +228,26 @@ impl Refresher {
         let image = record.changes.first().map_or("", |c| c.image.as_str());
         let (changes, mut skipped) = restore_changes(&rb, image);
         skipped.extend(rb.skipped.iter().cloned());
+        // The failed rollout is a failure of each image it changed, counted in the
+        // workload's failure streak (escalating at the threshold) in the same patch.
+        let streak = self.streak_of(read, record, &format!("rollout failed: {failure}"));
+        let mut annotations = rb.annotations.clone();
+        for (k, v) in streak.annotations {
+            annotations.entry(k).or_insert(v);
+        }
         let plan = WorkloadPlan {
             changes,
-            annotations: rb.annotations.clone(),
+            annotations,
             warnings: skipped,
+            transient: streak.transient,
+            escalations: streak.escalations,
+            reached: streak.reached,
             ..WorkloadPlan::default()
         };
         let mut r = WorkloadReport::of_plan(read, &plan);
-        r.status = if rb.restores_anything() {
+        r.status = if !plan.escalations.is_empty() {
+            Status::Escalated
+        } else if rb.restores_anything() {
             Status::RolledBack
         } else {
             Status::RolloutFailed
@@ -312,12 +324,7 @@ impl Refresher {
             "rollout failed and its rollback was refused: {}",
             error_chain(e)
         );
-        let enrollment = enrollment_of(&self.options().config, read);
-        let threshold = |image: &str| match &enrollment {
-            Some(en) => en.thresholds.threshold(image, en.threshold),
-            None => Threshold::Count(DEFAULT_THRESHOLD),
-        };
-        let plan = rollback::refused(&read.workload.annotations, record, threshold, &message);
+        let plan = self.streak_of(read, record, &message);
         let mut r = WorkloadReport::of_plan(read, &plan);
         if r.status != Status::Escalated {
             r.status = Status::Failed;
@@ -341,6 +348,17 @@ impl Refresher {
             .note(read, EventType::Warning, ROLLBACK_FAILED, &message)
             .await;
         r
+    }
+
+    /// The failure streak of the images `record` changed, one more failure each
+    /// ([`rollback::refused`]): annotations and streaks only.
+    fn streak_of(&self, read: &ReadWorkload, record: &Rollout, message: &str) -> WorkloadPlan {
+        let enrollment = enrollment_of(&self.options().config, read);
+        let threshold = |image: &str| match &enrollment {
+            Some(en) => en.thresholds.threshold(image, en.threshold),
+            None => Threshold::Count(DEFAULT_THRESHOLD),
+        };
+        rollback::refused(&read.workload.annotations, record, threshold, message)
     }
 
     /// Removes the record of a healthy rollout (`run --once --wait`).

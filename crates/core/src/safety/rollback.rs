@@ -284,13 +284,15 @@ fn restore(
     }
 }
 
-/// A rollback the API refused (its patch was denied or invalid): a failure of each
-/// image the rollout changed, counted in the workload's failure streak like any
-/// other failure (`freshet.io/refresh-consecutive-failures`), so it warns below the
-/// image's threshold and escalates at it (with `freshet.io/refresh-last-error`).
-/// The record stays, so the next pass judges and tries the rollback again, and
-/// counts again if refused again. Returns the plan recording it: annotations and
-/// streaks only, no spec change.
+/// A failed rollout (rolled back, or whose rollback the API refused: its patch was
+/// denied or invalid): a failure of each image the rollout changed, counted in the
+/// workload's failure streak like any other failure
+/// (`freshet.io/refresh-consecutive-failures`), so it warns below the image's
+/// threshold and escalates at it (with `freshet.io/refresh-last-error`). A rollback
+/// writes it in its own patch; a refused one alone, and its record stays, so the
+/// next pass judges and tries the rollback again, and counts again if refused
+/// again. Returns the plan recording it: annotations and streaks only, no spec
+/// change.
 pub fn refused(
     annotations: &BTreeMap<String, String>,
     record: &Rollout,
