@@ -107,14 +107,16 @@ where
     /// Starts a watcher of `api` whose objects `key` names and `convert` slims (a
     /// `None` from `convert` is logged by it and skipped). A failed list or watch
     /// is described by `describe` (the client error, when there is one), kept for
-    /// [`Watched::errors`], and retried with backoff.
+    /// [`Watched::errors`], and retried with backoff; a failure `describe` maps to
+    /// `None` only means "nothing here" (a kind the cluster does not serve) and is
+    /// not kept.
     pub fn watch<W>(
         &self,
         api: Api<W>,
         config: watcher::Config,
         key: impl Fn(&W) -> Option<K> + Send + 'static,
         convert: impl Fn(W) -> Option<V> + Send + 'static,
-        describe: impl Fn(Option<kube::Error>) -> String + Send + 'static,
+        describe: impl Fn(Option<kube::Error>) -> Option<String> + Send + 'static,
     ) where
         W: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
     {
@@ -136,7 +138,7 @@ where
                     Err(e) => {
                         tracing::warn!(error = %crate::errors::error_chain(&e), "watch failed; retrying with backoff");
                         let message = describe(client_error(e));
-                        shared.errors.write().expect("store lock")[slot] = Some(message);
+                        shared.errors.write().expect("store lock")[slot] = message;
                         if !synced {
                             // Settled: a pass reports the failure instead of waiting.
                             synced = true;
@@ -284,13 +286,15 @@ impl WorkloadStore {
                     },
                     {
                         let where_ = ns.map(|n| format!(" in namespace {n}")).unwrap_or_default();
-                        move |e| match e {
-                            Some(e) => format!(
-                                "watching {}s{where_} failed: {}",
-                                kind_name(kind),
-                                crate::errors::error_chain(&e)
-                            ),
-                            None => format!("watching {}s{where_} failed", kind_name(kind)),
+                        move |e| {
+                            Some(match e {
+                                Some(e) => format!(
+                                    "watching {}s{where_} failed: {}",
+                                    kind_name(kind),
+                                    crate::errors::error_chain(&e)
+                                ),
+                                None => format!("watching {}s{where_} failed", kind_name(kind)),
+                            })
                         }
                     },
                 );

@@ -18,9 +18,6 @@ use super::Read;
 use super::list::{App, ArgoKind, PAGE_SIZE};
 use crate::watch::{SYNC_TIMEOUT, Watched};
 
-/// What a watcher's failure reads as when it only means "none here".
-const ABSENT: &str = "";
-
 /// The watched Applications and `ImageUpdater`s of one scope; clones share them.
 #[derive(Debug, Clone, Default)]
 pub struct ArgoStore {
@@ -33,15 +30,17 @@ fn key(o: &DynamicObject) -> Option<(String, String)> {
     Some((o.metadata.namespace.clone()?, o.metadata.name.clone()?))
 }
 
-fn describe(kind: ArgoKind) -> impl Fn(Option<kube::Error>) -> String + Send + use<> {
+/// A watcher's failure as a message; `None` when it only means "none here" (the
+/// cluster does not serve the kind, or freshet may not read it).
+fn describe(kind: ArgoKind) -> impl Fn(Option<kube::Error>) -> Option<String> + Send + use<> {
     move |e| match e {
-        Some(kube::Error::Api(s)) if s.code == 403 || s.code == 404 => ABSENT.to_owned(),
-        Some(e) => format!(
+        Some(kube::Error::Api(s)) if s.code == 403 || s.code == 404 => None,
+        Some(e) => Some(format!(
             "watching {}s failed: {}",
             kind.name(),
             crate::errors::error_chain(&e)
-        ),
-        None => format!("watching {}s failed", kind.name()),
+        )),
+        None => Some(format!("watching {}s failed", kind.name())),
     }
 }
 
@@ -94,14 +93,8 @@ impl ArgoStore {
             ));
             return read;
         }
-        let failed = |errors: Vec<(usize, String)>| -> Vec<String> {
-            errors
-                .into_iter()
-                .map(|(_, m)| m)
-                .filter(|m| m != ABSENT)
-                .collect()
-        };
-        read.errors.extend(failed(self.apps.errors()));
+        read.errors
+            .extend(self.apps.errors().into_iter().map(|(_, m)| m));
         read.apps = self.apps.values();
         for u in self.updaters.values() {
             match u {
@@ -112,7 +105,8 @@ impl ArgoStore {
                 }
             }
         }
-        read.errors.extend(failed(self.updaters.errors()));
+        read.errors
+            .extend(self.updaters.errors().into_iter().map(|(_, m)| m));
         read.apps
             .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         read

@@ -210,27 +210,32 @@ impl std::fmt::Debug for Reader {
 #[derive(Debug, Clone, Copy)]
 struct Resource {
     name: &'static str,
+    kind: &'static str,
     group: &'static str,
     prefix: &'static str,
 }
 
 const PODS: Resource = Resource {
     name: "pods",
+    kind: "Pod",
     group: "",
     prefix: "/api/v1",
 };
 const NODES: Resource = Resource {
     name: "nodes",
+    kind: "Node",
     group: "",
     prefix: "/api/v1",
 };
 const REPLICASETS: Resource = Resource {
     name: "replicasets",
+    kind: "ReplicaSet",
     group: "apps",
     prefix: "/apis/apps/v1",
 };
 const JOBS: Resource = Resource {
     name: "jobs",
+    kind: "Job",
     group: "batch",
     prefix: "/apis/batch/v1",
 };
@@ -275,16 +280,7 @@ impl Reader {
         if namespaces.is_empty() {
             return out;
         }
-        match self.nodes().await {
-            Ok(nodes) => {
-                out.nodes = nodes;
-                out.nodes_read = true;
-            }
-            Err(e) => out.warnings.push(ObservedWarning {
-                namespace: None,
-                message: crate::error_chain(&e),
-            }),
-        }
+        self.read_nodes(&mut out).await;
         // Many namespaces: one paged list across all of them per resource (kept
         // items filtered page by page), instead of one list per namespace. Without
         // cluster-wide read access (RoleBindings per namespace), per namespace.
@@ -293,16 +289,13 @@ impl Reader {
                 out.pods = pods.into_iter().map(slim::SlimPod::into_fact).collect();
                 out.pods_read = namespaces.iter().map(|n| (*n).to_owned()).collect();
             }
-            for (wanted, resource, kind) in [
-                (&mut rs, REPLICASETS, "ReplicaSet"),
-                (&mut jobs, JOBS, "Job"),
-            ] {
+            for (wanted, resource) in [(&mut rs, REPLICASETS), (&mut jobs, JOBS)] {
                 if wanted.is_empty() {
                     continue;
                 }
                 if let Ok(list) = self.across::<slim::SlimOwned>(resource, wanted).await {
                     out.intermediates
-                        .extend(list.into_iter().map(|o| o.into_fact(kind)));
+                        .extend(list.into_iter().map(|o| o.into_fact(resource.kind)));
                     wanted.clear();
                 }
             }
@@ -349,6 +342,20 @@ impl Reader {
         .await
     }
 
+    /// Reads the nodes into `out` (a failure becomes its warning).
+    async fn read_nodes(&self, out: &mut Observed) {
+        match self.nodes().await {
+            Ok(nodes) => {
+                out.nodes = nodes;
+                out.nodes_read = true;
+            }
+            Err(e) => out.warnings.push(ObservedWarning {
+                namespace: None,
+                message: crate::error_chain(&e),
+            }),
+        }
+    }
+
     /// The pods of `namespace` (all namespaces with `None`).
     pub async fn pods(&self, namespace: Option<&str>) -> Result<Vec<Pod>, ObservedError> {
         let items: Vec<slim::SlimPod> = self.list(PODS, namespace, None).await?;
@@ -387,13 +394,11 @@ impl Reader {
         namespace: &str,
         labels: Option<&str>,
     ) -> Result<Vec<Intermediate>, ObservedError> {
-        let kind = if resource.name == JOBS.name {
-            "Job"
-        } else {
-            "ReplicaSet"
-        };
         let items: Vec<slim::SlimOwned> = self.list(resource, Some(namespace), labels).await?;
-        Ok(items.into_iter().map(|o| o.into_fact(kind)).collect())
+        Ok(items
+            .into_iter()
+            .map(|o| o.into_fact(resource.kind))
+            .collect())
     }
 
     /// Lists `resource` page by page into slim items (those `labels` matches, when

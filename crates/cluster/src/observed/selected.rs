@@ -20,7 +20,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::Api;
 
-use super::{Observed, ObservedWarning, PODS, REPLICASETS, Reader, slim, warning};
+use super::{Observed, PODS, REPLICASETS, Reader, slim, warning};
 use crate::workloads::ReadWorkload;
 
 /// The most workloads a focused read lists by selector (more: whole namespaces).
@@ -48,16 +48,7 @@ impl Reader {
         if selected.is_empty() {
             return out;
         }
-        match self.nodes().await {
-            Ok(nodes) => {
-                out.nodes = nodes;
-                out.nodes_read = true;
-            }
-            Err(e) => out.warnings.push(ObservedWarning {
-                namespace: None,
-                message: crate::error_chain(&e),
-            }),
-        }
+        self.read_nodes(&mut out).await;
         // Keyed by namespace and name: two workloads' selectors may overlap.
         let mut pods = BTreeMap::new();
         let mut owners = BTreeMap::new();

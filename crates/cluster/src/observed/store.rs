@@ -42,21 +42,15 @@ pub struct ObservedStore {
 }
 
 fn api_resource(resource: Resource) -> ApiResource {
-    let (version, kind) = match resource.name {
-        "pods" => ("v1", "Pod"),
-        "nodes" => ("v1", "Node"),
-        "replicasets" => ("v1", "ReplicaSet"),
-        _ => ("v1", "Job"),
-    };
     ApiResource {
         group: resource.group.into(),
-        version: version.into(),
+        version: "v1".into(),
         api_version: if resource.group.is_empty() {
-            version.into()
+            "v1".into()
         } else {
-            format!("{}/{version}", resource.group)
+            format!("{}/v1", resource.group)
         },
-        kind: kind.into(),
+        kind: resource.kind.into(),
         plural: resource.name.into(),
     }
 }
@@ -76,11 +70,13 @@ where
 fn describe(
     resource: Resource,
     namespace: Option<&str>,
-) -> impl Fn(Option<kube::Error>) -> String + Send + use<> {
+) -> impl Fn(Option<kube::Error>) -> Option<String> + Send + use<> {
     let where_ = where_of(namespace);
-    move |e| match e {
-        Some(e) => crate::error_chain(&list_error(resource, &where_, e)),
-        None => format!("watching {}{where_} failed", resource.name),
+    move |e| {
+        Some(match e {
+            Some(e) => crate::error_chain(&list_error(resource, &where_, e)),
+            None => format!("watching {}{where_} failed", resource.name),
+        })
     }
 }
 
@@ -109,7 +105,8 @@ impl ObservedStore {
                 describe(PODS, ns),
             );
             this.pod_scopes.push(ns.map(str::to_owned));
-            for (resource, kind) in [(REPLICASETS, "ReplicaSet"), (JOBS, "Job")] {
+            for resource in [REPLICASETS, JOBS] {
+                let kind = resource.kind;
                 this.owners.watch(
                     api::<SlimOwned>(client, resource, ns),
                     config.clone(),
