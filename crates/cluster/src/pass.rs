@@ -217,6 +217,7 @@ impl Refresher {
                 self.gatherer.namespaces(),
             ));
         }
+        self.writer = self.writer.keeping_in(store.clone());
         self.gatherer = self.gatherer.with_store(store);
         self
     }

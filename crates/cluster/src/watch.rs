@@ -188,6 +188,23 @@ where
         self.tasks.0.lock().expect("tasks lock").push(task);
     }
 
+    /// Replaces the value under `key`, in the watcher that holds it, with `new`
+    /// when `current` says the held value is the one `new` supersedes (a write's
+    /// response, while the watch has not delivered it yet). Returns whether it did.
+    pub fn supersede(&self, key: &K, current: impl Fn(&V) -> bool, new: V) -> bool {
+        let mut items = self.shared.items.write().expect("store lock");
+        for map in items.iter_mut() {
+            if let Some(held) = map.get_mut(key) {
+                if current(held) {
+                    *held = new;
+                    return true;
+                }
+                return false;
+            }
+        }
+        false
+    }
+
     /// Per watcher whose last list or watch failed (and no list completed since),
     /// the description of the failure, in the order the watchers were started.
     pub fn errors(&self) -> Vec<(usize, String)> {
@@ -320,6 +337,21 @@ impl WorkloadStore {
         }
     }
 
+    /// Keeps what freshet just wrote: `written` (the write's response) replaces
+    /// the store's copy while that copy is still the version the write was made
+    /// against (`precondition`, its `resourceVersion`), so the next pass plans
+    /// from it even before the watch delivers it. A copy the watch already moved
+    /// past is left alone (`resourceVersion`s are only compared for equality).
+    pub fn wrote(&self, precondition: &str, written: ReadWorkload) {
+        let w = &written.workload;
+        let key = (w.kind, w.namespace.clone(), w.name.clone());
+        self.store.supersede(
+            &key,
+            |held| held.workload.resource_version == precondition,
+            written,
+        );
+    }
+
     /// Every workload in the store now.
     pub fn snapshot(&self) -> Vec<ReadWorkload> {
         self.store.values()
@@ -333,5 +365,42 @@ impl WorkloadStore {
     /// Whether empty.
     pub fn is_empty(&self) -> bool {
         self.store.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store_holding(entries: &[(u32, &str)]) -> Watched<u32, String> {
+        let store = Watched::default();
+        store.shared.items.write().expect("store lock").push(
+            entries
+                .iter()
+                .map(|(k, v)| (*k, (*v).to_string()))
+                .collect(),
+        );
+        store
+    }
+
+    #[test]
+    fn a_write_supersedes_the_version_it_was_made_against() {
+        let store = store_holding(&[(1, "rv-10")]);
+        assert!(store.supersede(&1, |held| held == "rv-10", "rv-11".into()));
+        assert_eq!(store.values(), ["rv-11"]);
+    }
+
+    #[test]
+    fn a_write_never_replaces_what_the_watch_already_moved_past() {
+        let store = store_holding(&[(1, "rv-12")]);
+        assert!(!store.supersede(&1, |held| held == "rv-10", "rv-11".into()));
+        assert_eq!(store.values(), ["rv-12"]);
+    }
+
+    #[test]
+    fn a_write_to_a_key_the_store_does_not_hold_adds_nothing() {
+        let store = store_holding(&[(1, "rv-10")]);
+        assert!(!store.supersede(&2, |_| true, "rv-1".into()));
+        assert_eq!(store.values(), ["rv-10"]);
     }
 }

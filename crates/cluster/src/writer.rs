@@ -21,6 +21,7 @@ use crate::errors::error_chain;
 use crate::events::{self, Events, Regarding};
 use crate::metrics::api::ApiWrites;
 use crate::report::ChangeReport;
+use crate::watch::WorkloadStore;
 use crate::workloads::{self, ReadWorkload, kind_name};
 
 /// The field manager freshet's patches are recorded under.
@@ -77,6 +78,8 @@ pub struct Writer {
     events: Events,
     counts: ApiWrites,
     timeout: Duration,
+    /// The controller's workload store, told of every write ([`WorkloadStore::wrote`]).
+    store: Option<WorkloadStore>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -97,6 +100,7 @@ impl Writer {
             kube,
             counts: ApiWrites::default(),
             timeout,
+            store: None,
         }
     }
 
@@ -109,6 +113,12 @@ impl Writer {
     /// The Events recorder (shared with the Applications' writes).
     pub(crate) fn events(&self) -> &Events {
         &self.events
+    }
+
+    /// The same writer keeping what it writes in `store` (the controller mode).
+    pub fn keeping_in(mut self, store: WorkloadStore) -> Self {
+        self.store = Some(store);
+        self
     }
 
     /// The same writer counting its writes into `counts`.
@@ -162,7 +172,15 @@ impl Writer {
             after: self.timeout,
         })?;
         match sent {
-            Ok(_) => Ok(true),
+            Ok(written) => {
+                if let Some(store) = &self.store {
+                    match workloads::from_slim(w.kind, written) {
+                        Ok(read) => store.wrote(&w.resource_version, read),
+                        Err(e) => tracing::debug!(error = %e, "written workload not kept"),
+                    }
+                }
+                Ok(true)
+            }
             Err(kube::Error::Api(s)) if s.code == 409 => Err(WriteError::Conflict {
                 kind: kind_name(w.kind),
                 namespace: w.namespace.clone(),

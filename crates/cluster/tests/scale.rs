@@ -180,7 +180,8 @@ async fn a_steady_controller_pass_reads_the_watched_store_and_reuses_its_token()
     assert_eq!(api.lists, 0, "no LIST in a steady controller pass: {api:?}");
     assert_eq!(
         api.gets, 0,
-        "the ServiceAccount's pull secrets are remembered across passes: {api:?}"
+        "the ServiceAccount's pull secrets are remembered across passes, and the \
+         store holds what the first pass wrote (no 409 and re-read): {api:?} {steady:#?}"
     );
     assert_eq!((api.patches, api.creates), (0, 0));
     let r = steady.requests.registry;
