@@ -20,7 +20,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         }
         source = s.source();
     }
-    scrub_exec_output(&out)
+    scrub_exec_output(&out).into_owned()
 }
 
 /// What replaces a kubeconfig `exec` plugin's output in a message.
@@ -29,9 +29,13 @@ pub const EXEC_OUTPUT_WITHHELD: &str =
 
 /// `text` with every `Output { status: …, stdout: …, stderr: … }` (how kube renders
 /// a failing `exec` plugin's output) replaced by [`EXEC_OUTPUT_WITHHELD`]. An
-/// unterminated one is cut to the end of the text.
-pub fn scrub_exec_output(text: &str) -> String {
+/// unterminated one is cut to the end of the text. Borrows `text` when it holds
+/// none (the common case: a whole report is not copied).
+pub fn scrub_exec_output(text: &str) -> std::borrow::Cow<'_, str> {
     const START: &str = "Output { status: ";
+    if !text.contains(START) {
+        return std::borrow::Cow::Borrowed(text);
+    }
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find(START) {
@@ -40,7 +44,7 @@ pub fn scrub_exec_output(text: &str) -> String {
         rest = &rest[at + debug_struct_len(&rest[at..])..];
     }
     out.push_str(rest);
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// The byte length of the `Debug` struct at the start of `s` (up to its matching

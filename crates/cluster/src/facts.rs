@@ -142,9 +142,12 @@ impl Streaming {
         let client = self.client.clone();
         let permits = self.permits.clone();
         let reference = reference.clone();
+        // The asking future (kilobytes) is boxed once a permit is held, so the
+        // tasks waiting for one stay small: a pass may queue thousands.
         self.tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            (image, fetch(&client, &reference, &missing).await)
+            let got = Box::pin(fetch(&client, &reference, &missing)).await;
+            (image, got)
         });
     }
 

@@ -24,11 +24,11 @@ pub trait PassObserver: Send + Sync {
 
 /// The repositories the valid candidates track.
 pub(crate) fn tracked(
-    candidates: &[(ReadWorkload, Result<Enrollment, String>)],
+    candidates: &[(ReadWorkload, Result<Box<Enrollment>, String>)],
 ) -> BTreeSet<String> {
     candidates
         .iter()
-        .filter_map(|(w, e)| Some((w, e.as_ref().ok()?)))
+        .filter_map(|(w, e)| Some((w, e.as_deref().ok()?)))
         .flat_map(|(w, e)| tracked_images(&w.workload, e).into_iter())
         .map(|(r, _)| r.name())
         .collect()

@@ -144,8 +144,9 @@ impl std::fmt::Debug for Refresher {
     }
 }
 
-/// A workload a pass plans: valid enrollment, or the message of an invalid one.
-type Candidate = (ReadWorkload, Result<Enrollment, String>);
+/// A workload a pass plans: valid enrollment, or the message of an invalid one
+/// (boxed: thousands are kept at once, and most of them share few policies).
+type Candidate = (ReadWorkload, Result<Box<Enrollment>, String>);
 
 /// What a pass does with one candidate once the facts are in.
 enum Job {
@@ -299,7 +300,7 @@ impl Refresher {
         let (candidates, mut reports) = self.read_pages(window, focus, &mut resolving).await?;
         let valid: Vec<(&ReadWorkload, &Enrollment)> = candidates
             .iter()
-            .filter_map(|(w, e)| Some((w, e.as_ref().ok()?)))
+            .filter_map(|(w, e)| Some((w, e.as_deref().ok()?)))
             .collect();
         let mut gathered = resolving.finish(&valid, Some(now)).await?;
         let read: Vec<&ReadWorkload> = valid.iter().map(|(w, _)| *w).collect();
@@ -321,17 +322,14 @@ impl Refresher {
         let nodes = observed.node_index();
         let argo = self.argocd_read().await;
         let mut per_workload = std::mem::take(&mut gathered.per_workload).into_iter();
-        let jobs: Vec<Job> = candidates
-            .into_iter()
-            .map(|(w, e)| match e {
-                Ok(e) => {
-                    let (set, warnings) =
-                        per_workload.next().expect("one entry per valid workload");
-                    Job::Plan(w, Box::new(e), set, warnings)
-                }
-                Err(message) => Job::Invalid(w, message),
-            })
-            .collect();
+        // Made one by one as the stream runs (no second list of every workload).
+        let jobs = candidates.into_iter().map(|(w, e)| match e {
+            Ok(e) => {
+                let (set, warnings) = per_workload.next().expect("one entry per valid workload");
+                Job::Plan(w, e, set, warnings)
+            }
+            Err(message) => Job::Invalid(w, message),
+        });
         let gated = std::sync::Mutex::new(self.pending());
         let (gathered_ref, observed_ref, nodes_ref, argo_ref, gated_ref) =
             (&gathered, &observed, &nodes, &argo, &gated);
@@ -404,7 +402,7 @@ impl Refresher {
             if let Some(focus) = focus {
                 let page: Vec<Candidate> = candidates
                     .drain(first..)
-                    .filter(|(w, e)| e.as_ref().is_ok_and(|e| observer::tracks(w, e, focus)))
+                    .filter(|(w, e)| e.as_deref().is_ok_and(|e| observer::tracks(w, e, focus)))
                     .collect();
                 candidates.extend(page);
             }
@@ -440,7 +438,7 @@ impl Refresher {
                     reports.push(WorkloadReport::new(&w, Status::Skipped));
                 }
                 Ok(Some(e)) => match window.due(e.schedule.as_ref()) {
-                    Due::Yes => candidates.push((w, Ok(e))),
+                    Due::Yes => candidates.push((w, Ok(Box::new(e)))),
                     Due::No { next } => {
                         tracing::debug!(
                             namespace = %w.workload.namespace, name = %w.workload.name,

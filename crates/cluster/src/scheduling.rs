@@ -142,7 +142,7 @@ impl SlimScheduling {
                 .into_iter()
                 .take(MAX_LABELS)
                 .map(|(k, v)| (cut(k), cut(v)))
-                .collect::<BTreeMap<_, _>>(),
+                .collect::<freshet_core::Labels>(),
             required_terms,
             tolerations: self
                 .tolerations
@@ -180,7 +180,12 @@ mod tests {
                 {"nodeSelectorTerms": [{"matchExpressions": [{"key": "a", "operator": "In", "values": ["b"]}]}]}}},
             "tolerations": [{"operator": "Exists"}]
         }));
-        assert_eq!(s.node_selector["kubernetes.io/arch"], "amd64");
+        assert_eq!(
+            s.node_selector
+                .get("kubernetes.io/arch")
+                .map(String::as_str),
+            Some("amd64")
+        );
         assert_eq!(s.required_terms.unwrap()[0].match_expressions[0].key, "a");
         assert_eq!(s.tolerations[0].operator, "Exists");
         assert_eq!(

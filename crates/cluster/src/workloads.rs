@@ -286,7 +286,7 @@ pub struct ReadWorkload {
     /// The object's UID (for events).
     pub uid: Option<String>,
     /// `metadata.labels` (for config rules).
-    pub labels: BTreeMap<String, String>,
+    pub labels: freshet_core::Labels,
     /// The pod template's `imagePullSecrets` names, in order.
     pub pull_secrets: Vec<String>,
     /// The pod template's `serviceAccountName` (`default` when unset).
@@ -482,7 +482,7 @@ pub fn from_slim(kind: WorkloadKind, object: SlimWorkload) -> Result<ReadWorkloa
     };
     Ok(ReadWorkload {
         uid: meta.uid,
-        labels: meta.labels.unwrap_or_default(),
+        labels: meta.labels.unwrap_or_default().into_iter().collect(),
         pull_secrets,
         service_account,
         scheduling: crate::scheduling::from_parts(node_selector, affinity, tolerations),

@@ -44,8 +44,11 @@ async fn reads_pods_by_owner_nodes_by_platform_page_by_page_and_a_403_is_a_warni
         .unwrap();
     let web = read.iter().find(|w| w.workload.name == "web").unwrap();
     assert_eq!(
-        web.scheduling.node_selector["kubernetes.io/hostname"],
-        "testbed-node-3"
+        web.scheduling
+            .node_selector
+            .get("kubernetes.io/hostname")
+            .map(String::as_str),
+        Some("testbed-node-3")
     );
     let all: Vec<_> = read.iter().collect();
     let observed = wait_for("both pods run with an imageID", || async {

@@ -27,6 +27,12 @@ pub mod secret;
 pub mod webhook;
 
 pub use digest::Digest;
+
+/// Labels (and other small string maps kept per workload: a `nodeSelector`), as a
+/// map sorted by key in one vector: a workload has a handful, and thousands of
+/// workloads are kept at once ([`std::collections::BTreeMap`] allocates a 544-byte
+/// node for a single entry).
+pub type Labels = litemap::LiteMap<String, String>;
 pub use platform::Platform;
 pub use reference::Reference;
 

@@ -96,7 +96,7 @@ pub struct App {
     /// Its UID (for Events).
     pub uid: Option<String>,
     /// `metadata.labels`.
-    pub labels: BTreeMap<String, String>,
+    pub labels: freshet_core::Labels,
     /// `metadata.annotations`.
     pub annotations: BTreeMap<String, String>,
     /// The whole object, as the core reads it.
@@ -111,7 +111,13 @@ impl App {
             name: object.metadata.name.clone()?,
             namespace: object.metadata.namespace.clone()?,
             uid: object.metadata.uid.clone(),
-            labels: object.metadata.labels.clone().unwrap_or_default(),
+            labels: object
+                .metadata
+                .labels
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
             annotations: object.metadata.annotations.clone().unwrap_or_default(),
             value,
         })

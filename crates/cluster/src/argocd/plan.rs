@@ -280,7 +280,7 @@ mod tests {
             name: "backend-preview".into(),
             namespace: "argocd".into(),
             uid: None,
-            labels: BTreeMap::new(),
+            labels: freshet_core::Labels::new(),
             annotations,
             value,
         }

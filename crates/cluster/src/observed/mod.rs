@@ -285,17 +285,20 @@ impl Reader {
         // items filtered page by page), instead of one list per namespace. Without
         // cluster-wide read access (RoleBindings per namespace), per namespace.
         if namespaces.len() > CLUSTER_WIDE_FROM {
-            if let Ok(pods) = self.across::<slim::SlimPod>(PODS, &namespaces).await {
-                out.pods = pods.into_iter().map(slim::SlimPod::into_fact).collect();
+            if let Ok(pods) = self
+                .across(PODS, &namespaces, slim::SlimPod::into_fact)
+                .await
+            {
+                out.pods = pods;
                 out.pods_read = namespaces.iter().map(|n| (*n).to_owned()).collect();
             }
             for (wanted, resource) in [(&mut rs, REPLICASETS), (&mut jobs, JOBS)] {
                 if wanted.is_empty() {
                     continue;
                 }
-                if let Ok(list) = self.across::<slim::SlimOwned>(resource, wanted).await {
-                    out.intermediates
-                        .extend(list.into_iter().map(|o| o.into_fact(resource.kind)));
+                let fact = |o: slim::SlimOwned| o.into_fact(resource.kind);
+                if let Ok(list) = self.across(resource, wanted, fact).await {
+                    out.intermediates.extend(list);
                     wanted.clear();
                 }
             }
@@ -324,20 +327,23 @@ impl Reader {
     }
 
     /// `resource` across all namespaces, keeping only the items of `namespaces`
-    /// (filtered page by page, so memory follows what is kept).
-    async fn across<T>(
+    /// as `fact`s (filtered and converted page by page, so memory follows what is
+    /// kept).
+    async fn across<T, U>(
         &self,
         resource: Resource,
         namespaces: &BTreeSet<&str>,
-    ) -> Result<Vec<T>, ObservedError>
+        fact: impl Fn(T) -> U,
+    ) -> Result<Vec<U>, ObservedError>
     where
         T: DeserializeOwned + kube::Resource,
     {
-        self.list_keeping(resource, None, None, |item: &T| {
+        self.list_keeping(resource, None, None, |item: T| {
             item.meta()
                 .namespace
                 .as_deref()
                 .is_some_and(|n| namespaces.contains(n))
+                .then(|| fact(item))
         })
         .await
     }
@@ -358,14 +364,16 @@ impl Reader {
 
     /// The pods of `namespace` (all namespaces with `None`).
     pub async fn pods(&self, namespace: Option<&str>) -> Result<Vec<Pod>, ObservedError> {
-        let items: Vec<slim::SlimPod> = self.list(PODS, namespace, None).await?;
-        Ok(items.into_iter().map(slim::SlimPod::into_fact).collect())
+        self.list_keeping(PODS, namespace, None, |p: slim::SlimPod| {
+            Some(p.into_fact())
+        })
+        .await
     }
 
     /// Every node.
     pub async fn nodes(&self) -> Result<Vec<Node>, ObservedError> {
-        let items: Vec<slim::SlimNode> = self.list(NODES, None, None).await?;
-        Ok(items.into_iter().map(slim::SlimNode::into_fact).collect())
+        self.list_keeping(NODES, None, None, |n: slim::SlimNode| Some(n.into_fact()))
+            .await
     }
 
     /// The ReplicaSets of `namespace`.
@@ -394,11 +402,10 @@ impl Reader {
         namespace: &str,
         labels: Option<&str>,
     ) -> Result<Vec<Intermediate>, ObservedError> {
-        let items: Vec<slim::SlimOwned> = self.list(resource, Some(namespace), labels).await?;
-        Ok(items
-            .into_iter()
-            .map(|o| o.into_fact(resource.kind))
-            .collect())
+        self.list_keeping(resource, Some(namespace), labels, |o: slim::SlimOwned| {
+            Some(o.into_fact(resource.kind))
+        })
+        .await
     }
 
     /// Lists `resource` page by page into slim items (those `labels` matches, when
@@ -409,19 +416,18 @@ impl Reader {
         namespace: Option<&str>,
         labels: Option<&str>,
     ) -> Result<Vec<T>, ObservedError> {
-        self.list_keeping(resource, namespace, labels, |_: &T| true)
-            .await
+        self.list_keeping(resource, namespace, labels, Some).await
     }
 
     /// Lists `resource` page by page into slim items (those `labels` matches, when
-    /// given), keeping those `keep` accepts.
-    async fn list_keeping<T: DeserializeOwned>(
+    /// given), keeping what `keep` makes of each (`None`: not kept), page by page.
+    async fn list_keeping<T: DeserializeOwned, U>(
         &self,
         resource: Resource,
         namespace: Option<&str>,
         labels: Option<&str>,
-        keep: impl Fn(&T) -> bool,
-    ) -> Result<Vec<T>, ObservedError> {
+        keep: impl Fn(T) -> Option<U>,
+    ) -> Result<Vec<U>, ObservedError> {
         let path = match namespace {
             Some(ns) => format!("{}/namespaces/{ns}/{}", resource.prefix, resource.name),
             None => format!("{}/{}", resource.prefix, resource.name),
@@ -442,7 +448,7 @@ impl Reader {
                 .list(&params)
                 .map_err(|e| fail(kube::Error::BuildRequest(e)))?;
             let page: slim::Page<T> = self.kube.request(request).await.map_err(fail)?;
-            items.extend(page.items.into_iter().filter(|i| keep(i)));
+            items.extend(page.items.into_iter().filter_map(&keep));
             if items.len() > MAX_ITEMS {
                 return Err(too_large(resource, &where_, items.len(), pages));
             }

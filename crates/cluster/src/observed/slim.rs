@@ -262,7 +262,7 @@ fn cut(mut s: String) -> String {
     s
 }
 
-fn labels(map: BTreeMap<String, String>) -> BTreeMap<String, String> {
+fn labels(map: BTreeMap<String, String>) -> freshet_core::Labels {
     map.into_iter()
         .take(MAX_LABELS)
         .map(|(k, v)| (cut(k), cut(v)))

@@ -301,7 +301,7 @@ pub struct LabelSelectorRequirement {
 impl LabelSelector {
     /// Whether `labels` satisfy the selector (`LabelSelectorAsSelector` + `Matches`); an
     /// invalid selector is an error saying which requirement.
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> Result<bool, String> {
+    pub fn matches(&self, labels: &crate::Labels) -> Result<bool, String> {
         for (k, v) in self.match_labels.iter().flatten() {
             if labels.get(k) != Some(v) {
                 return Ok(false);
@@ -347,7 +347,7 @@ pub struct AppMeta<'a> {
     /// Namespace.
     pub namespace: &'a str,
     /// Labels.
-    pub labels: &'a BTreeMap<String, String>,
+    pub labels: &'a crate::Labels,
     /// Annotations.
     pub annotations: &'a BTreeMap<String, String>,
 }
@@ -395,7 +395,7 @@ impl ImageUpdater {
                 cr.field(format!("spec.applicationRefs[{i}].namePattern"), reason)
             })?;
             if let Some(sel) = &r.label_selectors {
-                sel.matches(&BTreeMap::new()).map_err(|reason| {
+                sel.matches(&crate::Labels::new()).map_err(|reason| {
                     cr.field(format!("spec.applicationRefs[{i}].labelSelectors"), reason)
                 })?;
             }

@@ -55,7 +55,7 @@ pub struct Workload<'a> {
     /// Name.
     pub name: &'a str,
     /// Its labels.
-    pub labels: &'a BTreeMap<String, String>,
+    pub labels: &'a crate::Labels,
     /// Its annotations.
     pub annotations: &'a BTreeMap<String, String>,
 }

@@ -173,7 +173,7 @@ impl Selector {
     }
 
     /// Whether `labels` satisfy every term.
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+    pub fn matches(&self, labels: &crate::Labels) -> bool {
         self.0.iter().all(|t| match t {
             Term::Eq(k, v) => labels.get(k) == Some(v),
             Term::NotEq(k, v) => labels.get(k) != Some(v),
@@ -281,7 +281,7 @@ pub struct Subject<'a> {
     /// Namespace.
     pub namespace: &'a str,
     /// `metadata.labels`.
-    pub labels: &'a BTreeMap<String, String>,
+    pub labels: &'a crate::Labels,
     /// `metadata.annotations`.
     pub annotations: &'a BTreeMap<String, String>,
     /// (container name, image) pairs.
@@ -623,7 +623,7 @@ impl ClusterConfig {
 /// key exists (Keel reads its settings from either; freshet lets the annotation win).
 pub fn keel_labels_under(
     annotations: &BTreeMap<String, String>,
-    labels: &BTreeMap<String, String>,
+    labels: &crate::Labels,
 ) -> BTreeMap<String, String> {
     let mut out = annotations.clone();
     for (k, v) in labels.iter().filter(|(k, _)| k.starts_with("keel.sh/")) {

@@ -6,8 +6,6 @@
 //! status it does not use, and the caps that bound every list the decisions look at.
 //! It must not know how the facts are fetched (no kube, no k8s-openapi, no I/O).
 
-use std::collections::BTreeMap;
-
 /// The most pods of one workload that any decision looks at. Beyond it, pods are
 /// taken in name order and the rest are counted, not read (see [`Truncated`]).
 pub const MAX_PODS_PER_WORKLOAD: usize = 1000;
@@ -138,7 +136,7 @@ pub struct Node {
     /// `metadata.name`.
     pub name: String,
     /// `metadata.labels`.
-    pub labels: BTreeMap<String, String>,
+    pub labels: crate::Labels,
     /// `status.nodeInfo.operatingSystem`.
     pub os: Option<String>,
     /// `status.nodeInfo.architecture`.
@@ -195,7 +193,7 @@ pub struct SelectorTerm {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Hash)]
 pub struct Scheduling {
     /// `nodeSelector`.
-    pub node_selector: BTreeMap<String, String>,
+    pub node_selector: crate::Labels,
     /// `affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution
     /// .nodeSelectorTerms` (ORed); `None` when there is no required affinity.
     pub required_terms: Option<Vec<SelectorTerm>>,

@@ -222,7 +222,7 @@ mod tests {
             labels: labels
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect::<BTreeMap<_, _>>(),
+                .collect::<crate::Labels>(),
             os: info.map(|i| i.0.to_owned()),
             architecture: info.map(|i| i.1.to_owned()),
             taints: vec![],

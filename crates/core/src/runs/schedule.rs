@@ -150,7 +150,6 @@ fn tolerates(tol: &Toleration, taint: &Taint) -> bool {
 mod tests {
     use super::*;
     use crate::runs::facts::SelectorTerm;
-    use std::collections::BTreeMap;
 
     fn node(name: &str, labels: &[(&str, &str)], taints: &[(&str, &str, &str)]) -> Node {
         Node {
@@ -215,7 +214,9 @@ mod tests {
             &[],
         );
         let selector = Scheduling {
-            node_selector: BTreeMap::from([("kubernetes.io/arch".into(), "arm64".into())]),
+            node_selector: [("kubernetes.io/arch".into(), "arm64".into())]
+                .into_iter()
+                .collect(),
             ..Scheduling::default()
         };
         let table: Vec<(&str, Scheduling, bool, bool)> = vec![

@@ -106,11 +106,18 @@ impl std::fmt::Display for KeelWarning {
 /// on it is honoured.
 pub fn unsupported(
     annotations: &BTreeMap<String, String>,
-    labels: &BTreeMap<String, String>,
+    labels: &crate::Labels,
 ) -> Option<KeelWarning> {
     let mut ignored = Vec::new();
-    for (map, label) in [(annotations, false), (labels, true)] {
-        for key in map.keys().filter(|k| k.starts_with("keel.sh/")) {
+    let keys = annotations
+        .keys()
+        .map(|k| (k, false))
+        .chain(labels.keys().map(|k| (k, true)));
+    for (key, label) in keys {
+        if !key.starts_with("keel.sh/") {
+            continue;
+        }
+        {
             let why = match KEEL_KEYS.iter().find(|(k, _)| k == key) {
                 Some((_, Support::Supported | Support::Bookkeeping)) => continue,
                 Some((_, Support::Unsupported(why))) => *why,
@@ -131,7 +138,7 @@ pub fn unsupported(
 mod tests {
     use super::*;
 
-    fn map(keys: &[&str]) -> BTreeMap<String, String> {
+    fn map<M: FromIterator<(String, String)>>(keys: &[&str]) -> M {
         keys.iter()
             .map(|k| ((*k).to_owned(), "x".to_owned()))
             .collect()
@@ -149,7 +156,7 @@ mod tests {
             None
         );
         assert_eq!(
-            unsupported(&map(&["app", "freshet.io/policy"]), &BTreeMap::new()),
+            unsupported(&map(&["app", "freshet.io/policy"]), &crate::Labels::new()),
             None
         );
     }
@@ -213,7 +220,7 @@ mod tests {
             assert!(KEEL_KEYS.iter().any(|(k, _)| *k == key), "{key}");
         }
         // Keys are never reported twice, and printing escapes odd characters.
-        let w = unsupported(&map(&["keel.sh/\u{1b}[31m"]), &BTreeMap::new()).unwrap();
+        let w = unsupported(&map(&["keel.sh/\u{1b}[31m"]), &crate::Labels::new()).unwrap();
         assert!(!w.to_string().contains('\u{1b}'), "{w}");
     }
 }

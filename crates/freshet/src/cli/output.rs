@@ -72,18 +72,20 @@ pub fn text(text: &str) -> Cow<'_, str> {
 /// controls, bidi characters and line separators (only ever inside strings) are
 /// written as `\uXXXX` too.
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    // One copy of the document at most (a 10,000-workload report is megabytes):
+    // safe runs are written as they are, each unsafe character as its escape.
     let json = serde_json::to_string_pretty(value)?;
     let json = freshet_cluster::scrub_exec_output(&json);
-    let mut safe = String::with_capacity(json.len());
-    for c in json.chars() {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut safe_from = 0;
+    for (i, c) in json.char_indices() {
         if is_unsafe(c) && c != '\n' {
-            safe.push_str(&format!("\\u{:04x}", u32::from(c)));
-        } else {
-            safe.push(c);
+            out.write_all(json[safe_from..i].as_bytes())?;
+            write!(out, "\\u{:04x}", u32::from(c))?;
+            safe_from = i + c.len_utf8();
         }
     }
-    let mut out = std::io::stdout().lock();
-    out.write_all(safe.as_bytes())?;
+    out.write_all(json[safe_from..].as_bytes())?;
     writeln!(out)?;
     out.flush()?;
     Ok(())

@@ -9,7 +9,7 @@ use crate::argocd::writeback::{GitCreds, Method, Target};
 
 fn meta<'a>(
     name: &'a str,
-    labels: &'a std::collections::BTreeMap<String, String>,
+    labels: &'a crate::Labels,
     annotations: &'a std::collections::BTreeMap<String, String>,
 ) -> AppMeta<'a> {
     AppMeta {
@@ -42,7 +42,8 @@ fn specificity_cr() -> ImageUpdater {
 #[test]
 fn the_most_specific_rule_selects_an_application() {
     let cr = specificity_cr();
-    let none = map(&[]);
+    let none: std::collections::BTreeMap<String, String> = map(&[]);
+    let no_labels = crate::Labels::new();
     let cases = [
         ("app-1", Some("test1")),
         ("app-prod-eu", Some("nginx")),
@@ -51,7 +52,7 @@ fn the_most_specific_rule_selects_an_application() {
     ];
     for (name, alias) in cases {
         let got = cr
-            .resolve(&meta(name, &none, &none))
+            .resolve(&meta(name, &no_labels, &none))
             .unwrap()
             .map(|c| c.images[0].alias.clone().unwrap());
         assert_eq!(got.as_deref(), alias, "{name}");
@@ -63,7 +64,7 @@ fn the_most_specific_rule_selects_an_application() {
     // Applications outside the resource's namespace are not its business.
     let elsewhere = AppMeta {
         namespace: "team-a",
-        ..meta("app-1", &none, &none)
+        ..meta("app-1", &no_labels, &none)
     };
     assert!(cr.select(&elsewhere).is_none());
 }
@@ -102,7 +103,8 @@ fn settings_cascade_global_then_application_ref_then_image() {
     }))
     .unwrap();
     let labels = map(&[("environment", "production")]);
-    let none = map(&[]);
+    let none: std::collections::BTreeMap<String, String> = map(&[]);
+    let no_labels = crate::Labels::new();
     let front = cr
         .resolve(&meta("frontend-web", &labels, &none))
         .unwrap()
@@ -143,7 +145,10 @@ fn settings_cascade_global_then_application_ref_then_image() {
         Some("values.yaml")
     );
 
-    let back = cr.resolve(&meta("backend", &none, &none)).unwrap().unwrap();
+    let back = cr
+        .resolve(&meta("backend", &no_labels, &none))
+        .unwrap()
+        .unwrap();
     assert_eq!(back.images[0].strategy, Strategy::Digest);
     assert_eq!(back.images[0].tracked_tag(), Some("v2.0"));
     assert_eq!(back.write_back.method, Method::Argocd);
@@ -194,8 +199,9 @@ fn what_freshet_cannot_do_is_said() {
         }
     }))
     .unwrap();
-    let none = map(&[]);
-    let c = cr.resolve(&meta("a", &none, &none)).unwrap().unwrap();
+    let none: std::collections::BTreeMap<String, String> = map(&[]);
+    let no_labels = crate::Labels::new();
+    let c = cr.resolve(&meta("a", &no_labels, &none)).unwrap().unwrap();
     let followed: Vec<bool> = c.images.iter().map(|i| i.policy.is_some()).collect();
     assert_eq!(followed, [false, true, false]);
     assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
@@ -213,7 +219,7 @@ fn what_freshet_cannot_do_is_said() {
     }))
     .unwrap();
     let err = pr
-        .resolve(&meta("a", &none, &none))
+        .resolve(&meta("a", &no_labels, &none))
         .unwrap_err()
         .to_string();
     assert!(
@@ -249,9 +255,10 @@ fn invalid_resources_name_the_field() {
     let cr = ImageUpdater::from_value(&json!({"metadata": {"name": "u", "namespace": "argocd"}, "spec": {"applicationRefs": [
         {"namePattern": "a", "images": [{"alias": "x", "imageName": "nginx", "commonUpdateSettings": {"updateStrategy": "fastest"}}]}]}}))
     .unwrap();
-    let none = map(&[]);
+    let none: std::collections::BTreeMap<String, String> = map(&[]);
+    let no_labels = crate::Labels::new();
     let err = cr
-        .resolve(&meta("a", &none, &none))
+        .resolve(&meta("a", &no_labels, &none))
         .unwrap_err()
         .to_string();
     assert!(

@@ -9,10 +9,8 @@ mod patch;
 mod props;
 mod writeback;
 
-use std::collections::BTreeMap;
-
 /// Annotations (or labels) from pairs.
-pub(super) fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+pub(super) fn map<M: FromIterator<(String, String)>>(pairs: &[(&str, &str)]) -> M {
     pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

@@ -188,6 +188,7 @@ fn git_branch_method_and_target_parse_as_upstream() {
 #[test]
 fn a_deployment_argo_cd_manages_warns_naming_the_application() {
     let none = BTreeMap::new();
+    let no_labels = crate::Labels::new();
     let annotations: BTreeMap<String, String> = [(
         TRACKING_ID.to_owned(),
         "argocd_backend-prod:apps/Deployment:prod/backend".to_owned(),
@@ -198,7 +199,7 @@ fn a_deployment_argo_cd_manages_warns_naming_the_application() {
         kind: "Deployment",
         namespace: "prod",
         name: "backend",
-        labels: &none,
+        labels: &no_labels,
         annotations: &annotations,
     };
     let m = managed_by_argo(&w, |_| false).unwrap();
@@ -222,11 +223,12 @@ fn a_deployment_argo_cd_manages_warns_naming_the_application() {
     let copied = Workload { name: "other", ..w };
     assert!(managed_by_argo(&copied, |_| false).is_none());
 
-    let labels: BTreeMap<String, String> = [(
+    let labels: crate::Labels = [(
         "app.kubernetes.io/instance".to_owned(),
         "backend-preview".to_owned(),
     )]
-    .into();
+    .into_iter()
+    .collect();
     let by_label = Workload {
         labels: &labels,
         annotations: &none,
@@ -240,7 +242,7 @@ fn a_deployment_argo_cd_manages_warns_naming_the_application() {
             .certain
     );
     let plain = Workload {
-        labels: &none,
+        labels: &no_labels,
         annotations: &none,
         ..w
     };

@@ -2,7 +2,8 @@
 use super::*;
 use crate::refresh::ActionKind;
 
-fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+/// A map of `pairs`: labels ([`crate::Labels`]) or annotations (a `BTreeMap`).
+fn labels<M: FromIterator<(String, String)>>(pairs: &[(&str, &str)]) -> M {
     pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -28,10 +29,11 @@ rules:
 fn catch_up_defaults_on_a_rule_turns_it_off_and_the_annotation_wins() {
     let c = ClusterConfig::parse("rules:\n  - policy: digest\n    catchUp: false\n").unwrap();
     let none = BTreeMap::new();
+    let no_labels = crate::Labels::new();
     let containers = [("app", "ghcr.io/a/b:latest")];
     let subject = |a| Subject {
         namespace: "dev",
-        labels: &none,
+        labels: &no_labels,
         annotations: a,
         containers: &containers,
     };
@@ -113,9 +115,10 @@ fn keel_labels_count_as_annotations_and_a_never_label_stops_a_rule() {
 fn an_empty_config_enrolls_by_annotation_only() {
     let c = ClusterConfig::parse("").unwrap();
     let none = BTreeMap::new();
+    let no_labels = crate::Labels::new();
     let s = Subject {
         namespace: "x",
-        labels: &none,
+        labels: &no_labels,
         annotations: &none,
         containers: &[("a", "nginx:1")],
     };
@@ -197,7 +200,7 @@ fn selectors_follow_kubernetes_semantics() {
         ("legacy", "1")
     ])));
     let notin = Selector::parse("env notin (prod)").unwrap();
-    assert!(notin.matches(&BTreeMap::new()));
+    assert!(notin.matches(&crate::Labels::new()));
     assert!(!notin.matches(&labels(&[("env", "prod")])));
     assert!(Selector::parse("").is_err());
 }

@@ -257,7 +257,8 @@ mod tests {
                 ("kubernetes.io/os".to_owned(), "linux".to_owned()),
                 ("kubernetes.io/arch".to_owned(), arch.to_owned()),
             ]
-            .into(),
+            .into_iter()
+            .collect(),
             ..Node::default()
         }
     }
@@ -326,7 +327,9 @@ mod tests {
         };
         let owned = pods_of(&me, &rs, &pods);
         let scheduling = Scheduling {
-            node_selector: [("kubernetes.io/hostname".to_owned(), "arm".to_owned())].into(),
+            node_selector: [("kubernetes.io/hostname".to_owned(), "arm".to_owned())]
+                .into_iter()
+                .collect(),
             ..Scheduling::default()
         };
         let platforms = workload_platforms(&owned.pods, &scheduling, &index_);

@@ -6,8 +6,6 @@ mod flow;
 mod props;
 mod report;
 
-use std::collections::BTreeMap;
-
 use crate::digest::Digest;
 
 use super::facts::{
@@ -75,7 +73,7 @@ impl PodExt for Pod {
 
 /// A node labelled with `platform` (`linux/arm64`), or with no platform for `""`.
 pub(crate) fn node(name: &str, platform: &str) -> Node {
-    let mut labels = BTreeMap::new();
+    let mut labels = crate::Labels::new();
     if let Some((os, arch)) = platform.split_once('/') {
         labels.insert(LABEL_OS.to_owned(), os.to_owned());
         labels.insert(LABEL_ARCH.to_owned(), arch.to_owned());
