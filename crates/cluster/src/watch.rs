@@ -7,6 +7,9 @@
 //! the full object is never kept; and [`WorkloadStore`], the store of the four
 //! workload kinds in scope. A pass reads a snapshot once every watcher has
 //! completed its first list ([`Watched::synced`], bounded by [`SYNC_TIMEOUT`]).
+//! What freshet itself writes is kept at once ([`WorkloadStore::wrote`]: the patch's
+//! answer supersedes the copy it was made against), so a pass soon after a write
+//! does not plan from the copy before it and meet a 409.
 //!
 //! Extension point: pods and nodes get their own `Watched<Key, SlimPod>` /
 //! `Watched<String, SlimNode>` the same way: a slim wire type implementing
