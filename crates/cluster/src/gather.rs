@@ -275,7 +275,7 @@ impl Gatherer {
         let mut pages = self.pages().await?;
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
-            out.extend(page?);
+            out.extend(page?.into_iter().map(Arc::unwrap_or_clone));
         }
         Ok(out)
     }
@@ -388,18 +388,21 @@ pub enum WorkloadPages {
     /// Lists still to read, in order.
     Lists(VecDeque<Pages>),
     /// The watched store's snapshot (taken once).
-    Snapshot(Option<Vec<ReadWorkload>>),
+    Snapshot(Option<Vec<Arc<ReadWorkload>>>),
 }
 
 impl WorkloadPages {
-    /// The next page, or `None` after the last.
-    pub async fn next(&mut self) -> Option<Result<Vec<ReadWorkload>, WorkloadError>> {
+    /// The next page, or `None` after the last. Workloads are shared: a store's
+    /// are not copied, a listed page's are moved.
+    pub async fn next(&mut self) -> Option<Result<Vec<Arc<ReadWorkload>>, WorkloadError>> {
         match self {
             Self::Snapshot(s) => s.take().map(Ok),
             Self::Lists(lists) => loop {
                 let pages = lists.front_mut()?;
                 match pages.next().await {
-                    Some(page) => return Some(page),
+                    Some(page) => {
+                        return Some(page.map(|p| p.into_iter().map(Arc::new).collect()));
+                    }
                     None => {
                         lists.pop_front();
                     }

@@ -24,7 +24,10 @@ pub trait PassObserver: Send + Sync {
 
 /// The repositories the valid candidates track.
 pub(crate) fn tracked(
-    candidates: &[(ReadWorkload, Result<Box<Enrollment>, String>)],
+    candidates: &[(
+        std::sync::Arc<ReadWorkload>,
+        Result<Box<Enrollment>, String>,
+    )],
 ) -> BTreeSet<String> {
     candidates
         .iter()

@@ -146,7 +146,9 @@ impl std::fmt::Debug for Refresher {
 
 /// A workload a pass plans: valid enrollment, or the message of an invalid one
 /// (boxed: thousands are kept at once, and most of them share few policies).
-type Candidate = (ReadWorkload, Result<Box<Enrollment>, String>);
+/// The workload is shared with the controller's store: it is copied only when its
+/// plan runs.
+type Candidate = (Arc<ReadWorkload>, Result<Box<Enrollment>, String>);
 
 /// What a pass does with one candidate once the facts are in.
 enum Job {
@@ -300,7 +302,7 @@ impl Refresher {
         let (candidates, mut reports) = self.read_pages(window, focus, &mut resolving).await?;
         let valid: Vec<(&ReadWorkload, &Enrollment)> = candidates
             .iter()
-            .filter_map(|(w, e)| Some((w, e.as_deref().ok()?)))
+            .filter_map(|(w, e)| Some((&**w, e.as_deref().ok()?)))
             .collect();
         let mut gathered = resolving.finish(&valid, Some(now)).await?;
         let read: Vec<&ReadWorkload> = valid.iter().map(|(w, _)| *w).collect();
@@ -326,9 +328,9 @@ impl Refresher {
         let jobs = candidates.into_iter().map(|(w, e)| match e {
             Ok(e) => {
                 let (set, warnings) = per_workload.next().expect("one entry per valid workload");
-                Job::Plan(w, e, set, warnings)
+                Job::Plan(Arc::unwrap_or_clone(w), e, set, warnings)
             }
-            Err(message) => Job::Invalid(w, message),
+            Err(message) => Job::Invalid(Arc::unwrap_or_clone(w), message),
         });
         let gated = std::sync::Mutex::new(self.pending());
         let (gathered_ref, observed_ref, nodes_ref, argo_ref, gated_ref) =
@@ -425,7 +427,7 @@ impl Refresher {
     /// reports of those skipped (freshet's own) or not due in `window`.
     fn classify(
         &self,
-        page: Vec<ReadWorkload>,
+        page: Vec<Arc<ReadWorkload>>,
         window: Window,
         candidates: &mut Vec<Candidate>,
         reports: &mut Vec<WorkloadReport>,

@@ -137,12 +137,12 @@ impl SlimScheduling {
                     .collect()
             });
         Scheduling {
-            node_selector: self
-                .node_selector
-                .into_iter()
-                .take(MAX_LABELS)
-                .map(|(k, v)| (cut(k), cut(v)))
-                .collect::<freshet_core::Labels>(),
+            node_selector: freshet_core::labels_of(
+                self.node_selector
+                    .into_iter()
+                    .take(MAX_LABELS)
+                    .map(|(k, v)| (cut(k), cut(v))),
+            ),
             required_terms,
             tolerations: self
                 .tolerations

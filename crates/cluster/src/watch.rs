@@ -265,7 +265,9 @@ pub type WorkloadKey = (WorkloadKind, String, String);
 /// the scope names namespaces), values in their pure [`ReadWorkload`] form.
 #[derive(Debug, Clone, Default)]
 pub struct WorkloadStore {
-    store: Watched<WorkloadKey, ReadWorkload>,
+    /// Shared with the passes that read it (a pass copies a workload only when it
+    /// plans it, not the whole store).
+    store: Watched<WorkloadKey, Arc<ReadWorkload>>,
 }
 
 impl WorkloadStore {
@@ -298,7 +300,7 @@ impl WorkloadStore {
                         ))
                     },
                     move |o| match workloads::from_slim(kind, o) {
-                        Ok(w) => Some(w),
+                        Ok(w) => Some(Arc::new(w)),
                         Err(e) => {
                             tracing::warn!(error = %e, "workload not kept");
                             None
@@ -351,12 +353,12 @@ impl WorkloadStore {
         self.store.supersede(
             &key,
             |held| held.workload.resource_version == precondition,
-            written,
+            Arc::new(written),
         );
     }
 
-    /// Every workload in the store now.
-    pub fn snapshot(&self) -> Vec<ReadWorkload> {
+    /// Every workload in the store now (shared, not copied).
+    pub fn snapshot(&self) -> Vec<Arc<ReadWorkload>> {
         self.store.values()
     }
 

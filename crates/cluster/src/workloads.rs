@@ -482,7 +482,7 @@ pub fn from_slim(kind: WorkloadKind, object: SlimWorkload) -> Result<ReadWorkloa
     };
     Ok(ReadWorkload {
         uid: meta.uid,
-        labels: meta.labels.unwrap_or_default().into_iter().collect(),
+        labels: freshet_core::labels_of(meta.labels.unwrap_or_default().into_iter()),
         pull_secrets,
         service_account,
         scheduling: crate::scheduling::from_parts(node_selector, affinity, tolerations),

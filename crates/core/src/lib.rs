@@ -33,6 +33,16 @@ pub use digest::Digest;
 /// workloads are kept at once ([`std::collections::BTreeMap`] allocates a 544-byte
 /// node for a single entry).
 pub type Labels = litemap::LiteMap<String, String>;
+
+/// [`Labels`] from `pairs`, in one allocation of exactly their number (collecting
+/// grows the vector by doubling).
+pub fn labels_of(pairs: impl ExactSizeIterator<Item = (String, String)>) -> Labels {
+    let mut labels = Labels::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        labels.insert(k, v);
+    }
+    labels
+}
 pub use platform::Platform;
 pub use reference::Reference;
 
@@ -44,4 +54,22 @@ pub(crate) fn yaml_error(e: &serde_saphyr::Error) -> (usize, usize, String) {
         .map_or((0, 0), |l| (l.line() as usize, l.column() as usize));
     let message = e.to_string().lines().next().unwrap_or("").to_owned();
     (line, column, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_of_sorts_by_key_and_the_last_value_of_a_key_wins() {
+        let pairs = [("b", "2"), ("a", "1"), ("b", "3")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let labels = labels_of(pairs.into_iter());
+        let got: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(got, [("a", "1"), ("b", "3")]);
+        assert_eq!(labels.get("b").map(String::as_str), Some("3"));
+    }
 }

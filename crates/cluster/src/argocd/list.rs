@@ -111,13 +111,14 @@ impl App {
             name: object.metadata.name.clone()?,
             namespace: object.metadata.namespace.clone()?,
             uid: object.metadata.uid.clone(),
-            labels: object
-                .metadata
-                .labels
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .collect(),
+            labels: freshet_core::labels_of(
+                object
+                    .metadata
+                    .labels
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter(),
+            ),
             annotations: object.metadata.annotations.clone().unwrap_or_default(),
             value,
         })

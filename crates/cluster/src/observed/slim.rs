@@ -263,10 +263,11 @@ fn cut(mut s: String) -> String {
 }
 
 fn labels(map: BTreeMap<String, String>) -> freshet_core::Labels {
-    map.into_iter()
-        .take(MAX_LABELS)
-        .map(|(k, v)| (cut(k), cut(v)))
-        .collect()
+    freshet_core::labels_of(
+        map.into_iter()
+            .take(MAX_LABELS)
+            .map(|(k, v)| (cut(k), cut(v))),
+    )
 }
 
 impl SlimPod {
