@@ -24,10 +24,7 @@ pub trait PassObserver: Send + Sync {
 
 /// The repositories the valid candidates track.
 pub(crate) fn tracked(
-    candidates: &[(
-        std::sync::Arc<ReadWorkload>,
-        Result<Box<Enrollment>, String>,
-    )],
+    candidates: &[crate::pass::Candidate],
 ) -> BTreeSet<String> {
     candidates
         .iter()

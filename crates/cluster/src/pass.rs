@@ -148,7 +148,7 @@ impl std::fmt::Debug for Refresher {
 /// (boxed: thousands are kept at once, and most of them share few policies).
 /// The workload is shared with the controller's store: it is copied only when its
 /// plan runs.
-type Candidate = (Arc<ReadWorkload>, Result<Box<Enrollment>, String>);
+pub(crate) type Candidate = (Arc<ReadWorkload>, Result<Box<Enrollment>, String>);
 
 /// What a pass does with one candidate once the facts are in.
 enum Job {
