@@ -434,6 +434,13 @@ impl std::fmt::Debug for Resolving<'_> {
 }
 
 impl Resolving<'_> {
+    /// Reads the ServiceAccounts `workloads` need (one page's), concurrently, before
+    /// [`Resolving::add`] asks for each workload in turn.
+    pub async fn prefetch<'w>(&mut self, workloads: impl IntoIterator<Item = &'w ReadWorkload>) {
+        let concurrency = self.gatherer.concurrency();
+        self.reader.prefetch_accounts(workloads, concurrency).await;
+    }
+
     /// Reads the pull secrets of `w` and starts asking about its tracked images
     /// with its set's client. Call in the order the workloads are later planned.
     pub async fn add(&mut self, w: &ReadWorkload, e: &Enrollment) -> Result<(), GatherError> {

@@ -23,9 +23,7 @@ pub trait PassObserver: Send + Sync {
 }
 
 /// The repositories the valid candidates track.
-pub(crate) fn tracked(
-    candidates: &[crate::pass::Candidate],
-) -> BTreeSet<String> {
+pub(crate) fn tracked(candidates: &[crate::pass::Candidate]) -> BTreeSet<String> {
     candidates
         .iter()
         .filter_map(|(w, e)| Some((w, e.as_deref().ok()?)))

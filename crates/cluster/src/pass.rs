@@ -408,6 +408,14 @@ impl Refresher {
                     .collect();
                 candidates.extend(page);
             }
+            resolving
+                .prefetch(
+                    candidates[first..]
+                        .iter()
+                        .filter(|(_, e)| e.is_ok())
+                        .map(|(w, _)| &**w),
+                )
+                .await;
             for (w, e) in &candidates[first..] {
                 if let Ok(e) = e {
                     resolving.add(w, e).await?;

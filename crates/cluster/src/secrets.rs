@@ -20,6 +20,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use freshet_core::secret::Secret as Redacted;
+use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::Api;
 use serde_json::{Value, json};
@@ -242,44 +243,73 @@ impl Reader {
         out
     }
 
-    async fn account_secrets(&mut self, namespace: &str, account: &str) -> Vec<String> {
-        let key = (namespace.to_owned(), account.to_owned());
-        if let Some(names) = self.accounts.get(&key) {
-            return names.clone();
+    /// Reads, `concurrency` at a time, the ServiceAccounts of `workloads` (those
+    /// without `imagePullSecrets` of their own) not read yet, so that
+    /// [`Reader::for_workload`] finds them without a request each in turn.
+    pub async fn prefetch_accounts<'w>(
+        &mut self,
+        workloads: impl IntoIterator<Item = &'w ReadWorkload>,
+        concurrency: usize,
+    ) {
+        let mut wanted: Vec<(String, String)> = Vec::new();
+        for w in workloads {
+            if !w.pull_secrets.is_empty() {
+                continue;
+            }
+            let key = (w.workload.namespace.clone(), w.service_account.clone());
+            if self.cached_account(&key).is_none() && !wanted.contains(&key) {
+                wanted.push(key);
+            }
         }
-        if let Some(names) = self
+        let kube = &self.kube;
+        let read: Vec<(AccountKey, Option<Vec<String>>)> = futures::stream::iter(wanted)
+            .map(|key| async move {
+                let names = read_account(kube, &key.0, &key.1).await;
+                (key, names)
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+        for (key, names) in read {
+            self.found_account(key, names);
+        }
+    }
+
+    /// A ServiceAccount's pull-secret names already known (this run's, or
+    /// remembered).
+    fn cached_account(&mut self, key: &(String, String)) -> Option<Vec<String>> {
+        if let Some(names) = self.accounts.get(key) {
+            return Some(names.clone());
+        }
+        let names = self
             .remembered
             .as_ref()
-            .and_then(|r| recall(&r.accounts, &key))
-        {
-            self.accounts.insert(key, names.clone());
-            return names;
-        }
-        let api: Api<ServiceAccount> = Api::namespaced(self.kube.clone(), namespace);
-        let names = match api.get(account).await {
-            Ok(sa) => {
-                let names: Vec<String> = sa
-                    .image_pull_secrets
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|r| r.name)
-                    .filter(|n| !n.is_empty())
-                    .collect();
+            .and_then(|r| recall(&r.accounts, key))?;
+        self.accounts.insert(key.clone(), names.clone());
+        Some(names)
+    }
+
+    fn found_account(&mut self, key: (String, String), names: Option<Vec<String>>) -> Vec<String> {
+        let names = match names {
+            Some(names) => {
                 if let Some(r) = &self.remembered {
                     keep(&r.accounts, key.clone(), names.clone());
                 }
                 names
             }
-            Err(e) => {
-                tracing::debug!(
-                    namespace, service_account = account, error = %crate::errors::error_chain(&e),
-                    "cannot read the ServiceAccount for its imagePullSecrets; going on without them"
-                );
-                Vec::new()
-            }
+            None => Vec::new(),
         };
         self.accounts.insert(key, names.clone());
         names
+    }
+
+    async fn account_secrets(&mut self, namespace: &str, account: &str) -> Vec<String> {
+        let key = (namespace.to_owned(), account.to_owned());
+        if let Some(names) = self.cached_account(&key) {
+            return names;
+        }
+        let names = read_account(&self.kube, namespace, account).await;
+        self.found_account(key, names)
     }
 
     /// One pull secret, read once per reader (an Argo CD Application's
@@ -315,6 +345,32 @@ impl Reader {
         }
         self.secrets.insert(key, result.clone());
         result
+    }
+}
+
+/// A ServiceAccount by namespace and name.
+type AccountKey = (String, String);
+
+/// A ServiceAccount's pull-secret names (`None` when it cannot be read: logged,
+/// and the workload goes on without them).
+async fn read_account(kube: &kube::Client, namespace: &str, account: &str) -> Option<Vec<String>> {
+    let api: Api<ServiceAccount> = Api::namespaced(kube.clone(), namespace);
+    match api.get(account).await {
+        Ok(sa) => Some(
+            sa.image_pull_secrets
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| r.name)
+                .filter(|n| !n.is_empty())
+                .collect(),
+        ),
+        Err(e) => {
+            tracing::debug!(
+                namespace, service_account = account, error = %crate::errors::error_chain(&e),
+                "cannot read the ServiceAccount for its imagePullSecrets; going on without them"
+            );
+            None
+        }
     }
 }
 

@@ -62,8 +62,7 @@ mod tests {
 
     #[test]
     fn labels_of_sorts_by_key_and_the_last_value_of_a_key_wins() {
-        let pairs = [("b", "2"), ("a", "1"), ("b", "3")]
-            .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let pairs = [("b", "2"), ("a", "1"), ("b", "3")].map(|(k, v)| (k.to_owned(), v.to_owned()));
         let labels = labels_of(pairs.into_iter());
         let got: Vec<(&str, &str)> = labels
             .iter()

@@ -116,6 +116,9 @@ pub struct Observed {
     pub nodes_read: bool,
     /// One per list that failed (names the missing RBAC on a 403).
     pub warnings: Vec<ObservedWarning>,
+    /// Whether `pods` and `intermediates` are in namespace order
+    /// ([`Observed::by_namespace`]), so a workload's are found by bisection.
+    sorted: bool,
 }
 
 /// A list that could not be read.
@@ -131,7 +134,31 @@ impl Observed {
     /// The pods of `workload`, by controller owner references (see the core's
     /// [`pods_of`]), with the pods of the same namespace that are not its own.
     pub fn owned<'a>(&'a self, workload: &WorkloadRef) -> OwnedPods<'a> {
-        pods_of(workload, &self.intermediates, &self.pods)
+        if !self.sorted {
+            return pods_of(workload, &self.intermediates, &self.pods);
+        }
+        // Only the workload's namespace: thousands of workloads each looking at
+        // every pod and ReplicaSet of the cluster would be quadratic.
+        let ns = workload.namespace.as_str();
+        let pods = &self.pods[self.pods.partition_point(|p| p.namespace.as_str() < ns)
+            ..self.pods.partition_point(|p| p.namespace.as_str() <= ns)];
+        let owners = &self.intermediates[self
+            .intermediates
+            .partition_point(|o| o.namespace.as_str() < ns)
+            ..self
+                .intermediates
+                .partition_point(|o| o.namespace.as_str() <= ns)];
+        pods_of(workload, owners, pods)
+    }
+
+    /// The same facts with pods and intermediates in namespace order (stable:
+    /// the order within a namespace is kept).
+    pub fn by_namespace(mut self) -> Self {
+        self.pods.sort_by(|a, b| a.namespace.cmp(&b.namespace));
+        self.intermediates
+            .sort_by(|a, b| a.namespace.cmp(&b.namespace));
+        self.sorted = true;
+        self
     }
 
     /// The nodes indexed by name with their platforms.
@@ -323,7 +350,7 @@ impl Reader {
                 }
             }
         }
-        out
+        out.by_namespace()
     }
 
     /// `resource` across all namespaces, keeping only the items of `namespaces`
@@ -505,5 +532,70 @@ fn too_large(resource: Resource, where_: &str, items: usize, pages: usize) -> Ob
         pages,
         max_items: MAX_ITEMS,
         max_pages: MAX_PAGES,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use freshet_core::runs::{Intermediate, OwnerRef, Pod};
+
+    fn owner(kind: &str, name: &str, uid: &str) -> OwnerRef {
+        OwnerRef {
+            kind: kind.into(),
+            name: name.into(),
+            uid: uid.into(),
+            controller: true,
+        }
+    }
+
+    /// A Deployment `web` with one ReplicaSet and one pod in namespace `ns`.
+    fn web_in(ns: &str) -> (WorkloadRef, Intermediate, Pod) {
+        let deployment = WorkloadRef {
+            kind: RunsKind::Deployment,
+            namespace: ns.into(),
+            name: "web".into(),
+            uid: format!("{ns}-dep"),
+        };
+        let rs = Intermediate {
+            kind: "ReplicaSet".into(),
+            namespace: ns.into(),
+            name: "web-1".into(),
+            uid: format!("{ns}-rs"),
+            owners: vec![owner("Deployment", "web", &format!("{ns}-dep"))],
+        };
+        let pod = Pod {
+            namespace: ns.into(),
+            name: "web-1-a".into(),
+            owners: vec![owner("ReplicaSet", "web-1", &format!("{ns}-rs"))],
+            ..Pod::default()
+        };
+        (deployment, rs, pod)
+    }
+
+    #[test]
+    fn a_workload_sees_only_its_own_namespace_once_sorted() {
+        let (a, rs_a, pod_a) = web_in("a");
+        let (c, rs_c, pod_c) = web_in("c");
+        let (b, rs_b, pod_b) = web_in("b");
+        let observed = Observed {
+            pods: vec![pod_c, pod_a, pod_b.clone()],
+            intermediates: vec![rs_b, rs_c, rs_a],
+            ..Observed::default()
+        };
+        let unsorted = observed.owned(&b);
+        assert_eq!(unsorted.pods, [&pod_b]);
+        let sorted = observed.clone().by_namespace();
+        for w in [&a, &b, &c] {
+            let owned = sorted.owned(w);
+            assert_eq!(owned.pods.len(), 1, "{w:?}");
+            assert_eq!(owned.pods[0].namespace, w.namespace);
+            assert!(
+                owned.excluded.is_empty() && owned.excluded_more == 0,
+                "{owned:?}"
+            );
+        }
+        let (other, ..) = web_in("zz");
+        assert!(sorted.owned(&other).pods.is_empty());
     }
 }

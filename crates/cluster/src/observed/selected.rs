@@ -83,7 +83,7 @@ impl Reader {
         }
         out.pods = pods.into_values().collect();
         out.intermediates = owners.into_values().collect();
-        out
+        out.by_namespace()
     }
 
     /// `w`'s selector's `matchLabels` as read now (`None`: read its namespace whole).

@@ -212,6 +212,6 @@ impl ObservedStore {
                 .map(|ns| (*ns).to_owned())
                 .collect();
         }
-        out
+        out.by_namespace()
     }
 }
