@@ -104,10 +104,13 @@ impl Meta {
         self.0.labels.clone().unwrap_or_default()
     }
     fn owners(&self) -> Vec<OwnerRef> {
+        // `as_deref` keeps the slice's exact size, so one allocation of its length
+        // (a flattened `Option` would grow the vector from four).
         self.0
             .owner_references
+            .as_deref()
+            .unwrap_or_default()
             .iter()
-            .flatten()
             .map(|o| OwnerRef {
                 kind: o.kind.clone(),
                 name: o.name.clone(),
