@@ -22,11 +22,12 @@ pub trait PassObserver: Send + Sync {
     fn report(&self, _report: &PassReport) {}
 }
 
-/// The repositories the valid candidates track.
-pub(crate) fn tracked(candidates: &[crate::pass::Candidate]) -> BTreeSet<String> {
-    candidates
-        .iter()
-        .filter_map(|(w, e)| Some((w, e.as_deref().ok()?)))
+/// The repositories the (valid) enrolled workloads track.
+pub(crate) fn tracked<'a>(
+    enrolled: impl IntoIterator<Item = (&'a ReadWorkload, &'a Enrollment)>,
+) -> BTreeSet<String> {
+    enrolled
+        .into_iter()
         .flat_map(|(w, e)| tracked_images(&w.workload, e).into_iter())
         .map(|(r, _)| r.name())
         .collect()

@@ -144,11 +144,11 @@ impl std::fmt::Debug for Refresher {
     }
 }
 
-/// A workload a pass plans: valid enrollment, or the message of an invalid one
-/// (boxed: thousands are kept at once, and most of them share few policies).
-/// The workload is shared with the controller's store: it is copied only when its
-/// plan runs.
-pub(crate) type Candidate = (Arc<ReadWorkload>, Result<Box<Enrollment>, String>);
+/// A workload a pass plans: valid enrollment, or the message of an invalid one.
+/// Thousands are kept at once, so the enrollment is boxed (a small entry in the
+/// list) and the workload is shared with the controller's store (copied only when
+/// its plan runs).
+type Candidate = (Arc<ReadWorkload>, Result<Box<Enrollment>, String>);
 
 /// What a pass does with one candidate once the facts are in.
 enum Job {
@@ -425,7 +425,11 @@ impl Refresher {
         if focus.is_some() {
             reports.clear();
         } else {
-            let tracked = observer::tracked(&candidates);
+            let tracked = observer::tracked(
+                candidates
+                    .iter()
+                    .filter_map(|(w, e)| Some((&**w, e.as_deref().ok()?))),
+            );
             self.observers.iter().for_each(|o| o.tracked(&tracked));
         }
         Ok((candidates, reports))

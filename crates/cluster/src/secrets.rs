@@ -15,7 +15,7 @@
 //! Must not resolve images nor decide anything. Must never put a secret's contents in
 //! a log line, an error or a report: only `namespace/name` and what to do.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
@@ -251,14 +251,14 @@ impl Reader {
         workloads: impl IntoIterator<Item = &'w ReadWorkload>,
         concurrency: usize,
     ) {
-        let mut wanted: Vec<(String, String)> = Vec::new();
+        let mut wanted: BTreeSet<AccountKey> = BTreeSet::new();
         for w in workloads {
             if !w.pull_secrets.is_empty() {
                 continue;
             }
             let key = (w.workload.namespace.clone(), w.service_account.clone());
-            if self.cached_account(&key).is_none() && !wanted.contains(&key) {
-                wanted.push(key);
+            if !wanted.contains(&key) && self.cached_account(&key).is_none() {
+                wanted.insert(key);
             }
         }
         let kube = &self.kube;
