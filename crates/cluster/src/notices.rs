@@ -67,35 +67,11 @@ mod tests {
     use super::*;
     use crate::report::ChangeReport;
     use freshet_core::notify::Level;
-    use freshet_core::refresh::Timestamp;
 
-    fn workload(name: &str, status: Status, written: bool) -> WorkloadReport {
-        WorkloadReport {
-            kind: "Deployment",
-            namespace: "team".into(),
-            name: name.into(),
-            status,
-            changes: Vec::new(),
-            baselines: Vec::new(),
-            warnings: Vec::new(),
-            transient: Vec::new(),
-            escalations: Vec::new(),
-            written,
-            next_due: None,
-            error: None,
-            notices: Vec::new(),
-            held: false,
-        }
-    }
+    use crate::report::fixtures::workload;
 
     fn report(dry_run: bool, workloads: Vec<WorkloadReport>) -> PassReport {
-        PassReport {
-            dry_run,
-            at: Timestamp::parse("2026-11-23T10:00:00Z").unwrap(),
-            images: 1,
-            workloads,
-            requests: Default::default(),
-        }
+        crate::report::fixtures::pass(dry_run, "2026-11-23T10:00:00Z", workloads)
     }
 
     /// The mapping table of the module doc, entry by entry.

@@ -378,3 +378,40 @@ mod tests {
         assert!(v.get("error").is_none());
     }
 }
+
+/// Reports for the tests of the modules that read them (metrics, notices).
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+
+    /// A Deployment `team/<name>` with `status`, nothing else in it.
+    pub(crate) fn workload(name: &str, status: Status, written: bool) -> WorkloadReport {
+        WorkloadReport {
+            kind: "Deployment",
+            namespace: "team".into(),
+            name: name.into(),
+            status,
+            changes: Vec::new(),
+            baselines: Vec::new(),
+            warnings: Vec::new(),
+            transient: Vec::new(),
+            escalations: Vec::new(),
+            written,
+            next_due: None,
+            error: None,
+            notices: Vec::new(),
+            held: false,
+        }
+    }
+
+    /// A pass at `at` (RFC 3339) over `workloads`, with one image.
+    pub(crate) fn pass(dry_run: bool, at: &str, workloads: Vec<WorkloadReport>) -> PassReport {
+        PassReport {
+            dry_run,
+            at: Timestamp::parse(at).expect("an RFC 3339 time"),
+            images: 1,
+            workloads,
+            requests: Default::default(),
+        }
+    }
+}

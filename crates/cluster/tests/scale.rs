@@ -31,22 +31,8 @@ async fn counted(cluster: &freshet_apiserver::TestCluster, counter: &ApiCounter)
 
 /// Creates `n` Deployments with no replicas, enrolled on `image` by digest.
 async fn deployments_on(client: &kube::Client, n: usize, image: &str) {
-    let api = workloads::api(client, WorkloadKind::Deployment, Some(NS));
     for i in 0..n {
-        let name = format!("app-{i:03}");
-        let object: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": NS,
-                         "annotations": {"freshet.io/policy": "digest"}},
-            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": name}},
-                     "template": {"metadata": {"labels": {"app": name}},
-                                  "spec": {"nodeSelector": {"kubernetes.io/arch": "amd64"},
-                                           "containers": [{"name": "app", "image": image}]}}}
-        }))
-        .expect("deployment");
-        api.create(&PostParams::default(), &object)
-            .await
-            .expect("deployment created");
+        deployments_on_named(client, &format!("app-{i:03}"), image).await;
     }
     settled(client, n).await;
 }
@@ -209,6 +195,7 @@ async fn a_steady_controller_pass_reads_the_watched_store_and_reuses_its_token()
     drop(registry);
 }
 
+/// Creates one Deployment `name` with no replicas, enrolled on `image` by digest.
 async fn deployments_on_named(client: &kube::Client, name: &str, image: &str) {
     let object: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "apps/v1", "kind": "Deployment",

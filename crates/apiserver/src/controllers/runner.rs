@@ -148,6 +148,31 @@ mod tests {
     use crate::resources::ResourceDef;
     use crate::store::Store;
 
+    /// A store with namespace `default` holding Deployment `web` (`replicas`
+    /// replicas of `registry.test/web:1`), and controllers over it on one amd64 node.
+    fn web_deployment(replicas: u64) -> (Arc<Store>, Controllers) {
+        let store = Arc::new(Store::new(1000));
+        let ns = ResourceDef::find("", "v1", "namespaces").unwrap();
+        store
+            .create(ns, "", json!({"metadata": {"name": "default"}}))
+            .unwrap();
+        let deploy = ResourceDef::find("apps", "v1", "deployments").unwrap();
+        let mut d = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web"},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "app", "image": "registry.test/web:1"}]}}}});
+        crate::admission::admit(deploy, &mut d, true).unwrap();
+        store.create(deploy, "default", d).unwrap();
+        let c = Controllers::new(
+            store.clone(),
+            vec![NodeSpec::linux("n1", "amd64")],
+            Arc::new(FakeResolver::default()),
+            Vec::new(),
+        );
+        (store, c)
+    }
+
     fn running_pods(store: &Store) -> usize {
         store
             .list("pods", Some("default"))
@@ -161,25 +186,7 @@ mod tests {
     /// reconciles nothing and writes nothing (no re-listing, no busy loop).
     #[tokio::test]
     async fn settled_objects_make_ticks_write_nothing() {
-        let store = Arc::new(Store::new(1000));
-        let ns = ResourceDef::find("", "v1", "namespaces").unwrap();
-        store
-            .create(ns, "", json!({"metadata": {"name": "default"}}))
-            .unwrap();
-        let deploy = ResourceDef::find("apps", "v1", "deployments").unwrap();
-        let mut d = json!({"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "web"},
-            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
-                "template": {"metadata": {"labels": {"app": "web"}},
-                    "spec": {"containers": [{"name": "app", "image": "registry.test/web:1"}]}}}});
-        crate::admission::admit(deploy, &mut d, true).unwrap();
-        store.create(deploy, "default", d).unwrap();
-        let mut c = Controllers::new(
-            store.clone(),
-            vec![NodeSpec::linux("n1", "amd64")],
-            Arc::new(FakeResolver::default()),
-            Vec::new(),
-        );
+        let (store, mut c) = web_deployment(2);
         for _ in 0..200 {
             c.tick().await;
             // Lets the pulls, which run in tasks of their own, finish.
@@ -207,26 +214,8 @@ mod tests {
     /// with no imageID, and the image is not cached on the node.
     #[tokio::test]
     async fn an_image_on_the_pull_fail_list_waits_in_err_image_pull() {
-        let store = Arc::new(Store::new(1000));
-        let ns = ResourceDef::find("", "v1", "namespaces").unwrap();
-        store
-            .create(ns, "", json!({"metadata": {"name": "default"}}))
-            .unwrap();
-        let deploy = ResourceDef::find("apps", "v1", "deployments").unwrap();
-        let mut d = json!({"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "web"},
-            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
-                "template": {"metadata": {"labels": {"app": "web"}},
-                    "spec": {"containers": [{"name": "app", "image": "registry.test/web:1"}]}}}});
-        crate::admission::admit(deploy, &mut d, true).unwrap();
-        store.create(deploy, "default", d).unwrap();
-        let mut c = Controllers::new(
-            store.clone(),
-            vec![NodeSpec::linux("n1", "amd64")],
-            Arc::new(FakeResolver::default()),
-            Vec::new(),
-        )
-        .with_pull_failures(vec!["registry.test/web:1".into()]);
+        let (store, c) = web_deployment(1);
+        let mut c = c.with_pull_failures(vec!["registry.test/web:1".into()]);
         let waiting = |store: &Store| -> Option<String> {
             store.list("pods", Some("default")).0.iter().find_map(|p| {
                 let s = p.pointer("/status/containerStatuses/0")?;

@@ -106,35 +106,16 @@ impl SafetyState {
 mod tests {
     use super::*;
     use crate::report::WorkloadReport;
-    use freshet_core::refresh::Timestamp;
 
     fn w(name: &str, status: Status, written: bool, held: bool) -> WorkloadReport {
         WorkloadReport {
-            kind: "Deployment",
-            namespace: "team".into(),
-            name: name.into(),
-            status,
-            changes: Vec::new(),
-            baselines: Vec::new(),
-            warnings: Vec::new(),
-            transient: Vec::new(),
-            escalations: Vec::new(),
-            written,
-            next_due: None,
-            error: None,
-            notices: Vec::new(),
             held,
+            ..crate::report::fixtures::workload(name, status, written)
         }
     }
 
     fn report(dry_run: bool, workloads: Vec<WorkloadReport>) -> PassReport {
-        PassReport {
-            dry_run,
-            at: Timestamp::parse("2026-11-28T10:00:00Z").unwrap(),
-            images: 1,
-            workloads,
-            requests: Default::default(),
-        }
+        crate::report::fixtures::pass(dry_run, "2026-11-28T10:00:00Z", workloads)
     }
 
     fn names(keys: &BTreeSet<WorkloadKey>) -> Vec<&str> {
