@@ -235,6 +235,17 @@ where
         out
     }
 
+    /// The values `keep` accepts (only those are copied).
+    pub fn values_where(&self, keep: impl Fn(&V) -> bool) -> Vec<V> {
+        let items = self.shared.items.read().expect("store lock");
+        items
+            .iter()
+            .flat_map(BTreeMap::values)
+            .filter(|v| keep(v))
+            .cloned()
+            .collect()
+    }
+
     /// How many values.
     pub fn len(&self) -> usize {
         let items = self.shared.items.read().expect("store lock");

@@ -185,12 +185,7 @@ impl ObservedStore {
             });
         }
         let wanted = |ns: &str| namespaces.contains(ns);
-        out.pods = self
-            .pods
-            .values()
-            .into_iter()
-            .filter(|p| wanted(&p.namespace))
-            .collect();
+        out.pods = self.pods.values_where(|p| wanted(&p.namespace));
         let owner_kinds: BTreeSet<&str> = workloads
             .iter()
             .filter_map(|w| match w.workload.kind {
@@ -201,10 +196,7 @@ impl ObservedStore {
             .collect();
         out.intermediates = self
             .owners
-            .values()
-            .into_iter()
-            .filter(|o| wanted(&o.namespace) && owner_kinds.contains(o.kind.as_str()))
-            .collect();
+            .values_where(|o| wanted(&o.namespace) && owner_kinds.contains(o.kind.as_str()));
         if !failed.contains(&None) {
             out.pods_read = namespaces
                 .iter()
