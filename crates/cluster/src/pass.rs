@@ -324,6 +324,7 @@ impl Refresher {
         let nodes = observed.node_index();
         let argo = self.argocd_read().await;
         let mut per_workload = std::mem::take(&mut gathered.per_workload).into_iter();
+        let candidates_len = candidates.len();
         // Made one by one as the stream runs (no second list of every workload).
         let jobs = candidates.into_iter().map(|(w, e)| match e {
             Ok(e) => {
@@ -335,7 +336,10 @@ impl Refresher {
         let gated = std::sync::Mutex::new(self.pending());
         let (gathered_ref, observed_ref, nodes_ref, argo_ref, gated_ref) =
             (&gathered, &observed, &nodes, &argo, &gated);
-        let written: Vec<Option<WorkloadReport>> = futures::stream::iter(jobs)
+        // Straight into `reports`, sized once: a second list of thousands of
+        // reports, then a copy, would double the pass's largest allocation.
+        reports.reserve_exact(candidates_len);
+        let mut written = futures::stream::iter(jobs)
             .map(|job| async move {
                 match job {
                     Job::Plan(w, e, set, mut warnings) => {
@@ -353,10 +357,11 @@ impl Refresher {
                     Job::Invalid(w, message) => Some(self.invalid(&w, message).await),
                 }
             })
-            .buffer_unordered(self.options.max_writes.max(1))
-            .collect()
-            .await;
-        reports.extend(written.into_iter().flatten());
+            .buffer_unordered(self.options.max_writes.max(1));
+        while let Some(r) = written.next().await {
+            reports.extend(r);
+        }
+        drop(written);
         let gated = gated.into_inner().unwrap_or_else(|p| p.into_inner());
         reports.extend(self.release(gated, &gathered.facts, now).await);
         let (apps, app_images) = self.argocd_pass(argo, now).await;

@@ -5,7 +5,9 @@
 //! Owns the LISTs behind them: each one paginated (`limit`/`continue`, pages of
 //! [`Reader::page_size`] items, at most [`MAX_PAGES`] pages and [`MAX_ITEMS`] items
 //! per list), each page deserialised into the slim shapes of [`slim`] (no
-//! `managedFields`, no status freshet does not read). A list the ServiceAccount may
+//! `managedFields`, no status freshet does not read). Pods are read first, and of
+//! the ReplicaSets and Jobs only those a pod names as its controller are kept
+//! ([`PodOwners`]). A list the ServiceAccount may
 //! not read (403) becomes a warning naming the missing RBAC, never a failed pass:
 //! decisions that need those facts then say "no pods" or "node not listed", which
 //! the core explains. A registry webhook's focused pass reads by the workloads'
@@ -128,6 +130,34 @@ pub struct ObservedWarning {
     pub namespace: Option<String>,
     /// What failed, with the RBAC to grant on a 403.
     pub message: String,
+}
+
+/// The ReplicaSets and Jobs some pod names as its controller, by namespace, kind
+/// and name. An owner no pod names changes no workload's pods (see the core's
+/// [`pods_of`]), so only these are kept: at 10,000 Deployments, each with its
+/// ReplicaSets, most own no pod, and keeping them all would dominate the pass's
+/// memory. Matching by name (not UID) keeps the owner a pod of an earlier object of
+/// the same name points to, so such a pod is still explained as a stale owner's.
+#[derive(Debug, Default)]
+pub(crate) struct PodOwners<'a>(std::collections::HashSet<(&'a str, &'a str, &'a str)>);
+
+impl<'a> PodOwners<'a> {
+    /// The controlling owners of `pods`.
+    pub(crate) fn of(pods: &'a [Pod]) -> Self {
+        Self(
+            pods.iter()
+                .filter_map(|p| {
+                    let c = p.owners.iter().find(|o| o.controller)?;
+                    Some((p.namespace.as_str(), c.kind.as_str(), c.name.as_str()))
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether a pod names the `kind` `name` of `namespace` as its controller.
+    pub(crate) fn names(&self, namespace: &str, kind: &str, name: &str) -> bool {
+        self.0.contains(&(namespace, kind, name))
+    }
 }
 
 impl Observed {
@@ -319,38 +349,84 @@ impl Reader {
                 out.pods = pods;
                 out.pods_read = namespaces.iter().map(|n| (*n).to_owned()).collect();
             }
+            let owners = PodOwners::of(&out.pods);
             for (wanted, resource) in [(&mut rs, REPLICASETS), (&mut jobs, JOBS)] {
                 if wanted.is_empty() {
                     continue;
                 }
-                let fact = |o: slim::SlimOwned| o.into_fact(resource.kind);
-                if let Ok(list) = self.across(resource, wanted, fact).await {
+                if let Ok(list) = self.owners_across(resource, wanted, &owners).await {
                     out.intermediates.extend(list);
                     wanted.clear();
                 }
             }
         }
         for ns in namespaces {
+            let mut ns_pods = Vec::new();
             if !out.pods_read.contains(ns) {
                 match self.pods(Some(ns)).await {
                     Ok(pods) => {
-                        out.pods.extend(pods);
+                        ns_pods = pods;
                         out.pods_read.insert(ns.to_owned());
                     }
                     Err(e) => out.warnings.push(warning(ns, &e)),
                 }
             }
+            // The owners the pods of `ns` name (read now, or in the list across
+            // namespaces above).
+            let owners = PodOwners::of(if ns_pods.is_empty() {
+                &out.pods
+            } else {
+                &ns_pods
+            });
             for (wanted, resource) in [(&rs, REPLICASETS), (&jobs, JOBS)] {
                 if !wanted.contains(ns) {
                     continue;
                 }
-                match self.intermediates(resource, ns).await {
+                match self.owners_of_pods(resource, ns, None, &owners).await {
                     Ok(list) => out.intermediates.extend(list),
                     Err(e) => out.warnings.push(warning(ns, &e)),
                 }
             }
+            drop(owners);
+            out.pods.append(&mut ns_pods);
         }
         out.by_namespace()
+    }
+
+    /// The ReplicaSets or Jobs (`resource`) of `namespaces` that a pod names as its
+    /// controller ([`PodOwners`]), listed across all namespaces and filtered page
+    /// by page.
+    async fn owners_across(
+        &self,
+        resource: Resource,
+        namespaces: &BTreeSet<&str>,
+        owners: &PodOwners<'_>,
+    ) -> Result<Vec<Intermediate>, ObservedError> {
+        self.list_keeping(resource, None, None, |o: slim::SlimOwned| {
+            let meta = kube::Resource::meta(&o);
+            let ns = meta.namespace.as_deref()?;
+            (namespaces.contains(ns) && owners.names(ns, resource.kind, meta.name.as_deref()?))
+                .then(|| o.into_fact(resource.kind))
+        })
+        .await
+    }
+
+    /// The ReplicaSets or Jobs (`resource`) of `namespace` that `labels` matches
+    /// (all with `None`) and a pod names as its controller ([`PodOwners`]).
+    async fn owners_of_pods(
+        &self,
+        resource: Resource,
+        namespace: &str,
+        labels: Option<&str>,
+        owners: &PodOwners<'_>,
+    ) -> Result<Vec<Intermediate>, ObservedError> {
+        self.list_keeping(resource, Some(namespace), labels, |o: slim::SlimOwned| {
+            let name = kube::Resource::meta(&o).name.as_deref()?;
+            owners
+                .names(namespace, resource.kind, name)
+                .then(|| o.into_fact(resource.kind))
+        })
+        .await
     }
 
     /// `resource` across all namespaces, keeping only the items of `namespaces`
@@ -401,24 +477,6 @@ impl Reader {
     pub async fn nodes(&self) -> Result<Vec<Node>, ObservedError> {
         self.list_keeping(NODES, None, None, |n: slim::SlimNode| Some(n.into_fact()))
             .await
-    }
-
-    /// The ReplicaSets of `namespace`.
-    pub async fn replicasets(&self, namespace: &str) -> Result<Vec<Intermediate>, ObservedError> {
-        self.intermediates(REPLICASETS, namespace).await
-    }
-
-    /// The Jobs of `namespace`.
-    pub async fn jobs(&self, namespace: &str) -> Result<Vec<Intermediate>, ObservedError> {
-        self.intermediates(JOBS, namespace).await
-    }
-
-    async fn intermediates(
-        &self,
-        resource: Resource,
-        namespace: &str,
-    ) -> Result<Vec<Intermediate>, ObservedError> {
-        self.intermediates_matching(resource, namespace, None).await
     }
 
     /// The ReplicaSets or Jobs of `namespace` that `labels` (a label selector)
@@ -597,5 +655,51 @@ mod tests {
         }
         let (other, ..) = web_in("zz");
         assert!(sorted.owned(&other).pods.is_empty());
+    }
+
+    #[test]
+    fn only_owners_a_pod_names_are_kept_and_the_pods_stay_explained() {
+        let (web, rs, pod) = web_in("a");
+        // An older ReplicaSet of `web` without pods: keeping it changes nothing.
+        let idle = Intermediate {
+            name: "web-0".into(),
+            uid: "a-rs-0".into(),
+            ..rs.clone()
+        };
+        // A pod of an earlier `web-1` (another UID): its owner is matched by name.
+        let stale = Pod {
+            name: "web-1-old".into(),
+            owners: vec![owner("ReplicaSet", "web-1", "gone")],
+            ..pod.clone()
+        };
+        let pods = vec![pod.clone(), stale];
+        let owners = PodOwners::of(&pods);
+        assert!(owners.names("a", "ReplicaSet", "web-1"));
+        assert!(!owners.names("a", "ReplicaSet", "web-0"), "no pod names it");
+        assert!(
+            !owners.names("b", "ReplicaSet", "web-1"),
+            "another namespace"
+        );
+        assert!(!owners.names("a", "Job", "web-1"), "another kind");
+        let all = Observed {
+            pods: pods.clone(),
+            intermediates: vec![idle.clone(), rs.clone()],
+            ..Observed::default()
+        };
+        let kept = Observed {
+            intermediates: vec![idle, rs]
+                .into_iter()
+                .filter(|i| owners.names(&i.namespace, &i.kind, &i.name))
+                .collect(),
+            ..all.clone()
+        };
+        assert_eq!(kept.intermediates.len(), 1);
+        let (before, after) = (all.owned(&web), kept.owned(&web));
+        assert_eq!(before.pods, after.pods);
+        assert_eq!(
+            before.excluded, after.excluded,
+            "the stale pod is still explained"
+        );
+        assert_eq!(after.pods, [&pod]);
     }
 }

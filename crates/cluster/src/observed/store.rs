@@ -7,7 +7,8 @@
 //! cluster-wide), each event slimmed at once into the core's facts (the same
 //! [`super::slim`] shapes and bounds the one-shot reader uses), and how a pass's
 //! [`Observed`] is cut from them: only the namespaces of the workloads the pass
-//! looks at. A watcher whose list fails (a 403 names the missing RBAC, as the
+//! looks at, and of the ReplicaSets and Jobs only those a pod names as its
+//! controller ([`PodOwners`]). A watcher whose list fails (a 403 names the missing RBAC, as the
 //! one-shot reader does) becomes a warning on the workloads it concerns, never a
 //! failed pass, and never a wait longer than [`SYNC_TIMEOUT`]. Must not decide
 //! anything nor write.
@@ -22,8 +23,8 @@ use kube::runtime::watcher;
 
 use super::slim::{SlimNode, SlimOwned, SlimPod};
 use super::{
-    JOBS, NODES, Observed, ObservedWarning, PAGE_SIZE, PODS, REPLICASETS, Resource, list_error,
-    where_of,
+    JOBS, NODES, Observed, ObservedWarning, PAGE_SIZE, PODS, PodOwners, REPLICASETS, Resource,
+    list_error, where_of,
 };
 use crate::watch::{SYNC_TIMEOUT, Watched};
 use crate::workloads::ReadWorkload;
@@ -31,9 +32,10 @@ use crate::workloads::ReadWorkload;
 /// The watched pods, owners and nodes of one scope; clones share them.
 #[derive(Debug, Clone, Default)]
 pub struct ObservedStore {
-    pods: Watched<(String, String), Pod>,
-    /// ReplicaSets and Jobs, keyed by kind, namespace and name.
-    owners: Watched<(String, String, String), Intermediate>,
+    /// Pods, keyed by UID (one string, not a copy of namespace and name).
+    pods: Watched<String, Pod>,
+    /// ReplicaSets and Jobs, keyed by UID (each watcher has its own kind).
+    owners: Watched<String, Intermediate>,
     nodes: Watched<String, Node>,
     /// Per pod watcher (in start order), its namespace (`None`: all).
     pod_scopes: Vec<Option<String>>,
@@ -95,12 +97,7 @@ impl ObservedStore {
             this.pods.watch(
                 api::<SlimPod>(client, PODS, ns),
                 config.clone(),
-                |p: &SlimPod| {
-                    Some((
-                        kube::Resource::meta(p).namespace.clone()?,
-                        kube::Resource::meta(p).name.clone()?,
-                    ))
-                },
+                |p: &SlimPod| kube::Resource::meta(p).uid.clone(),
                 |p| Some(p.into_fact()),
                 describe(PODS, ns),
             );
@@ -110,13 +107,7 @@ impl ObservedStore {
                 this.owners.watch(
                     api::<SlimOwned>(client, resource, ns),
                     config.clone(),
-                    move |o: &SlimOwned| {
-                        Some((
-                            kind.to_owned(),
-                            kube::Resource::meta(o).namespace.clone()?,
-                            kube::Resource::meta(o).name.clone()?,
-                        ))
-                    },
+                    |o: &SlimOwned| kube::Resource::meta(o).uid.clone(),
                     move |o| Some(o.into_fact(kind)),
                     describe(resource, ns),
                 );
@@ -194,9 +185,14 @@ impl ObservedStore {
                 _ => None,
             })
             .collect();
-        out.intermediates = self
-            .owners
-            .values_where(|o| wanted(&o.namespace) && owner_kinds.contains(o.kind.as_str()));
+        let pod_owners = PodOwners::of(&out.pods);
+        let intermediates = self.owners.values_where(|o| {
+            wanted(&o.namespace)
+                && owner_kinds.contains(o.kind.as_str())
+                && pod_owners.names(&o.namespace, &o.kind, &o.name)
+        });
+        drop(pod_owners);
+        out.intermediates = intermediates;
         if !failed.contains(&None) {
             out.pods_read = namespaces
                 .iter()
