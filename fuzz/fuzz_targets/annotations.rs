@@ -2,13 +2,11 @@
 //! annotations never panics. Input: `key=value` lines.
 #![no_main]
 
-use std::collections::BTreeMap;
-
 use freshet_core::refresh::from_annotations;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: &str| {
-    let annotations: BTreeMap<String, String> = input
+    let annotations: freshet_core::Labels = input
         .lines()
         .take(32)
         .filter_map(|l| l.split_once('='))

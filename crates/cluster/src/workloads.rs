@@ -492,7 +492,7 @@ pub fn from_slim(kind: WorkloadKind, object: SlimWorkload) -> Result<ReadWorkloa
             namespace,
             name,
             resource_version: meta.resource_version.unwrap_or_default(),
-            annotations: meta.annotations.unwrap_or_default(),
+            annotations: freshet_core::labels_of(meta.annotations.unwrap_or_default().into_iter()),
             containers: read,
         },
     })

@@ -7,8 +7,6 @@
 //! (`404`) has no Applications: that is not an error. Must not decide anything nor
 //! write: what an Application's configuration means is `freshet_core::argocd`'s.
 
-use std::collections::BTreeMap;
-
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
@@ -98,7 +96,7 @@ pub struct App {
     /// `metadata.labels`.
     pub labels: freshet_core::Labels,
     /// `metadata.annotations`.
-    pub annotations: BTreeMap<String, String>,
+    pub annotations: freshet_core::Labels,
     /// The whole object, as the core reads it.
     pub value: Value,
 }
@@ -119,7 +117,14 @@ impl App {
                     .unwrap_or_default()
                     .into_iter(),
             ),
-            annotations: object.metadata.annotations.clone().unwrap_or_default(),
+            annotations: freshet_core::labels_of(
+                object
+                    .metadata
+                    .annotations
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter(),
+            ),
             value,
         })
     }

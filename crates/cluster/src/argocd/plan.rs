@@ -281,7 +281,7 @@ mod tests {
             namespace: "argocd".into(),
             uid: None,
             labels: freshet_core::Labels::new(),
-            annotations,
+            annotations: annotations.into_iter().collect(),
             value,
         }
     }

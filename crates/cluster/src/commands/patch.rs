@@ -84,7 +84,7 @@ mod tests {
             namespace: "ops".into(),
             name: "nightly".into(),
             resource_version: "42".into(),
-            annotations: BTreeMap::new(),
+            annotations: freshet_core::Labels::new(),
             containers: Vec::new(),
         };
         let restores = [

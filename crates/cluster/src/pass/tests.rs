@@ -109,7 +109,11 @@ async fn a_conflict_is_read_again_planned_again_and_retried() {
         .await
         .unwrap();
     assert!(
-        now.workload.annotations["freshet.io/refreshed"].contains(&new),
+        now.workload
+            .annotations
+            .get("freshet.io/refreshed")
+            .unwrap()
+            .contains(&new),
         "{now:?}"
     );
     assert_eq!(

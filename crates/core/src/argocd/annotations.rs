@@ -30,7 +30,7 @@
 //! `freshet.io/digest-form` (or `freshet.io/<alias>.digest-form`): `tag-digest` or
 //! `digest` (see [`DigestForm`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::image::{
     DigestForm, HelmTarget, ImageConfig, ImageSpec, ManifestTarget, PullSecretRef, SettingError,
@@ -131,7 +131,7 @@ impl AnnotationError {
 /// there).
 pub fn from_annotations(
     namespace: &str,
-    annotations: &BTreeMap<String, String>,
+    annotations: &crate::Labels,
 ) -> Result<Option<AppConfig>, AnnotationError> {
     let Some(list) = annotations.get(IMAGE_LIST) else {
         return Ok(None);
@@ -226,7 +226,7 @@ fn parse_image_list(list: &str) -> Result<Vec<(Option<String>, String)>, Annotat
 
 /// Reads one image's settings: per alias first, then Application-wide.
 struct Reader<'a> {
-    annotations: &'a BTreeMap<String, String>,
+    annotations: &'a crate::Labels,
     alias: Option<&'a str>,
 }
 
@@ -384,7 +384,7 @@ impl Reader<'_> {
 }
 
 fn write_back(
-    annotations: &BTreeMap<String, String>,
+    annotations: &crate::Labels,
     warnings: &mut Vec<Warning>,
 ) -> Result<WriteBack, AnnotationError> {
     let get = |k: &str| {
@@ -429,11 +429,7 @@ fn write_back(
 }
 
 /// Warns about every prefixed annotation that no image or Application setting reads.
-fn warn_unknown(
-    annotations: &BTreeMap<String, String>,
-    images: &[ImageConfig],
-    warnings: &mut Vec<Warning>,
-) {
+fn warn_unknown(annotations: &crate::Labels, images: &[ImageConfig], warnings: &mut Vec<Warning>) {
     let aliases: Vec<String> = images
         .iter()
         .filter_map(|i| i.alias.as_ref().map(|a| a.replace('/', "_")))

@@ -349,7 +349,7 @@ pub struct AppMeta<'a> {
     /// Labels.
     pub labels: &'a crate::Labels,
     /// Annotations.
-    pub annotations: &'a BTreeMap<String, String>,
+    pub annotations: &'a crate::Labels,
 }
 
 /// Upstream's `calculateSpecificity`.

@@ -11,8 +11,6 @@
 //! release's name, so it is certain only when an Application of that name is known;
 //! otherwise the warning says "probably".
 
-use std::collections::BTreeMap;
-
 use super::Warning;
 
 /// Argo CD's default tracking label.
@@ -57,7 +55,7 @@ pub struct Workload<'a> {
     /// Its labels.
     pub labels: &'a crate::Labels,
     /// Its annotations.
-    pub annotations: &'a BTreeMap<String, String>,
+    pub annotations: &'a crate::Labels,
 }
 
 /// Whether Argo CD manages the workload; `known_app` says whether an Application of

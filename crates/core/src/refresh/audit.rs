@@ -58,7 +58,7 @@ pub struct Audit {
 
 impl Audit {
     /// Reads the three annotations (a missing or malformed one reads as empty).
-    pub fn read(annotations: &BTreeMap<String, String>) -> Audit {
+    pub fn read(annotations: &crate::Labels) -> Audit {
         Audit {
             refreshed: read_json(annotations, REFRESHED),
             failures: read_json(annotations, FAILURES),
@@ -94,10 +94,7 @@ impl Audit {
     }
 }
 
-fn read_json<T: for<'de> Deserialize<'de> + Default>(
-    annotations: &BTreeMap<String, String>,
-    key: &str,
-) -> T {
+fn read_json<T: for<'de> Deserialize<'de> + Default>(annotations: &crate::Labels, key: &str) -> T {
     annotations
         .get(key)
         .and_then(|v| serde_json::from_str(v).ok())
@@ -112,7 +109,7 @@ fn to_json<T: Serialize>(value: &T) -> String {
 mod tests {
     use super::*;
 
-    fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    fn annotations(pairs: &[(&str, &str)]) -> crate::Labels {
         pairs
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -134,8 +131,7 @@ mod tests {
         assert_eq!(audit.failures_of("ghcr.io/a/c:2"), 3);
         assert_eq!(audit.failures_of("ghcr.io/a/b:1"), 0);
         let diff = Audit::default().diff(&audit);
-        let round: BTreeMap<String, String> =
-            diff.into_iter().map(|(k, v)| (k, v.unwrap())).collect();
+        let round: crate::Labels = diff.into_iter().map(|(k, v)| (k, v.unwrap())).collect();
         assert_eq!(Audit::read(&round), audit);
 
         let junk = annotations(&[(REFRESHED, "not json"), (FAILURES, "[1,2]")]);

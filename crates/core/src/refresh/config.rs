@@ -24,8 +24,6 @@
 //!
 //! Must not read the file: the shell passes its text.
 
-use std::collections::BTreeMap;
-
 use globset::{GlobBuilder, GlobMatcher};
 use serde::Deserialize;
 
@@ -283,7 +281,7 @@ pub struct Subject<'a> {
     /// `metadata.labels`.
     pub labels: &'a crate::Labels,
     /// `metadata.annotations`.
-    pub annotations: &'a BTreeMap<String, String>,
+    pub annotations: &'a crate::Labels,
     /// (container name, image) pairs.
     pub containers: &'a [(&'a str, &'a str)],
 }
@@ -554,7 +552,7 @@ impl ClusterConfig {
         if !self.allows(subject.namespace) {
             return Ok(None);
         }
-        let mut merged: BTreeMap<String, String> = BTreeMap::new();
+        let mut merged = crate::Labels::new();
         let rule = self.rule_for(subject);
         // Keel reads its keys from labels too: a label counts as the annotation
         // (which wins when both are set), so a `keel.sh/policy: never` label stops a rule.
@@ -621,10 +619,7 @@ impl ClusterConfig {
 
 /// `annotations` with the `keel.sh/` labels added where no annotation of the same
 /// key exists (Keel reads its settings from either; freshet lets the annotation win).
-pub fn keel_labels_under(
-    annotations: &BTreeMap<String, String>,
-    labels: &crate::Labels,
-) -> BTreeMap<String, String> {
+pub fn keel_labels_under(annotations: &crate::Labels, labels: &crate::Labels) -> crate::Labels {
     let mut out = annotations.clone();
     for (k, v) in labels.iter().filter(|(k, _)| k.starts_with("keel.sh/")) {
         out.entry(k.clone()).or_insert_with(|| v.clone());

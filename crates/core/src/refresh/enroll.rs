@@ -26,7 +26,7 @@
 //! Keel also reads its keys from labels; the config's [`super::config::ClusterConfig::enroll`]
 //! merges `keel.sh/` labels under the annotations before calling [`from_annotations`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use crate::Reference;
 use crate::policy::{Policy, PolicyKind};
@@ -331,9 +331,7 @@ pub fn default_action(policy: &Policy) -> ActionKind {
 
 /// Reads a workload's annotations. `Ok(None)`: not enrolled (no freshet or Keel
 /// annotation, or `freshet.io/policy: never`).
-pub fn from_annotations(
-    annotations: &BTreeMap<String, String>,
-) -> Result<Option<Enrollment>, EnrollError> {
+pub fn from_annotations(annotations: &crate::Labels) -> Result<Option<Enrollment>, EnrollError> {
     let get = |k: &str| {
         annotations
             .get(k)

@@ -138,7 +138,7 @@ mod tests {
             namespace: "team".into(),
             name: "api".into(),
             resource_version: "41".into(),
-            annotations: BTreeMap::new(),
+            annotations: crate::Labels::new(),
             containers: Vec::new(),
         }
     }

@@ -133,7 +133,12 @@ fn digest_watch_records_a_baseline_then_restarts_when_the_tag_moves() {
     let (first, w) = run(&w, &digest_facts(&[(img, "stable", d(1))]));
     assert!(first.changes.is_empty());
     assert_eq!(first.baselines, [img]);
-    assert!(w.annotations[REFRESHED].contains(d(1).as_str()));
+    assert!(
+        w.annotations
+            .get(REFRESHED)
+            .unwrap()
+            .contains(d(1).as_str())
+    );
 
     let (second, _) = run(&w, &digest_facts(&[(img, "stable", d(1))]));
     assert!(second.is_empty(), "nothing moved: zero writes");
@@ -148,7 +153,12 @@ fn digest_watch_records_a_baseline_then_restarts_when_the_tag_moves() {
             to: d(2)
         }]
     );
-    assert!(w3.annotations[REFRESHED].contains(d(2).as_str()));
+    assert!(
+        w3.annotations
+            .get(REFRESHED)
+            .unwrap()
+            .contains(d(2).as_str())
+    );
     let patch = third.patch(&w, now()).unwrap();
     assert_eq!(
         patch["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT],
@@ -220,20 +230,32 @@ fn extra_audit_annotations_follow_each_refresh() {
     let facts = |n: u8| digest_facts(&[(app, "stable", d(n)), (ing, "0.3", d(n + 10))]);
     let (first, w) = run(&w, &facts(1));
     assert_eq!(
-        first.annotations["example.com/last-refreshed-api-digest"].as_deref(),
+        first
+            .annotations
+            .get("example.com/last-refreshed-api-digest")
+            .unwrap()
+            .as_deref(),
         Some(d(1).as_str()),
         "the baseline is recorded there too"
     );
-    assert_eq!(w.annotations["example.com/ing-digest"], d(11).as_str());
+    assert_eq!(
+        w.annotations.get("example.com/ing-digest").unwrap(),
+        d(11).as_str()
+    );
     let (second, w) = run(&w, &facts(1));
     assert!(second.is_empty(), "nothing moved: zero writes");
     let (third, w) = run(&w, &facts(2));
     assert_eq!(third.changes.len(), 2);
     assert_eq!(
-        w.annotations["example.com/last-refreshed-api-digest"],
+        w.annotations
+            .get("example.com/last-refreshed-api-digest")
+            .unwrap(),
         d(2).as_str()
     );
-    assert_eq!(w.annotations["example.com/ing-digest"], d(12).as_str());
+    assert_eq!(
+        w.annotations.get("example.com/ing-digest").unwrap(),
+        d(12).as_str()
+    );
     let bad = workload(
         WorkloadKind::Deployment,
         &[
@@ -260,7 +282,7 @@ fn failure_streak_warns_below_the_threshold_escalates_at_it_and_clears_on_succes
         let p = plan(&w, &e, &down, now());
         assert!(p.changes.is_empty());
         let failures: BTreeMap<String, u32> =
-            serde_json::from_str(p.annotations[FAILURES].as_ref().unwrap()).unwrap();
+            serde_json::from_str(p.annotations.get(FAILURES).unwrap().as_ref().unwrap()).unwrap();
         assert_eq!(failures[img], round);
         if round < 3 {
             assert_eq!(p.transient.len(), 1);
@@ -268,7 +290,7 @@ fn failure_streak_warns_below_the_threshold_escalates_at_it_and_clears_on_succes
             assert!(!p.annotations.contains_key(LAST_ERROR));
         } else {
             assert_eq!(p.escalations.len(), 1);
-            let error = p.annotations[LAST_ERROR].as_ref().unwrap();
+            let error = p.annotations.get(LAST_ERROR).unwrap().as_ref().unwrap();
             assert!(
                 error.contains("3 failures in a row") && error.contains("egress"),
                 "{error}"
@@ -419,11 +441,13 @@ fn cronjob_patches_land_in_the_job_template() {
 #[test]
 fn untracked_and_opted_out_workloads_plan_nothing() {
     assert!(
-        enroll::from_annotations(&BTreeMap::new())
+        enroll::from_annotations(&crate::Labels::new())
             .unwrap()
             .is_none()
     );
-    let never: BTreeMap<String, String> = [(POLICY.to_owned(), "never".to_owned())].into();
+    let never: crate::Labels = [(POLICY.to_owned(), "never".to_owned())]
+        .into_iter()
+        .collect();
     assert!(enroll::from_annotations(&never).unwrap().is_none());
 }
 
@@ -501,7 +525,8 @@ fn set_image_moves_the_audit_record_to_the_new_tag_with_its_digest() {
     assert!(
         matches!(&p.changes[..], [Change::SetImage { to, .. }] if to == "ghcr.io/acme/api:1.1.0")
     );
-    let audit: Value = serde_json::from_str(p.annotations[REFRESHED].as_deref().unwrap()).unwrap();
+    let audit: Value =
+        serde_json::from_str(p.annotations.get(REFRESHED).unwrap().as_deref().unwrap()).unwrap();
     assert_eq!(
         audit,
         serde_json::json!({"ghcr.io/acme/api:1.1.0": {"digest": d(9).as_str(), "at": NOW}})

@@ -75,8 +75,9 @@ pub struct Workload {
     pub name: String,
     /// `metadata.resourceVersion`, sent back as the patch's precondition.
     pub resource_version: String,
-    /// `metadata.annotations`.
-    pub annotations: BTreeMap<String, String>,
+    /// `metadata.annotations` (a sorted vector: a workload has a handful, and
+    /// thousands are kept at once).
+    pub annotations: crate::Labels,
     /// Containers then init containers of the pod template.
     pub containers: Vec<Container>,
 }

@@ -17,7 +17,7 @@
 //! until a different target replaces it. Keel also reads these keys from labels;
 //! the shell passes labels merged under annotations to honour that.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -103,7 +103,7 @@ impl ApprovalPolicy {
     /// Reads the approval keys (freshet's spelling wins over Keel's). `Ok(None)`:
     /// no approval needed (no count, or `0`).
     pub fn from_annotations(
-        annotations: &BTreeMap<String, String>,
+        annotations: &crate::Labels,
     ) -> Result<Option<ApprovalPolicy>, ApprovalError> {
         let get = |freshet: &'static str, keel: &'static str| {
             let value = |k: &'static str| {

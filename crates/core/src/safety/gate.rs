@@ -10,8 +10,6 @@
 //! run plans the same update again. Must not read the clock, the cluster or a
 //! registry: the shell passes `now` and writes the plan this returns.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 
 use super::approval::{
@@ -116,8 +114,8 @@ pub fn target_of(changes: &[Change]) -> String {
 /// annotations (where freshet keeps the pin and the request).
 pub fn gate(
     mut plan: WorkloadPlan,
-    settings: &BTreeMap<String, String>,
-    annotations: &BTreeMap<String, String>,
+    settings: &crate::Labels,
+    annotations: &crate::Labels,
     now: DateTime<Utc>,
 ) -> Result<(WorkloadPlan, Option<Gated>), GateError> {
     let policy = ApprovalPolicy::from_annotations(settings)?;
@@ -182,7 +180,7 @@ mod tests {
         Digest::parse(&format!("sha256:{}", c.to_string().repeat(64))).unwrap()
     }
 
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    fn map(pairs: &[(&str, &str)]) -> crate::Labels {
         pairs
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -207,7 +205,7 @@ mod tests {
     }
 
     /// Applies a plan's annotation diff to `annotations`, as the API would.
-    fn applied(annotations: &mut BTreeMap<String, String>, plan: &WorkloadPlan) {
+    fn applied(annotations: &mut crate::Labels, plan: &WorkloadPlan) {
         for (k, v) in &plan.annotations {
             match v {
                 Some(v) => annotations.insert(k.clone(), v.clone()),
@@ -301,7 +299,7 @@ mod tests {
     fn a_pin_holds_every_change_and_bad_settings_are_refused() {
         let pin = Pin {
             since: t(0),
-            floating: BTreeMap::new(),
+            floating: Default::default(),
         };
         let rendered = pin.render();
         let ann = map(&[(PIN, rendered.as_str())]);

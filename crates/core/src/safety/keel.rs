@@ -12,8 +12,6 @@
 //! both are checked. Any other `keel.sh/` key is reported as unknown (a typo, or a
 //! key from a Keel version newer than that list).
 
-use std::collections::BTreeMap;
-
 /// What freshet does with a Keel key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Support {
@@ -104,10 +102,7 @@ impl std::fmt::Display for KeelWarning {
 
 /// The warning for a workload's annotations and labels, `None` when every Keel key
 /// on it is honoured.
-pub fn unsupported(
-    annotations: &BTreeMap<String, String>,
-    labels: &crate::Labels,
-) -> Option<KeelWarning> {
+pub fn unsupported(annotations: &crate::Labels, labels: &crate::Labels) -> Option<KeelWarning> {
     let mut ignored = Vec::new();
     let keys = annotations
         .keys()

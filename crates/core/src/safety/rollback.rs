@@ -82,7 +82,7 @@ impl OnFailure {
     /// The workload's `freshet.io/on-failure` annotation, else the rule's value,
     /// else `rollback`.
     pub fn from_annotations(
-        annotations: &BTreeMap<String, String>,
+        annotations: &crate::Labels,
         rule: Option<OnFailure>,
     ) -> Result<OnFailure, RollbackError> {
         match annotations.get(ON_FAILURE).filter(|v| !v.trim().is_empty()) {
@@ -294,7 +294,7 @@ fn restore(
 /// again. Returns the plan recording it: annotations and streaks only, no spec
 /// change.
 pub fn refused(
-    annotations: &BTreeMap<String, String>,
+    annotations: &crate::Labels,
     record: &Rollout,
     threshold: impl Fn(&str) -> Threshold,
     message: &str,
@@ -670,13 +670,13 @@ mod tests {
 
     #[test]
     fn on_failure_parses_with_a_default_and_names_the_key() {
-        let ann = |v: &str| BTreeMap::from([(ON_FAILURE.to_owned(), v.to_owned())]);
+        let ann = |v: &str| crate::Labels::from_iter([(ON_FAILURE.to_owned(), v.to_owned())]);
         assert_eq!(
-            OnFailure::from_annotations(&BTreeMap::new(), None),
+            OnFailure::from_annotations(&crate::Labels::new(), None),
             Ok(OnFailure::Rollback)
         );
         assert_eq!(
-            OnFailure::from_annotations(&BTreeMap::new(), Some(OnFailure::None)),
+            OnFailure::from_annotations(&crate::Labels::new(), Some(OnFailure::None)),
             Ok(OnFailure::None)
         );
         assert_eq!(
@@ -706,14 +706,15 @@ mod tests {
         let record = rollout(Action::Restart, Some(&d('a')), &d('b'), None);
         let image = record.changes[0].image.clone();
         let at_two = |_: &str| Threshold::Count(2);
-        let first = refused(&BTreeMap::new(), &record, at_two, "denied");
+        let first = refused(&crate::Labels::new(), &record, at_two, "denied");
         assert_eq!(first.transient.len(), 1);
         assert!(first.escalations.is_empty());
         let failures = first.annotations[crate::refresh::audit::FAILURES]
             .clone()
             .unwrap();
         assert_eq!(failures, format!("{{\"{image}\":1}}"));
-        let annotations = BTreeMap::from([(crate::refresh::audit::FAILURES.to_owned(), failures)]);
+        let annotations =
+            crate::Labels::from_iter([(crate::refresh::audit::FAILURES.to_owned(), failures)]);
         let second = refused(&annotations, &record, at_two, "denied");
         assert_eq!(second.escalations[0].count, 2);
         assert_eq!(second.reached.len(), 1, "reached now");

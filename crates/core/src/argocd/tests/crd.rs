@@ -10,7 +10,7 @@ use crate::argocd::writeback::{GitCreds, Method, Target};
 fn meta<'a>(
     name: &'a str,
     labels: &'a crate::Labels,
-    annotations: &'a std::collections::BTreeMap<String, String>,
+    annotations: &'a crate::Labels,
 ) -> AppMeta<'a> {
     AppMeta {
         name,
@@ -42,7 +42,7 @@ fn specificity_cr() -> ImageUpdater {
 #[test]
 fn the_most_specific_rule_selects_an_application() {
     let cr = specificity_cr();
-    let none: std::collections::BTreeMap<String, String> = map(&[]);
+    let none: crate::Labels = map(&[]);
     let no_labels = crate::Labels::new();
     let cases = [
         ("app-1", Some("test1")),
@@ -103,7 +103,7 @@ fn settings_cascade_global_then_application_ref_then_image() {
     }))
     .unwrap();
     let labels = map(&[("environment", "production")]);
-    let none: std::collections::BTreeMap<String, String> = map(&[]);
+    let none: crate::Labels = map(&[]);
     let no_labels = crate::Labels::new();
     let front = cr
         .resolve(&meta("frontend-web", &labels, &none))
@@ -199,7 +199,7 @@ fn what_freshet_cannot_do_is_said() {
         }
     }))
     .unwrap();
-    let none: std::collections::BTreeMap<String, String> = map(&[]);
+    let none: crate::Labels = map(&[]);
     let no_labels = crate::Labels::new();
     let c = cr.resolve(&meta("a", &no_labels, &none)).unwrap().unwrap();
     let followed: Vec<bool> = c.images.iter().map(|i| i.policy.is_some()).collect();
@@ -255,7 +255,7 @@ fn invalid_resources_name_the_field() {
     let cr = ImageUpdater::from_value(&json!({"metadata": {"name": "u", "namespace": "argocd"}, "spec": {"applicationRefs": [
         {"namePattern": "a", "images": [{"alias": "x", "imageName": "nginx", "commonUpdateSettings": {"updateStrategy": "fastest"}}]}]}}))
     .unwrap();
-    let none: std::collections::BTreeMap<String, String> = map(&[]);
+    let none: crate::Labels = map(&[]);
     let no_labels = crate::Labels::new();
     let err = cr
         .resolve(&meta("a", &no_labels, &none))

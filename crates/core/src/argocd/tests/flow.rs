@@ -21,7 +21,7 @@ fn the_seed_flows_from_annotations_to_a_patch_and_is_idempotent() {
         ("freshet.io/backend.digest-form", "digest"),
     ]);
     let mut app = json!({
-        "metadata": {"name": "backend-preview", "namespace": "argocd", "resourceVersion": "1", "annotations": annotations},
+        "metadata": {"name": "backend-preview", "namespace": "argocd", "resourceVersion": "1", "annotations": json_map(&annotations)},
         "spec": {"source": {"repoURL": "https://git.example/acme/deploy.git", "path": "charts/backend",
                             "targetRevision": "main", "helm": {"valueFiles": ["values-preview.yaml"]}}},
         "status": {"sourceType": "Helm", "summary": {"images": ["ghcr.io/acme/backend:sha-1a2b3c4"]}}
@@ -155,7 +155,7 @@ fn a_written_bare_digest_is_read_back_when_the_repository_has_a_registry_port() 
     ]);
     let d = digest('a');
     let app = json!({
-        "metadata": {"name": "p", "namespace": "argocd", "resourceVersion": "1", "annotations": annotations},
+        "metadata": {"name": "p", "namespace": "argocd", "resourceVersion": "1", "annotations": json_map(&annotations)},
         "spec": {"source": {"repoURL": "https://git.example/d.git", "path": "c", "helm": {"parameters": [
             {"name": "image.repository", "value": "127.0.0.1:5000/team/api", "forceString": true},
             {"name": "image.tag", "value": d.to_string(), "forceString": true}]}}},
@@ -170,4 +170,13 @@ fn a_written_bare_digest_is_read_back_when_the_repository_has_a_registry_port() 
         Some(d),
         "the digest after the port's colon is still found"
     );
+}
+
+/// `annotations` as a JSON object (an Application's `metadata.annotations`).
+fn json_map(annotations: &crate::Labels) -> serde_json::Value {
+    annotations
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str())))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }

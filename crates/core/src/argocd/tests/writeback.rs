@@ -1,7 +1,5 @@
 //! Write-back settings, the write-branch template, and the guard for workloads Argo CD manages.
 
-use std::collections::BTreeMap;
-
 use sha2::{Digest as _, Sha256};
 
 use crate::argocd::guard::{TRACKING_ID, Tracking, Workload, managed_by_argo};
@@ -187,13 +185,14 @@ fn git_branch_method_and_target_parse_as_upstream() {
 
 #[test]
 fn a_deployment_argo_cd_manages_warns_naming_the_application() {
-    let none = BTreeMap::new();
+    let none = crate::Labels::new();
     let no_labels = crate::Labels::new();
-    let annotations: BTreeMap<String, String> = [(
+    let annotations: crate::Labels = [(
         TRACKING_ID.to_owned(),
         "argocd_backend-prod:apps/Deployment:prod/backend".to_owned(),
     )]
-    .into();
+    .into_iter()
+    .collect();
     let w = Workload {
         group: "apps",
         kind: "Deployment",

@@ -28,7 +28,7 @@ rules:
 #[test]
 fn catch_up_defaults_on_a_rule_turns_it_off_and_the_annotation_wins() {
     let c = ClusterConfig::parse("rules:\n  - policy: digest\n    catchUp: false\n").unwrap();
-    let none = BTreeMap::new();
+    let none = crate::Labels::new();
     let no_labels = crate::Labels::new();
     let containers = [("app", "ghcr.io/a/b:latest")];
     let subject = |a| Subject {
@@ -51,7 +51,7 @@ fn catch_up_defaults_on_a_rule_turns_it_off_and_the_annotation_wins() {
 fn rules_match_by_namespace_selector_and_image_and_annotations_override() {
     let c = ClusterConfig::parse(CONFIG).unwrap();
     let web = labels(&[("app", "web")]);
-    let none = BTreeMap::new();
+    let none = crate::Labels::new();
     let containers = [
         ("app", "127.0.0.1:5000/team/api:stable"),
         ("side", "busybox:1"),
@@ -87,7 +87,7 @@ fn rules_match_by_namespace_selector_and_image_and_annotations_override() {
 fn keel_labels_count_as_annotations_and_a_never_label_stops_a_rule() {
     let c = ClusterConfig::parse(CONFIG).unwrap();
     let containers = [("app", "127.0.0.1:5000/team/api:stable")];
-    let none = BTreeMap::new();
+    let none = crate::Labels::new();
     let subject = |l| Subject {
         namespace: "dev",
         labels: l,
@@ -107,14 +107,14 @@ fn keel_labels_count_as_annotations_and_a_never_label_stops_a_rule() {
     };
     assert_eq!(c.enroll(&s).unwrap().unwrap().action, ActionKind::SetImage);
     let merged = keel_labels_under(&own, &never);
-    assert_eq!(merged[KEEL_POLICY], "minor");
+    assert_eq!(merged.get(KEEL_POLICY).unwrap(), "minor");
     assert!(!merged.contains_key("app"), "only keel.sh/ labels merge");
 }
 
 #[test]
 fn an_empty_config_enrolls_by_annotation_only() {
     let c = ClusterConfig::parse("").unwrap();
-    let none = BTreeMap::new();
+    let none = crate::Labels::new();
     let no_labels = crate::Labels::new();
     let s = Subject {
         namespace: "x",
@@ -166,7 +166,7 @@ fn a_rule_schedule_applies_unless_the_workload_has_its_own() {
     let c = ClusterConfig::parse(CONFIG).unwrap();
     let web = labels(&[("app", "web")]);
     let containers = [("app", "127.0.0.1:5000/team/api:stable")];
-    let enroll = |annotations: &BTreeMap<String, String>| {
+    let enroll = |annotations: &crate::Labels| {
         c.enroll(&Subject {
             namespace: "dev",
             labels: &web,
@@ -178,7 +178,10 @@ fn a_rule_schedule_applies_unless_the_workload_has_its_own() {
         .schedule
         .map(|s| s.as_str().to_owned())
     };
-    assert_eq!(enroll(&BTreeMap::new()).as_deref(), Some("*/15 * * * *"));
+    assert_eq!(
+        enroll(&crate::Labels::new()).as_deref(),
+        Some("*/15 * * * *")
+    );
     let keel = labels(&[("keel.sh/pollSchedule", "@every 1h")]);
     assert_eq!(enroll(&keel).as_deref(), Some("@every 1h"));
     let own = labels(&[("freshet.io/schedule", "@daily")]);

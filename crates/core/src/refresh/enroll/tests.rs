@@ -50,7 +50,7 @@ fn a_set_env_entry_may_name_an_audit_annotation() {
     }
 }
 
-fn ann(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+fn ann(pairs: &[(&str, &str)]) -> crate::Labels {
     pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -181,7 +181,7 @@ fn keel_monitor_and_init_containers_narrow_what_is_tracked() {
         image: "nginx:1".into(),
         init,
         pull_policy: None,
-        env: BTreeMap::new(),
+        env: Default::default(),
     };
     let e = from_annotations(&ann(&[
         (KEEL_POLICY, "force"),

@@ -9,7 +9,7 @@ fn t(h: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_795_000_000 + h * 3600, 0).unwrap()
 }
 
-fn ann(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+fn ann(pairs: &[(&str, &str)]) -> crate::Labels {
     pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
