@@ -3,18 +3,20 @@
 //! Owns the order of a pass and its conflict loop. The facts come from the
 //! [`Gatherer`] (workloads page by page, or from the watched store; enrollment;
 //! pull secrets; registry answers asked as each page arrives, grouped by set of
-//! pull secrets so a workload is planned only with its set's facts); the due
-//! decision from the core's [`Window`]; each plan from the core's [`plan`]; the
-//! writes go through the one [`Writer`], at most [`PassOptions::max_writes`]
-//! workloads at a time, each write within [`PassOptions::write_timeout`]. Every
-//! enrolled workload gets at most one patch carrying its `resourceVersion`; on `409
-//! Conflict` (or a timeout, after which the patch may or may not have applied) the
-//! workload is read again, planned again with the same facts, and retried
-//! (bounded). A workload whose
-//! plan is empty is not written at all, so a pass in which nothing changed makes
-//! zero writes. Argo CD Applications are read, planned and written in the same pass
-//! ([`crate::argocd`]), after the workloads. The time comes from the [`Clock`] (or the caller), never from the
-//! system directly. Must not decide anything itself: the core plans, this performs.
+//! pull secrets so a workload is planned only with its set's facts); what runs
+//! ([`crate::observed`]) and the Argo CD objects are read while the registries
+//! answer; the due decision comes from the core's [`Window`], each plan from the
+//! core's [`plan`]; the writes go through the one [`Writer`], at most
+//! [`PassOptions::max_writes`] workloads at a time, each write within
+//! [`PassOptions::write_timeout`]. Every enrolled workload gets at most one patch
+//! carrying its `resourceVersion`; on `409 Conflict` (or a timeout, after which the
+//! patch may or may not have applied) the workload is read again, planned again
+//! with the same facts, and retried (bounded). A workload whose plan is empty is
+//! not written at all, so a pass in which nothing changed makes zero writes. Argo
+//! CD Applications are planned and written in the same pass ([`crate::argocd`]),
+//! after the workloads. The time comes from the [`Clock`] (or the caller), never
+//! from the system directly. Must not decide anything itself: the core plans, this
+//! performs.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -145,15 +147,44 @@ impl std::fmt::Debug for Refresher {
 }
 
 /// A workload a pass plans: valid enrollment, or the message of an invalid one.
-/// Thousands are kept at once, so the enrollment is boxed (a small entry in the
-/// list) and the workload is shared with the controller's store (copied only when
-/// its plan runs).
-type Candidate = (Arc<ReadWorkload>, Result<Box<Enrollment>, String>);
+/// Thousands are kept at once, so the enrollment is shared between the workloads
+/// that have the same one ([`Enrollments`]) and the workload with the
+/// controller's store (each copied only when its plan runs).
+type Candidate = (Arc<ReadWorkload>, Result<Arc<Enrollment>, String>);
+
+/// The distinct enrollments a pass has seen lately, to share: workloads enrolled
+/// by the same rule or the same annotations (most of a cluster) hold one copy,
+/// not one each.
+#[derive(Default)]
+struct Enrollments {
+    recent: Vec<Arc<Enrollment>>,
+    next: usize,
+}
+
+impl Enrollments {
+    /// Distinct enrollments compared with each new one at most.
+    const KEPT: usize = 16;
+
+    /// `e`, or an equal enrollment seen lately.
+    fn share(&mut self, e: Enrollment) -> Arc<Enrollment> {
+        if let Some(same) = self.recent.iter().find(|r| ***r == e) {
+            return same.clone();
+        }
+        let e = Arc::new(e);
+        if self.recent.len() < Self::KEPT {
+            self.recent.push(e.clone());
+        } else {
+            self.recent[self.next] = e.clone();
+            self.next = (self.next + 1) % Self::KEPT;
+        }
+        e
+    }
+}
 
 /// What a pass does with one candidate once the facts are in.
 enum Job {
     /// Plan and write it with its set's facts (set index, secret warnings).
-    Plan(ReadWorkload, Box<Enrollment>, usize, Vec<String>),
+    Plan(ReadWorkload, Arc<Enrollment>, usize, Vec<String>),
     /// Report its invalid annotations.
     Invalid(ReadWorkload, String),
 }
@@ -304,25 +335,19 @@ impl Refresher {
             .iter()
             .filter_map(|(w, e)| Some((&**w, e.as_deref().ok()?)))
             .collect();
-        let mut gathered = resolving.finish(&valid, Some(now)).await?;
         let read: Vec<&ReadWorkload> = valid.iter().map(|(w, _)| *w).collect();
-        drop(valid);
-        let observed = match (&self.observed, focus) {
-            (Some(store), _) => store.read(&read).await,
-            (None, None) => {
-                crate::observed::Reader::new(self.kube.clone())
-                    .read(&read)
-                    .await
-            }
-            (None, Some(_)) => {
-                crate::observed::Reader::new(self.kube.clone())
-                    .read_selected(&read)
-                    .await
-            }
-        };
+        // What runs and the Argo CD objects are read while the registries answer:
+        // neither depends on the other, and one after the other would add the
+        // LISTs' time to every pass.
+        let (gathered, observed, argo) = tokio::join!(
+            resolving.finish(&valid, Some(now)),
+            self.observe(&read, focus.is_some()),
+            self.argocd_read()
+        );
+        let mut gathered = gathered?;
         drop(read);
+        drop(valid);
         let nodes = observed.node_index();
-        let argo = self.argocd_read().await;
         let mut per_workload = std::mem::take(&mut gathered.per_workload).into_iter();
         let candidates_len = candidates.len();
         // Made one by one as the stream runs (no second list of every workload).
@@ -351,7 +376,8 @@ impl Refresher {
                         );
                         warnings.extend(self.argocd_guard(&w, argo_ref).await);
                         let facts = (set, &gathered_ref.facts[set]);
-                        self.triage(w, *e, facts, runs, warnings, now, gated_ref)
+                        let e = Arc::unwrap_or_clone(e);
+                        self.triage(w, e, facts, runs, warnings, now, gated_ref)
                             .await
                     }
                     Job::Invalid(w, message) => Some(self.invalid(&w, message).await),
@@ -386,6 +412,24 @@ impl Refresher {
         Ok(report)
     }
 
+    /// What runs for `read`: from the watched store in the controller, else
+    /// listed (by the workloads' selectors in a `focused` pass).
+    async fn observe(&self, read: &[&ReadWorkload], focused: bool) -> crate::observed::Observed {
+        match (&self.observed, focused) {
+            (Some(store), _) => store.read(read).await,
+            (None, false) => {
+                crate::observed::Reader::new(self.kube.clone())
+                    .read(read)
+                    .await
+            }
+            (None, true) => {
+                crate::observed::Reader::new(self.kube.clone())
+                    .read_selected(read)
+                    .await
+            }
+        }
+    }
+
     /// Reads the workloads page by page, enrolls them, and starts asking the
     /// registries about each page's images at once (only those tracking `focus`,
     /// when given): the candidates to plan, and the reports of those not planned.
@@ -397,12 +441,14 @@ impl Refresher {
     ) -> Result<(Vec<Candidate>, Vec<WorkloadReport>), PassError> {
         let mut candidates: Vec<Candidate> = Vec::new();
         let mut reports = Vec::new();
+        let mut enrollments = Enrollments::default();
         let mut pages = self.gatherer.pages().await.map_err(GatherError::from)?;
         while let Some(page) = pages.next().await {
             let first = candidates.len();
             self.classify(
                 page.map_err(GatherError::from)?,
                 window,
+                &mut enrollments,
                 &mut candidates,
                 &mut reports,
             );
@@ -446,6 +492,7 @@ impl Refresher {
         &self,
         page: Vec<Arc<ReadWorkload>>,
         window: Window,
+        enrollments: &mut Enrollments,
         candidates: &mut Vec<Candidate>,
         reports: &mut Vec<WorkloadReport>,
     ) {
@@ -457,7 +504,7 @@ impl Refresher {
                     reports.push(WorkloadReport::new(&w, Status::Skipped));
                 }
                 Ok(Some(e)) => match window.due(e.schedule.as_ref()) {
-                    Due::Yes => candidates.push((w, Ok(Box::new(e)))),
+                    Due::Yes => candidates.push((w, Ok(enrollments.share(e)))),
                     Due::No { next } => {
                         tracing::debug!(
                             namespace = %w.workload.namespace, name = %w.workload.name,

@@ -28,9 +28,9 @@ pub mod webhook;
 
 pub use digest::Digest;
 
-/// Labels (and other small string maps kept per workload: a `nodeSelector`), as a
-/// map sorted by key in one vector: a workload has a handful, and thousands of
-/// workloads are kept at once ([`std::collections::BTreeMap`] allocates a 544-byte
+/// Labels (and the other small string maps kept per workload: annotations, a
+/// `nodeSelector`), as a map sorted by key in one vector: a workload has a
+/// handful, and thousands of workloads are kept at once ([`std::collections::BTreeMap`] allocates a 544-byte
 /// node for a single entry).
 pub type Labels = litemap::LiteMap<String, String>;
 

@@ -246,11 +246,26 @@ struct NodeInfo {
     architecture: Option<String>,
 }
 
-/// A ReplicaSet or Job: only its identity and owners.
+/// A ReplicaSet or Job: only its identity, its owners, and (a ReplicaSet's) how
+/// many pods it wants and has.
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct SlimOwned {
     #[serde(default)]
     metadata: Meta,
+    #[serde(default)]
+    spec: OwnedCounts,
+    #[serde(default)]
+    status: OwnedCounts,
+}
+
+/// `spec.replicas` or `status.replicas` (and `status.terminatingReplicas`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OwnedCounts {
+    #[serde(default)]
+    replicas: Option<i64>,
+    #[serde(default)]
+    terminating_replicas: Option<i64>,
 }
 
 /// `s` cut to at most [`MAX_FIELD_BYTES`] bytes on a character boundary.
@@ -343,6 +358,16 @@ impl SlimNode {
 }
 
 impl SlimOwned {
+    /// Whether it may own pods: not a ReplicaSet scaled to zero whose status says
+    /// it has none left (the old revisions a Deployment keeps: most of the
+    /// ReplicaSets of a cluster). A Job, or a count not reported, may.
+    pub(crate) fn may_own_pods(&self) -> bool {
+        let zero = |n: Option<i64>| n == Some(0);
+        !(zero(self.spec.replicas)
+            && zero(self.status.replicas)
+            && self.status.terminating_replicas.unwrap_or(0) == 0)
+    }
+
     /// The core's intermediate owner of `kind` (`ReplicaSet`, `Job`).
     pub(crate) fn into_fact(self, kind: &str) -> Intermediate {
         Intermediate {
@@ -404,5 +429,42 @@ mod tests {
     fn long_fields_are_cut_on_a_character_boundary() {
         let s = cut("é".repeat(MAX_FIELD_BYTES));
         assert!(s.len() <= MAX_FIELD_BYTES && s.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn a_replicaset_scaled_to_zero_with_no_pods_left_owns_none() {
+        let owned = |spec: serde_json::Value, status: serde_json::Value| {
+            serde_json::from_value::<SlimOwned>(json!({
+                "metadata": {"name": "web-1", "namespace": "a", "uid": "u"},
+                "spec": spec, "status": status,
+            }))
+            .unwrap()
+            .may_own_pods()
+        };
+        assert!(!owned(json!({"replicas": 0}), json!({"replicas": 0})));
+        assert!(
+            owned(json!({"replicas": 1}), json!({"replicas": 0})),
+            "scaling up"
+        );
+        assert!(
+            owned(json!({"replicas": 0}), json!({"replicas": 2})),
+            "scaling down"
+        );
+        assert!(
+            owned(
+                json!({"replicas": 0}),
+                json!({"replicas": 0, "terminatingReplicas": 1})
+            ),
+            "pods still terminating"
+        );
+        assert!(owned(json!({"replicas": 0}), json!({})), "no status yet");
+        assert!(
+            owned(json!({}), json!({"replicas": 0})),
+            "spec.replicas defaults to 1"
+        );
+        assert!(
+            owned(json!({"parallelism": 1}), json!({"active": 0})),
+            "a Job keeps its pods after it ends"
+        );
     }
 }

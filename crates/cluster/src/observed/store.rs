@@ -108,7 +108,10 @@ impl ObservedStore {
                     api::<SlimOwned>(client, resource, ns),
                     config.clone(),
                     |o: &SlimOwned| kube::Resource::meta(o).uid.clone(),
-                    move |o| Some(o.into_fact(kind)),
+                    // A ReplicaSet scaled to zero with no pods left owns none:
+                    // not kept (removed when one scales down), so the thousands of
+                    // old revisions a cluster keeps cost nothing.
+                    move |o| o.may_own_pods().then(|| o.into_fact(kind)),
                     describe(resource, ns),
                 );
                 this.owner_scopes.push(ns.map(str::to_owned));

@@ -257,3 +257,29 @@ async fn a_repeat_after_the_series_window_is_a_new_event() {
     times.sort();
     assert_eq!(times, ["2026-11-23T10:00:00Z", "2026-11-23T10:07:00Z"]);
 }
+
+#[test]
+fn equal_enrollments_share_one_copy_and_distinct_ones_stay_apart() {
+    let enroll = |policy: &str| {
+        let a: freshet_core::Labels = [("freshet.io/policy".to_owned(), policy.to_owned())]
+            .into_iter()
+            .collect();
+        freshet_core::refresh::from_annotations(&a)
+            .unwrap()
+            .unwrap()
+    };
+    let mut shared = Enrollments::default();
+    let (a, b) = (
+        shared.share(enroll("digest")),
+        shared.share(enroll("digest")),
+    );
+    assert!(Arc::ptr_eq(&a, &b), "one copy for equal enrollments");
+    let minor = shared.share(enroll("minor"));
+    assert!(!Arc::ptr_eq(&a, &minor) && *minor == enroll("minor"));
+    // Past the distinct ones kept, every enrollment is still its own value.
+    for i in 0..(Enrollments::KEPT * 2) {
+        let e = enroll(&format!("regexp:^v{i}$"));
+        assert_eq!(*shared.share(e.clone()), e);
+    }
+    assert_eq!(*shared.share(enroll("digest")), enroll("digest"));
+}

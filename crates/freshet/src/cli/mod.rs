@@ -52,6 +52,29 @@ pub struct Cli {
     /// Default: `info` for the controller (`run` without --once), else `warn`.
     #[arg(long, global = true, env = "FRESHET_LOG")]
     log: Option<String>,
+    /// Threads that run freshet's work (1-64). Default: the CPUs available, at most
+    /// 4: freshet mostly waits on the network, and each thread costs memory (its
+    /// stack and an allocator arena).
+    #[arg(
+        long,
+        global = true,
+        env = "FRESHET_WORKER_THREADS",
+        value_parser = clap::value_parser!(u16).range(1..=64)
+    )]
+    worker_threads: Option<u16>,
+}
+
+/// Worker threads when `--worker-threads` is not given: the CPUs available (which
+/// the standard library reads from the cgroup quota too), at most this.
+const DEFAULT_WORKER_THREADS_MAX: usize = 4;
+
+/// The runtime's worker threads: `flag`, else the CPUs available up to
+/// [`DEFAULT_WORKER_THREADS_MAX`].
+fn worker_threads(flag: Option<u16>, available: Option<usize>) -> usize {
+    match flag {
+        Some(n) => usize::from(n.max(1)),
+        None => available.unwrap_or(1).clamp(1, DEFAULT_WORKER_THREADS_MAX),
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -126,7 +149,9 @@ pub fn main() -> ExitCode {
         _ => "warn",
     };
     init_logging(cli.log_format, cli.log.as_deref().unwrap_or(default_log));
+    let available = std::thread::available_parallelism().ok().map(|n| n.get());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(worker_threads(cli.worker_threads, available))
         .enable_all()
         .build()
     {
@@ -226,5 +251,20 @@ mod tests {
         ] {
             Cli::try_parse_from(run.iter().chain(good)).unwrap_or_else(|e| panic!("{good:?}: {e}"));
         }
+    }
+
+    #[test]
+    fn worker_threads_follow_the_cpus_up_to_four_unless_the_flag_says() {
+        assert_eq!(worker_threads(None, Some(2)), 2);
+        assert_eq!(worker_threads(None, Some(64)), DEFAULT_WORKER_THREADS_MAX);
+        assert_eq!(worker_threads(None, None), 1);
+        assert_eq!(worker_threads(Some(16), Some(2)), 16);
+        for bad in ["0", "65", "many"] {
+            let err =
+                Cli::try_parse_from(["freshet", "status", "--worker-threads", bad]).expect_err(bad);
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{bad}");
+        }
+        let cli = Cli::try_parse_from(["freshet", "--worker-threads", "8", "status"]).unwrap();
+        assert_eq!(cli.worker_threads, Some(8));
     }
 }
