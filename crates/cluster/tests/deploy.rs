@@ -147,7 +147,13 @@ async fn apply_k_deploy_installs_the_cronjob_and_its_service_account_can_refresh
         "{second:#?}"
     );
     let pods: Api<Pod> = Api::namespaced(sa.clone(), NS);
-    let listed = pods.list(&ListParams::default()).await.unwrap();
+    // The restart replaces the pod: wait for one to exist (the list itself must
+    // be allowed at every try).
+    let pod = freshet_testbed::wait::wait_for("a pod of web", || async {
+        let listed = pods.list(&ListParams::default()).await.unwrap();
+        listed.items.first()?.metadata.name.clone()
+    })
+    .await;
     let nodes: Api<Node> = Api::all(sa.clone());
     assert_eq!(
         nodes
@@ -166,7 +172,6 @@ async fn apply_k_deploy_installs_the_cronjob_and_its_service_account_can_refresh
         .list(&ListParams::default())
         .await
         .unwrap();
-    let pod = listed.items[0].metadata.name.clone().unwrap();
     assert!(
         pods.delete(&pod, &DeleteParams::default())
             .await

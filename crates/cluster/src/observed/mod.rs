@@ -7,7 +7,7 @@
 //! per list), each page deserialised into the slim shapes of [`slim`] (no
 //! `managedFields`, no status freshet does not read). Pods are read first, and of
 //! the ReplicaSets and Jobs only those a pod names as its controller are kept
-//! ([`PodOwners`]). A list the ServiceAccount may
+//! (`PodOwners`). A list the ServiceAccount may
 //! not read (403) becomes a warning naming the missing RBAC, never a failed pass:
 //! decisions that need those facts then say "no pods" or "node not listed", which
 //! the core explains. A registry webhook's focused pass reads by the workloads'
@@ -382,7 +382,10 @@ impl Reader {
                 if !wanted.contains(ns) {
                     continue;
                 }
-                match self.owners_of_pods(resource, ns, None, &owners).await {
+                match self
+                    .intermediates_matching(resource, ns, None, Some(&owners))
+                    .await
+                {
                     Ok(list) => out.intermediates.extend(list),
                     Err(e) => out.warnings.push(warning(ns, &e)),
                 }
@@ -406,24 +409,6 @@ impl Reader {
             let meta = kube::Resource::meta(&o);
             let ns = meta.namespace.as_deref()?;
             (namespaces.contains(ns) && owners.names(ns, resource.kind, meta.name.as_deref()?))
-                .then(|| o.into_fact(resource.kind))
-        })
-        .await
-    }
-
-    /// The ReplicaSets or Jobs (`resource`) of `namespace` that `labels` matches
-    /// (all with `None`) and a pod names as its controller ([`PodOwners`]).
-    async fn owners_of_pods(
-        &self,
-        resource: Resource,
-        namespace: &str,
-        labels: Option<&str>,
-        owners: &PodOwners<'_>,
-    ) -> Result<Vec<Intermediate>, ObservedError> {
-        self.list_keeping(resource, Some(namespace), labels, |o: slim::SlimOwned| {
-            let name = kube::Resource::meta(&o).name.as_deref()?;
-            owners
-                .names(namespace, resource.kind, name)
                 .then(|| o.into_fact(resource.kind))
         })
         .await
@@ -479,16 +464,21 @@ impl Reader {
             .await
     }
 
-    /// The ReplicaSets or Jobs of `namespace` that `labels` (a label selector)
-    /// matches (all of them with `None`).
+    /// The ReplicaSets or Jobs (`resource`) of `namespace` that `labels` (a label
+    /// selector) matches and, given `owners`, a pod names as its controller
+    /// ([`PodOwners`]); `None` for either: no such filter.
     async fn intermediates_matching(
         &self,
         resource: Resource,
         namespace: &str,
         labels: Option<&str>,
+        owners: Option<&PodOwners<'_>>,
     ) -> Result<Vec<Intermediate>, ObservedError> {
         self.list_keeping(resource, Some(namespace), labels, |o: slim::SlimOwned| {
-            Some(o.into_fact(resource.kind))
+            let name = kube::Resource::meta(&o).name.as_deref()?;
+            owners
+                .is_none_or(|owners| owners.names(namespace, resource.kind, name))
+                .then(|| o.into_fact(resource.kind))
         })
         .await
     }

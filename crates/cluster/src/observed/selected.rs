@@ -70,7 +70,7 @@ impl Reader {
                 continue;
             };
             match self
-                .intermediates_matching(REPLICASETS, ns, Some(replicasets))
+                .intermediates_matching(REPLICASETS, ns, Some(replicasets), None)
                 .await
             {
                 Ok(items) => {

@@ -8,10 +8,11 @@
 //! [`super::slim`] shapes and bounds the one-shot reader uses), and how a pass's
 //! [`Observed`] is cut from them: only the namespaces of the workloads the pass
 //! looks at, and of the ReplicaSets and Jobs only those a pod names as its
-//! controller ([`PodOwners`]). A watcher whose list fails (a 403 names the missing RBAC, as the
-//! one-shot reader does) becomes a warning on the workloads it concerns, never a
-//! failed pass, and never a wait longer than [`SYNC_TIMEOUT`]. Must not decide
-//! anything nor write.
+//! controller (`PodOwners`). A ReplicaSet scaled to zero with no pods left is not
+//! kept at all (most of a cluster's are: old revisions). A watcher whose list fails
+//! (a 403 names the missing RBAC, as the one-shot reader does) becomes a warning on
+//! the workloads it concerns, never a failed pass, and never a wait longer than
+//! [`SYNC_TIMEOUT`]. Must not decide anything nor write.
 
 use std::collections::BTreeSet;
 
