@@ -324,7 +324,7 @@ impl Metrics {
 mod tests {
     use super::*;
     use crate::report::WorkloadReport;
-    use freshet_core::refresh::{Streak, Timestamp};
+    use freshet_core::refresh::Streak;
 
     fn workload(name: &str, status: Status, failing: Option<u32>) -> WorkloadReport {
         let failure = failing.map(|count| Streak {
@@ -333,35 +333,18 @@ mod tests {
             message: "connection refused".into(),
         });
         WorkloadReport {
-            kind: "Deployment",
-            namespace: "team".into(),
-            name: name.into(),
-            status,
-            changes: Vec::new(),
-            baselines: Vec::new(),
-            warnings: Vec::new(),
             transient: failure
                 .clone()
                 .into_iter()
                 .filter(|f| f.count < 3)
                 .collect(),
             escalations: failure.into_iter().filter(|f| f.count >= 3).collect(),
-            written: status != Status::NotDue,
-            next_due: None,
-            error: None,
-            notices: Vec::new(),
-            held: false,
+            ..crate::report::fixtures::workload(name, status, status != Status::NotDue)
         }
     }
 
     fn report(workloads: Vec<WorkloadReport>) -> PassReport {
-        PassReport {
-            dry_run: false,
-            at: Timestamp::parse("2026-11-23T10:00:00Z").unwrap(),
-            images: 1,
-            workloads,
-            requests: Default::default(),
-        }
+        crate::report::fixtures::pass(false, "2026-11-23T10:00:00Z", workloads)
     }
 
     #[test]

@@ -104,12 +104,13 @@ pub struct WorkloadReport {
 }
 
 impl WorkloadReport {
-    /// An empty report of `w` with `status`.
-    pub fn new(w: &ReadWorkload, status: Status) -> Self {
+    /// An empty report of the `kind` `namespace/name` with `status`: nothing
+    /// changed, written or held.
+    pub fn named(kind: &'static str, namespace: String, name: String, status: Status) -> Self {
         WorkloadReport {
-            kind: kind_name(w.workload.kind),
-            namespace: w.workload.namespace.clone(),
-            name: w.workload.name.clone(),
+            kind,
+            namespace,
+            name,
             status,
             changes: Vec::new(),
             baselines: Vec::new(),
@@ -120,7 +121,20 @@ impl WorkloadReport {
             next_due: None,
             error: None,
             notices: Vec::new(),
+            held: false,
+        }
+    }
+
+    /// An empty report of `w` with `status`.
+    pub fn new(w: &ReadWorkload, status: Status) -> Self {
+        WorkloadReport {
             held: holds_something(w.workload.annotations.get(HOLD).map(String::as_str)),
+            ..Self::named(
+                kind_name(w.workload.kind),
+                w.workload.namespace.clone(),
+                w.workload.name.clone(),
+                status,
+            )
         }
     }
 
@@ -387,20 +401,8 @@ pub(crate) mod fixtures {
     /// A Deployment `team/<name>` with `status`, nothing else in it.
     pub(crate) fn workload(name: &str, status: Status, written: bool) -> WorkloadReport {
         WorkloadReport {
-            kind: "Deployment",
-            namespace: "team".into(),
-            name: name.into(),
-            status,
-            changes: Vec::new(),
-            baselines: Vec::new(),
-            warnings: Vec::new(),
-            transient: Vec::new(),
-            escalations: Vec::new(),
             written,
-            next_due: None,
-            error: None,
-            notices: Vec::new(),
-            held: false,
+            ..WorkloadReport::named("Deployment", "team".into(), name.into(), status)
         }
     }
 

@@ -88,20 +88,5 @@ pub const KIND: &str = "Application";
 
 /// An empty report of `app` with `status`.
 pub fn report(app: &App, status: Status) -> WorkloadReport {
-    WorkloadReport {
-        kind: KIND,
-        namespace: app.namespace.clone(),
-        name: app.name.clone(),
-        status,
-        changes: Vec::new(),
-        baselines: Vec::new(),
-        warnings: Vec::new(),
-        transient: Vec::new(),
-        escalations: Vec::new(),
-        written: false,
-        next_due: None,
-        error: None,
-        notices: Vec::new(),
-        held: false,
-    }
+    WorkloadReport::named(KIND, app.namespace.clone(), app.name.clone(), status)
 }

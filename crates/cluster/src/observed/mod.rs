@@ -341,43 +341,39 @@ impl Reader {
         // Many namespaces: one paged list across all of them per resource (kept
         // items filtered page by page), instead of one list per namespace. Without
         // cluster-wide read access (RoleBindings per namespace), per namespace.
-        if namespaces.len() > CLUSTER_WIDE_FROM {
-            if let Ok(pods) = self
+        let across = namespaces.len() > CLUSTER_WIDE_FROM;
+        if across
+            && let Ok(pods) = self
                 .across(PODS, &namespaces, slim::SlimPod::into_fact)
                 .await
-            {
-                out.pods = pods;
-                out.pods_read = namespaces.iter().map(|n| (*n).to_owned()).collect();
+        {
+            out.pods = pods;
+            out.pods_read = namespaces.iter().map(|n| (*n).to_owned()).collect();
+        }
+        for ns in &namespaces {
+            if out.pods_read.contains(*ns) {
+                continue;
             }
-            let owners = PodOwners::of(&out.pods);
-            for (wanted, resource) in [(&mut rs, REPLICASETS), (&mut jobs, JOBS)] {
-                if wanted.is_empty() {
-                    continue;
+            match self.pods(Some(ns)).await {
+                Ok(pods) => {
+                    out.pods.extend(pods);
+                    out.pods_read.insert((*ns).to_owned());
                 }
-                if let Ok(list) = self.owners_across(resource, wanted, &owners).await {
-                    out.intermediates.extend(list);
-                    wanted.clear();
-                }
+                Err(e) => out.warnings.push(warning(ns, &e)),
             }
         }
-        for ns in namespaces {
-            let mut ns_pods = Vec::new();
-            if !out.pods_read.contains(ns) {
-                match self.pods(Some(ns)).await {
-                    Ok(pods) => {
-                        ns_pods = pods;
-                        out.pods_read.insert(ns.to_owned());
-                    }
-                    Err(e) => out.warnings.push(warning(ns, &e)),
-                }
+        // Pods first: of their owners, only those a pod names are kept.
+        let owners = PodOwners::of(&out.pods);
+        for (wanted, resource) in [(&mut rs, REPLICASETS), (&mut jobs, JOBS)] {
+            if !across || wanted.is_empty() {
+                continue;
             }
-            // The owners the pods of `ns` name (read now, or in the list across
-            // namespaces above).
-            let owners = PodOwners::of(if ns_pods.is_empty() {
-                &out.pods
-            } else {
-                &ns_pods
-            });
+            if let Ok(list) = self.owners_across(resource, wanted, &owners).await {
+                out.intermediates.extend(list);
+                wanted.clear();
+            }
+        }
+        for ns in &namespaces {
             for (wanted, resource) in [(&rs, REPLICASETS), (&jobs, JOBS)] {
                 if !wanted.contains(ns) {
                     continue;
@@ -390,9 +386,8 @@ impl Reader {
                     Err(e) => out.warnings.push(warning(ns, &e)),
                 }
             }
-            drop(owners);
-            out.pods.append(&mut ns_pods);
         }
+        drop(owners);
         out.by_namespace()
     }
 
